@@ -1,0 +1,233 @@
+// config.json → ModelConfig. Every architecture-specific fact lives in the ARCHITECTURES table;
+// the rest of ctx reads only the normalised ModelConfig.
+
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtxError, fsError } from '../errors.js';
+
+export type ArchName = 'qwen2' | 'llama' | 'mistral';
+
+/** What differs between the decoder-only architectures ctx runs. */
+interface ArchSpec {
+  /** q/k/v projections carry a bias (Qwen2) unless config says otherwise (`attention_bias`). */
+  qkvBias: boolean;
+  /** HF class names that map to this architecture. */
+  classes: string[];
+}
+
+export const ARCHITECTURES: Record<ArchName, ArchSpec> = {
+  qwen2: { qkvBias: true, classes: ['Qwen2ForCausalLM'] },
+  llama: { qkvBias: false, classes: ['LlamaForCausalLM'] },
+  mistral: { qkvBias: false, classes: ['MistralForCausalLM'] },
+};
+
+/** The model's own RoPE scaling from config.json (`rope_scaling`). */
+export type ModelRopeScaling =
+  | { type: 'linear'; factor: number }
+  | { type: 'dynamic'; factor: number }
+  | { type: 'yarn'; factor: number; originalMaxPositions: number; betaFast: number; betaSlow: number; attentionFactor?: number }
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+
+/** Activation Beacon settings (ALGORITHMS.md §1.7), normalised over the v1 and v3 config keys. */
+export interface BeaconConfig {
+  /** v3 = interleave recipe (FlagEmbedding src/), v1 = append recipe (FlagEmbedding old/). */
+  version: 'v1' | 'v3';
+  pos: 'interleave' | 'append';
+  attn: 'full-coverage' | 'step-expansion' | 'segmentation';
+  window: number;
+  stride: number;
+  ratios: number[];
+  /** e.g. "adapt-1024", "step-random", "instance-random". */
+  ratioMix: string;
+  /** Which beacon projections exist: subset of q, k, v, o. */
+  param: string[];
+  sinkSize: number;
+  attendPrev: boolean;
+}
+
+export interface ModelConfig {
+  arch: ArchName;
+  vocabSize: number;
+  hiddenSize: number;
+  intermediateSize: number;
+  numLayers: number;
+  numHeads: number;
+  numKvHeads: number;
+  headDim: number;
+  rmsNormEps: number;
+  ropeTheta: number;
+  ropeScaling: ModelRopeScaling | null;
+  /** Native window: max_position_embeddings (before any rope scaling). */
+  maxPositions: number;
+  tieWordEmbeddings: boolean;
+  qkvBias: boolean;
+  bosTokenId: number | null;
+  eosTokenIds: number[];
+  beacon: BeaconConfig | null;
+}
+
+type Json = Record<string, unknown>;
+
+function num(cfg: Json, key: string, path: string, fallback?: number): number {
+  const v = cfg[key];
+  if (typeof v === 'number' && Number.isFinite(v)) return v;
+  if (v === undefined || v === null) {
+    if (fallback !== undefined) return fallback;
+    throw new CtxError('model', `config.json has no "${key}"`, { path });
+  }
+  throw new CtxError('model', `config.json "${key}" is not a number`, { path });
+}
+
+function positiveInt(cfg: Json, key: string, path: string, fallback?: number): number {
+  const v = num(cfg, key, path, fallback);
+  if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) {
+    throw new CtxError('model', `config.json "${key}" must be a positive integer, got ${v}`, { path });
+  }
+  return v;
+}
+
+function resolveArch(cfg: Json, path: string): ArchName {
+  const type = typeof cfg.model_type === 'string' ? cfg.model_type : undefined;
+  if (type && type in ARCHITECTURES) return type as ArchName;
+  const classes = Array.isArray(cfg.architectures) ? (cfg.architectures as unknown[]) : [];
+  for (const [name, spec] of Object.entries(ARCHITECTURES)) {
+    if (classes.some((c) => spec.classes.includes(String(c)))) return name as ArchName;
+  }
+  const what = type ?? (classes.length ? String(classes[0]) : 'no model_type');
+  throw new CtxError('model', `unsupported architecture "${what}" (ctx runs ${Object.keys(ARCHITECTURES).join(', ')})`, { path });
+}
+
+function parseRopeScaling(cfg: Json, path: string): ModelRopeScaling | null {
+  const rs = cfg.rope_scaling as Json | null | undefined;
+  if (!rs) return null;
+  const type = String(rs.rope_type ?? rs.type ?? '');
+  const factor = num(rs, 'factor', path, 1);
+  switch (type) {
+    case 'default':
+      return null;
+    case 'linear':
+      return { type: 'linear', factor };
+    case 'dynamic':
+      return { type: 'dynamic', factor };
+    case 'yarn':
+      return {
+        type: 'yarn',
+        factor,
+        originalMaxPositions: num(rs, 'original_max_position_embeddings', path, num(cfg, 'max_position_embeddings', path)),
+        betaFast: num(rs, 'beta_fast', path, 32),
+        betaSlow: num(rs, 'beta_slow', path, 1),
+        attentionFactor: typeof rs.attention_factor === 'number' ? rs.attention_factor : undefined,
+      };
+    case 'llama3':
+      return {
+        type: 'llama3',
+        factor,
+        lowFreqFactor: num(rs, 'low_freq_factor', path, 1),
+        highFreqFactor: num(rs, 'high_freq_factor', path, 4),
+        originalMaxPositions: num(rs, 'original_max_position_embeddings', path, 8192),
+      };
+    default:
+      throw new CtxError('model', `unsupported rope_scaling type "${type}"`, { path });
+  }
+}
+
+function parseBeacon(cfg: Json, path: string): BeaconConfig | null {
+  if (cfg.beacon_window === undefined) return null;
+  const window = positiveInt(cfg, 'beacon_window', path);
+  // v1 configs carry `beacon_stride` as a list and no `beacon_pos`.
+  const strideRaw = cfg.beacon_stride;
+  const stride = Array.isArray(strideRaw) ? Number(strideRaw[0]) : typeof strideRaw === 'number' ? strideRaw : window;
+  const version: 'v1' | 'v3' = cfg.beacon_pos === undefined ? 'v1' : 'v3';
+  const pos = (cfg.beacon_pos ?? 'append') as BeaconConfig['pos'];
+  const attn = (cfg.beacon_attn ?? (version === 'v3' ? 'full-coverage' : 'step-expansion')) as BeaconConfig['attn'];
+  const ratiosRaw = cfg.beacon_ratio;
+  const ratios = (Array.isArray(ratiosRaw) ? ratiosRaw : [ratiosRaw ?? 8]).map(Number);
+  const param = Array.isArray(cfg.beacon_param) ? cfg.beacon_param.map(String) : ['q', 'k', 'v'];
+  if (!['interleave', 'append'].includes(pos)) throw new CtxError('model', `unsupported beacon_pos "${pos}"`, { path });
+  if (!['full-coverage', 'step-expansion', 'segmentation'].includes(attn)) {
+    throw new CtxError('model', `unsupported beacon_attn "${attn}"`, { path });
+  }
+  if (!Number.isInteger(stride) || stride <= 0 || stride > window) {
+    throw new CtxError('model', `beacon_stride ${stride} must be in 1..beacon_window (${window})`, { path });
+  }
+  if (pos === 'interleave' && stride !== window) {
+    throw new CtxError('model', `interleaved beacons need beacon_stride == beacon_window (got ${stride} and ${window})`, { path });
+  }
+  for (const r of ratios) {
+    if (!Number.isInteger(r) || r < 0 || (r > 0 && stride % r !== 0)) {
+      throw new CtxError('model', `beacon_ratio ${r} must divide beacon_stride ${stride}`, { path });
+    }
+  }
+  return {
+    version,
+    pos,
+    attn,
+    window,
+    stride,
+    ratios,
+    ratioMix: String(cfg.beacon_ratio_mix ?? 'adapt-1024'),
+    param,
+    sinkSize: typeof cfg.beacon_sink_size === 'number' ? cfg.beacon_sink_size : 0,
+    attendPrev: Boolean(cfg.beacon_attend_prev ?? cfg.beacon_attend_previous ?? true),
+  };
+}
+
+/** Parses an already-loaded config.json object. `path` is only used in error messages. */
+export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
+  const arch = resolveArch(cfg, path);
+  const hiddenSize = positiveInt(cfg, 'hidden_size', path);
+  const numHeads = positiveInt(cfg, 'num_attention_heads', path);
+  const numKvHeads = positiveInt(cfg, 'num_key_value_heads', path, numHeads);
+  const headDim = positiveInt(cfg, 'head_dim', path, hiddenSize / numHeads);
+  if (numHeads % numKvHeads !== 0) {
+    throw new CtxError('model', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`, { path });
+  }
+  if (headDim % 2 !== 0) throw new CtxError('model', `head_dim ${headDim} must be even for RoPE`, { path });
+  const act = cfg.hidden_act ?? 'silu';
+  if (act !== 'silu') throw new CtxError('model', `unsupported hidden_act "${String(act)}" (ctx runs silu)`, { path });
+  const eos = cfg.eos_token_id;
+  const eosTokenIds = Array.isArray(eos) ? eos.map(Number) : typeof eos === 'number' ? [eos] : [];
+  const qkvBias = typeof cfg.attention_bias === 'boolean' ? cfg.attention_bias : ARCHITECTURES[arch].qkvBias;
+  return {
+    arch,
+    vocabSize: positiveInt(cfg, 'vocab_size', path),
+    hiddenSize,
+    intermediateSize: positiveInt(cfg, 'intermediate_size', path),
+    numLayers: positiveInt(cfg, 'num_hidden_layers', path),
+    numHeads,
+    numKvHeads,
+    headDim,
+    rmsNormEps: num(cfg, 'rms_norm_eps', path, 1e-6),
+    ropeTheta: num(cfg, 'rope_theta', path, 10000),
+    ropeScaling: parseRopeScaling(cfg, path),
+    maxPositions: positiveInt(cfg, 'max_position_embeddings', path),
+    tieWordEmbeddings: Boolean(cfg.tie_word_embeddings ?? false),
+    qkvBias,
+    bosTokenId: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : null,
+    eosTokenIds,
+    beacon: parseBeacon(cfg, path),
+  };
+}
+
+export function readModelConfig(dir: string): ModelConfig {
+  const path = join(dir, 'config.json');
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw fsError(e, path, 'model');
+  }
+  let cfg: unknown;
+  try {
+    cfg = JSON.parse(text);
+  } catch (e) {
+    throw new CtxError('model', `not valid JSON (${(e as Error).message})`, { path });
+  }
+  if (!cfg || typeof cfg !== 'object' || Array.isArray(cfg)) throw new CtxError('model', 'not a JSON object', { path });
+  return parseModelConfig(cfg as Json, path);
+}
+
+/** KV bytes one token costs across all layers at `bytesPerValue` (4 for float32, 2 for bf16). */
+export function kvBytesPerToken(c: ModelConfig, bytesPerValue = 4): number {
+  return 2 * c.numLayers * c.numKvHeads * c.headDim * bytesPerValue;
+}

@@ -1,0 +1,115 @@
+// A model folder's weights: one model.safetensors, or shards listed by model.safetensors.index.json.
+// Tensors are read lazily by name; nothing is loaded until a backend asks for it.
+
+import { createHash } from 'node:crypto';
+import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { CtxError, fsError } from '../errors.js';
+import { readTensorBytes, SafetensorsFile, toFloat32, type TensorInfo } from './safetensors.js';
+
+export class WeightStore {
+  readonly dir: string;
+  readonly files: SafetensorsFile[];
+  private readonly byName = new Map<string, TensorInfo>();
+
+  private constructor(dir: string, files: SafetensorsFile[]) {
+    this.dir = dir;
+    this.files = files;
+    for (const f of files) {
+      for (const [name, info] of f.tensors) {
+        if (this.byName.has(name)) throw new CtxError('model', `tensor "${name}" appears in two shards`, { path: f.path });
+        this.byName.set(name, info);
+      }
+    }
+  }
+
+  static open(dir: string): WeightStore {
+    const index = join(dir, 'model.safetensors.index.json');
+    if (existsSync(index)) {
+      let map: Record<string, string>;
+      try {
+        const parsed = JSON.parse(readFileSync(index, 'utf8'));
+        map = parsed.weight_map;
+        if (!map || typeof map !== 'object') throw new Error('no "weight_map" object');
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code) throw fsError(e, index, 'model');
+        throw new CtxError('model', `invalid shard index (${(e as Error).message})`, { path: index });
+      }
+      const shardNames = [...new Set(Object.values(map))].sort();
+      for (const s of shardNames) {
+        if (typeof s !== 'string' || s.includes('/') || s.includes('\\') || s.startsWith('.')) {
+          throw new CtxError('model', `shard name ${JSON.stringify(s)} is not a plain file name`, { path: index });
+        }
+      }
+      const store = new WeightStore(dir, shardNames.map((s) => SafetensorsFile.open(join(dir, s))));
+      for (const [name, shard] of Object.entries(map)) {
+        const info = store.byName.get(name);
+        if (!info || !info.file.endsWith(shard)) {
+          throw new CtxError('model', `index lists tensor "${name}" in ${shard}, which does not hold it`, { path: index });
+        }
+      }
+      return store;
+    }
+    const single = join(dir, 'model.safetensors');
+    if (!existsSync(single)) {
+      throw new CtxError('model', 'no model.safetensors or model.safetensors.index.json in the model folder', { path: dir });
+    }
+    return new WeightStore(dir, [SafetensorsFile.open(single)]);
+  }
+
+  has(name: string): boolean {
+    return this.byName.has(name);
+  }
+
+  info(name: string): TensorInfo {
+    const t = this.byName.get(name);
+    if (!t) throw new CtxError('model', `the weights have no tensor "${name}"`, { path: this.dir });
+    return t;
+  }
+
+  names(): string[] {
+    return [...this.byName.keys()];
+  }
+
+  /** The tensor as float32 (converted from F16/BF16), with its shape checked when given. */
+  float32(name: string, shape?: number[]): Float32Array {
+    const t = this.info(name);
+    if (shape && (t.shape.length !== shape.length || t.shape.some((d, i) => d !== shape[i]))) {
+      throw new CtxError('model', `tensor "${name}" has shape [${t.shape}] but the config implies [${shape}]`, { path: t.file });
+    }
+    return toFloat32(t, readTensorBytes(t));
+  }
+
+  totalBytes(): number {
+    let n = 0;
+    for (const t of this.byName.values()) n += t.byteLength;
+    return n;
+  }
+
+  /**
+   * A content fingerprint of the weights, cheap even for 15 GB: sha256 over each shard's size and
+   * header plus 16 blocks of 64 KiB sampled across its data. Used in cache keys, not for integrity
+   * (downloads are verified against the registry's full sha256).
+   */
+  fingerprint(): string {
+    const h = createHash('sha256');
+    for (const f of this.files) {
+      h.update(`${statSync(f.path).size}\0`);
+      const fd = openSync(f.path, 'r');
+      try {
+        const head = Buffer.alloc(f.dataStart);
+        readSync(fd, head, 0, head.length, 0);
+        h.update(head);
+        const block = Buffer.alloc(64 * 1024);
+        const span = Math.max(0, f.fileSize - f.dataStart - block.length);
+        for (let i = 0; i < 16; i++) {
+          const n = readSync(fd, block, 0, block.length, f.dataStart + Math.floor((span * i) / 15));
+          h.update(block.subarray(0, n));
+        }
+      } finally {
+        closeSync(fd);
+      }
+    }
+    return h.digest('hex');
+  }
+}
