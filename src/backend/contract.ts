@@ -34,8 +34,9 @@ export interface RopeTable {
  * Which keys each new row attends to.
  * - `causal`: new row i sees key indices [0, M + i].
  * - `ranges`: new row i sees the union of three half-open key ranges
- *   ranges[6i .. 6i+5] = [a0, a1, b0, b1, c0, c1] (unused ranges are [0, 0)). Used by the v1
- *   beacon recipe (step-expansion / segmentation / full-coverage). A row must see at least one key.
+ *   ranges[6i .. 6i+5] = [a0, a1, b0, b1, c0, c1] (unused ranges are [0, 0)). Ranges must be
+ *   disjoint. Used by the v1 beacon recipe (step-expansion / segmentation / full-coverage). A row
+ *   must see at least one key.
  */
 export type MaskSpec = { kind: 'causal' } | { kind: 'ranges'; ranges: Int32Array };
 

@@ -1,0 +1,18 @@
+// Backend selection: the one place that knows which backends exist.
+
+import type { Model } from '../model/model.js';
+import type { Backend, BackendName, BackendOptions } from './contract.js';
+import { createReferenceBackend } from './reference/index.js';
+
+export type { Backend, BackendName, BackendOptions } from './contract.js';
+
+export const BACKENDS: BackendName[] = ['reference', 'cpu', 'cuda'];
+
+export async function createBackend(name: BackendName, model: Model, opts: BackendOptions = {}): Promise<Backend> {
+  switch (name) {
+    case 'reference':
+      return createReferenceBackend(model, opts);
+    default:
+      throw new Error(`backend "${name}" is not available yet`);
+  }
+}

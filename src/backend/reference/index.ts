@@ -1,0 +1,350 @@
+// The reference backend: the contract (../contract.ts) computed with obvious loops in float32.
+// It is the oracle every other backend is tested against, and it is how CI checks the algorithms
+// against the papers' reference code (../shared/golden) without a GPU.
+//
+// One step, for n new rows over M stored rows (T = M + n), per layer:
+//   h      = rmsNorm(x)                                  x: [n, H]
+//   q,k,v  = h Wq,k,v (+ b)   — beacon rows use the beacon projections
+//   store k (pre-RoPE), v at rows [M, T)
+//   attn_i = softmax_j(RoPE(q_i, p_i) · RoPE(k_j, p_j) / √D) v_j   over the keys row i may see
+//   x     += attn Wo          — beacon rows use beacon_o when the checkpoint has it
+//   x     += down(silu(gate(rmsNorm(x))) ⊙ up(rmsNorm(x)))
+// logits = rmsNorm(x[logitRows]) Wlm.
+
+import type { Model } from '../../model/model.js';
+import { BEACON_EMBED, EMBED, FINAL_NORM, layerTensors, lmHeadName, type ProjNames } from '../../model/model.js';
+import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
+import { visibleKeys } from '../contract.js';
+import { cosine, selectedSet, selectionBounds, topKBySoftVote } from '../select.js';
+import { linear, rmsNorm, ropeInPlace, silu, softmaxInPlace } from './math.js';
+
+interface Proj {
+  w: Float32Array;
+  b?: Float32Array;
+}
+
+interface LayerWeights {
+  inputNorm: Float32Array;
+  postNorm: Float32Array;
+  q: Proj;
+  k: Proj;
+  v: Proj;
+  o: Proj;
+  gate: Float32Array;
+  up: Float32Array;
+  down: Float32Array;
+  beacon?: { q: Proj; k: Proj; v: Proj; o: Proj };
+}
+
+export class ReferenceBackend implements Backend {
+  readonly name = 'reference' as const;
+  readonly numeric = 'f32';
+  readonly model: Model;
+  readonly kvBytesPerRow: number;
+  readonly embed: Float32Array;
+  readonly beaconEmbed?: Float32Array;
+  readonly finalNorm: Float32Array;
+  readonly lmHead: Float32Array;
+  readonly layers: LayerWeights[];
+
+  constructor(model: Model) {
+    const c = model.config;
+    const w = model.weights;
+    this.model = model;
+    this.kvBytesPerRow = 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
+    this.embed = w.float32(EMBED);
+    this.beaconEmbed = c.beacon ? w.float32(BEACON_EMBED) : undefined;
+    this.finalNorm = w.float32(FINAL_NORM);
+    const head = lmHeadName(model);
+    this.lmHead = head === EMBED ? this.embed : w.float32(head);
+    const cache = new Map<string, Float32Array>();
+    const get = (name: string) => {
+      let t = cache.get(name);
+      if (!t) cache.set(name, (t = w.float32(name)));
+      return t;
+    };
+    const proj = (p: ProjNames): Proj => ({ w: get(p.weight), b: p.bias ? get(p.bias) : undefined });
+    this.layers = [];
+    for (let i = 0; i < c.numLayers; i++) {
+      const t = layerTensors(model, i);
+      this.layers.push({
+        inputNorm: get(t.inputNorm),
+        postNorm: get(t.postNorm),
+        q: proj(t.q),
+        k: proj(t.k),
+        v: proj(t.v),
+        o: proj(t.o),
+        gate: get(t.gate),
+        up: get(t.up),
+        down: get(t.down),
+        beacon: t.beacon ? { q: proj(t.beacon.q), k: proj(t.beacon.k), v: proj(t.beacon.v), o: proj(t.beacon.o) } : undefined,
+      });
+    }
+  }
+
+  newSequence(): Sequence {
+    return new ReferenceSequence(this);
+  }
+
+  async dispose(): Promise<void> {}
+}
+
+export async function createReferenceBackend(model: Model, _opts: BackendOptions = {}): Promise<Backend> {
+  return new ReferenceBackend(model);
+}
+
+/** Per-layer growable KV storage: rows of kvDim floats. */
+class KvStore {
+  data: Float32Array;
+  constructor(readonly kvDim: number) {
+    this.data = new Float32Array(kvDim * 64);
+  }
+  reserve(rows: number): void {
+    if (rows * this.kvDim <= this.data.length) return;
+    let cap = this.data.length / this.kvDim;
+    while (cap < rows) cap *= 2;
+    const next = new Float32Array(cap * this.kvDim);
+    next.set(this.data);
+    this.data = next;
+  }
+}
+
+class ReferenceSequence implements Sequence {
+  private rows = 0;
+  private readonly keys: KvStore[];
+  private readonly values: KvStore[];
+  private selectCache: Array<{ qbar: Float32Array; top: Int32Array } | null>;
+
+  constructor(private readonly b: ReferenceBackend) {
+    const c = b.model.config;
+    const kvDim = c.numKvHeads * c.headDim;
+    this.keys = Array.from({ length: c.numLayers }, () => new KvStore(kvDim));
+    this.values = Array.from({ length: c.numLayers }, () => new KvStore(kvDim));
+    this.selectCache = Array.from({ length: c.numLayers }, () => null);
+  }
+
+  get length(): number {
+    return this.rows;
+  }
+
+  kvBytes(): number {
+    return this.rows * this.b.kvBytesPerRow;
+  }
+
+  async step(req: StepRequest): Promise<StepResult> {
+    const c = this.b.model.config;
+    const H = c.hiddenSize;
+    const D = c.headDim;
+    const Hq = c.numHeads;
+    const Hkv = c.numKvHeads;
+    const qDim = Hq * D;
+    const kvDim = Hkv * D;
+    const n = req.tokens.length;
+    const M = this.rows;
+    const T = M + n;
+    const isBeacon = (i: number) => (req.beacon ? req.beacon[i] === 1 : false);
+
+    // x [n, H]: token embeddings; beacon rows take the single beacon embedding row.
+    const x = new Float32Array(n * H);
+    for (let i = 0; i < n; i++) {
+      if (isBeacon(i)) {
+        if (!this.b.beaconEmbed) throw new Error('beacon row requested but the model has no beacon embedding');
+        x.set(this.b.beaconEmbed, i * H);
+      } else {
+        const id = req.tokens[i];
+        if (id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} outside the vocabulary (${c.vocabSize})`);
+        x.set(this.b.embed.subarray(id * H, (id + 1) * H), i * H);
+      }
+    }
+
+    const h = new Float32Array(n * H);
+    const q = new Float32Array(n * qDim);
+    const attn = new Float32Array(n * qDim);
+    const gate = new Float32Array(c.intermediateSize);
+    const up = new Float32Array(c.intermediateSize);
+    const mlpOut = new Float32Array(H);
+    const rowOut = new Float32Array(H);
+    const selection: Int32Array[] = [];
+
+    for (let l = 0; l < c.numLayers; l++) {
+      const L = this.b.layers[l];
+      const K = this.keys[l];
+      const V = this.values[l];
+      K.reserve(T);
+      V.reserve(T);
+
+      // Projections, row by row so beacon rows can use their own weights.
+      rmsNorm(x, n, H, L.inputNorm, c.rmsNormEps, h);
+      for (let i = 0; i < n; i++) {
+        const p = isBeacon(i) ? L.beacon! : L;
+        const hi = h.subarray(i * H, (i + 1) * H);
+        linear(hi, 1, H, p.q.w, p.q.b, qDim, q, i * qDim);
+        linear(hi, 1, H, p.k.w, p.k.b, kvDim, K.data, (M + i) * kvDim);
+        linear(hi, 1, H, p.v.w, p.v.b, kvDim, V.data, (M + i) * kvDim);
+      }
+
+      // Which keys each row sees and at which positions.
+      let keyRows: Int32Array; // keys in play, ascending key index
+      let keyPos: Int32Array; // their RoPE positions
+      let queryPos: Int32Array; // [n]
+      let seenBy: (i: number, seen: Int32Array) => number; // fills indices into keyRows, returns count
+      if (req.select) {
+        const S = this.selectRows(l, req, q, M, n);
+        keyRows = S;
+        if (req.reportSelection) selection.push(S);
+        keyPos = Int32Array.from(S, (_, r) => r); // compact: rank in S
+        const firstNew = S.indexOf(M); // the step's own rows are the tail of S
+        queryPos = Int32Array.from({ length: n }, (_, i) => firstNew + i);
+        seenBy = (i, seen) => {
+          let ns = 0;
+          for (let r = 0; r < S.length && S[r] <= M + i; r++) seen[ns++] = r;
+          return ns;
+        };
+      } else {
+        keyRows = Int32Array.from({ length: T }, (_, j) => j);
+        keyPos = Int32Array.from({ length: T }, (_, j) => (j < M ? j : req.positions[j - M]));
+        queryPos = req.positions;
+        const ranges: Array<[number, number]> = [];
+        seenBy = (i, seen) => {
+          const nr = visibleKeys(req.mask, M, i, ranges);
+          let ns = 0;
+          for (let r = 0; r < nr; r++) for (let j = ranges[r][0]; j < ranges[r][1]; j++) seen[ns++] = j;
+          return ns;
+        };
+      }
+
+      // Rotated keys for the keys in play: kr [keyRows.length, kvDim].
+      const nk = keyRows.length;
+      const kr = new Float32Array(nk * kvDim);
+      for (let r = 0; r < nk; r++) {
+        kr.set(K.data.subarray(keyRows[r] * kvDim, (keyRows[r] + 1) * kvDim), r * kvDim);
+        for (let g = 0; g < Hkv; g++) ropeInPlace(kr, r * kvDim + g * D, D, keyPos[r], req.rope.invFreq, req.rope.scale);
+      }
+
+      // Attention per row and head (GQA: head hq uses KV head hq / (Hq/Hkv)).
+      const scale = 1 / Math.sqrt(D);
+      const group = Hq / Hkv;
+      const scores = new Float64Array(nk);
+      const seen = new Int32Array(nk);
+      const qi = new Float32Array(qDim);
+      for (let i = 0; i < n; i++) {
+        const ns = seenBy(i, seen);
+        qi.set(q.subarray(i * qDim, (i + 1) * qDim));
+        for (let hq = 0; hq < Hq; hq++) ropeInPlace(qi, hq * D, D, queryPos[i], req.rope.invFreq, req.rope.scale);
+        for (let hq = 0; hq < Hq; hq++) {
+          const kvo = Math.floor(hq / group) * D;
+          for (let s = 0; s < ns; s++) {
+            const ko = seen[s] * kvDim + kvo;
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += qi[hq * D + d] * kr[ko + d];
+            scores[s] = dot * scale;
+          }
+          softmaxInPlace(scores, ns);
+          const out = i * qDim + hq * D;
+          for (let d = 0; d < D; d++) {
+            let acc = 0;
+            for (let s = 0; s < ns; s++) acc += scores[s] * V.data[keyRows[seen[s]] * kvDim + kvo + d];
+            attn[out + d] = acc;
+          }
+        }
+      }
+
+      // Output projection and MLP, residuals.
+      for (let i = 0; i < n; i++) {
+        const o = isBeacon(i) ? L.beacon!.o : L.o;
+        linear(attn.subarray(i * qDim, (i + 1) * qDim), 1, qDim, o.w, o.b, H, rowOut);
+        for (let d = 0; d < H; d++) x[i * H + d] += rowOut[d];
+      }
+      rmsNorm(x, n, H, L.postNorm, c.rmsNormEps, h);
+      for (let i = 0; i < n; i++) {
+        const hi = h.subarray(i * H, (i + 1) * H);
+        linear(hi, 1, H, L.gate, undefined, c.intermediateSize, gate);
+        linear(hi, 1, H, L.up, undefined, c.intermediateSize, up);
+        for (let j = 0; j < c.intermediateSize; j++) gate[j] = silu(gate[j]) * up[j];
+        linear(gate, 1, c.intermediateSize, L.down, undefined, H, mlpOut);
+        for (let d = 0; d < H; d++) x[i * H + d] += mlpOut[d];
+      }
+    }
+    this.rows = T;
+
+    // Logits for the rows asked.
+    const nl = req.logitRows.length;
+    const picked = new Float32Array(nl * H);
+    for (let k = 0; k < nl; k++) picked.set(x.subarray(req.logitRows[k] * H, (req.logitRows[k] + 1) * H), k * H);
+    const normed = new Float32Array(nl * H);
+    rmsNorm(picked, nl, H, this.b.finalNorm, c.rmsNormEps, normed);
+    const logits = new Float32Array(nl * c.vocabSize);
+    linear(normed, nl, H, this.b.lmHead, undefined, c.vocabSize, logits);
+    return { logits, selection: req.reportSelection ? selection : undefined };
+  }
+
+  /** TokenSelect's per-layer selected rows S (contract.ts, SelectSpec). */
+  private selectRows(l: number, req: StepRequest, q: Float32Array, M: number, n: number): Int32Array {
+    const c = this.b.model.config;
+    const spec = req.select!;
+    const T = M + n;
+    const { localStart, all } = selectionBounds(T, n, spec);
+    if (all) return Int32Array.from({ length: T }, (_, j) => j);
+    const D = c.headDim;
+    const qDim = c.numHeads * D;
+    // q̄ = mean_i RoPE(q_i, nLocal + i), per head.
+    const qbar = new Float32Array(qDim);
+    const qi = new Float32Array(qDim);
+    for (let i = 0; i < n; i++) {
+      qi.set(q.subarray(i * qDim, (i + 1) * qDim));
+      for (let hq = 0; hq < c.numHeads; hq++) ropeInPlace(qi, hq * D, D, spec.nLocal + i, req.rope.invFreq, 1);
+      for (let d = 0; d < qDim; d++) qbar[d] += qi[d] / n;
+    }
+    const cached = this.selectCache[l];
+    let top: Int32Array;
+    if (spec.reuseCosine !== null && cached && cosine(qbar, cached.qbar) >= spec.reuseCosine) {
+      top = cached.top.filter((j) => j >= spec.nInit && j < localStart);
+    } else {
+      top = topKBySoftVote(qbar, this.keys[l].data, c.numHeads, c.numKvHeads, D, spec.nInit, localStart, spec.topK);
+      this.selectCache[l] = { qbar, top };
+    }
+    return selectedSet(spec.nInit, top, localStart, T);
+  }
+
+  retain(rows: Int32Array): void {
+    for (const store of [...this.keys, ...this.values]) {
+      const kvDim = store.kvDim;
+      const next = new Float32Array(Math.max(rows.length, 64) * kvDim);
+      for (let r = 0; r < rows.length; r++) {
+        if (rows[r] < 0 || rows[r] >= this.rows) throw new Error(`retain: row ${rows[r]} outside 0..${this.rows - 1}`);
+        next.set(store.data.subarray(rows[r] * kvDim, (rows[r] + 1) * kvDim), r * kvDim);
+      }
+      store.data = next;
+    }
+    this.rows = rows.length;
+    // Cached selections index rows that may have moved; a strategy that retains never reuses them.
+    this.selectCache = this.selectCache.map(() => null);
+  }
+
+  snapshot(): SequenceSnapshot {
+    const take = (s: KvStore) => s.data.slice(0, this.rows * s.kvDim);
+    return {
+      rows: this.rows,
+      keys: this.keys.map(take),
+      values: this.values.map(take),
+      selectCache: this.selectCache.map((e) => (e ? { qbar: e.qbar.slice(), top: e.top.slice() } : null)),
+    };
+  }
+
+  restore(s: SequenceSnapshot): void {
+    const c = this.b.model.config;
+    if (s.keys.length !== c.numLayers) throw new Error(`snapshot has ${s.keys.length} layers, model has ${c.numLayers}`);
+    this.rows = s.rows;
+    this.keys.forEach((store, l) => {
+      store.data = new Float32Array(Math.max(s.rows, 64) * store.kvDim);
+      store.data.set(s.keys[l]);
+    });
+    this.values.forEach((store, l) => {
+      store.data = new Float32Array(Math.max(s.rows, 64) * store.kvDim);
+      store.data.set(s.values[l]);
+    });
+    this.selectCache = s.selectCache.map((e) => (e ? { qbar: e.qbar.slice(), top: e.top.slice() } : null));
+  }
+
+  dispose(): void {}
+}

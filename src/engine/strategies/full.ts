@@ -1,0 +1,67 @@
+// `full`: every token's KV stays; positions 0..T-1 (optionally RoPE-scaled). The baseline, and
+// the right choice whenever the document fits the model's window.
+
+import { CtxError } from '../../errors.js';
+import { concatLogits, range, runStep, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
+
+export interface FullOptions {
+  /** Prefill step size in tokens. */
+  chunk: number;
+  /** Positions the model can address (native window × RoPE scaling factor). */
+  capacity: number;
+}
+
+export class FullStrategy implements Strategy {
+  readonly name = 'full' as const;
+
+  constructor(private readonly ctx: StrategyContext, private readonly opts: FullOptions) {}
+
+  describe(): string {
+    return `full (window ${this.opts.capacity})`;
+  }
+
+  remainingCapacity(): number {
+    return this.opts.capacity - this.ctx.seq.length;
+  }
+
+  async feed(tokens: Int32Array, opts: FeedOptions = {}): Promise<Float32Array> {
+    if (tokens.length > this.remainingCapacity()) {
+      throw new CtxError(
+        'doesNotFit',
+        `full attention holds ${this.opts.capacity} tokens; ${this.ctx.seq.length + tokens.length} were needed`,
+      );
+    }
+    const parts: Float32Array[] = [];
+    const chunk = opts.decoding ? 1 : this.opts.chunk;
+    for (let s = 0; s < tokens.length; s += chunk) {
+      const piece = tokens.subarray(s, Math.min(s + chunk, tokens.length));
+      const n = piece.length;
+      const M = this.ctx.seq.length;
+      const last = s + n === tokens.length;
+      const logits = await runStep(
+        this.ctx,
+        {
+          tokens: piece,
+          positions: range(M, n),
+          mask: { kind: 'causal' },
+          logitRows: opts.allLogits ? range(0, n) : last ? Int32Array.of(n - 1) : new Int32Array(0),
+          rope: this.ctx.rope(M + n),
+        },
+        opts.signal,
+      );
+      if (logits.length) parts.push(logits);
+      opts.onStep?.(s + n);
+    }
+    return concatLogits(parts);
+  }
+
+  stats() {
+    return { totalRows: this.ctx.seq.length, consumed: this.ctx.seq.length };
+  }
+
+  saveState(): StrategyState {
+    return {};
+  }
+
+  loadState(_state: StrategyState): void {}
+}

@@ -1,0 +1,121 @@
+// Strategy options, their defaults for a given model, and the one place a strategy is built.
+
+import { CtxError } from '../../errors.js';
+import type { ModelConfig } from '../../model/config.js';
+import { ropeCapacity, type RopeScalingOptions } from '../rope.js';
+import { BeaconAppendStrategy } from './beacon-append.js';
+import { BeaconInterleaveStrategy } from './beacon-interleave.js';
+import { chooseRatio, type RatioChoice } from './beacon-ratio.js';
+import { FullStrategy } from './full.js';
+import { SelectStrategy } from './select.js';
+import { StreamStrategy } from './stream.js';
+import type { Strategy, StrategyContext, StrategyName } from './strategy.js';
+
+export type { Strategy, StrategyName } from './strategy.js';
+
+/** What a user may set (CLI flags); everything is optional and defaults per model. */
+export interface StrategyOptions {
+  strategy?: StrategyName | 'auto';
+  /** Prefill step in tokens (full, stream; select uses min(chunk, nLocal)). */
+  chunk?: number;
+  /** RoPE scaling for `full` (PI, NTK, dynamic NTK, YaRN, truncated). */
+  rope?: RopeScalingOptions | null;
+  sink?: number;
+  recent?: number;
+  nInit?: number;
+  topK?: number;
+  nLocal?: number;
+  /** TokenSelect selection reuse threshold while decoding; null disables. */
+  reuseCosine?: number | null;
+  /** Force the beacon condensing ratio instead of choosing it from the length. */
+  beaconRatio?: number;
+}
+
+/** Fully resolved parameters of one strategy (what a plan shows and a cache key includes). */
+export type ResolvedStrategy =
+  | { name: 'full'; chunk: number; capacity: number; rope: RopeScalingOptions | null }
+  | { name: 'stream'; chunk: number; sink: number; recent: number }
+  | { name: 'select'; chunk: number; nInit: number; topK: number; nLocal: number; reuseCosine: number | null }
+  | { name: 'beacon'; version: 'v1' | 'v3'; ratio: number; window: number; stride: number; ratioChoice: RatioChoice };
+
+/** Positions the beacon ratio rule works with: P × the model's own rope scaling factor. */
+export function beaconPositions(c: ModelConfig): number {
+  return ropeCapacity(c, null);
+}
+
+/**
+ * Resolves the strategy for a document of `plannedTokens` tokens (document + question; the answer
+ * reserve is added where a strategy needs it). `auto`: beacon when the model has beacon weights and
+ * the document fits its ratios, else select when it exceeds the window, else full.
+ */
+export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedTokens: number): ResolvedStrategy {
+  const P = c.maxPositions;
+  const chunk = o.chunk ?? 512;
+  const name = o.strategy && o.strategy !== 'auto' ? o.strategy : autoStrategy(c, o, plannedTokens);
+  switch (name) {
+    case 'full':
+      return { name, chunk, capacity: ropeCapacity(c, o.rope ?? null), rope: o.rope ?? null };
+    case 'stream': {
+      const sink = o.sink ?? 4;
+      const recent = o.recent ?? P - sink;
+      if (sink + recent > P) {
+        throw new CtxError('usage', `stream keeps sink ${sink} + recent ${recent} = ${sink + recent} positions; the model has ${P}`);
+      }
+      return { name, sink, recent, chunk: Math.min(chunk, recent) };
+    }
+    case 'select': {
+      const nInit = o.nInit ?? Math.min(128, Math.floor(P / 16));
+      const nLocal = o.nLocal ?? Math.min(512, Math.floor(P / 4));
+      const topK = o.topK ?? Math.min(2048, Math.floor(P / 2));
+      const sel = { name, nInit, topK, nLocal, chunk: Math.min(chunk, nLocal), reuseCosine: o.reuseCosine === undefined ? 0.9 : o.reuseCosine };
+      const reach = nInit + topK + Math.max(nLocal, sel.chunk);
+      if (reach > P) {
+        throw new CtxError('usage', `select attends to init ${nInit} + top ${topK} + local ${Math.max(nLocal, sel.chunk)} = ${reach} positions; the model has ${P}`);
+      }
+      return sel;
+    }
+    case 'beacon': {
+      const b = c.beacon;
+      if (!b) throw new CtxError('usage', 'the beacon strategy needs a beacon checkpoint (beacon_* tensors); this model has none — use --strategy select');
+      const ratioChoice = chooseRatio(b, beaconPositions(c), plannedTokens, o.beaconRatio);
+      return { name, version: b.version, ratio: ratioChoice.ratio, window: b.window, stride: b.stride, ratioChoice };
+    }
+  }
+}
+
+function autoStrategy(c: ModelConfig, o: StrategyOptions, plannedTokens: number): StrategyName {
+  if (c.beacon && chooseRatio(c.beacon, beaconPositions(c), plannedTokens, o.beaconRatio).fits) return 'beacon';
+  return plannedTokens + 256 > ropeCapacity(c, o.rope ?? null) ? 'select' : 'full';
+}
+
+export function buildStrategy(ctx: StrategyContext, r: ResolvedStrategy): Strategy {
+  const c = ctx.config;
+  switch (r.name) {
+    case 'full':
+      return new FullStrategy(ctx, { chunk: r.chunk, capacity: r.capacity });
+    case 'stream':
+      return new StreamStrategy(ctx, { sink: r.sink, recent: r.recent, chunk: r.chunk });
+    case 'select':
+      return new SelectStrategy(ctx, r);
+    case 'beacon': {
+      const b = c.beacon!;
+      const maxTokens = r.ratioChoice.maxTokens;
+      return b.pos === 'interleave'
+        ? new BeaconInterleaveStrategy(ctx, { window: b.window, ratio: r.ratio, sinkSize: b.sinkSize, maxTokens })
+        : new BeaconAppendStrategy(ctx, { window: b.window, stride: b.stride, ratio: r.ratio, attn: b.attn, attendPrev: b.attendPrev, maxTokens });
+    }
+  }
+}
+
+export function describeResolved(r: ResolvedStrategy): string {
+  switch (r.name) {
+    case 'full':
+      return `full (window ${r.capacity}${r.rope ? `, rope ${r.rope.type} ×${r.rope.factor}` : ''})`;
+    case 'stream':
+      return `stream (sink ${r.sink} + recent ${r.recent})`;
+    case 'select':
+      return `select (init ${r.nInit} + top ${r.topK} + local ${r.nLocal})`;
+    case 'beacon':
+      return `beacon ${r.version} (ratio ${r.ratio}, window ${r.window})`;
+  }
+}

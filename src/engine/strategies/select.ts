@@ -1,0 +1,76 @@
+// `select` (TokenSelect): all KV is kept; each layer attends to the first nInit tokens, the topK
+// tokens with the largest soft vote of the step's mean query, and the local window — re-numbered
+// compactly, so positions never exceed nInit + topK + local. The backend executes the per-layer
+// selection (contract.ts, SelectSpec); this strategy sets its parameters and chunks the prefill.
+
+import { concatLogits, range, runStep, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
+
+export interface SelectOptions {
+  nInit: number;
+  topK: number;
+  nLocal: number;
+  /** Prefill chunk (TokenSelect uses 512). */
+  chunk: number;
+  /** Selection reuse threshold while decoding (TokenSelect's cosine θ); null disables reuse. */
+  reuseCosine: number | null;
+}
+
+export class SelectStrategy implements Strategy {
+  readonly name = 'select' as const;
+
+  constructor(private readonly ctx: StrategyContext, private readonly opts: SelectOptions) {}
+
+  describe(): string {
+    const o = this.opts;
+    return `select (init ${o.nInit} + top ${o.topK} + local ${o.nLocal}, chunk ${o.chunk})`;
+  }
+
+  remainingCapacity(): number {
+    return Infinity;
+  }
+
+  /** Largest position a step can use: init + top-k + local (or the chunk, if larger). */
+  maxPosition(): number {
+    const o = this.opts;
+    return o.nInit + o.topK + Math.max(o.nLocal, o.chunk);
+  }
+
+  async feed(tokens: Int32Array, opts: FeedOptions = {}): Promise<Float32Array> {
+    const parts: Float32Array[] = [];
+    const chunk = opts.decoding ? 1 : this.opts.chunk;
+    const o = this.opts;
+    for (let s = 0; s < tokens.length; s += chunk) {
+      const piece = tokens.subarray(s, Math.min(s + chunk, tokens.length));
+      const n = piece.length;
+      const M = this.ctx.seq.length;
+      const last = s + n === tokens.length;
+      const logits = await runStep(
+        this.ctx,
+        {
+          tokens: piece,
+          positions: range(M, n), // ignored: positions are ranks in each layer's selection
+          mask: { kind: 'causal' },
+          select: { nInit: o.nInit, topK: o.topK, nLocal: o.nLocal, reuseCosine: opts.decoding ? o.reuseCosine : null },
+          logitRows: opts.allLogits ? range(0, n) : last ? Int32Array.of(n - 1) : new Int32Array(0),
+          rope: this.ctx.rope(this.maxPosition()),
+        },
+        opts.signal,
+      );
+      if (logits.length) parts.push(logits);
+      opts.onStep?.(s + n);
+    }
+    return concatLogits(parts);
+  }
+
+  stats() {
+    const T = this.ctx.seq.length;
+    const o = this.opts;
+    return { totalRows: T, consumed: T, attended: Math.min(T, o.nInit + o.topK + Math.max(o.nLocal, o.chunk)) };
+  }
+
+  saveState(): StrategyState {
+    return {};
+  }
+
+  loadState(_state: StrategyState): void {}
+}

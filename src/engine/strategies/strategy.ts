@@ -1,0 +1,73 @@
+// What every long-context strategy provides to the session. A strategy turns a stream of raw
+// tokens into backend steps (contract.ts): it chooses the rows of each step, their positions, the
+// mask, and which stored rows survive. It never touches a tensor.
+
+import type { RopeTable, Sequence, StepRequest } from '../../backend/contract.js';
+import type { ModelConfig } from '../../model/config.js';
+
+export type StrategyName = 'full' | 'stream' | 'select' | 'beacon';
+
+export interface FeedOptions {
+  /** Return the logits of every raw token fed (goldens, perplexity), not only the last one. */
+  allLogits?: boolean;
+  /** True while generating: one token per call (select then uses its reuse cache). */
+  decoding?: boolean;
+  /** Called after each step with the raw tokens consumed so far in this feed. */
+  onStep?: (consumed: number) => void;
+  signal?: AbortSignal;
+}
+
+/** KV rows held, by kind, for plans, progress and tests (beacon names match the golden cases). */
+export interface MemoryStats {
+  totalRows: number;
+  /** Raw tokens the strategy has consumed (document position). */
+  consumed: number;
+  [kind: string]: number;
+}
+
+/** Serializable strategy state (saved with the backend's sequence snapshot). */
+export type StrategyState = Record<string, unknown>;
+
+export interface Strategy {
+  readonly name: StrategyName;
+  /** Short description of the parameters, e.g. "beacon v3 r=8 W=2048". */
+  describe(): string;
+  /** Feeds raw tokens; returns logits [k, V]: the last token's (k = 1) or every token's. */
+  feed(tokens: Int32Array, opts?: FeedOptions): Promise<Float32Array>;
+  stats(): MemoryStats;
+  saveState(): StrategyState;
+  loadState(state: StrategyState): void;
+  /** Tokens that can still be fed before the strategy runs out of positions (Infinity if none). */
+  remainingCapacity(): number;
+}
+
+/** What a strategy is built from. */
+export interface StrategyContext {
+  seq: Sequence;
+  config: ModelConfig;
+  /** RoPE table for a step whose largest position is seqLen − 1. */
+  rope: (seqLen: number) => RopeTable;
+}
+
+export function range(start: number, n: number): Int32Array {
+  return Int32Array.from({ length: n }, (_, i) => start + i);
+}
+
+/** Runs a step and returns its logits; checks cancellation first. */
+export async function runStep(ctx: StrategyContext, req: StepRequest, signal?: AbortSignal): Promise<Float32Array> {
+  signal?.throwIfAborted();
+  const res = await ctx.seq.step(req);
+  return res.logits;
+}
+
+/** Concatenates [k_i, V] logit blocks. */
+export function concatLogits(parts: Float32Array[]): Float32Array {
+  if (parts.length === 1) return parts[0];
+  const out = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    out.set(p, o);
+    o += p.length;
+  }
+  return out;
+}
