@@ -1,0 +1,166 @@
+// Deterministic random-weight models in Hugging Face layout, for tests, fixtures and benchmarks.
+// Speed does not depend on weight values, so benchmarks use these in the shapes of real models.
+//
+//   node --import tsx tools/random-model.ts <out-dir> [--preset tiny|tiny-beacon|tiny-beacon-v1|qwen2.5-0.5b|qwen2.5-0.5b-beacon] [--seed N] [--dtype F32|F16|BF16]
+
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { writeSafetensors, type TensorToWrite } from '../src/model/safetensors-write.js';
+
+export interface RandomModelSpec {
+  arch: 'qwen2' | 'llama';
+  vocab: number;
+  hidden: number;
+  intermediate: number;
+  layers: number;
+  heads: number;
+  kvHeads: number;
+  maxPositions: number;
+  ropeTheta?: number;
+  tie?: boolean;
+  /** Beacon checkpoint: v3 (interleave) or v1 (append, q/k/v/o). */
+  beacon?: { version: 'v3' | 'v1'; window: number; stride?: number; ratios: number[]; ratioMix?: string; sinkSize?: number; attn?: string };
+  seed?: number;
+  dtype?: 'F32' | 'F16' | 'BF16';
+  bos?: number;
+  eos?: number;
+}
+
+export const PRESETS: Record<string, RandomModelSpec> = {
+  tiny: { arch: 'qwen2', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 128 },
+  'tiny-beacon': {
+    arch: 'qwen2', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 128,
+    beacon: { version: 'v3', window: 32, ratios: [2, 4, 8], ratioMix: 'adapt-64' },
+  },
+  'tiny-beacon-v1': {
+    arch: 'llama', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 128,
+    beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'step-expansion' },
+  },
+  'qwen2.5-0.5b': { arch: 'qwen2', vocab: 151936, hidden: 896, intermediate: 4864, layers: 24, heads: 14, kvHeads: 2, maxPositions: 32768, ropeTheta: 1000000, tie: true },
+  'qwen2.5-0.5b-beacon': {
+    arch: 'qwen2', vocab: 151936, hidden: 896, intermediate: 4864, layers: 24, heads: 14, kvHeads: 2, maxPositions: 32768, ropeTheta: 1000000, tie: true,
+    beacon: { version: 'v3', window: 2048, ratios: [2, 4, 8], ratioMix: 'adapt-1024' },
+  },
+};
+
+/** mulberry32: small, fast, deterministic. */
+export function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+function normal(rand: () => number, n: number, std: number): Float32Array {
+  const out = new Float32Array(n);
+  for (let i = 0; i < n; i += 2) {
+    const u = Math.max(rand(), 1e-12);
+    const v = rand();
+    const r = std * Math.sqrt(-2 * Math.log(u));
+    out[i] = r * Math.cos(2 * Math.PI * v);
+    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
+  }
+  return out;
+}
+
+export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
+  mkdirSync(dir, { recursive: true });
+  const s = spec;
+  const D = s.hidden / s.heads;
+  const rand = rng(s.seed ?? 1);
+  const lin = 1.6 / Math.sqrt(s.hidden);
+  const tensors: TensorToWrite[] = [];
+  const add = (name: string, shape: number[], data: Float32Array) => tensors.push({ name, shape, data, dtype: s.dtype });
+  const norm = (n: number) => Float32Array.from({ length: n }, () => 1 + (rand() - 0.5) * 0.5);
+  const qkvBias = s.arch === 'qwen2';
+  add('model.embed_tokens.weight', [s.vocab, s.hidden], normal(rand, s.vocab * s.hidden, 1));
+  if (s.beacon) add('model.beacon_embed_tokens.weight', [1, s.hidden], normal(rand, s.hidden, 1));
+  const projs: Array<[string, number, number]> = [['q', s.heads * D, s.hidden], ['k', s.kvHeads * D, s.hidden], ['v', s.kvHeads * D, s.hidden]];
+  for (let l = 0; l < s.layers; l++) {
+    const p = `model.layers.${l}`;
+    add(`${p}.input_layernorm.weight`, [s.hidden], norm(s.hidden));
+    add(`${p}.post_attention_layernorm.weight`, [s.hidden], norm(s.hidden));
+    const prefixes = s.beacon ? ['', 'beacon_'] : [''];
+    for (const pre of prefixes) {
+      for (const [name, out, inp] of projs) {
+        add(`${p}.self_attn.${pre}${name}_proj.weight`, [out, inp], normal(rand, out * inp, lin));
+        if (qkvBias) add(`${p}.self_attn.${pre}${name}_proj.bias`, [out], normal(rand, out, 0.2));
+      }
+    }
+    add(`${p}.self_attn.o_proj.weight`, [s.hidden, s.heads * D], normal(rand, s.hidden * s.heads * D, lin));
+    if (s.beacon?.version === 'v1') add(`${p}.self_attn.beacon_o_proj.weight`, [s.hidden, s.heads * D], normal(rand, s.hidden * s.heads * D, lin));
+    add(`${p}.mlp.gate_proj.weight`, [s.intermediate, s.hidden], normal(rand, s.intermediate * s.hidden, lin));
+    add(`${p}.mlp.up_proj.weight`, [s.intermediate, s.hidden], normal(rand, s.intermediate * s.hidden, lin));
+    add(`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate], normal(rand, s.hidden * s.intermediate, 1.6 / Math.sqrt(s.intermediate)));
+  }
+  add('model.norm.weight', [s.hidden], norm(s.hidden));
+  if (!s.tie) add('lm_head.weight', [s.vocab, s.hidden], normal(rand, s.vocab * s.hidden, 2.5 / Math.sqrt(s.hidden)));
+  writeSafetensors(join(dir, 'model.safetensors'), tensors);
+
+  const config: Record<string, unknown> = {
+    model_type: s.arch,
+    architectures: [s.arch === 'qwen2' ? 'Qwen2ForCausalLM' : 'LlamaForCausalLM'],
+    vocab_size: s.vocab,
+    hidden_size: s.hidden,
+    intermediate_size: s.intermediate,
+    num_hidden_layers: s.layers,
+    num_attention_heads: s.heads,
+    num_key_value_heads: s.kvHeads,
+    hidden_act: 'silu',
+    max_position_embeddings: s.maxPositions,
+    rms_norm_eps: 1e-6,
+    rope_theta: s.ropeTheta ?? 10000,
+    rope_scaling: null,
+    tie_word_embeddings: Boolean(s.tie),
+    bos_token_id: s.bos ?? 1,
+    eos_token_id: s.eos ?? 2,
+    torch_dtype: 'float32',
+  };
+  if (s.beacon?.version === 'v3') {
+    Object.assign(config, {
+      beacon_window: s.beacon.window,
+      beacon_stride: s.beacon.window,
+      beacon_attn: 'full-coverage',
+      beacon_ratio: s.beacon.ratios,
+      beacon_ratio_mix: s.beacon.ratioMix ?? 'adapt-1024',
+      beacon_param: ['q', 'k', 'v'],
+      beacon_embed_init: 'eos',
+      beacon_sink_size: s.beacon.sinkSize ?? 0,
+      beacon_attend_prev: true,
+      beacon_pos: 'interleave',
+      beacon_parallel_window: 1,
+    });
+  } else if (s.beacon?.version === 'v1') {
+    Object.assign(config, {
+      beacon_window: s.beacon.window,
+      beacon_stride: [s.beacon.stride ?? s.beacon.window],
+      beacon_stride_mix: 'step-random',
+      beacon_attn: s.beacon.attn ?? 'step-expansion',
+      beacon_attend_previous: true,
+      beacon_ratio: s.beacon.ratios,
+      beacon_ratio_mix: s.beacon.ratioMix ?? 'step-random',
+      beacon_param: ['q', 'k', 'v', 'o'],
+    });
+  }
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) {
+  const args = process.argv.slice(2);
+  const out = args.find((a) => !a.startsWith('--'));
+  const opt = (k: string) => {
+    const i = args.indexOf(`--${k}`);
+    return i >= 0 ? args[i + 1] : undefined;
+  };
+  const preset = opt('preset') ?? 'tiny';
+  if (!out || !PRESETS[preset]) {
+    console.error(`usage: tools/random-model.ts <out-dir> [--preset ${Object.keys(PRESETS).join('|')}] [--seed N] [--dtype F32|F16|BF16]`);
+    process.exit(2);
+  }
+  writeRandomModel(out, { ...PRESETS[preset], seed: Number(opt('seed') ?? 1), dtype: (opt('dtype') as RandomModelSpec['dtype']) ?? 'F32' });
+  console.log(`wrote ${preset} to ${out}`);
+}
