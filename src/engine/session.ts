@@ -12,6 +12,8 @@ export interface SessionSnapshot {
   strategyState: StrategyState;
   /** Every token fed so far (prompt and generated), for chat history and cache checks. */
   tokens: Int32Array;
+  /** Deferred tokens (accepted, not yet fed). */
+  pending: Int32Array;
   sequence: SequenceSnapshot;
 }
 
@@ -21,6 +23,8 @@ export class Session {
   readonly strategy: Strategy;
   private readonly seq: Sequence;
   private fed: number[] = [];
+  /** Tokens accepted but not yet fed (an answer's last token); they go first in the next feed. */
+  private pending: number[] = [];
 
   constructor(backend: Backend, resolved: ResolvedStrategy) {
     this.backend = backend;
@@ -38,16 +42,38 @@ export class Session {
     this.strategy = buildStrategy({ seq: this.seq, config: c, rope }, resolved);
   }
 
-  /** Feeds tokens through the strategy; returns logits [k, V] (last token, or all with allLogits). */
+  /**
+   * Feeds tokens (after any deferred ones) through the strategy; returns logits [k, V] of the last
+   * token, or of every token with allLogits. If cancelled midway, the tokens fed so far stay fed.
+   */
   async feed(tokens: Int32Array, opts: FeedOptions = {}): Promise<Float32Array> {
-    const logits = await this.strategy.feed(tokens, opts);
-    for (const t of tokens) this.fed.push(t);
-    return logits;
+    const deferred = this.pending.length;
+    const all = deferred ? Int32Array.from([...this.pending, ...tokens]) : tokens;
+    this.pending = [];
+    let done = 0;
+    try {
+      return await this.strategy.feed(all, {
+        ...opts,
+        onStep: (d) => {
+          done = d;
+          opts.onStep?.(d);
+        },
+      });
+    } finally {
+      for (let i = 0; i < done; i++) this.fed.push(all[i]);
+      // Deferred tokens that were not reached stay deferred; the caller's own tokens are its to retry.
+      for (let i = done; i < deferred; i++) this.pending.push(all[i]);
+    }
   }
 
-  /** All tokens fed so far. */
+  /** Accepts a token into the history without running it yet (it is fed first next time). */
+  defer(id: number): void {
+    this.pending.push(id);
+  }
+
+  /** All tokens in the history: fed, then deferred. */
   tokens(): Int32Array {
-    return Int32Array.from(this.fed);
+    return Int32Array.from([...this.fed, ...this.pending]);
   }
 
   stats(): MemoryStats & { kvBytes: number } {
@@ -62,7 +88,8 @@ export class Session {
     return {
       resolved: this.resolved,
       strategyState: this.strategy.saveState(),
-      tokens: this.tokens(),
+      tokens: Int32Array.from(this.fed),
+      pending: Int32Array.from(this.pending),
       sequence: this.seq.snapshot(),
     };
   }
@@ -77,6 +104,7 @@ export class Session {
     s.seq.restore(snap.sequence);
     s.strategy.loadState(snap.strategyState);
     s.fed = Array.from(snap.tokens);
+    s.pending = Array.from(snap.pending);
     return s;
   }
 

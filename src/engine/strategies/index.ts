@@ -44,14 +44,14 @@ export function beaconPositions(c: ModelConfig): number {
 }
 
 /**
- * Resolves the strategy for a document of `plannedTokens` tokens (document + question; the answer
- * reserve is added where a strategy needs it). `auto`: beacon when the model has beacon weights and
+ * Resolves the strategy for a prompt of `plannedTokens` tokens (document + question) followed by
+ * up to `answerTokens` generated ones. `auto`: beacon when the model has beacon weights and
  * the document fits its ratios, else select when it exceeds the window, else full.
  */
-export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedTokens: number): ResolvedStrategy {
+export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedTokens: number, answerTokens = 512): ResolvedStrategy {
   const P = c.maxPositions;
   const chunk = o.chunk ?? 512;
-  const name = o.strategy && o.strategy !== 'auto' ? o.strategy : autoStrategy(c, o, plannedTokens);
+  const name = o.strategy && o.strategy !== 'auto' ? o.strategy : autoStrategy(c, o, plannedTokens, answerTokens);
   switch (name) {
     case 'full':
       return { name, chunk, capacity: ropeCapacity(c, o.rope ?? null), rope: o.rope ?? null };
@@ -83,9 +83,9 @@ export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedToken
   }
 }
 
-function autoStrategy(c: ModelConfig, o: StrategyOptions, plannedTokens: number): StrategyName {
-  if (c.beacon && chooseRatio(c.beacon, beaconPositions(c), plannedTokens, o.beaconRatio).fits) return 'beacon';
-  return plannedTokens + 256 > ropeCapacity(c, o.rope ?? null) ? 'select' : 'full';
+function autoStrategy(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens: number): StrategyName {
+  if (c.beacon && chooseRatio(c.beacon, beaconPositions(c), promptTokens, o.beaconRatio).fits) return 'beacon';
+  return promptTokens + answerTokens > ropeCapacity(c, o.rope ?? null) ? 'select' : 'full';
 }
 
 export function buildStrategy(ctx: StrategyContext, r: ResolvedStrategy): Strategy {

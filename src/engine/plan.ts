@@ -1,0 +1,147 @@
+// The memory plan of a run, known before any model runs: which strategy, how many KV rows it will
+// hold at most, how many bytes, and whether the document fits — with the numbers when it does not.
+// `ctx inspect` prints it; `ask`/`chat`/`summarize` refuse a run that does not fit, before reading.
+
+import { totalmem } from 'node:os';
+import type { ModelConfig } from '../model/config.js';
+import { kvBytesPerToken } from '../model/config.js';
+import { describeResolved, resolveStrategy, type ResolvedStrategy, type StrategyOptions } from './strategies/index.js';
+
+export interface PlanInput {
+  documentTokens: number;
+  /** Question and template tokens that follow the document. */
+  questionTokens?: number;
+  /** Answer reserve (max new tokens). */
+  maxNewTokens?: number;
+  /** Strategy name shortcut (same as strategyOptions.strategy). */
+  strategy?: StrategyOptions['strategy'];
+  strategyOptions?: StrategyOptions;
+  /** Bytes per KV value: 4 for float32 backends, 2 for bf16. */
+  kvBytesPerValue?: number;
+  /** Refuse plans whose KV exceeds this (default: 75% of RAM). */
+  memoryBudgetBytes?: number;
+}
+
+export interface RunPlan {
+  strategy: ResolvedStrategy;
+  description: string;
+  nativeWindow: number;
+  documentTokens: number;
+  /** Document + question + answer reserve. */
+  plannedTokens: number;
+  /** Most KV rows held at once (per layer). */
+  kvRows: number;
+  kvBytes: number;
+  /** Keys one query attends to at most (select, stream), or kvRows. */
+  attendedRows: number;
+  fits: boolean;
+  /** Why it does not fit, with the numbers and the option that would. */
+  reason?: string;
+  /** Things the user should know even when it fits (e.g. stream forgets the middle). */
+  notes: string[];
+}
+
+const fmt = (n: number) => n.toLocaleString('en-US');
+
+export function formatBytes(b: number): string {
+  if (b < 1024) return `${b} B`;
+  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
+  let v = b / 1024;
+  let u = 0;
+  while (v >= 1024 && u < units.length - 1) {
+    v /= 1024;
+    u++;
+  }
+  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
+}
+
+/** KV rows a beacon run holds after `tokens` raw tokens (sink + memory + the open window). */
+function beaconRows(c: ModelConfig, r: Extract<ResolvedStrategy, { name: 'beacon' }>, tokens: number): number {
+  const b = c.beacon!;
+  if (r.ratio === 0) return tokens;
+  if (b.pos === 'interleave') {
+    const windows = Math.floor(tokens / b.window);
+    const open = tokens - windows * b.window;
+    return (windows > 0 ? b.sinkSize : 0) + windows * (b.window / r.ratio) + open + Math.floor(open / r.ratio);
+  }
+  const full = tokens >= b.window ? Math.floor((tokens - b.window) / b.stride) + 1 : 0;
+  return full * (b.stride / r.ratio) + Math.min(tokens, b.window) + b.stride / r.ratio;
+}
+
+export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
+  const maxNew = input.maxNewTokens ?? 512;
+  const promptTokens = input.documentTokens + (input.questionTokens ?? 0);
+  const plannedTokens = promptTokens + maxNew;
+  const opts: StrategyOptions = { ...input.strategyOptions };
+  if (input.strategy) opts.strategy = input.strategy;
+  const r = resolveStrategy(c, opts, promptTokens, maxNew);
+  const notes: string[] = [];
+  let kvRows: number;
+  let attendedRows: number;
+  let fits = true;
+  let reason: string | undefined;
+  const need = `${fmt(plannedTokens)} tokens (document ${fmt(input.documentTokens)} + question ${fmt(input.questionTokens ?? 0)} + answer ${fmt(maxNew)})`;
+
+  switch (r.name) {
+    case 'full':
+      kvRows = plannedTokens;
+      attendedRows = kvRows;
+      if (plannedTokens > r.capacity) {
+        fits = false;
+        const factor = Math.ceil((plannedTokens / c.maxPositions) * 10) / 10;
+        reason =
+          `the run needs ${need}; full attention on this model holds ${fmt(r.capacity)} (max_position_embeddings ${fmt(c.maxPositions)}` +
+          `${r.rope ? ` × rope ${r.rope.factor}` : ''}). Use --strategy select (any length)` +
+          (c.beacon ? ' or --strategy beacon' : '') +
+          `, or --rope yarn --rope-factor ${factor} (training-free scaling degrades beyond about 2–4×)`;
+      }
+      break;
+    case 'stream':
+      kvRows = Math.min(plannedTokens, r.sink + r.recent);
+      attendedRows = kvRows;
+      if (plannedTokens > r.sink + r.recent) {
+        notes.push(
+          `stream keeps the first ${fmt(r.sink)} and the last ${fmt(r.recent)} tokens: about ${fmt(plannedTokens - r.sink - r.recent)} tokens in the middle are never attended to`,
+        );
+      }
+      break;
+    case 'select':
+      kvRows = plannedTokens;
+      attendedRows = Math.min(kvRows, r.nInit + r.topK + Math.max(r.nLocal, r.chunk));
+      break;
+    case 'beacon': {
+      kvRows = beaconRows(c, r, plannedTokens);
+      attendedRows = kvRows;
+      const choice = r.ratioChoice;
+      if (!choice.fits) {
+        fits = false;
+        reason =
+          `the run needs ${fmt(choice.neededTokens)} tokens (document and question ${fmt(promptTokens)} + answer reserve ${fmt(choice.neededTokens - promptTokens)}); ` +
+          `beacon at ratio ${r.ratio} (the largest of [${choice.candidates}]) ` +
+          `holds ${fmt(choice.maxTokens)} within ${fmt(c.maxPositions)} positions. Use --strategy select (any length), ` +
+          `or force a larger ratio with --beacon-ratio (untrained ratios lose detail)`;
+      }
+      break;
+    }
+  }
+  const kvBytes = kvRows * kvBytesPerToken(c, input.kvBytesPerValue ?? 4);
+  const budget = input.memoryBudgetBytes ?? Math.floor(totalmem() * 0.75);
+  if (fits && kvBytes > budget) {
+    fits = false;
+    reason = `${r.name} holds ${fmt(kvRows)} KV rows = ${formatBytes(kvBytes)}, more than the memory budget ${formatBytes(budget)}` +
+      (r.name === 'beacon' ? '' : c.beacon ? '; --strategy beacon condenses it' : '; use --strategy stream (forgets the middle) or a smaller document');
+  }
+  return {
+    strategy: r,
+    description: describeResolved(r),
+    nativeWindow: c.maxPositions,
+    documentTokens: input.documentTokens,
+    plannedTokens,
+    kvRows,
+    kvBytes,
+    attendedRows,
+    fits,
+    reason,
+    notes,
+  };
+}

@@ -1,0 +1,55 @@
+// Memory plans: rows and bytes per strategy, and the does-not-fit messages with their numbers.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { planRun } from '../../src/engine/plan.js';
+import { tinyModel } from '../helpers/models.js';
+
+describe('planRun', () => {
+  const plain = tinyModel('tiny').config; // P = 128, 2 layers, 2 KV heads × 8 dims
+  const beacon = tinyModel('tiny-beacon').config; // W = 32, ratios 2/4/8, adapt-64
+  const rowBytes = 2 * 2 * 2 * 8 * 4;
+
+  it('full fits within the window and counts every row', () => {
+    const p = planRun(plain, { documentTokens: 60, questionTokens: 10, maxNewTokens: 20, strategy: 'full' });
+    assert.equal(p.fits, true);
+    assert.equal(p.kvRows, 90);
+    assert.equal(p.kvBytes, 90 * rowBytes);
+  });
+  it('full refuses a document past the window, naming the numbers and the options', () => {
+    const p = planRun(plain, { documentTokens: 1000, maxNewTokens: 20, strategy: 'full' });
+    assert.equal(p.fits, false);
+    assert.match(p.reason!, /1,020 tokens/);
+    assert.match(p.reason!, /holds 128/);
+    assert.match(p.reason!, /--strategy select/);
+  });
+  it('auto picks select for a long document on a plain model and full for a short one', () => {
+    assert.equal(planRun(plain, { documentTokens: 5000 }).strategy.name, 'select');
+    assert.equal(planRun(plain, { documentTokens: 10, maxNewTokens: 10 }).strategy.name, 'full');
+  });
+  it('select keeps every row but attends to a bounded set', () => {
+    const p = planRun(plain, { documentTokens: 20000, maxNewTokens: 0, strategy: 'select' });
+    assert.equal(p.kvRows, 20000);
+    assert.ok(p.attendedRows <= 128);
+  });
+  it('stream notes the forgotten middle', () => {
+    const p = planRun(plain, { documentTokens: 1000, maxNewTokens: 0, strategy: 'stream' });
+    assert.equal(p.kvRows, 128);
+    assert.match(p.notes[0], /never attended/);
+  });
+  it('beacon condenses: rows ≈ n/r + window', () => {
+    const p = planRun(beacon, { documentTokens: 600, maxNewTokens: 0, strategy: 'beacon' });
+    assert.equal(p.strategy.name === 'beacon' && p.strategy.ratio, 8); // 664 > 416 → r = 8
+    assert.equal(p.kvRows, 18 * 4 + 24 + 3); // 18 windows × 4 beacons, 24 raw + 3 beacons open
+  });
+  it('beacon refuses past its largest ratio, auto falls back to select', () => {
+    const p = planRun(beacon, { documentTokens: 5000, strategy: 'beacon' });
+    assert.equal(p.fits, false);
+    assert.match(p.reason!, /ratio 8/);
+    assert.equal(planRun(beacon, { documentTokens: 5000 }).strategy.name, 'select');
+  });
+  it('refuses a plan over the memory budget', () => {
+    const p = planRun(plain, { documentTokens: 100000, strategy: 'select', memoryBudgetBytes: 1024 * 1024 });
+    assert.equal(p.fits, false);
+    assert.match(p.reason!, /memory budget/);
+  });
+});
