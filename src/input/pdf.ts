@@ -1,0 +1,137 @@
+// PDF → one segment per page (source.page is 1-based), parsed by pdf-parse in a worker thread so the
+// main thread stays responsive. One PdfReader keeps one worker for all the PDFs of a run and must be
+// closed when the run is done.
+
+import { Worker } from 'node:worker_threads';
+import type { Segment } from './document.js';
+import type { PdfJob, PdfMessage } from './pdf-worker.js';
+import { Rejection } from './rejection.js';
+
+export interface PdfReadResult {
+  segments: Segment[];
+  bytes: number;
+  pages: number;
+}
+
+/**
+ * Starts the worker: the compiled pdf-worker.js next to this file. When ctx runs from TypeScript
+ * source (tests under tsx), a worker's entry module does not get the tsx loader that `--import tsx`
+ * gave this thread, so a one-line bootstrap registers tsx and then imports the .ts source.
+ */
+function startWorker(): Worker {
+  const here = import.meta.url;
+  if (!here.endsWith('.ts')) return new Worker(new URL('./pdf-worker.js', here));
+  const entry = new URL('./pdf-worker.ts', here).href;
+  const tsx = import.meta.resolve('tsx/esm/api');
+  const bootstrap = `import(${JSON.stringify(tsx)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); });`;
+  return new Worker(bootstrap, { eval: true });
+}
+
+export class PdfReader {
+  private worker: Worker | null = null;
+  private nextId = 1;
+
+  /** Reads a PDF file (`path`) or PDF bytes (`data`, e.g. from stdin); `displayPath` names it in segments. */
+  async read(
+    input: { path: string } | { data: Uint8Array },
+    displayPath: string,
+    signal?: AbortSignal,
+  ): Promise<PdfReadResult> {
+    signal?.throwIfAborted();
+    const worker = this.ensureWorker();
+    const id = this.nextId++;
+    const segments: Segment[] = [];
+    let pages = 0;
+    let bytes = 0;
+
+    const done = new Promise<void>((resolve, reject) => {
+      const cleanup = () => {
+        worker.unref();
+        worker.off('message', onMessage);
+        worker.off('error', onError);
+        worker.off('exit', onExit);
+        signal?.removeEventListener('abort', onAbort);
+      };
+      const onMessage = (m: PdfMessage) => {
+        if (m.id !== id) return;
+        if (m.type === 'start') {
+          pages = m.pages;
+          bytes = m.bytes;
+        } else if (m.type === 'page') {
+          // Pages without text (figures, blank pages) add no segment; the page count still has them.
+          // Each page ends with a line break so words do not run together across pages.
+          if (m.text.trim() !== '') {
+            const text = m.text.endsWith('\n') ? m.text : `${m.text}\n`;
+            segments.push({ text, source: { path: displayPath, page: m.num } });
+          }
+        } else if (m.type === 'done') {
+          cleanup();
+          resolve();
+        } else {
+          cleanup();
+          reject(workerFailure(m));
+        }
+      };
+      const onError = (e: Error) => {
+        cleanup();
+        this.worker = null;
+        reject(new Rejection('not a valid PDF', `could not be parsed as a PDF (${e.message})`));
+      };
+      const onExit = (code: number) => {
+        cleanup();
+        this.worker = null;
+        reject(new Error(`the PDF worker stopped unexpectedly (exit code ${code})`));
+      };
+      const onAbort = () => {
+        cleanup();
+        void this.close();
+        reject(signal!.reason);
+      };
+      worker.on('message', onMessage);
+      worker.on('error', onError);
+      worker.on('exit', onExit);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
+
+    const job: PdfJob = 'path' in input ? { id, path: input.path } : { id, data: input.data };
+    worker.ref(); // a job in flight keeps the process alive; an idle worker does not
+    worker.postMessage(job);
+    await done;
+
+    if (pages > 0 && segments.length === 0) {
+      throw new Rejection(
+        'no text layer',
+        `has no text layer (scanned images?); run OCR first, e.g. ocrmypdf in.pdf out.pdf`,
+      );
+    }
+    if (pages === 0) throw new Rejection('empty', 'is a PDF with no pages', 'emptyInput');
+    return { segments, bytes, pages };
+  }
+
+  async close(): Promise<void> {
+    const w = this.worker;
+    this.worker = null;
+    if (w) await w.terminate();
+  }
+
+  private ensureWorker(): Worker {
+    if (!this.worker) {
+      this.worker = startWorker();
+      // An idle worker must not keep the process alive if a caller forgets close().
+      this.worker.unref();
+    }
+    return this.worker;
+  }
+}
+
+/** Turns the worker's error report into what the user is told. */
+function workerFailure(m: Extract<PdfMessage, { type: 'error' }>): Error {
+  if (m.code) {
+    // An fs error from reading the file: rebuild it so fsError can name the cause.
+    return Object.assign(new Error(m.message), { code: m.code });
+  }
+  if (m.name === 'PasswordException') {
+    return new Rejection('encrypted', 'is an encrypted PDF (it needs a password); decrypt it first, e.g. qpdf --decrypt --password=… in.pdf out.pdf');
+  }
+  return new Rejection('not a valid PDF', `is not a valid PDF (${m.message.replace(/\.$/, '')})`);
+}

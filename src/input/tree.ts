@@ -1,0 +1,183 @@
+// The repository walk: which files under a folder ctx reads, in which order, and why the others are
+// left out. It only lists files; readInputs reads them (and may still skip one for its content).
+//
+//   - ignore rules: .gitignore, .ignore, .ctxignore in every folder (and in the folders above the
+//     root up to the repository's top, as git does), over ctx's defaults (ignore.ts);
+//   - a size cap (maxFileBytes) for files found here; files named on the command line have none;
+//   - symlinks are followed, but a folder is entered once: a link back to an ancestor is a loop;
+//   - order: README* files at the top level first, then path order, compared by code unit (not
+//     locale) so every machine reads the same document.
+
+import { existsSync } from 'node:fs';
+import { readdir, realpath, stat } from 'node:fs/promises';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fsError } from '../errors.js';
+import { formatBytes } from './bytes.js';
+import { defaultRuleSet, loadFolderRules, matchIgnore, type RuleSet } from './ignore.js';
+import type { SkipCategory } from './rejection.js';
+
+export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
+
+export interface FoundFile {
+  abs: string;
+  /** Path shown to the user and used in SourceRef: the walk root as named, joined with the relative path. */
+  display: string;
+  size: number;
+}
+
+export interface Skip {
+  path: string;
+  reason: string;
+  category: SkipCategory;
+}
+
+export interface WalkOptions {
+  maxFileBytes?: number;
+  /** Keep only files whose path relative to the root matches (command-line globs). */
+  match?: RegExp;
+  /** Do not descend deeper than this many folders below the root (globs without "**"). */
+  maxDepth?: number;
+  signal?: AbortSignal;
+  /** Told about ignore files that exist but cannot be read. */
+  warn?: (message: string) => void;
+}
+
+export interface WalkResult {
+  files: FoundFile[];
+  skipped: Skip[];
+}
+
+export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: WalkOptions = {}): Promise<WalkResult> {
+  const maxFileBytes = opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES;
+  const files: FoundFile[] = [];
+  const skipped: Skip[] = [];
+  const warn = opts.warn ?? (() => {});
+  const onUnreadable = (file: string, e: unknown) =>
+    warn(`${file}: ignore file cannot be read (${fsError(e, '').message}); its rules are not applied`);
+
+  // Folder realpaths entered so far → their display path (a second link to one is a duplicate).
+  const entered = new Map<string, string>();
+  const skip = (path: string, category: SkipCategory, reason: string) => skipped.push({ path, reason, category });
+
+  async function walkDir(dirAbs: string, dirDisplay: string, rel: string, depth: number, parentRules: RuleSet[], ancestors: Set<string>) {
+    opts.signal?.throwIfAborted();
+    const rules = [...parentRules, ...(await loadFolderRules(dirAbs, labelPrefix(dirDisplay), onUnreadable))];
+    let names: string[];
+    try {
+      names = (await readdir(dirAbs)).sort(compareCodeUnits);
+    } catch (e) {
+      if (depth === 0) throw fsError(e, rootDisplay);
+      skip(dirDisplay + '/', 'unreadable', `cannot be read: ${fsError(e, '').message}`);
+      return;
+    }
+    if (depth === 0) names = readmeFirst(names);
+
+    for (const name of names) {
+      const abs = join(dirAbs, name);
+      const display = join(dirDisplay, name);
+      const childRel = rel ? `${rel}/${name}` : name;
+
+      let st;
+      try {
+        st = await stat(abs); // follows symlinks: a link is what it points to
+      } catch (e) {
+        const code = (e as NodeJS.ErrnoException).code;
+        const hit = matchIgnore(rules, abs, false);
+        if (hit?.ignored) {
+          if (!opts.match) skip(display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
+        } else if (code === 'ELOOP') skip(display, 'symlink loop', 'is a symlink loop');
+        else if (code === 'ENOENT') skip(display, 'unreadable', 'is a broken symlink');
+        else skip(display, 'unreadable', `cannot be read: ${fsError(e, '').message}`);
+        continue;
+      }
+
+      const isDir = st.isDirectory();
+      const hit = matchIgnore(rules, abs, isDir);
+      if (hit?.ignored) {
+        // With a glob, only files the glob asked for are worth reporting.
+        if (!opts.match || (!isDir && opts.match.test(childRel))) {
+          skip(isDir ? display + '/' : display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
+        }
+        continue;
+      }
+
+      if (isDir) {
+        if (opts.maxDepth !== undefined && depth + 1 > opts.maxDepth) continue;
+        const real = await realpath(abs);
+        if (ancestors.has(real)) {
+          skip(display + '/', 'symlink loop', `is a symlink loop (points back to ${entered.get(real) ?? real})`);
+          continue;
+        }
+        const seen = entered.get(real);
+        if (seen !== undefined) {
+          skip(display + '/', 'duplicate', `is the same folder as ${seen} (already read)`);
+          continue;
+        }
+        entered.set(real, display);
+        await walkDir(abs, display, childRel, depth + 1, rules, new Set([...ancestors, real]));
+      } else if (opts.match && !opts.match.test(childRel)) {
+        continue;
+      } else if (!st.isFile()) {
+        // FIFOs, sockets, devices: reading one inside a walk could block forever.
+        skip(display, 'not a regular file', 'is not a regular file');
+      } else if (st.size > maxFileBytes) {
+        skip(
+          display,
+          'too large',
+          `is larger than the size cap (${formatBytes(st.size)} > ${formatBytes(maxFileBytes)}; raise it with --max-file-bytes)`,
+        );
+      } else {
+        files.push({ abs, display, size: st.size });
+      }
+    }
+  }
+
+  const rootReal = await realpath(rootAbs).catch((e) => {
+    throw fsError(e, rootDisplay);
+  });
+  entered.set(rootReal, rootDisplay);
+  const baseRules = [defaultRuleSet(rootAbs), ...(await ancestorRules(rootAbs, onUnreadable))];
+  await walkDir(rootAbs, rootDisplay, '', 0, baseRules, new Set([rootReal]));
+  return { files, skipped };
+}
+
+/**
+ * Ignore files in the folders above the walk root, up to the top of the git repository it is in,
+ * so `ctx ask repo/src` honours repo/.gitignore as git would. Outside a repository: none.
+ */
+async function ancestorRules(rootAbs: string, onUnreadable: (file: string, e: unknown) => void): Promise<RuleSet[]> {
+  const chain: string[] = [];
+  let dir = resolve(rootAbs);
+  for (;;) {
+    if (existsSync(join(dir, '.git'))) break;
+    const parent = dirname(dir);
+    if (parent === dir) return []; // reached / without finding a repository
+    dir = parent;
+    chain.unshift(dir);
+  }
+  // `chain` now runs from the repository's top down to the root's parent (empty when the root is the top).
+  const sets: RuleSet[] = [];
+  for (const folder of chain) {
+    const label = relative(process.cwd(), folder) || '.';
+    sets.push(...(await loadFolderRules(folder, labelPrefix(label), onUnreadable)));
+  }
+  return sets;
+}
+
+function labelPrefix(dirDisplay: string): string {
+  return dirDisplay === '.' ? '' : `${dirDisplay}/`;
+}
+
+function ignoredReason(label: string, pattern: string): string {
+  return label === 'default' ? `ignored by default (${pattern})` : `ignored by ${label} (${pattern})`;
+}
+
+export function compareCodeUnits(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** README, README.md, readme.txt … first (they explain the rest), the others keep their order. */
+function readmeFirst(names: string[]): string[] {
+  const isReadme = (n: string) => /^readme(\.|$)/i.test(n);
+  return [...names.filter(isReadme), ...names.filter((n) => !isReadme(n))];
+}
