@@ -1,0 +1,195 @@
+// `ctx inspect <inputs…>`: the plan of a run before any model runs. It reads the inputs exactly as
+// `ask` would and prints each source (pages, bytes, tokens), every skipped file with its reason,
+// the total, and — with a model — the strategy, the model's native window and the KV rows and bytes
+// the run will hold. `--json` prints the same as one object.
+//
+// Without a model there is no tokenizer and no window: inspect still shows the sources, and a token
+// estimate (characters / 4) that says it is one.
+
+import { existsSync, statSync } from 'node:fs';
+import { basename, join, resolve } from 'node:path';
+import { Command } from 'commander';
+import { planRun, type RunPlan } from '../engine/plan.js';
+import type { StrategyName } from '../engine/strategies/index.js';
+import { CtxError, EXIT } from '../errors.js';
+import { formatBytes } from '../input/bytes.js';
+import type { Document } from '../input/document.js';
+import { readInputs } from '../input/read.js';
+import { readModelConfig, type ModelConfig } from '../model/config.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { currentRun, documentInputs, formatCount, formatTable, out } from './io.js';
+import { maxFileBytesOption, modelOption, strategyOption } from './options.js';
+
+/** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
+export const CHARS_PER_TOKEN = 4;
+
+interface InspectOptions {
+  model?: string;
+  strategy: StrategyName | 'auto';
+  maxFileBytes: number;
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export function inspectCommand(): Command {
+  return new Command('inspect')
+    .description('show what ctx would read (sources, skipped files, tokens) and the memory plan, without running a model')
+    .argument('[inputs...]', 'files, folders, globs, or - for stdin (piped input is read too)')
+    .addOption(modelOption())
+    .addOption(strategyOption())
+    .addOption(maxFileBytesOption())
+    .action(async (inputs: string[], _opts: unknown, cmd: Command) => {
+      await inspect(inputs, cmd.optsWithGlobals<InspectOptions>());
+    });
+}
+
+/** Token counts per source path, and how they were obtained. */
+export interface TokenCount {
+  method: 'tokenizer' | 'estimate';
+  total: number;
+  perSource: Map<string, number>;
+}
+
+export interface InspectReport {
+  sources: Array<{ path: string; kind: string; bytes: number; pages?: number; encoding?: string; tokens: number }>;
+  skipped: Array<{ path: string; reason: string }>;
+  tokens: { total: number; method: 'tokenizer' | 'estimate'; charsPerToken?: number };
+  model: { name: string; dir: string; nativeWindow: number } | null;
+  plan: RunPlan | null;
+}
+
+async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
+  const run = currentRun();
+  const { specs, implicitStdin } = documentInputs(inputs, run);
+  const doc = await readInputs(specs, {
+    maxFileBytes: opts.maxFileBytes,
+    stdin: run.stdin,
+    implicitStdin,
+    signal: run.signal,
+    warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
+  });
+
+  let model: { name: string; dir: string; config: ModelConfig } | null = null;
+  let tokens: TokenCount;
+  if (opts.model) {
+    const dir = modelFolder(opts.model);
+    model = { name: opts.model, dir, config: readModelConfig(dir) };
+    tokens = await countTokens(doc, dir);
+  } else {
+    tokens = estimateTokens(doc);
+  }
+  const plan = model ? planRun(model.config, { documentTokens: tokens.total, strategy: opts.strategy }) : null;
+
+  const report = buildReport(doc, tokens, model, plan);
+  if (opts.json) out(JSON.stringify(report, null, 2));
+  else for (const line of renderText(report)) out(line);
+  // A plan that does not fit is the answer to "will this work?", so scripts get it as the exit code.
+  if (plan && !plan.fits) run.exitCode = EXIT.doesNotFit;
+}
+
+/**
+ * The model folder for -m. A path to a folder with config.json is used as is.
+ * Integration point: registry names ("qwen2.5-0.5b") resolve through src/model/resolve.ts
+ * (resolveModelDir) once `ctx models` lands; until then only folders are accepted.
+ */
+function modelFolder(nameOrPath: string): string {
+  const dir = resolve(nameOrPath);
+  if (existsSync(dir) && statSync(dir).isDirectory()) {
+    if (!existsSync(join(dir, 'config.json'))) throw new CtxError('model', 'is not a model folder (it has no config.json)', { path: nameOrPath });
+    return dir;
+  }
+  throw new CtxError('model', 'no such model folder', { path: nameOrPath });
+}
+
+/** Exact counts with the model's tokenizer, segment by segment (as the engine will encode them). */
+async function countTokens(doc: Document, modelDir: string): Promise<TokenCount> {
+  const tokenizer = await loadTokenizer(modelDir);
+  const { ids, segmentStarts } = await tokenizer.encodeSegments(doc.segments);
+  const perSource = new Map<string, number>();
+  doc.segments.forEach((seg, i) => {
+    const end = i + 1 < segmentStarts.length ? segmentStarts[i + 1]! : ids.length;
+    const n = end - segmentStarts[i]!;
+    perSource.set(seg.source.path, (perSource.get(seg.source.path) ?? 0) + n);
+  });
+  return { method: 'tokenizer', total: ids.length, perSource };
+}
+
+/** Characters / CHARS_PER_TOKEN per source; labelled an estimate wherever it is shown. */
+export function estimateTokens(doc: Document): TokenCount {
+  const chars = new Map<string, number>();
+  for (const seg of doc.segments) chars.set(seg.source.path, (chars.get(seg.source.path) ?? 0) + seg.text.length);
+  const perSource = new Map<string, number>();
+  let total = 0;
+  for (const [path, n] of chars) {
+    const t = Math.ceil(n / CHARS_PER_TOKEN);
+    perSource.set(path, t);
+    total += t;
+  }
+  return { method: 'estimate', total, perSource };
+}
+
+export function buildReport(
+  doc: Document,
+  tokens: TokenCount,
+  model: { name: string; dir: string; config: ModelConfig } | null,
+  plan: RunPlan | null,
+): InspectReport {
+  return {
+    sources: doc.sources.map((s) => ({ ...s, tokens: tokens.perSource.get(s.path) ?? 0 })),
+    skipped: doc.skipped,
+    tokens: {
+      total: tokens.total,
+      method: tokens.method,
+      ...(tokens.method === 'estimate' ? { charsPerToken: CHARS_PER_TOKEN } : {}),
+    },
+    model: model ? { name: basename(model.name), dir: model.dir, nativeWindow: model.config.maxPositions } : null,
+    plan,
+  };
+}
+
+export function renderText(r: InspectReport): string[] {
+  const approx = r.tokens.method === 'estimate' ? '~' : '';
+  const lines: string[] = [];
+
+  lines.push(`Sources (${r.sources.length})`);
+  const rows = r.sources.map((s) => [
+    s.path === '-' ? '- (stdin)' : s.path,
+    s.kind,
+    s.pages === undefined ? '' : `${s.pages} p.`,
+    formatBytes(s.bytes),
+    `${approx}${formatCount(s.tokens)} tokens`,
+  ]);
+  for (const line of formatTable(rows, [false, false, true, true, true])) lines.push(`  ${line}`);
+
+  if (r.skipped.length) {
+    lines.push('', `Skipped (${r.skipped.length})`);
+    for (const line of formatTable(r.skipped.map((s) => [s.path, s.reason]))) lines.push(`  ${line}`);
+  }
+
+  lines.push('');
+  if (r.tokens.method === 'estimate') {
+    lines.push(
+      `Total: ~${formatCount(r.tokens.total)} tokens (estimate: ${r.tokens.charsPerToken} characters per token; -m <model> counts exactly)`,
+    );
+  } else {
+    lines.push(`Total: ${formatCount(r.tokens.total)} tokens (${r.model!.name} tokenizer)`);
+  }
+
+  if (!r.plan || !r.model) {
+    lines.push('Plan: needs a model (-m <model>) to know its window and the memory a run holds');
+    return lines;
+  }
+  const p = r.plan;
+  lines.push('', `Plan for ${r.model.name}`);
+  const planRows = [
+    ['native window', `${formatCount(p.nativeWindow)} tokens`],
+    ['strategy', p.description],
+    ['planned tokens', `${formatCount(p.plannedTokens)} (document ${formatCount(p.documentTokens)} + answer reserve)`],
+    ['KV rows held', formatCount(p.kvRows)],
+    ['KV memory', `${formatBytes(p.kvBytes)} (float32)`],
+    ['fits', p.fits ? 'yes' : `no: ${p.reason}`],
+  ];
+  for (const line of formatTable(planRows)) lines.push(`  ${line}`);
+  for (const note of p.notes) lines.push(`  note: ${note}`);
+  return lines;
+}

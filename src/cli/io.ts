@@ -1,0 +1,111 @@
+// What every command needs from the run it is part of — output streams, stdin, the abort signal —
+// and the shared rules for turning arguments into document inputs.
+//
+// main.ts sets the run context before commander dispatches and clears it after; command actions
+// read it with currentRun(). A module-level context is enough because one process runs one CLI
+// invocation at a time, and it keeps the command factories free of plumbing (`inspectCommand()`).
+
+import { fstatSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { isatty } from 'node:tty';
+import { CtxError } from '../errors.js';
+
+/** What fd 0 is, which decides whether ctx reads it without being asked (see documentInputs). */
+export type StdinKind = 'tty' | 'pipe' | 'file' | 'other';
+
+export interface RunContext {
+  stdout: Writable;
+  stderr: Writable;
+  stdin: Readable;
+  stdinKind: StdinKind;
+  /** Aborted on Ctrl-C / SIGTERM; long work should pass it down. */
+  signal: AbortSignal;
+  env: NodeJS.ProcessEnv;
+  /** A command may end with a non-zero code without an error message (e.g. inspect: does not fit). */
+  exitCode: number;
+}
+
+let current: RunContext | null = null;
+
+export function currentRun(): RunContext {
+  if (!current) throw new Error('no ctx run in progress (command actions run inside run())');
+  return current;
+}
+
+export function setCurrentRun(ctx: RunContext | null): void {
+  current = ctx;
+}
+
+/** Classifies fd 0. A pipe from a shell is a FIFO; `< file` is a file; a spawn() pipe is a socket ("other"). */
+export function stdinKindOf(fd = 0): StdinKind {
+  if (isatty(fd)) return 'tty';
+  try {
+    const st = fstatSync(fd);
+    if (st.isFIFO()) return 'pipe';
+    if (st.isFile()) return 'file';
+    return 'other';
+  } catch {
+    return 'other';
+  }
+}
+
+export interface DocumentInputs {
+  specs: string[];
+  /** "-" was added by ctx because input is piped; an empty stdin is then no input, not an error. */
+  implicitStdin: boolean;
+}
+
+/**
+ * The inputs of a command that reads documents, following the llm / PEERS.md convention:
+ *   - "-" anywhere means stdin, at that position;
+ *   - no inputs at all and stdin is not a terminal → stdin is the document;
+ *   - inputs named and stdin is a shell pipe or a redirected file → stdin is read too, first
+ *     (`git diff | ctx ask notes.md "…"`). A socket (how spawn() wires stdin) is not read unless
+ *     asked for with "-": it may never be closed, and waiting on it would hang.
+ */
+export function documentInputs(args: string[], ctx: Pick<RunContext, 'stdinKind'>): DocumentInputs {
+  if (args.includes('-')) return { specs: args, implicitStdin: false };
+  if (args.length === 0) {
+    if (ctx.stdinKind === 'tty') {
+      throw new CtxError('usage', 'no input given: name files, folders or globs, or pipe text into ctx');
+    }
+    return { specs: ['-'], implicitStdin: false };
+  }
+  if (ctx.stdinKind === 'pipe' || ctx.stdinKind === 'file') return { specs: ['-', ...args], implicitStdin: true };
+  return { specs: args, implicitStdin: false };
+}
+
+/**
+ * For commands that take inputs and then a question (`ctx ask report.pdf "what changed?"`): the
+ * last argument is the question, the rest are inputs, with stdin handled as in documentInputs
+ * (`cat log | ctx ask "why did it fail?"` → stdin is the document).
+ */
+export function inputsAndQuestion(args: string[], ctx: Pick<RunContext, 'stdinKind'>): DocumentInputs & { question: string } {
+  if (args.length === 0) throw new CtxError('usage', 'no question given: ctx ask <inputs…> "<question>"');
+  const question = args[args.length - 1]!;
+  return { ...documentInputs(args.slice(0, -1), ctx), question };
+}
+
+/** Writes a line to stdout of the current run. */
+export function out(text: string): void {
+  currentRun().stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+}
+
+/** Lays out rows as columns; `right` marks columns aligned to the right (numbers). */
+export function formatTable(rows: string[][], right: boolean[] = []): string[] {
+  const widths: number[] = [];
+  for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, cell.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => {
+        if (i === row.length - 1 && !right[i]) return cell; // no trailing spaces
+        return right[i] ? cell.padStart(widths[i]!) : cell.padEnd(widths[i]!);
+      })
+      .join('  '),
+  );
+}
+
+/** 1234567 → "1,234,567": token counts are easier to read grouped. */
+export function formatCount(n: number): string {
+  return n.toLocaleString('en-US');
+}

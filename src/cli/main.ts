@@ -1,0 +1,167 @@
+// The ctx command line: builds the commander program, applies config-file and environment
+// settings, runs one command, and turns every outcome into an exit code. bin/ctx.js calls run().
+//
+// Error contract (DESIGN.md): a CtxError prints one line "ctx: <message>" and exits with its code;
+// anything else is a bug: one line asking for --verbose, exit 1; --verbose adds the stack trace.
+// Ctrl-C / SIGTERM abort the run's signal and exit 130; a second Ctrl-C kills the process outright.
+
+import { readFileSync } from 'node:fs';
+import type { Readable, Writable } from 'node:stream';
+import { Command, CommanderError } from 'commander';
+import { EXIT, isCtxError, type ExitKind } from '../errors.js';
+import { inspectCommand } from './inspect.js';
+import { setCurrentRun, stdinKindOf, type RunContext, type StdinKind } from './io.js';
+import { applySettings, configFilePath, loadConfig, parseBoolean } from './options.js';
+
+/** The commands, one line each: a module exporting a function that returns a commander Command. */
+const COMMANDS: Array<() => Command> = [inspectCommand];
+
+/** What each exit code means; shown by --help and listed in the README. */
+export const EXIT_MEANINGS: Record<ExitKind, string> = {
+  ok: 'success',
+  internal: 'internal error (a bug in ctx; run with --verbose and report it)',
+  usage: 'bad flags, arguments, or config file',
+  input: 'an input is missing, unreadable, binary, corrupt or undecodable',
+  emptyInput: 'nothing to read (empty input, or every file ignored or skipped)',
+  model: 'the model folder or its files are missing or invalid',
+  download: 'a model download failed',
+  doesNotFit: 'the document does not fit the chosen strategy or memory',
+  io: 'writing failed (disk full, permissions)',
+  interrupted: 'interrupted (Ctrl-C or SIGTERM)',
+};
+
+function packageVersion(): string {
+  // package.json is two levels up from both src/cli/main.ts and dist/cli/main.js.
+  const pkg = JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+function helpFooter(): string {
+  const codes = (Object.keys(EXIT) as ExitKind[]).map((k) => `  ${String(EXIT[k]).padStart(3)}  ${EXIT_MEANINGS[k]}`);
+  return [
+    '',
+    'Settings: a flag on the command line wins over the environment (CTX_<FLAG>, e.g.',
+    `CTX_MAX_FILE_BYTES=4M), which wins over the config file (${configFilePath()}),`,
+    'which wins over the built-in default. Config keys are the long flags in camelCase.',
+    '',
+    'Exit codes:',
+    ...codes,
+  ].join('\n');
+}
+
+export function buildProgram(ctx: Pick<RunContext, 'stdout' | 'stderr'>): Command {
+  const program = new Command('ctx')
+    .description('Ask questions about documents far longer than a model\'s window, locally.')
+    .version(packageVersion(), '-V, --version', 'print the version')
+    .option('--json', 'print one JSON object instead of text')
+    .option('-q, --quiet', 'print only the result: no progress, no warnings')
+    .option('--verbose', 'print details, and the stack trace of an internal error')
+    .addHelpText('after', helpFooter());
+  for (const make of COMMANDS) program.addCommand(make());
+  configureTree(program, ctx);
+  return program;
+}
+
+/** Commander settings every command needs; addCommand() does not pass them down, so set them on each. */
+function configureTree(cmd: Command, ctx: Pick<RunContext, 'stdout' | 'stderr'>): void {
+  cmd.exitOverride(); // throw instead of process.exit
+  cmd.configureOutput({
+    writeOut: (s) => ctx.stdout.write(s),
+    writeErr: (s) => ctx.stderr.write(s),
+    outputError: () => {}, // run() prints errors itself, as one "ctx: …" line
+  });
+  cmd.showSuggestionAfterError(true);
+  for (const sub of cmd.commands) configureTree(sub, ctx);
+}
+
+export interface RunIo {
+  stdout?: Writable;
+  stderr?: Writable;
+  stdin?: Readable;
+  stdinKind?: StdinKind;
+  env?: NodeJS.ProcessEnv;
+}
+
+/** Runs one ctx invocation. `argv` is process.argv-shaped (node, script, args…). Resolves to the exit code. */
+export async function run(argv: string[], io: RunIo = {}): Promise<number> {
+  const env = io.env ?? process.env;
+  const controller = new AbortController();
+  const ctx: RunContext = {
+    stdout: io.stdout ?? process.stdout,
+    stderr: io.stderr ?? process.stderr,
+    stdin: io.stdin ?? process.stdin,
+    stdinKind: io.stdinKind ?? (io.stdin ? 'pipe' : stdinKindOf(0)),
+    signal: controller.signal,
+    env,
+    exitCode: EXIT.ok,
+  };
+  // Known before parsing, so that a failure while parsing can still honour --verbose.
+  let verbose = argv.includes('--verbose') || parseBoolean(env.CTX_VERBOSE ?? '') === true;
+
+  // A signal or a closed stdout ends the run at once with this code; the action is abandoned (it
+  // sees the aborted signal and stops).
+  let stop!: (code: number) => void;
+  const stopped = new Promise<number>((resolve) => (stop = resolve));
+  const onSignal = () => {
+    controller.abort(new Error('interrupted'));
+    ctx.stderr.write('ctx: interrupted\n');
+    stop(EXIT.interrupted);
+  };
+  const onStdoutError = (e: NodeJS.ErrnoException) => {
+    // `ctx inspect big | head`: the reader left, nothing more to say.
+    if (e.code === 'EPIPE') {
+      controller.abort(new Error('stdout closed'));
+      stop(EXIT.ok);
+    }
+  };
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  ctx.stdout.on('error', onStdoutError);
+  setCurrentRun(ctx);
+  let program: Command | undefined;
+  let action: Promise<unknown> | undefined;
+  try {
+    program = buildProgram(ctx);
+    applySettings(program, env, loadConfig(env));
+    action = program.parseAsync(argv);
+    return await Promise.race([action.then(() => ctx.exitCode), stopped]);
+  } catch (e) {
+    if (controller.signal.aborted) return EXIT.interrupted;
+    verbose ||= program?.opts().verbose === true;
+    const { code, text } = describeFailure(e, verbose);
+    if (text) ctx.stderr.write(text);
+    return code;
+  } finally {
+    // An abandoned action may still reject once it notices the abort; that is expected.
+    action?.catch(() => {});
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+    ctx.stdout.off('error', onStdoutError);
+    setCurrentRun(null);
+  }
+}
+
+/** The exit code and the stderr text for anything a run threw. Exported for tests. */
+export function describeFailure(e: unknown, verbose: boolean): { code: number; text: string } {
+  if (e instanceof CommanderError) {
+    // Help and --version have already been printed; "ctx" alone printed help to stderr.
+    if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return { code: EXIT.ok, text: '' };
+    if (e.code === 'commander.help') return { code: EXIT.usage, text: '' };
+    const message = e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+    return { code: EXIT.usage, text: `ctx: ${message} (see ctx --help)\n` };
+  }
+  if (isCtxError(e)) {
+    return { code: e.exitCode, text: `ctx: ${e.message}\n${verbose ? stackOf(e) : ''}` };
+  }
+  const message = e instanceof Error ? e.message : String(e);
+  if (verbose) return { code: EXIT.internal, text: `ctx: internal error: ${message}\n${stackOf(e)}` };
+  return { code: EXIT.internal, text: `ctx: internal error: ${message} (run with --verbose for the stack trace)\n` };
+}
+
+function stackOf(e: unknown): string {
+  let text = '';
+  for (let err: unknown = e, depth = 0; err instanceof Error && depth < 5; err = err.cause, depth++) {
+    text += `${depth ? 'caused by: ' : ''}${err.stack ?? err.message}\n`;
+  }
+  return text;
+}
