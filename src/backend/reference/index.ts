@@ -16,7 +16,7 @@ import { BEACON_EMBED, EMBED, FINAL_NORM, layerTensors, lmHeadName, type ProjNam
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 import { visibleKeys } from '../contract.js';
 import { cosine, selectedSet, selectionBounds, topKBySoftVote } from '../select.js';
-import { linear, rmsNorm, ropeInPlace, silu, softmaxInPlace } from './math.js';
+import { linear, rmsNorm, RopeCache, ropeInPlace, silu, softmaxInPlace } from './math.js';
 
 interface Proj {
   w: Float32Array;
@@ -114,6 +114,7 @@ class ReferenceSequence implements Sequence {
   private readonly keys: KvStore[];
   private readonly values: KvStore[];
   private selectCache: Array<{ qbar: Float32Array; top: Int32Array } | null>;
+  private readonly rope = new RopeCache();
 
   constructor(private readonly b: ReferenceBackend) {
     const c = b.model.config;
@@ -215,10 +216,14 @@ class ReferenceSequence implements Sequence {
 
       // Rotated keys for the keys in play: kr [keyRows.length, kvDim].
       const nk = keyRows.length;
+      let maxPos = 0;
+      for (const p of keyPos) if (p > maxPos) maxPos = p;
+      for (const p of queryPos) if (p > maxPos) maxPos = p;
+      this.rope.ensure(req.rope.invFreq, req.rope.scale, maxPos + 1);
       const kr = new Float32Array(nk * kvDim);
       for (let r = 0; r < nk; r++) {
         kr.set(K.data.subarray(keyRows[r] * kvDim, (keyRows[r] + 1) * kvDim), r * kvDim);
-        for (let g = 0; g < Hkv; g++) ropeInPlace(kr, r * kvDim + g * D, D, keyPos[r], req.rope.invFreq, req.rope.scale);
+        this.rope.rotate(kr, r * kvDim, Hkv, D, keyPos[r]);
       }
 
       // Attention per row and head (GQA: head hq uses KV head hq / (Hq/Hkv)).
@@ -227,10 +232,11 @@ class ReferenceSequence implements Sequence {
       const scores = new Float64Array(nk);
       const seen = new Int32Array(nk);
       const qi = new Float32Array(qDim);
+      const acc = new Float64Array(D);
       for (let i = 0; i < n; i++) {
         const ns = seenBy(i, seen);
         qi.set(q.subarray(i * qDim, (i + 1) * qDim));
-        for (let hq = 0; hq < Hq; hq++) ropeInPlace(qi, hq * D, D, queryPos[i], req.rope.invFreq, req.rope.scale);
+        this.rope.rotate(qi, 0, Hq, D, queryPos[i]);
         for (let hq = 0; hq < Hq; hq++) {
           const kvo = Math.floor(hq / group) * D;
           for (let s = 0; s < ns; s++) {
@@ -241,11 +247,13 @@ class ReferenceSequence implements Sequence {
           }
           softmaxInPlace(scores, ns);
           const out = i * qDim + hq * D;
-          for (let d = 0; d < D; d++) {
-            let acc = 0;
-            for (let s = 0; s < ns; s++) acc += scores[s] * V.data[keyRows[seen[s]] * kvDim + kvo + d];
-            attn[out + d] = acc;
+          acc.fill(0);
+          for (let s = 0; s < ns; s++) {
+            const p = scores[s];
+            const vo = keyRows[seen[s]] * kvDim + kvo;
+            for (let d = 0; d < D; d++) acc[d] += p * V.data[vo + d];
           }
+          for (let d = 0; d < D; d++) attn[out + d] = acc[d];
         }
       }
 
