@@ -1,0 +1,31 @@
+// Worker thread for encodeSegments (tokenizer.ts): loads the model folder's tokenizer once, then
+// encodes the pieces of text it is sent and returns their ids. All scheduling lives in tokenizer.ts.
+
+import { parentPort, workerData } from 'node:worker_threads';
+import { loadEncoderCore, type EncoderCore, type FromWorker, type ToWorker, type WorkerInit } from './tokenizer.js';
+
+const port = parentPort!;
+const init = workerData as WorkerInit;
+
+function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
+  port.postMessage(msg, transfer);
+}
+
+let core: EncoderCore;
+try {
+  core = loadEncoderCore(init.dir);
+  send({ ready: true });
+} catch (e) {
+  send({ error: (e as Error).message });
+  process.exit(1);
+}
+
+port.on('message', (msg: ToWorker) => {
+  try {
+    const ids = Int32Array.from(init.parseSpecialTokens ? core.encodeText(msg.text) : core.encodeDocumentText(msg.text));
+    // Transfer the buffer instead of copying it.
+    send({ id: msg.id, ids }, [ids.buffer]);
+  } catch (e) {
+    send({ id: msg.id, error: (e as Error).message });
+  }
+});
