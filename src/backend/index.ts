@@ -1,4 +1,4 @@
-// Backend selection: the one place that knows which backends exist.
+// Backend selection: the one place that knows which backends exist and which one `auto` picks.
 
 import type { Model } from '../model/model.js';
 import type { Backend, BackendName, BackendOptions } from './contract.js';
@@ -7,9 +7,11 @@ import { createReferenceBackend } from './reference/index.js';
 export type { Backend, BackendName, BackendOptions } from './contract.js';
 
 export const BACKENDS: BackendName[] = ['reference', 'cpu', 'cuda'];
+export type BackendChoice = BackendName | 'auto';
 
-export async function createBackend(name: BackendName, model: Model, opts: BackendOptions = {}): Promise<Backend> {
+export async function createBackend(name: BackendChoice, model: Model, opts: BackendOptions = {}): Promise<Backend> {
   switch (name) {
+    case 'auto':
     case 'reference':
       return createReferenceBackend(model, opts);
     default:

@@ -9,12 +9,15 @@ import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { EXIT, isCtxError, type ExitKind } from '../errors.js';
+import { askCommand } from './ask.js';
+import { chatCommand } from './chat.js';
+import { summarizeCommand } from './summarize.js';
 import { inspectCommand } from './inspect.js';
 import { setCurrentRun, stdinKindOf, type RunContext, type StdinKind } from './io.js';
 import { applySettings, configFilePath, loadConfig, parseBoolean } from './options.js';
 
 /** The commands, one line each: a module exporting a function that returns a commander Command. */
-const COMMANDS: Array<() => Command> = [inspectCommand];
+const COMMANDS: Array<() => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand];
 
 /** What each exit code means; shown by --help and listed in the README. */
 export const EXIT_MEANINGS: Record<ExitKind, string> = {

@@ -1,0 +1,99 @@
+// Options shared by the commands that run a model (ask, summarize, chat): model, backend,
+// strategy parameters, sampling. Declared once here so --help, env vars and the config file agree.
+
+import { Command, InvalidArgumentError, Option } from 'commander';
+import type { BackendChoice } from '../backend/index.js';
+import type { SamplingOptions } from '../engine/sampler.js';
+import type { RopeScalingName } from '../engine/rope.js';
+import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
+import { byteSizeArg, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
+
+export interface EngineCliOptions {
+  model?: string;
+  system?: string;
+  strategy: StrategyName | 'auto';
+  backend: BackendChoice;
+  dtype?: string;
+  threads?: number;
+  maxTokens: number;
+  temperature: number;
+  topK: number;
+  topP: number;
+  repetitionPenalty: number;
+  seed: number;
+  stream: boolean;
+  chunk?: number;
+  beaconRatio?: number;
+  selectK?: number;
+  selectInit?: number;
+  selectLocal?: number;
+  selectReuse?: number;
+  sink?: number;
+  recent?: number;
+  rope?: RopeScalingName;
+  ropeFactor?: number;
+  maxFileBytes: number;
+  maxKvMemory?: number;
+  json?: boolean;
+  quiet?: boolean;
+  verbose?: boolean;
+}
+
+const int = (min: number) => (text: string) => {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < min) throw new InvalidArgumentError(`expected an integer ≥ ${min}`);
+  return v;
+};
+const num = (min: number, max = Infinity) => (text: string) => {
+  const v = Number(text);
+  if (!Number.isFinite(v) || v < min || v > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max === Infinity ? '∞' : max}]`);
+  return v;
+};
+
+export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }): Command {
+  return cmd
+    .addOption(modelOption())
+    .addOption(systemOption())
+    .addOption(strategyOption())
+    .addOption(new Option('--backend <name>', 'where the math runs').choices(['auto', 'cpu', 'cuda', 'reference']).default('auto'))
+    .addOption(new Option('--dtype <type>', 'weight precision: f32, q8 (cpu), bf16 (cuda)'))
+    .addOption(new Option('--threads <n>', 'CPU threads (cpu backend)').argParser(int(1)))
+    .addOption(new Option('--max-tokens <n>', 'longest answer in tokens').argParser(int(1)).default(defaults.maxTokens))
+    .addOption(new Option('--temperature <t>', 'sampling temperature (0 = greedy)').argParser(num(0, 10)).default(0))
+    .addOption(new Option('--top-k <k>', 'sample from the k most likely tokens (0 = all)').argParser(int(0)).default(0))
+    .addOption(new Option('--top-p <p>', 'sample from the smallest set with probability p').argParser(num(0.001, 1)).default(1))
+    .addOption(new Option('--repetition-penalty <p>', 'discourage repeated tokens (1 = off)').argParser(num(0.1, 10)).default(1))
+    .addOption(new Option('--seed <n>', 'random seed for sampling').argParser(int(0)).default(0))
+    .addOption(noStreamOption())
+    .addOption(new Option('--chunk <n>', 'tokens per prefill step').argParser(int(1)))
+    .addOption(new Option('--beacon-ratio <r>', 'beacon: force this condensing ratio instead of choosing it from the length').argParser(int(0)))
+    .addOption(new Option('--select-k <k>', 'select: tokens chosen per layer (top-k)').argParser(int(1)))
+    .addOption(new Option('--select-init <n>', 'select: first tokens always attended').argParser(int(0)))
+    .addOption(new Option('--select-local <n>', 'select: recent tokens always attended').argParser(int(1)))
+    .addOption(new Option('--select-reuse <cos>', 'select: reuse a layer\'s selection while decoding when cos(q̄) ≥ this (1.01 = never)').argParser(num(-1, 1.01)))
+    .addOption(new Option('--sink <n>', 'stream: first tokens always kept').argParser(int(0)))
+    .addOption(new Option('--recent <n>', 'stream: recent tokens kept').argParser(int(1)))
+    .addOption(new Option('--rope <type>', 'full: RoPE scaling').choices(['none', 'linear', 'ntk', 'dynamic', 'yarn', 'truncated']))
+    .addOption(new Option('--rope-factor <s>', 'full: RoPE scaling factor (target length / native window)').argParser(num(1)))
+    .addOption(maxFileBytesOption())
+    .addOption(new Option('--max-kv-memory <size>', 'refuse runs whose KV memory would exceed this (default 75% of RAM)').argParser(byteSizeArg));
+}
+
+export function strategyOptions(o: EngineCliOptions): StrategyOptions {
+  return {
+    strategy: o.strategy,
+    chunk: o.chunk,
+    beaconRatio: o.beaconRatio,
+    topK: o.selectK,
+    nInit: o.selectInit,
+    nLocal: o.selectLocal,
+    reuseCosine: o.selectReuse === undefined ? undefined : o.selectReuse > 1 ? null : o.selectReuse,
+    sink: o.sink,
+    recent: o.recent,
+    rope: o.rope && o.rope !== 'none' ? { type: o.rope, factor: o.ropeFactor ?? 2 } : null,
+  };
+}
+
+export function samplingOptions(o: EngineCliOptions): SamplingOptions {
+  return { temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed };
+}

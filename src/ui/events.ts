@@ -1,0 +1,31 @@
+// What a run reports as it goes. The CLI commands emit these; a renderer (plain text, JSON, JSON
+// Lines, the Ink UI) turns them into output. Nothing in the engine prints.
+
+import type { ReadProgress } from '../engine/reader.js';
+
+export type RunEvent =
+  | { type: 'source'; path: string; kind: string; bytes: number; pages?: number; encoding?: string }
+  | { type: 'skipped'; path: string; reason: string }
+  | { type: 'model'; name: string; dir: string; backend: string; numeric: string }
+  | { type: 'tokenize'; doneChars: number; totalChars: number }
+  | { type: 'plan'; strategy: string; documentTokens: number; kvRows: number; kvBytes: number; nativeWindow: number; notes: string[] }
+  | ({ type: 'progress' } & ReadProgress)
+  | { type: 'read'; tokens: number; seconds: number; cached: boolean }
+  | { type: 'question'; text: string }
+  | { type: 'token'; text: string }
+  | {
+      type: 'answer';
+      answer: string;
+      reason: string;
+      promptTokens: number;
+      generatedTokens: number;
+      firstTokenSeconds: number;
+      seconds: number;
+    }
+  | { type: 'warning'; message: string };
+
+export interface Renderer {
+  event(e: RunEvent): void;
+  /** Called once at the end of a successful run (JSON renderers print here). */
+  finish(): void;
+}

@@ -1,0 +1,79 @@
+// `ctx ask`, `summarize` and `chat` end to end on the reference backend with a tiny fixture model,
+// every strategy, on a document longer than the model's 128-token window.
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { before, describe, it } from 'node:test';
+import { fixtureModel } from '../../scripts/make-fixture-models.js';
+
+const BIN = join(import.meta.dirname, '..', '..', 'bin', 'ctx.js');
+let doc: string;
+let beaconModel: string;
+let plainModel: string;
+
+function ctx(args: string[], input?: string) {
+  return spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8', env: { ...process.env, CTX_CONFIG_DIR: tmpdir() } });
+}
+
+before(() => {
+  const dir = mkdtempSync(join(tmpdir(), 'ctx-ask-'));
+  doc = join(dir, 'doc.txt');
+  writeFileSync(doc, 'The fox jumps over the lazy dog. The answer is 42.\n'.repeat(12));
+  beaconModel = fixtureModel('tiny-beacon');
+  plainModel = fixtureModel('tiny');
+});
+
+describe('ctx ask', () => {
+  for (const strategy of ['beacon', 'select', 'stream']) {
+    it(`streams an answer with --strategy ${strategy} past the window`, () => {
+      const r = ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--strategy', strategy, '--max-tokens', '6', '--json']);
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.finishReason === 'length' || out.finishReason === 'eos', true);
+      assert.ok(out.tokens.document > 128, `document of ${out.tokens.document} tokens exceeds the window`);
+      assert.match(out.strategy, new RegExp(`^${strategy}`));
+      assert.equal(out.backend, 'reference');
+    });
+  }
+
+  it('full past the window refuses before reading, with the numbers (exit 7)', () => {
+    const r = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--strategy', 'full']);
+    assert.equal(r.status, 7);
+    assert.match(r.stderr, /^ctx: the document does not fit: .*holds 128/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+
+  it('full with YaRN scaling reads it', () => {
+    const r = ctx(['ask', doc, 'What?', '-m', plainModel, '--strategy', 'full', '--rope', 'yarn', '--rope-factor', '4', '--max-tokens', '3', '-q']);
+    assert.equal(r.status, 0, r.stderr);
+  });
+
+  it('reads piped stdin as the document, the question from the arguments', () => {
+    const r = ctx(['ask', 'What is the answer?', '-m', beaconModel, '--max-tokens', '4', '--json'], 'The answer is 42.\n'.repeat(20));
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).sources[0].path, '-');
+  });
+
+  it('a missing model folder is one line with exit 5', () => {
+    const r = ctx(['ask', doc, 'q', '-m', '/nonexistent/model']);
+    assert.equal(r.status, 5);
+    assert.equal(r.stderr, 'ctx: /nonexistent/model: model folder does not exist\n');
+  });
+});
+
+describe('ctx summarize and chat', () => {
+  it('summarize reads the whole document and answers', () => {
+    const r = ctx(['summarize', doc, '-m', beaconModel, '--max-tokens', '4', '--length', 'short', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.ok(JSON.parse(r.stdout).tokens.document > 128);
+  });
+
+  it('chat answers each line of piped questions, reading the document once', () => {
+    const r = ctx(['chat', doc, '-m', beaconModel, '--max-tokens', '3', '--json'], 'first?\nsecond?\n');
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.deepEqual(out.turns.map((t: { question: string }) => t.question), ['first?', 'second?']);
+  });
+});
