@@ -3,11 +3,10 @@
 import { Command } from 'commander';
 import { askQuestion } from '../engine/reader.js';
 import type { Renderer } from '../ui/events.js';
-import { JsonRenderer } from '../ui/json.js';
-import { PlainRenderer } from '../ui/plain.js';
+import { pickRenderer } from '../ui/pick.js';
 import { openDocument } from './document-run.js';
 import { addEngineOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
-import { currentRun, inputsAndQuestion, type RunContext } from './io.js';
+import { currentRun, inputsAndQuestion } from './io.js';
 
 export function askCommand(): Command {
   const cmd = new Command('ask')
@@ -19,12 +18,6 @@ export function askCommand(): Command {
     const { specs, question } = inputsAndQuestion(args, run);
     await ask(specs, question, o, pickRenderer(o, run), run.signal);
   });
-}
-
-export function pickRenderer(o: EngineCliOptions, run: RunContext): Renderer {
-  if (o.json) return new JsonRenderer(run.stdout);
-  const stderrIsTTY = Boolean((run.stderr as { isTTY?: boolean }).isTTY);
-  return new PlainRenderer({ stdout: run.stdout, stderr: run.stderr, stderrIsTTY, quiet: Boolean(o.quiet), stream: o.stream });
 }
 
 export async function ask(specs: string[], question: string, o: EngineCliOptions, r: Renderer, signal: AbortSignal): Promise<void> {

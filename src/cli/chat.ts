@@ -6,7 +6,7 @@ import { createInterface } from 'node:readline/promises';
 import { Command } from 'commander';
 import { askQuestion } from '../engine/reader.js';
 import { CtxError } from '../errors.js';
-import { pickRenderer } from './ask.js';
+import { pickRenderer } from '../ui/pick.js';
 import { openDocument } from './document-run.js';
 import { addEngineOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import { currentRun } from './io.js';

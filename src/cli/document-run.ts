@@ -32,14 +32,21 @@ export function modelFolder(nameOrPath: string | undefined): string {
   return dir;
 }
 
+export interface OpenHooks {
+  /** Rewrites the document before it is tokenized (e.g. source markers for citations). */
+  transform?: (doc: Document) => Document;
+}
+
 export async function openDocument(
   specs: string[],
   o: EngineCliOptions,
   r: Renderer,
   signal: AbortSignal,
   questionTokens: (c: Conversation) => number,
+  hooks: OpenHooks = {},
 ): Promise<OpenDocument> {
-  const doc = await readInputs(specs, { maxFileBytes: o.maxFileBytes, signal });
+  const read = await readInputs(specs, { maxFileBytes: o.maxFileBytes, signal });
+  const doc = hooks.transform ? hooks.transform(read) : read;
   for (const s of doc.sources) r.event({ type: 'source', ...s });
   for (const s of doc.skipped) r.event({ type: 'skipped', ...s });
 

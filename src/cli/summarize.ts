@@ -1,7 +1,8 @@
 // `ctx summarize <inputs…>`: read the whole document and write a summary of it.
 
 import { Command, Option } from 'commander';
-import { ask, pickRenderer } from './ask.js';
+import { pickRenderer } from '../ui/pick.js';
+import { ask } from './ask.js';
 import { addEngineOptions, type EngineCliOptions } from './engine-options.js';
 import { currentRun, documentInputs } from './io.js';
 

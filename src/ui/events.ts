@@ -22,6 +22,10 @@ export type RunEvent =
       firstTokenSeconds: number;
       seconds: number;
     }
+  /** Multi-step work such as a hierarchical summary: `done` of `total` sections finished. */
+  | { type: 'section'; done: number; total: number; label: string }
+  /** Citations found in the answer, resolved against the inputs (invalid ones are marked). */
+  | { type: 'citations'; citations: Array<{ text: string; path?: string; page?: number; line?: number; valid: boolean }> }
   | { type: 'warning'; message: string };
 
 export interface Renderer {
