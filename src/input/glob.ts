@@ -7,7 +7,7 @@
 //   \c   the character c itself
 // Node 20's path.matchesGlob exists but prints an ExperimentalWarning, so ctx has its own.
 
-const REGEX_SPECIAL = /[.+^${}()|\\/]/;
+const REGEX_SPECIAL = /[.*+?^${}()|[\]\\/]/;
 
 /** True when `text` holds an unescaped glob metacharacter. */
 export function hasGlobChars(text: string): boolean {

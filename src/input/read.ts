@@ -20,7 +20,7 @@ import { PdfReader } from './pdf.js';
 import { Rejection } from './rejection.js';
 import { STDIN_PATH, readStdin } from './stdin.js';
 import { readTextFile } from './text.js';
-import { DEFAULT_MAX_FILE_BYTES, walkDirectory, type Skip, type WalkOptions, type WalkResult } from './tree.js';
+import { DEFAULT_MAX_FILE_BYTES, compareCodeUnits, walkDirectory, type Skip, type WalkOptions, type WalkResult } from './tree.js';
 
 export interface ReadOptions {
   /** Size cap for files found in folders and globs (named files have none). Default 1 MiB. */
@@ -88,7 +88,9 @@ export async function readInputs(specs: string[], opts: ReadOptions = {}): Promi
 
   for (const group of groups) {
     if (group.read === 0) throw nothingToRead(group);
-    doc.skipped.push(...group.skipped.map(({ path, reason }) => ({ path, reason })));
+    // Walk-time skips (ignored, too large) and read-time skips (binary, empty) in one path order.
+    const skipped = [...group.skipped].sort((a, b) => compareCodeUnits(a.path, b.path));
+    for (const { path, reason } of skipped) doc.skipped.push({ path, reason });
   }
   return doc;
 }

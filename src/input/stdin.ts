@@ -33,9 +33,13 @@ export async function readStdin(
     return typeof r.value === 'string' ? Buffer.from(r.value) : r.value;
   };
 
+  // A pipe that is never closed would keep waiting after Ctrl-C: destroying the stream ends the wait.
+  const onAbort = () => (stream as Readable).destroy?.();
+  signal?.addEventListener('abort', onAbort, { once: true });
   try {
     return await readFrom(next, pdf, signal);
   } finally {
+    signal?.removeEventListener('abort', onAbort);
     await chunks.return?.();
   }
 }

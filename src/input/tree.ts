@@ -76,6 +76,8 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
       const abs = join(dirAbs, name);
       const display = join(dirDisplay, name);
       const childRel = rel ? `${rel}/${name}` : name;
+      // With a glob, only files the glob asks for are worth reporting; without one, everything is.
+      const reportable = (isDir: boolean) => !opts.match || (!isDir && opts.match.test(childRel));
 
       let st;
       try {
@@ -83,9 +85,9 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
       } catch (e) {
         const code = (e as NodeJS.ErrnoException).code;
         const hit = matchIgnore(rules, abs, false);
-        if (hit?.ignored) {
-          if (!opts.match) skip(display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
-        } else if (code === 'ELOOP') skip(display, 'symlink loop', 'is a symlink loop');
+        if (!reportable(false)) continue;
+        if (hit?.ignored) skip(display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
+        else if (code === 'ELOOP') skip(display, 'symlink loop', 'is a symlink loop');
         else if (code === 'ENOENT') skip(display, 'unreadable', 'is a broken symlink');
         else skip(display, 'unreadable', `cannot be read: ${fsError(e, '').message}`);
         continue;
@@ -94,10 +96,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
       const isDir = st.isDirectory();
       const hit = matchIgnore(rules, abs, isDir);
       if (hit?.ignored) {
-        // With a glob, only files the glob asked for are worth reporting.
-        if (!opts.match || (!isDir && opts.match.test(childRel))) {
-          skip(isDir ? display + '/' : display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
-        }
+        if (reportable(isDir)) skip(isDir ? display + '/' : display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
         continue;
       }
 
@@ -105,12 +104,12 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
         if (opts.maxDepth !== undefined && depth + 1 > opts.maxDepth) continue;
         const real = await realpath(abs);
         if (ancestors.has(real)) {
-          skip(display + '/', 'symlink loop', `is a symlink loop (points back to ${entered.get(real) ?? real})`);
+          if (reportable(true)) skip(display + '/', 'symlink loop', `is a symlink loop (points back to ${entered.get(real) ?? real})`);
           continue;
         }
         const seen = entered.get(real);
         if (seen !== undefined) {
-          skip(display + '/', 'duplicate', `is the same folder as ${seen} (already read)`);
+          if (reportable(true)) skip(display + '/', 'duplicate', `is the same folder as ${seen} (already read)`);
           continue;
         }
         entered.set(real, display);
