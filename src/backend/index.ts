@@ -2,6 +2,7 @@
 
 import type { Model } from '../model/model.js';
 import type { Backend, BackendName, BackendOptions } from './contract.js';
+import { createCpuBackend } from './cpu/index.js';
 import { createReferenceBackend } from './reference/index.js';
 
 export type { Backend, BackendName, BackendOptions } from './contract.js';
@@ -14,6 +15,8 @@ export async function createBackend(name: BackendChoice, model: Model, opts: Bac
     case 'auto':
     case 'reference':
       return createReferenceBackend(model, opts);
+    case 'cpu':
+      return createCpuBackend(model, opts);
     default:
       throw new Error(`backend "${name}" is not available yet`);
   }

@@ -1,0 +1,126 @@
+// Attention: a weight-free ONNX graph over one tile of query rows, and the JavaScript driver that
+// cuts a step's queries into tiles so the score tensor stays under a fixed budget.
+//
+// One call computes, for qt query rows (already rotated) against T keys (already rotated):
+//   for each KV head g (query heads h = g·G .. g·G + G − 1, G = Hq / Hkv):
+//     S_g = Q_g K_gᵀ / √D           Q_g [G·qt, D]  (the G heads' rows stacked)   K_g [T, D]
+//     S_g += mask                    three variants, below
+//     P_g = softmax(S_g) over keys ; O_g = P_g V_g   [G·qt, D]
+//   out [qt, Hq·D] (row layout, ready for o_proj)
+// Mask variants:
+//   open    every key visible to every row
+//   causal  row i sees keys j ≤ offset + i (input `offset`); the −∞ upper triangle is made in the
+//           graph (ConstantOfShape −∞ → Trilu upper, k = offset + 1), so nothing of size qt×T
+//           crosses from JavaScript
+//   bias    an additive [qt, T] mask from JavaScript (0 visible, −∞ hidden): v1 beacon ranges
+//
+// The scores of one call are Hq·qt·T floats. A step with n rows over T keys is cut into query tiles
+// of qt = ⌊budget / (Hq·T·4)⌋ rows (at least 1), so a step's scratch memory is bounded by the
+// budget (plus a few same-sized temporaries inside ORT) whatever n is; T itself is bounded by the
+// positions a strategy can address (full: the RoPE window; stream: sink + recent; beacon: memory +
+// window; select: init + top-k + local). Keys are the contiguous rows [0, T) of per-head arrays,
+// passed to ORT without a copy.
+
+import type * as ortTypes from 'onnxruntime-node';
+import type { ModelConfig } from '../../model/config.js';
+import { Graph } from './graph.js';
+
+export type MaskKind = 'open' | 'causal' | 'bias';
+
+export function buildAttentionGraph(c: ModelConfig, mask: MaskKind): Uint8Array {
+  const Hq = c.numHeads;
+  const Hkv = c.numKvHeads;
+  const D = c.headDim;
+  const G = Hq / Hkv;
+  const g = new Graph(`attention_${mask}`);
+  const q = g.input('q', 'float', ['qt', Hq * D]);
+  // [qt, Hkv, G, D] → [Hkv, G, qt, D] → per KV head [G·qt, D]
+  const qh = g.op('Transpose', [g.op('Reshape', [q, g.ints([0, Hkv, G, D])])], { perm: [1, 2, 0, 3] });
+  const qs = Hkv === 1 ? [qh] : g.opN('Split', [qh, g.ints(Array(Hkv).fill(1))], Hkv, { axis: 0 });
+  const keys = Array.from({ length: Hkv }, (_, h) => g.input(`k${h}`, 'float', ['T', D]));
+  const values = Array.from({ length: Hkv }, (_, h) => g.input(`v${h}`, 'float', ['T', D]));
+
+  // The [1, qt, T] additive mask, broadcast over the G heads of a group.
+  let bias = '';
+  if (mask === 'bias') {
+    bias = g.op('Unsqueeze', [g.input('bias', 'float', ['qt', 'T']), g.ints([0])]);
+  } else if (mask === 'causal') {
+    const offset = g.input('offset', 'int64', [1]);
+    const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
+    const T = g.op('Slice', [g.op('Shape', [keys[0]]), g.ints([0]), g.ints([1])]);
+    const shape = g.op('Concat', [g.ints([1]), qt, T], { axis: 0 });
+    const negInf = g.op('ConstantOfShape', [shape], { value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } } });
+    const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
+    bias = g.op('Trilu', [negInf, k], { upper: 1 });
+  }
+
+  const outs: string[] = [];
+  for (let h = 0; h < Hkv; h++) {
+    const qg = g.op('Reshape', [qs[h], g.ints([G, -1, D])]); // [G, qt, D]
+    let s = g.op('FusedMatMul', [qg, keys[h]], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, { domain: 'com.microsoft' }); // [G, qt, T]
+    if (bias) s = g.op('Add', [s, bias]);
+    const p = g.op('Softmax', [s], { axis: -1 });
+    outs.push(g.op('MatMul', [p, values[h]])); // [G, qt, D]
+  }
+  const o = Hkv === 1 ? outs[0] : g.op('Concat', outs, { axis: 0 }); // [Hq, qt, D]
+  g.output(g.op('Reshape', [g.op('Transpose', [o], { perm: [1, 0, 2] }), g.ints([0, Hq * D])]), 'out', 'float', ['qt', Hq * D]);
+  return g.encode();
+}
+
+/** The sessions of the three variants. */
+export interface AttentionSessions {
+  open: ortTypes.InferenceSession;
+  causal: ortTypes.InferenceSession;
+  bias: ortTypes.InferenceSession;
+}
+
+/** Which keys each query row sees, for the driver. */
+export type TileMask =
+  | { kind: 'causal'; offset: number } // row i (of the step) sees keys [0, offset + i]
+  | { kind: 'bias'; bias: (q0: number, q1: number, T: number) => Float32Array }; // [q1 − q0, T] additive
+
+export interface AttentionInput {
+  /** [n, Hq·D] rotated queries (rows of the step). */
+  q: Float32Array;
+  n: number;
+  /** Per KV head [≥T, D] rotated keys and values; rows [0, T) are used. */
+  keys: Float32Array[];
+  values: Float32Array[];
+  T: number;
+  mask: TileMask;
+}
+
+/** Bytes of attention scores one call may hold (the query tile is sized from it). */
+export const SCORE_BUDGET = 16 << 20;
+
+export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: ModelConfig, a: AttentionInput, out: Float32Array): Promise<void> {
+  const qDim = c.numHeads * c.headDim;
+  const D = c.headDim;
+  const qt = Math.max(1, Math.min(a.n, Math.floor(SCORE_BUDGET / (c.numHeads * a.T * 4))));
+  for (let q0 = 0; q0 < a.n; q0 += qt) {
+    const q1 = Math.min(a.n, q0 + qt);
+    const rows = q1 - q0;
+    // Keys beyond the last one any row of the tile sees are left out.
+    const T = a.mask.kind === 'causal' ? Math.min(a.T, a.mask.offset + q1) : a.T;
+    const feeds: Record<string, ortTypes.Tensor> = {
+      q: new ort.Tensor('float32', a.q.subarray(q0 * qDim, q1 * qDim), [rows, qDim]),
+    };
+    for (let h = 0; h < a.keys.length; h++) {
+      feeds[`k${h}`] = new ort.Tensor('float32', a.keys[h].subarray(0, T * D), [T, D]);
+      feeds[`v${h}`] = new ort.Tensor('float32', a.values[h].subarray(0, T * D), [T, D]);
+    }
+    let session = s.open;
+    if (a.mask.kind === 'causal') {
+      // Row q0 + i sees keys [0, offset + q0 + i]; when even the first row sees all T, no mask.
+      if (a.mask.offset + q0 + 1 < T) {
+        session = s.causal;
+        feeds.offset = new ort.Tensor('int64', BigInt64Array.of(BigInt(a.mask.offset + q0)), [1]);
+      }
+    } else {
+      session = s.bias;
+      feeds.bias = new ort.Tensor('float32', a.mask.bias(q0, q1, T), [rows, T]);
+    }
+    const r = await session.run(feeds);
+    out.set(r.out.data as Float32Array, q0 * qDim);
+  }
+}

@@ -1,0 +1,133 @@
+// The ONNX graphs of the cpu backend, built from the model's config and the converted weights.
+//
+// A step runs, per layer, ONNX Runtime for everything with weights and the attention, and
+// JavaScript only for the glue (RoPE, KV bookkeeping, selection, masks). The weight graphs are cut
+// at the attention, so each weight lives in exactly one session (no duplicate prepacked copies):
+//
+//   first      x [n,H]                 -> qkv_0 [n, qDim + 2 kvDim]     (pre-RoPE q, k, v)
+//   layer l    x [n,H], attn_l [n,qDim] -> x' [n,H]  (+ qkv_{l+1} when l < L-1)
+//              x1 = x + attn_l Wo ;  x' = x1 + down(silu(gate(rms(x1))) ⊙ up(rms(x1)))
+//              qkv_{l+1} = rms(x') Wqkv_{l+1} + b
+//   head       x [m,H]                 -> logits [m,V] = rms(x) Wlm
+//   attention  (weight-free, attention.ts)  and  vote (weight-free, select.ts)
+//
+// Beacon checkpoints: rows flagged as beacons use the beacon projections. The graphs take the
+// raw and beacon row indices (rawIdx [nr], bcnIdx [nb]) and the inverse permutation `order` [n]:
+//   y = Gather(Concat(h[rawIdx] W_base, h[bcnIdx] W_beacon), order)
+// which handles nb = 0 (an empty Gather) with the same graph.
+//
+// Linear layers: f32 → Gemm(x, W[out,in], b, transB=1) (ORT prepacks W for MLAS);
+// q8 → com.microsoft.MatMulNBits(bits 8, block 64, accuracy_level 4: int8 dot products with
+// activations quantized per block), then + b.
+
+import type { ModelConfig } from '../../model/config.js';
+import { Graph } from './graph.js';
+import { Q8_BLOCK, storedLinear, type Layout, type StoredTensor } from './weights.js';
+
+export interface GraphSet {
+  first: Uint8Array;
+  layers: Uint8Array[];
+  head: Uint8Array;
+}
+
+class WeightGraph extends Graph {
+  constructor(name: string, private readonly layout: Layout, private readonly c: ModelConfig) {
+    super(name);
+  }
+
+  private stored(name: string, t: StoredTensor): string {
+    return this.weight(name, { dataType: t.dataType, dims: t.dims, location: this.layout.file, offset: t.offset, length: t.length });
+  }
+
+  vector(name: string): string {
+    return this.stored(name, this.layout.tensors[name]);
+  }
+
+  /** y = x Wᵀ + b for the stored linear layer `name`; x [rows, in] → [rows, out]. */
+  linear(x: string, name: string): string {
+    const s = storedLinear(this.layout, name);
+    let y: string;
+    if (s.kind === 'f32') {
+      const inputs = [x, this.stored(name, s.w)];
+      if (s.bias) inputs.push(this.stored(`${name}.bias`, s.bias));
+      return this.op('Gemm', inputs, { transB: 1 });
+    }
+    y = this.op(
+      'MatMulNBits',
+      [x, this.stored(`${name}.q`, s.q), this.stored(`${name}.scales`, s.scales)],
+      { K: s.in, N: s.out, bits: 8, block_size: Q8_BLOCK, accuracy_level: 4 },
+      { domain: 'com.microsoft' },
+    );
+    if (s.bias) y = this.op('Add', [y, this.stored(`${name}.bias`, s.bias)]);
+    return y;
+  }
+
+  /** w ⊙ x / sqrt(mean(x²) + eps) over the last axis. */
+  rmsNorm(x: string, weight: string): string {
+    return this.op('SimplifiedLayerNormalization', [x, this.vector(weight)], { axis: -1, epsilon: { float: this.c.rmsNormEps }, stash_type: 1 });
+  }
+
+  /** The beacon row-split inputs (beacon checkpoints only). */
+  beaconInputs(): { rawIdx: string; bcnIdx: string; order: string } {
+    return {
+      rawIdx: this.input('rawIdx', 'int64', ['nr']),
+      bcnIdx: this.input('bcnIdx', 'int64', ['nb']),
+      order: this.input('order', 'int64', ['n']),
+    };
+  }
+
+  /** A linear layer where beacon rows use `beaconName` (when given) and the others `name`. */
+  mixedLinear(x: string, name: string, beaconName: string | null, split: { rawIdx: string; bcnIdx: string; order: string } | null): string {
+    if (!beaconName || !split) return this.linear(x, name);
+    const raw = this.linear(this.op('Gather', [x, split.rawIdx], { axis: 0 }), name);
+    const bcn = this.linear(this.op('Gather', [x, split.bcnIdx], { axis: 0 }), beaconName);
+    return this.op('Gather', [this.op('Concat', [raw, bcn], { axis: 0 }), split.order], { axis: 0 });
+  }
+}
+
+/** The widths of a qkv row: q [0, qDim), k [qDim, qDim + kvDim), v after. */
+export function qkvWidth(c: ModelConfig): number {
+  return (c.numHeads + 2 * c.numKvHeads) * c.headDim;
+}
+
+export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
+  const H = c.hiddenSize;
+  const qDim = c.numHeads * c.headDim;
+  const W = qkvWidth(c);
+  const beacon = c.beacon !== null;
+  const has = (name: string) => name in layout.linears;
+
+  const qkvOf = (g: WeightGraph, x: string, l: number, split: ReturnType<WeightGraph['beaconInputs']> | null) =>
+    g.mixedLinear(g.rmsNorm(x, `${l}.inputNorm`), `${l}.qkv`, beacon ? `${l}.beacon.qkv` : null, split);
+
+  // first: the qkv projection of layer 0.
+  const first = new WeightGraph('first', layout, c);
+  {
+    const x = first.input('x', 'float', ['n', H]);
+    const split = beacon ? first.beaconInputs() : null;
+    first.output(qkvOf(first, x, 0, split), 'qkv', 'float', ['n', W]);
+  }
+
+  const layers: Uint8Array[] = [];
+  for (let l = 0; l < c.numLayers; l++) {
+    const g = new WeightGraph(`layer${l}`, layout, c);
+    const x = g.input('x', 'float', ['n', H]);
+    const attn = g.input('attn', 'float', ['n', qDim]);
+    const split = beacon ? g.beaconInputs() : null;
+    const x1 = g.op('Add', [x, g.mixedLinear(attn, `${l}.o`, has(`${l}.beacon.o`) ? `${l}.beacon.o` : null, split)]);
+    const gu = g.linear(g.rmsNorm(x1, `${l}.postNorm`), `${l}.gateUp`);
+    const [gate, up] = g.opN('Split', [gu, g.ints([c.intermediateSize, c.intermediateSize])], 2, { axis: -1 });
+    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
+    const x2 = g.op('Add', [x1, g.linear(act, `${l}.down`)]);
+    g.output(x2, 'xout', 'float', ['n', H]);
+    if (l + 1 < c.numLayers) g.output(qkvOf(g, x2, l + 1, split), 'qkv', 'float', ['n', W]);
+    layers.push(g.encode());
+  }
+
+  const head = new WeightGraph('head', layout, c);
+  {
+    const x = head.input('x', 'float', ['m', H]);
+    head.output(head.linear(head.rmsNorm(x, 'finalNorm'), 'lmHead'), 'logits', 'float', ['m', c.vocabSize]);
+  }
+  return { first: first.encode(), layers, head: head.encode() };
+}

@@ -1,0 +1,86 @@
+// RoPE on the JavaScript side, with the reference backend's exact arithmetic (reference/math.ts,
+// ropeInPlace): for each head vector x (D values, rotate-half layout) at position p and i < D/2,
+//   a = fround(p · invFreq[i]),  c = fround(cos a) · scale,  s = fround(sin a) · scale
+//   x'[i] = x[i]·c − x[i+D/2]·s,   x'[i+D/2] = x[i+D/2]·c + x[i]·s      (float64, stored as float32)
+// The cos/sin values are tabulated per position once per RoPE table and reused by every layer.
+
+import type { RopeTable } from '../contract.js';
+
+export class RopeTables {
+  private table: RopeTable | null = null;
+  private cosT = new Float64Array(0);
+  private sinT = new Float64Array(0);
+  private rows = 0;
+  readonly half: number;
+
+  constructor(readonly headDim: number) {
+    this.half = headDim >> 1;
+  }
+
+  /** Whether `t` has the same frequencies and scale as the current table. */
+  same(t: RopeTable): boolean {
+    const cur = this.table;
+    if (!cur) return false;
+    if (cur === t) return true;
+    if (cur.scale !== t.scale || cur.invFreq.length !== t.invFreq.length) return false;
+    for (let i = 0; i < t.invFreq.length; i++) if (cur.invFreq[i] !== t.invFreq[i]) return false;
+    return true;
+  }
+
+  /**
+   * Makes positions 0..maxPos available under table `t`. Returns true when the table changed
+   * (then keys rotated under the old table are stale).
+   */
+  use(t: RopeTable, maxPos: number): boolean {
+    const changed = !this.same(t);
+    if (changed) {
+      this.table = { invFreq: Float32Array.from(t.invFreq), scale: t.scale };
+      this.rows = 0;
+    }
+    if (maxPos >= this.rows) this.grow(Math.max(maxPos + 1, Math.ceil(this.rows * 1.5), 1024));
+    return changed;
+  }
+
+  private grow(rows: number): void {
+    const h = this.half;
+    const { invFreq, scale } = this.table!;
+    const cosT = new Float64Array(rows * h);
+    const sinT = new Float64Array(rows * h);
+    cosT.set(this.cosT.subarray(0, this.rows * h));
+    sinT.set(this.sinT.subarray(0, this.rows * h));
+    for (let p = this.rows; p < rows; p++) {
+      for (let i = 0; i < h; i++) {
+        const a = Math.fround(p * invFreq[i]);
+        cosT[p * h + i] = Math.fround(Math.cos(a)) * scale;
+        sinT[p * h + i] = Math.fround(Math.sin(a)) * scale;
+      }
+    }
+    this.cosT = cosT;
+    this.sinT = sinT;
+    this.rows = rows;
+  }
+
+  /**
+   * Rotates `heads` consecutive head vectors of one row: src[srcOff + h·D + d] → dst[dstOff + h·D + d]
+   * at position `pos` (src and dst may be the same array and offset).
+   */
+  rotate(src: Float32Array, srcOff: number, dst: Float32Array, dstOff: number, heads: number, pos: number): void {
+    const h2 = this.half;
+    const D = this.headDim;
+    const co = pos * h2;
+    const cosT = this.cosT;
+    const sinT = this.sinT;
+    for (let h = 0; h < heads; h++) {
+      const s0 = srcOff + h * D;
+      const d0 = dstOff + h * D;
+      for (let i = 0; i < h2; i++) {
+        const c = cosT[co + i];
+        const s = sinT[co + i];
+        const x1 = src[s0 + i];
+        const x2 = src[s0 + i + h2];
+        dst[d0 + i] = x1 * c - x2 * s;
+        dst[d0 + i + h2] = x2 * c + x1 * s;
+      }
+    }
+  }
+}

@@ -1,0 +1,63 @@
+// TokenSelect on the cpu backend (contract.ts, SelectSpec; ../select.ts holds the shared rule).
+//
+// Per layer and step: q̄ (the mean of the step's queries rotated at nLocal + i) is formed in
+// JavaScript exactly as the reference does; the soft vote over the candidate keys — a [Hq, nc]
+// score matrix, nc = candidates — runs in ONNX Runtime (graph below), which also picks the top k:
+//   for each KV head g:  S_g = q̄_g K_gᵀ      q̄_g [G, D] (no 1/√D), K_g [nc, D] pre-RoPE
+//   vote = Σ over all heads of softmax(S_g) over candidates     [nc]
+//   top  = TopK(vote, k)  (ONNX TopK: larger first, ties to the lower index)
+// JavaScript sorts `top`, forms S = [0, nInit) ∪ top ∪ local, and gathers those keys, rotated at
+// their rank in S, and values into per-head scratch arrays for the attention.
+//
+// Precision note: the reference sums the vote in float64; here it is float32, so two candidates
+// whose votes agree to ~1e-7 relative can trade places at the top-k boundary.
+
+import type * as ortTypes from 'onnxruntime-node';
+import type { ModelConfig } from '../../model/config.js';
+import { Graph } from './graph.js';
+
+export function buildVoteGraph(c: ModelConfig): Uint8Array {
+  const Hq = c.numHeads;
+  const Hkv = c.numKvHeads;
+  const D = c.headDim;
+  const G = Hq / Hkv;
+  const g = new Graph('vote');
+  const qbar = g.input('qbar', 'float', [Hq, D]);
+  const k = g.input('k', 'int64', [1]);
+  const qs = Hkv === 1 ? [qbar] : g.opN('Split', [qbar, g.ints(Array(Hkv).fill(G))], Hkv, { axis: 0 });
+  let vote = '';
+  for (let h = 0; h < Hkv; h++) {
+    const keys = g.input(`k${h}`, 'float', ['nc', D]);
+    const s = g.op('FusedMatMul', [qs[h], keys], { transB: 1 }, { domain: 'com.microsoft' }); // [G, nc]
+    const p = g.op('ReduceSum', [g.op('Softmax', [s], { axis: -1 }), g.ints([0])], { keepdims: 0 }); // [nc]
+    vote = vote ? g.op('Add', [vote, p]) : p;
+  }
+  const [, top] = g.opN('TopK', [vote, k], 2, { axis: -1, largest: 1, sorted: 1 });
+  g.output(top, 'top', 'int64', ['k']);
+  return g.encode();
+}
+
+/**
+ * Indices (into [0, nc)) of the k candidates with the largest soft vote, ascending.
+ * `keys` are per-KV-head arrays whose rows [from, from + nc) are the candidates.
+ */
+export async function topBySoftVote(
+  ort: typeof ortTypes,
+  session: ortTypes.InferenceSession,
+  c: ModelConfig,
+  qbar: Float32Array,
+  keys: Float32Array[],
+  from: number,
+  nc: number,
+  k: number,
+): Promise<Int32Array> {
+  const D = c.headDim;
+  const feeds: Record<string, ortTypes.Tensor> = {
+    qbar: new ort.Tensor('float32', qbar, [c.numHeads, D]),
+    k: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(k, nc))), [1]),
+  };
+  keys.forEach((a, h) => (feeds[`k${h}`] = new ort.Tensor('float32', a.subarray(from * D, (from + nc) * D), [nc, D])));
+  const r = await session.run(feeds);
+  const top = Int32Array.from(r.top.data as BigInt64Array, (v) => Number(v));
+  return top.sort();
+}

@@ -1,0 +1,292 @@
+// Converted weights: the model's tensors rewritten once into one ONNX external-data file that every
+// graph of the cpu backend refers to by offset, so ONNX Runtime loads (and may memory-map) them by
+// path and no model ever passes whole through a JavaScript buffer.
+//
+// Folder:  <cache>/onnx/<fingerprint>-<dtype>-v<CONVERTER_VERSION>/
+//            weights.bin     the tensors, each at a 64 KiB-aligned offset
+//            layout.json     name -> { offset, length, dataType, dims } for every stored tensor
+//            complete.json   written last: the sizes of the two files above (the "done" marker)
+//            *.onnx          graphs (graphs.ts), named by a hash of their bytes, added on load
+//
+// A conversion writes into a temporary sibling folder and renames it into place, so a folder with
+// a matching complete.json is whole; a folder without one (a crash mid-rename cannot make one) is
+// removed and converted again.
+//
+// What is stored (per layer l; "linear" = f32 [out, in] or q8, see below):
+//   l.inputNorm, l.postNorm                    f32 [H]
+//   l.qkv   linear [qDim + 2 kvDim, H]         q, k, v projections stacked by rows (+ l.qkv.bias)
+//   l.o     linear [H, qDim]
+//   l.gateUp linear [2 I, H]                   gate and up stacked by rows
+//   l.down  linear [H, I]
+//   l.beacon.qkv (+ .bias), l.beacon.o          beacon checkpoints only (beacon.o only with "o")
+//   finalNorm f32 [H], lmHead linear [V, H]
+// The token embedding is not stored: rows are read on demand from the safetensors (embedding.ts).
+//
+// q8: each linear weight row is cut into blocks of Q8_BLOCK values along the input dimension;
+// block b of row o keeps scale s = max|w| / 127 and codes round(w / s) + 128 as uint8 — the
+// layout of com.microsoft.MatMulNBits with bits = 8 and no zero points (implied zero point 128):
+//   <name>.q       uint8 [out, ceil(in / Q8_BLOCK), Q8_BLOCK]   (the last block zero-padded)
+//   <name>.scales  f32   [out * ceil(in / Q8_BLOCK)]
+
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { CtxError, fsError } from '../../errors.js';
+import type { Model } from '../../model/model.js';
+import { FINAL_NORM, layerTensors, lmHeadName, type ProjNames } from '../../model/model.js';
+import { DTYPE_BYTES, toFloat32, type TensorInfo } from '../../model/safetensors.js';
+
+/** Bump when the stored layout changes: old folders are then simply not found. */
+export const CONVERTER_VERSION = 1;
+export const Q8_BLOCK = 64;
+const ALIGN = 64 * 1024;
+
+export type WeightDType = 'f32' | 'q8';
+
+export interface StoredTensor {
+  offset: number;
+  length: number;
+  dataType: 'float' | 'uint8';
+  dims: number[];
+}
+
+export interface Layout {
+  version: number;
+  dtype: WeightDType;
+  fingerprint: string;
+  /** The external-data file name, relative to the folder. */
+  file: string;
+  tensors: Record<string, StoredTensor>;
+  /** Shape of every linear layer by name: [out, in]. */
+  linears: Record<string, [number, number]>;
+}
+
+/** A linear layer's stored form: one f32 matrix, or q8 codes + scales. */
+export type StoredLinear =
+  | { kind: 'f32'; w: StoredTensor; bias?: StoredTensor; out: number; in: number }
+  | { kind: 'q8'; q: StoredTensor; scales: StoredTensor; bias?: StoredTensor; out: number; in: number };
+
+export interface ConvertedWeights {
+  dir: string;
+  layout: Layout;
+}
+
+/** Reads `rows` rows starting at `row` of a 2-D source tensor as float32 (F32, F16, BF16 sources). */
+export function readRows(t: TensorInfo, row: number, rows: number): Float32Array {
+  const cols = t.shape.length === 1 ? 1 : t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const bytesPer = DTYPE_BYTES[t.dtype];
+  const length = rows * cols * bytesPer;
+  const buf = Buffer.allocUnsafe(length);
+  let fd: number;
+  try {
+    fd = openSync(t.file, 'r');
+  } catch (e) {
+    throw fsError(e, t.file, 'model');
+  }
+  try {
+    let done = 0;
+    while (done < length) {
+      const n = readSync(fd, buf, done, length - done, t.offset + row * cols * bytesPer + done);
+      if (n === 0) throw new CtxError('model', `unexpected end of file reading "${t.name}"`, { path: t.file });
+      done += n;
+    }
+  } finally {
+    closeSync(fd);
+  }
+  return toFloat32({ ...t, byteLength: length }, buf);
+}
+
+/** Appends tensors to weights.bin at aligned offsets and records them in the layout. */
+class WeightsFileWriter {
+  private fd: number;
+  private pos = 0;
+  readonly tensors: Record<string, StoredTensor> = {};
+  readonly linears: Record<string, [number, number]> = {};
+
+  constructor(private readonly path: string) {
+    this.fd = openSync(path, 'w');
+  }
+
+  private align(): void {
+    const pad = (ALIGN - (this.pos % ALIGN)) % ALIGN;
+    if (pad) {
+      writeSync(this.fd, Buffer.alloc(pad));
+      this.pos += pad;
+    }
+  }
+
+  /** Starts a tensor; `write` is then called with consecutive chunks of its bytes. */
+  begin(name: string, dataType: StoredTensor['dataType'], dims: number[]): (chunk: Uint8Array) => void {
+    this.align();
+    const t: StoredTensor = { offset: this.pos, length: 0, dataType, dims };
+    this.tensors[name] = t;
+    return (chunk) => {
+      writeSync(this.fd, chunk);
+      this.pos += chunk.length;
+      t.length += chunk.length;
+    };
+  }
+
+  close(): number {
+    fsyncSync(this.fd);
+    closeSync(this.fd);
+    return this.pos;
+  }
+}
+
+const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+
+/** Rows per read while streaming a tensor: about 16 MiB of float32 at a time. */
+function rowsPerChunk(cols: number): number {
+  return Math.max(1, Math.floor((4 << 20) / cols));
+}
+
+/**
+ * Writes one linear weight made of the row blocks `parts` (each a [rows_p, in] source tensor,
+ * stacked in order), as f32 or q8, plus the stacked bias when every part has one.
+ */
+function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: ProjNames[] | string[], dtype: WeightDType): void {
+  const infos = parts.map((p) => model.weights.info(typeof p === 'string' ? p : p.weight));
+  const inDim = infos[0].shape[1];
+  const outDim = infos.reduce((n, t) => n + t.shape[0], 0);
+  w.linears[name] = [outDim, inDim];
+  if (dtype === 'f32') {
+    const write = w.begin(name, 'float', [outDim, inDim]);
+    for (const t of infos) {
+      const step = rowsPerChunk(inDim);
+      for (let r = 0; r < t.shape[0]; r += step) write(bytesOf(readRows(t, r, Math.min(step, t.shape[0] - r))));
+    }
+  } else {
+    const nb = Math.ceil(inDim / Q8_BLOCK);
+    const scales = new Float32Array(outDim * nb);
+    const write = w.begin(`${name}.q`, 'uint8', [outDim, nb, Q8_BLOCK]);
+    let o = 0;
+    for (const t of infos) {
+      const step = rowsPerChunk(inDim);
+      for (let r = 0; r < t.shape[0]; r += step) {
+        const rows = Math.min(step, t.shape[0] - r);
+        const f = readRows(t, r, rows);
+        const codes = new Uint8Array(rows * nb * Q8_BLOCK).fill(128);
+        for (let i = 0; i < rows; i++, o++) quantizeRow(f.subarray(i * inDim, (i + 1) * inDim), codes.subarray(i * nb * Q8_BLOCK), scales.subarray(o * nb, (o + 1) * nb));
+        write(codes);
+      }
+    }
+    w.begin(`${name}.scales`, 'float', [outDim * nb])(bytesOf(scales));
+  }
+  const biases = parts.map((p) => (typeof p === 'string' ? undefined : p.bias));
+  if (biases.every((b) => b !== undefined)) {
+    const write = w.begin(`${name}.bias`, 'float', [outDim]);
+    for (const b of biases) write(bytesOf(model.weights.float32(b!)));
+  }
+}
+
+/** Symmetric int8 per block: s = max|w| / 127, code = round(w / s) + 128. */
+export function quantizeRow(row: Float32Array, codes: Uint8Array, scales: Float32Array): void {
+  const nb = scales.length;
+  for (let b = 0; b < nb; b++) {
+    const lo = b * Q8_BLOCK;
+    const hi = Math.min(lo + Q8_BLOCK, row.length);
+    let m = 0;
+    for (let i = lo; i < hi; i++) m = Math.max(m, Math.abs(row[i]));
+    const s = Math.fround(m / 127);
+    scales[b] = s;
+    if (s === 0) continue;
+    for (let i = lo; i < hi; i++) codes[i] = Math.max(-127, Math.min(127, Math.round(row[i] / s))) + 128;
+  }
+}
+
+function writeVector(w: WeightsFileWriter, model: Model, name: string, source: string): void {
+  w.begin(name, 'float', model.weights.info(source).shape)(bytesOf(model.weights.float32(source)));
+}
+
+/** Writes every tensor the graphs need into `dir` (weights.bin + layout.json). */
+function convertInto(dir: string, model: Model, dtype: WeightDType, fingerprint: string): Layout {
+  const w = new WeightsFileWriter(join(dir, 'weights.bin'));
+  const c = model.config;
+  for (let l = 0; l < c.numLayers; l++) {
+    const t = layerTensors(model, l);
+    writeVector(w, model, `${l}.inputNorm`, t.inputNorm);
+    writeVector(w, model, `${l}.postNorm`, t.postNorm);
+    writeLinear(w, model, `${l}.qkv`, [t.q, t.k, t.v], dtype);
+    writeLinear(w, model, `${l}.o`, [t.o], dtype);
+    writeLinear(w, model, `${l}.gateUp`, [t.gate, t.up], dtype);
+    writeLinear(w, model, `${l}.down`, [t.down], dtype);
+    if (t.beacon) {
+      writeLinear(w, model, `${l}.beacon.qkv`, [t.beacon.q, t.beacon.k, t.beacon.v], dtype);
+      if (t.beacon.o.weight !== t.o.weight) writeLinear(w, model, `${l}.beacon.o`, [t.beacon.o], dtype);
+    }
+  }
+  writeVector(w, model, 'finalNorm', FINAL_NORM);
+  writeLinear(w, model, 'lmHead', [lmHeadName(model)], dtype);
+  w.close();
+  const layout: Layout = { version: CONVERTER_VERSION, dtype, fingerprint, file: 'weights.bin', tensors: w.tensors, linears: w.linears };
+  writeFileSync(join(dir, 'layout.json'), JSON.stringify(layout));
+  return layout;
+}
+
+interface Marker {
+  fingerprint: string;
+  sizes: Record<string, number>;
+}
+
+/** The folder's layout when its marker is present and every size matches; else null. */
+function loadIfComplete(dir: string, fingerprint: string): Layout | null {
+  try {
+    const marker = JSON.parse(readFileSync(join(dir, 'complete.json'), 'utf8')) as Marker;
+    if (marker.fingerprint !== fingerprint) return null;
+    for (const [file, size] of Object.entries(marker.sizes)) {
+      if (statSync(join(dir, file)).size !== size) return null;
+    }
+    const layout = JSON.parse(readFileSync(join(dir, 'layout.json'), 'utf8')) as Layout;
+    return layout.version === CONVERTER_VERSION ? layout : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * The converted weights for `model` in `dtype`, converting them first if needed. `onProgress`
+ * hears about a conversion (which takes a while for big models) before it starts.
+ */
+export function convertedWeights(model: Model, dtype: WeightDType, cacheDir: string, onProgress?: (msg: string) => void): ConvertedWeights {
+  const fingerprint = model.weights.fingerprint();
+  const root = join(cacheDir, 'onnx');
+  const dir = join(root, `${fingerprint.slice(0, 32)}-${dtype}-v${CONVERTER_VERSION}`);
+  const ready = loadIfComplete(dir, fingerprint);
+  if (ready) return { dir, layout: ready };
+  onProgress?.(`converting weights to ${dtype} for onnxruntime (once per model) into ${dir}`);
+  const tmp = join(root, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  try {
+    mkdirSync(tmp, { recursive: true });
+    const layout = convertInto(tmp, model, dtype, fingerprint);
+    const sizes: Record<string, number> = {};
+    for (const f of ['weights.bin', 'layout.json']) sizes[f] = statSync(join(tmp, f)).size;
+    writeFileSync(join(tmp, 'complete.json'), JSON.stringify({ fingerprint, sizes } satisfies Marker));
+    if (existsSync(dir)) {
+      // Another process finished first (use its folder), or a stale incomplete folder is in the way.
+      const other = loadIfComplete(dir, fingerprint);
+      if (other) {
+        rmSync(tmp, { recursive: true, force: true });
+        return { dir, layout: other };
+      }
+      rmSync(dir, { recursive: true, force: true });
+    }
+    renameSync(tmp, dir);
+    return { dir, layout };
+  } catch (e) {
+    rmSync(tmp, { recursive: true, force: true });
+    if (e instanceof CtxError) throw e;
+    throw fsError(e, dir, 'io');
+  }
+}
+
+/** Looks up a linear layer's stored tensors. */
+export function storedLinear(layout: Layout, name: string): StoredLinear {
+  const t = layout.tensors;
+  const shape = layout.linears[name];
+  if (!shape) throw new Error(`converted weights lack "${name}"`);
+  const [out, inDim] = shape;
+  const bias = t[`${name}.bias`];
+  if (t[name]) return { kind: 'f32', w: t[name], bias, out, in: inDim };
+  return { kind: 'q8', q: t[`${name}.q`], scales: t[`${name}.scales`], bias, out, in: inDim };
+}

@@ -1,0 +1,93 @@
+// Shared by the cpu backend's tests: a private cache folder for converted weights, both backends
+// on one model, strategy runs through a Session, and comparisons.
+
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { Backend } from '../../src/backend/contract.js';
+import { createCpuBackend } from '../../src/backend/cpu/index.js';
+import { createReferenceBackend } from '../../src/backend/reference/index.js';
+import type { Model } from '../../src/model/model.js';
+import { Session } from '../../src/engine/session.js';
+import { resolveStrategy, type StrategyOptions } from '../../src/engine/strategies/index.js';
+
+let cache: string | undefined;
+/** One temporary cache folder per test process for converted weights. */
+export function testCacheDir(): string {
+  if (!cache) {
+    cache = mkdtempSync(join(tmpdir(), 'ctx-cpu-test-cache-'));
+    const c = cache;
+    process.on('exit', () => rmSync(c, { recursive: true, force: true }));
+  }
+  return cache;
+}
+
+export async function cpuBackend(model: Model, dtype: 'f32' | 'q8' = 'f32'): Promise<Backend> {
+  return createCpuBackend(model, { dtype, cacheDir: testCacheDir(), threads: 2 });
+}
+
+export async function bothBackends(model: Model): Promise<{ ref: Backend; cpu: Backend }> {
+  return { ref: await createReferenceBackend(model), cpu: await cpuBackend(model) };
+}
+
+export function argmaxRows(logits: Float32Array, V: number): number[] {
+  const out: number[] = [];
+  for (let r = 0; r * V < logits.length; r++) {
+    let best = 0;
+    for (let j = 1; j < V; j++) if (logits[r * V + j] > logits[r * V + best]) best = j;
+    out.push(best);
+  }
+  return out;
+}
+
+export interface StrategyRun {
+  /** Logits of every document token (prefill), then of each decoded token. */
+  prefill: Float32Array;
+  steps: Float32Array[];
+  greedy: number[];
+  stats: Record<string, number>;
+}
+
+/**
+ * Feeds `doc` (optionally in several calls of `feedSize`) with all logits, then decodes greedily
+ * for `decode` tokens, one per call.
+ */
+export async function runStrategy(backend: Backend, opts: StrategyOptions, doc: Int32Array, decode: number, feedSize = doc.length): Promise<StrategyRun> {
+  const V = backend.model.config.vocabSize;
+  const session = new Session(backend, resolveStrategy(backend.model.config, opts, doc.length + decode));
+  const parts: Float32Array[] = [];
+  for (let s = 0; s < doc.length; s += feedSize) parts.push(await session.feed(doc.subarray(s, s + feedSize), { allLogits: true }));
+  const prefill = new Float32Array(parts.reduce((n, p) => n + p.length, 0));
+  let o = 0;
+  for (const p of parts) {
+    prefill.set(p, o);
+    o += p.length;
+  }
+  const greedy = [argmaxRows(prefill.subarray(prefill.length - V), V)[0]];
+  const steps: Float32Array[] = [];
+  for (let i = 0; i < decode; i++) {
+    const l = await session.feed(Int32Array.of(greedy[i]), { decoding: true });
+    steps.push(l);
+    greedy.push(argmaxRows(l, V)[0]);
+  }
+  const stats = session.stats() as Record<string, number>;
+  session.dispose();
+  return { prefill, steps, greedy, stats };
+}
+
+export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
+  if (a.length !== b.length) return Infinity;
+  let m = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i] - b[i]);
+    if (!(d <= m)) m = d; // NaN counts as a failure
+  }
+  return m;
+}
+
+/** Largest |Δ| over a whole run (prefill and every decode step). */
+export function runDiff(a: StrategyRun, b: StrategyRun): number {
+  let m = maxAbsDiff(a.prefill, b.prefill);
+  for (let i = 0; i < a.steps.length; i++) m = Math.max(m, maxAbsDiff(a.steps[i], b.steps[i]));
+  return m;
+}

@@ -1,0 +1,138 @@
+// The cpu backend against the reference backend (the oracle) on tiny random models: every
+// strategy through the engine, then the contract's corners step by step.
+import assert from 'node:assert/strict';
+import { after, describe, it } from 'node:test';
+import type { Backend, RopeTable, StepRequest } from '../../src/backend/contract.js';
+import { baseInvFreq } from '../../src/engine/rope.js';
+import { tinyModel, tokens } from '../helpers/models.js';
+import { bothBackends, maxAbsDiff, runDiff, runStrategy } from './helpers.js';
+
+const TOL = 1e-4;
+const range = (a: number, n: number) => Int32Array.from({ length: n }, (_, i) => a + i);
+
+const disposers: Backend[] = [];
+after(async () => {
+  for (const b of disposers) await b.dispose();
+});
+async function pair(preset: string, overrides = {}) {
+  const model = tinyModel(preset, overrides);
+  const b = await bothBackends(model);
+  disposers.push(b.ref, b.cpu);
+  return { model, ...b };
+}
+
+describe('cpu vs reference: strategies', () => {
+  const cases: Array<[string, string, object, object, number, number, number?]> = [
+    // name, preset, model overrides, strategy options, document length, decode steps, feed size
+    ['full, 64-token chunks', 'tiny', { maxPositions: 512 }, { strategy: 'full', chunk: 64 }, 300, 12],
+    ['full, document in 3 calls', 'tiny', { maxPositions: 512, seed: 5 }, { strategy: 'full', chunk: 48 }, 200, 6, 70],
+    ['full with YaRN scaling (cos/sin scale)', 'tiny', { maxPositions: 128 }, { strategy: 'full', chunk: 64, rope: { type: 'yarn', factor: 4 } }, 400, 6],
+    ['full with dynamic NTK (table changes per step)', 'tiny', { maxPositions: 128 }, { strategy: 'full', chunk: 40, rope: { type: 'dynamic', factor: 4 } }, 300, 6],
+    ['stream (sink 4 + recent 60)', 'tiny', {}, { strategy: 'stream', sink: 4, recent: 60, chunk: 24 }, 300, 10],
+    ['select (no reuse)', 'tiny', { maxPositions: 256 }, { strategy: 'select', nInit: 8, topK: 24, nLocal: 16, chunk: 16, reuseCosine: null }, 300, 10],
+    ['select with selection reuse (θ = 0.5)', 'tiny', { maxPositions: 256, seed: 9 }, { strategy: 'select', nInit: 4, topK: 32, nLocal: 16, chunk: 16, reuseCosine: 0.5 }, 260, 16],
+    ['beacon v3 interleave (adapt)', 'tiny-beacon', {}, { strategy: 'beacon' }, 400, 12],
+    ['beacon v3 with sink 1, fed in 2 calls', 'tiny-beacon', { beacon: { version: 'v3', window: 16, ratios: [2], sinkSize: 1 } }, { strategy: 'beacon' }, 150, 8, 75],
+    ['beacon v1 append step-expansion', 'tiny-beacon-v1', {}, { strategy: 'beacon' }, 300, 12],
+    ['beacon v1 segmentation', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 32, ratios: [8], attn: 'segmentation' } }, { strategy: 'beacon' }, 200, 8],
+    ['beacon v1 full-coverage', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'full-coverage' } }, { strategy: 'beacon' }, 200, 8],
+  ];
+  for (const [name, preset, overrides, opts, n, decode, feed] of cases) {
+    it(name, async () => {
+      const { model, ref, cpu } = await pair(preset, overrides);
+      const doc = tokens(n, 3, 3, model.config.vocabSize);
+      const a = await runStrategy(ref, opts, doc, decode, feed);
+      const b = await runStrategy(cpu, opts, doc, decode, feed);
+      const d = runDiff(a, b);
+      assert.ok(d <= TOL, `max |Δlogit| ${d}`);
+      assert.deepEqual(b.greedy, a.greedy);
+      assert.deepEqual(b.stats, a.stats);
+    });
+  }
+});
+
+describe('cpu vs reference: contract corners', () => {
+  const rope = (model: { config: { headDim: number; ropeTheta: number } }, scale = 1): RopeTable => ({
+    invFreq: baseInvFreq(model.config.headDim, model.config.ropeTheta),
+    scale,
+  });
+
+  it('ranges masks, beacon rows, arbitrary positions, unordered retain, snapshot and restore', async () => {
+    const { model, ref, cpu } = await pair('tiny-beacon-v1');
+    const V = model.config.vocabSize;
+    const r = rope(model);
+    // Step 1: 10 raw rows (causal) + 3 beacon rows with hand-made ranges and positions.
+    const n = 13;
+    const ranges = new Int32Array(6 * n);
+    for (let i = 0; i < 10; i++) ranges.set([0, i + 1], 6 * i);
+    ranges.set([0, 4, 10, 11, 0, 0], 60); // beacon 1: raw 0..3 and itself
+    ranges.set([2, 8, 11, 12, 0, 0], 66); // beacon 2: raw 2..7 and itself
+    ranges.set([0, 10, 12, 13, 0, 0], 72); // beacon 3: every raw row and itself
+    const flags = new Uint8Array(n).fill(1, 10);
+    const step1: StepRequest = {
+      tokens: tokens(n, 5, 3, V), beacon: flags, positions: Int32Array.from([0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 4, 8, 10]),
+      mask: { kind: 'ranges', ranges }, logitRows: range(0, 10), rope: r,
+    };
+    const step2 = (M: number): StepRequest => ({
+      tokens: tokens(5, 6, 3, V), positions: range(M, 5), mask: { kind: 'causal' }, logitRows: range(0, 5), rope: r,
+    });
+    const run = async (b: Backend) => {
+      const seq = b.newSequence();
+      const out: Float32Array[] = [(await seq.step(step1)).logits];
+      seq.retain(Int32Array.from([10, 11, 12, 7, 8, 9, 0])); // beacons first, then some raw rows: not ascending
+      out.push((await seq.step(step2(7))).logits);
+      const snap = seq.snapshot();
+      const again = b.newSequence();
+      again.restore(snap);
+      out.push((await again.step(step2(12))).logits);
+      out.push((await seq.step(step2(12))).logits);
+      return { out, snap };
+    };
+    const a = await run(ref);
+    const c = await run(cpu);
+    for (let k = 0; k < a.out.length; k++) assert.ok(maxAbsDiff(a.out[k], c.out[k]) <= TOL, `output ${k}: ${maxAbsDiff(a.out[k], c.out[k])}`);
+    assert.deepEqual(c.out[2], c.out[3], 'a restored sequence continues exactly like the original');
+    assert.equal(c.snap.rows, 12);
+    for (let l = 0; l < a.snap.keys.length; l++) {
+      assert.ok(maxAbsDiff(a.snap.keys[l], c.snap.keys[l]) <= TOL, `snapshot keys of layer ${l}`);
+      assert.ok(maxAbsDiff(a.snap.values[l], c.snap.values[l]) <= TOL, `snapshot values of layer ${l}`);
+    }
+  });
+
+  it('a snapshot taken on the reference continues identically on cpu', async () => {
+    const { model, ref, cpu } = await pair('tiny', { maxPositions: 256 });
+    const r = rope(model);
+    const V = model.config.vocabSize;
+    const spec = { nInit: 4, topK: 12, nLocal: 8, reuseCosine: 0.3 };
+    const doc = tokens(96, 8, 3, V);
+    const seq = ref.newSequence();
+    for (let s = 0; s < doc.length; s += 8) {
+      await seq.step({ tokens: doc.subarray(s, s + 8), positions: range(s, 8), mask: { kind: 'causal' }, select: spec, logitRows: new Int32Array(0), rope: r });
+    }
+    const snap = seq.snapshot();
+    const next: StepRequest = { tokens: Int32Array.of(17), positions: Int32Array.of(96), mask: { kind: 'causal' }, select: spec, logitRows: Int32Array.of(0), rope: r, reportSelection: true };
+    const onCpu = cpu.newSequence();
+    onCpu.restore(snap);
+    const a = await seq.step(next);
+    const b = await onCpu.step(next);
+    assert.ok(maxAbsDiff(a.logits, b.logits) <= TOL, `${maxAbsDiff(a.logits, b.logits)}`);
+    assert.deepEqual(b.selection, a.selection);
+  });
+
+  it('reports the same per-layer selections as the reference', async () => {
+    const { model, ref, cpu } = await pair('tiny', { maxPositions: 256, layers: 3, seed: 4 });
+    const r = rope(model);
+    const spec = { nInit: 4, topK: 20, nLocal: 16, reuseCosine: null };
+    const doc = tokens(192, 12, 3, model.config.vocabSize);
+    const run = async (b: Backend) => {
+      const seq = b.newSequence();
+      const sel: Int32Array[][] = [];
+      for (let s = 0; s < doc.length; s += 16) {
+        const res = await seq.step({ tokens: doc.subarray(s, s + 16), positions: range(s, 16), mask: { kind: 'causal' }, select: spec, logitRows: Int32Array.of(15), rope: r, reportSelection: true });
+        sel.push(res.selection!);
+      }
+      return sel;
+    };
+    assert.deepEqual(await run(cpu), await run(ref));
+  });
+});
