@@ -6,17 +6,17 @@
 // Without a model there is no tokenizer and no window: inspect still shows the sources, and a token
 // estimate (characters / 4) that says it is one.
 
-import { existsSync, statSync } from 'node:fs';
-import { basename, join, resolve } from 'node:path';
+import { basename } from 'node:path';
 import { Command } from 'commander';
 import { planRun, type RunPlan } from '../engine/plan.js';
 import type { StrategyName } from '../engine/strategies/index.js';
-import { CtxError, EXIT } from '../errors.js';
+import { EXIT } from '../errors.js';
 import { formatBytes } from '../input/bytes.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
 import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { loadTokenizer } from '../model/tokenizer.js';
+import { modelFolder } from './document-run.js';
 import { currentRun, documentInputs, formatCount, formatTable, out } from './io.js';
 import { maxFileBytesOption, modelOption, strategyOption } from './options.js';
 
@@ -61,6 +61,12 @@ export interface InspectReport {
 async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
   const run = currentRun();
   const { specs, implicitStdin } = documentInputs(inputs, run);
+  // The model's folder and config first: a wrong -m should fail before a long document is read.
+  let model: { name: string; dir: string; config: ModelConfig } | null = null;
+  if (opts.model) {
+    const dir = modelFolder(opts.model); // shared with ask/summarize/chat: one place resolves model names
+    model = { name: opts.model, dir, config: readModelConfig(dir) };
+  }
   const doc = await readInputs(specs, {
     maxFileBytes: opts.maxFileBytes,
     stdin: run.stdin,
@@ -68,16 +74,7 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
   });
-
-  let model: { name: string; dir: string; config: ModelConfig } | null = null;
-  let tokens: TokenCount;
-  if (opts.model) {
-    const dir = modelFolder(opts.model);
-    model = { name: opts.model, dir, config: readModelConfig(dir) };
-    tokens = await countTokens(doc, dir);
-  } else {
-    tokens = estimateTokens(doc);
-  }
+  const tokens = model ? await countTokens(doc, model.dir) : estimateTokens(doc);
   const plan = model ? planRun(model.config, { documentTokens: tokens.total, strategy: opts.strategy }) : null;
 
   const report = buildReport(doc, tokens, model, plan);
@@ -85,20 +82,6 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
   else for (const line of renderText(report)) out(line);
   // A plan that does not fit is the answer to "will this work?", so scripts get it as the exit code.
   if (plan && !plan.fits) run.exitCode = EXIT.doesNotFit;
-}
-
-/**
- * The model folder for -m. A path to a folder with config.json is used as is.
- * Integration point: registry names ("qwen2.5-0.5b") resolve through src/model/resolve.ts
- * (resolveModelDir) once `ctx models` lands; until then only folders are accepted.
- */
-function modelFolder(nameOrPath: string): string {
-  const dir = resolve(nameOrPath);
-  if (existsSync(dir) && statSync(dir).isDirectory()) {
-    if (!existsSync(join(dir, 'config.json'))) throw new CtxError('model', 'is not a model folder (it has no config.json)', { path: nameOrPath });
-    return dir;
-  }
-  throw new CtxError('model', 'no such model folder', { path: nameOrPath });
 }
 
 /** Exact counts with the model's tokenizer, segment by segment (as the engine will encode them). */

@@ -126,9 +126,12 @@ export async function loadFolderRules(
   dir: string,
   labelPrefix: string,
   onUnreadable: (file: string, error: unknown) => void,
+  /** The folder's entries when the caller has listed it: only ignore files among them are opened. */
+  entries?: readonly string[],
 ): Promise<RuleSet[]> {
   const sets: RuleSet[] = [];
   for (const name of IGNORE_FILES) {
+    if (entries && !entries.includes(name)) continue;
     const file = join(dir, name);
     let text: string;
     try {

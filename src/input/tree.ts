@@ -61,7 +61,6 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
 
   async function walkDir(dirAbs: string, dirDisplay: string, rel: string, depth: number, parentRules: RuleSet[], ancestors: Set<string>) {
     opts.signal?.throwIfAborted();
-    const rules = [...parentRules, ...(await loadFolderRules(dirAbs, labelPrefix(dirDisplay), onUnreadable))];
     let names: string[];
     try {
       names = (await readdir(dirAbs)).sort(compareCodeUnits);
@@ -70,6 +69,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
       skip(dirDisplay + '/', 'unreadable', `cannot be read: ${fsError(e, '').message}`);
       return;
     }
+    const rules = [...parentRules, ...(await loadFolderRules(dirAbs, labelPrefix(dirDisplay), onUnreadable, names))];
     if (depth === 0) names = readmeFirst(names);
 
     for (const name of names) {
