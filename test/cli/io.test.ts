@@ -1,0 +1,107 @@
+// Argument conventions (stdin, question last), failure reporting, and run() in-process.
+import assert from 'node:assert/strict';
+import { PassThrough, Readable } from 'node:stream';
+import { describe, it } from 'node:test';
+import { CommanderError } from 'commander';
+import { describeFailure, run } from '../../src/cli/main.js';
+import { documentInputs, formatTable, inputsAndQuestion } from '../../src/cli/io.js';
+import { CtxError, EXIT } from '../../src/errors.js';
+import { inputFixtures } from '../helpers/fixtures.js';
+
+const fx = inputFixtures();
+
+describe('documentInputs: when stdin is read', () => {
+  it('"-" is stdin where it stands', () => {
+    assert.deepEqual(documentInputs(['a', '-', 'b'], { stdinKind: 'tty' }), { specs: ['a', '-', 'b'], implicitStdin: false });
+  });
+
+  it('no inputs: stdin unless it is a terminal', () => {
+    assert.deepEqual(documentInputs([], { stdinKind: 'pipe' }), { specs: ['-'], implicitStdin: false });
+    assert.deepEqual(documentInputs([], { stdinKind: 'other' }), { specs: ['-'], implicitStdin: false });
+    assert.throws(() => documentInputs([], { stdinKind: 'tty' }), (e: unknown) => e instanceof CtxError && e.kind === 'usage');
+  });
+
+  it('inputs named: a shell pipe or a redirected file is read too, first; a socket is not', () => {
+    assert.deepEqual(documentInputs(['a'], { stdinKind: 'pipe' }), { specs: ['-', 'a'], implicitStdin: true });
+    assert.deepEqual(documentInputs(['a'], { stdinKind: 'file' }), { specs: ['-', 'a'], implicitStdin: true });
+    assert.deepEqual(documentInputs(['a'], { stdinKind: 'other' }), { specs: ['a'], implicitStdin: false });
+    assert.deepEqual(documentInputs(['a'], { stdinKind: 'tty' }), { specs: ['a'], implicitStdin: false });
+  });
+
+  it('inputsAndQuestion: the question is last, piped content comes first', () => {
+    assert.deepEqual(inputsAndQuestion(['why?'], { stdinKind: 'pipe' }), { specs: ['-'], implicitStdin: false, question: 'why?' });
+    assert.deepEqual(inputsAndQuestion(['r.pdf', 'what changed?'], { stdinKind: 'tty' }), { specs: ['r.pdf'], implicitStdin: false, question: 'what changed?' });
+    assert.throws(() => inputsAndQuestion([], { stdinKind: 'pipe' }), /no question given/);
+  });
+});
+
+describe('describeFailure', () => {
+  it('a CtxError is one line with its exit code; --verbose adds the stack', () => {
+    const e = new CtxError('input', 'is binary', { path: 'a.bin' });
+    assert.deepEqual(describeFailure(e, false), { code: EXIT.input, text: 'ctx: a.bin: is binary\n' });
+    const verbose = describeFailure(e, true);
+    assert.equal(verbose.code, EXIT.input);
+    assert.match(verbose.text, /^ctx: a\.bin: is binary\nCtxError: a\.bin: is binary\n\s+at /);
+  });
+
+  it('anything else is an internal error asking for --verbose, exit 1', () => {
+    assert.deepEqual(describeFailure(new TypeError('x is undefined'), false), {
+      code: EXIT.internal,
+      text: 'ctx: internal error: x is undefined (run with --verbose for the stack trace)\n',
+    });
+    const verbose = describeFailure(new TypeError('x is undefined', { cause: new Error('root cause') }), true);
+    assert.match(verbose.text, /^ctx: internal error: x is undefined\nTypeError: x is undefined\n\s+at [^]*caused by: Error: root cause/);
+  });
+
+  it('commander errors: help and version exit 0 silently; parse errors are one usage line', () => {
+    assert.deepEqual(describeFailure(new CommanderError(0, 'commander.helpDisplayed', '(outputHelp)'), false), { code: 0, text: '' });
+    assert.deepEqual(describeFailure(new CommanderError(0, 'commander.version', '1.0.0'), false), { code: 0, text: '' });
+    const unknown = describeFailure(new CommanderError(1, 'commander.unknownOption', "error: unknown option '--x'\n(Did you mean --y?)"), false);
+    assert.deepEqual(unknown, { code: EXIT.usage, text: "ctx: unknown option '--x' (Did you mean --y?) (see ctx --help)\n" });
+  });
+});
+
+describe('run() in-process', () => {
+  function capture() {
+    const stream = new PassThrough();
+    let text = '';
+    stream.on('data', (d) => (text += d));
+    return { stream, text: () => text };
+  }
+
+  it('returns the exit code and writes to the streams it is given', async () => {
+    const out = capture();
+    const err = capture();
+    const code = await run(['node', 'ctx', '--json', 'inspect', '-', fx.path('repo/README.md')], {
+      stdout: out.stream,
+      stderr: err.stream,
+      stdin: Readable.from(['from stdin\n']),
+      stdinKind: 'other',
+      env: {},
+    });
+    assert.equal(code, 0, err.text());
+    const report = JSON.parse(out.text());
+    assert.deepEqual(report.sources.map((s: { path: string }) => s.path), ['-', fx.path('repo/README.md')]);
+    assert.equal(err.text(), '');
+  });
+
+  it('an error is one line on the given stderr', async () => {
+    const err = capture();
+    const code = await run(['node', 'ctx', 'inspect', 'missing.txt'], { stdout: capture().stream, stderr: err.stream, stdinKind: 'tty', env: {} });
+    assert.equal(code, EXIT.input);
+    assert.equal(err.text(), 'ctx: missing.txt: no such file or directory\n');
+  });
+
+  it('leaves no signal handlers behind', async () => {
+    const before = process.listenerCount('SIGINT');
+    await run(['node', 'ctx', '--version'], { stdout: capture().stream, stderr: capture().stream, stdinKind: 'tty', env: {} });
+    assert.equal(process.listenerCount('SIGINT'), before);
+  });
+});
+
+describe('formatTable', () => {
+  it('pads columns, right-aligns numbers, leaves no trailing spaces', () => {
+    assert.deepEqual(formatTable([['a', '1'], ['bbb', '22']], [false, true]), ['a     1', 'bbb  22']);
+    assert.deepEqual(formatTable([['a', 'x'], ['bbb', 'y']]), ['a    x', 'bbb  y']);
+  });
+});
