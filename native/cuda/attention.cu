@@ -84,7 +84,7 @@ __global__ void __launch_bounds__(kMmaThreads)
   // Q tile: f32 -> bf16, 8 values (one chunk) per thread per step; rows ≥ n are zeros.
   for (int c = tid; c < kMmaRows * kChunks; c += kMmaThreads) {
     const int r = c / kChunks, ch = c % kChunks;
-    unsigned packed[4] = {0, 0, 0, 0};
+    alignas(16) unsigned packed[4] = {0, 0, 0, 0};
     if (q0 + r < n) {
       const float* src = q + static_cast<size_t>(q0 + r) * Hq * D + h * D + ch * 8;
 #pragma unroll

@@ -161,12 +161,12 @@ __global__ void __launch_bounds__(kGemvWarps * 32)
   const bool vectorized = K % Vec == 0;
   if (vectorized) {
     for (int k = lane * Vec; k < K; k += 32 * Vec) {
-      T wv[Vec];
+      alignas(16) T wv[Vec];
       *reinterpret_cast<uint4*>(wv) = *reinterpret_cast<const uint4*>(w + k);
 #pragma unroll
       for (int i = 0; i < kGemvMaxRows; i++) {
         if (i >= M) break;
-        T av[Vec];
+        alignas(16) T av[Vec];
         *reinterpret_cast<uint4*>(av) = *reinterpret_cast<const uint4*>(A + static_cast<size_t>(i) * K + k);
 #pragma unroll
         for (int e = 0; e < Vec; e++) acc[i] += toFloat(av[e]) * toFloat(wv[e]);

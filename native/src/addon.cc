@@ -428,8 +428,7 @@ class LoadWorker : public Napi::AsyncWorker {
     try {
       std::shared_ptr<ctx::Kernels> kernels;
       if (device_ == "host") {
-        if (dtype_ != DType::F32) throw std::invalid_argument("the host kernels run f32 only");
-        kernels = ctx::createCpuKernels();
+        kernels = ctx::createCpuKernels(dtype_);
       } else {
         kernels = ctx::createCudaKernels(dtype_);
       }

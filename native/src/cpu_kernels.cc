@@ -1,7 +1,11 @@
-// The CPU kernel set: every operation of kernels.h as plain loops over host memory, float32 data
-// with double accumulation. It is written for obviousness, not speed: its job is to run the native
+// The CPU kernel set: every operation of kernels.h as plain loops over host memory, with double
+// accumulation. It is written for obviousness, not speed: its job is to run the native
 // orchestration (engine.cc) in CI, where there is no GPU, so that it can be checked against the
 // TypeScript reference backend.
+//
+// Compute type F32 is the normal mode. BF16 emulates the CUDA bf16 path on the host: weights,
+// activations fed to matmul and stored K/V are rounded to bf16 at the same points as on the GPU,
+// so it predicts the bf16 path's error (and the GPU tests compare the CUDA bf16 kernels with it).
 
 #include "cpu_kernels.h"
 
@@ -32,18 +36,28 @@ void storeAs(void* p, DType t, size_t i, float v) {
   else static_cast<uint16_t*>(p)[i] = floatToBf16(v);
 }
 
+/** p as f32: p itself when it already is, else widened into tmp. */
+const float* asF32(const void* p, DType t, size_t count, std::vector<float>& tmp) {
+  if (t == DType::F32) return static_cast<const float*>(p);
+  tmp.resize(count);
+  for (size_t i = 0; i < count; i++) tmp[i] = loadAs(p, t, i);
+  return tmp.data();
+}
+
 class CpuKernels final : public Kernels {
  public:
+  explicit CpuKernels(DType compute) : compute_(compute) {}
   ~CpuKernels() override {
     for (auto& [p, bytes] : sizes_) std::free(p);
   }
 
   void info(KernelSetInfo* out) const override {
-    std::snprintf(out->name, sizeof out->name, "host (C++ loops, f32)");
+    std::snprintf(out->name, sizeof out->name, "host (C++ loops, %s)",
+                  compute_ == DType::F32 ? "f32" : "bf16 emulated");
     out->totalMemoryBytes = 0;
   }
-  DType computeType() const override { return DType::F32; }
-  DType kvType() const override { return DType::F32; }
+  DType computeType() const override { return compute_; }
+  DType kvType() const override { return compute_; }
 
   // ---- memory ----
   void* alloc(size_t bytes) override {
@@ -121,8 +135,10 @@ class CpuKernels final : public Kernels {
 
   void matmul(float* C, const void* A, const Matrix& W, const float* bias, int32_t n, bool accumulate) override {
     const int32_t in = W.cols, outDim = W.rows;
-    const auto* a = static_cast<const float*>(A);
-    const auto* w = static_cast<const float*>(W.data);
+    // A and W share the compute type (bf16 only in the emulation mode: widened to f32 here).
+    std::vector<float> aTmp, wTmp;
+    const float* a = asF32(A, W.dtype, static_cast<size_t>(n) * in, aTmp);
+    const float* w = asF32(W.data, W.dtype, static_cast<size_t>(outDim) * in, wTmp);
     for (int32_t i = 0; i < n; i++) {
       const float* ai = a + static_cast<size_t>(i) * in;
       for (int32_t o = 0; o < outDim; o++) {
@@ -171,8 +187,10 @@ class CpuKernels final : public Kernels {
   void attention(void* out, DType outType, const float* q, const void* K, const void* V, int32_t n, int32_t T,
                  int32_t Hq, int32_t Hkv, int32_t D, float scale, const AttentionMask& mask) override {
     const int32_t group = Hq / Hkv;
-    const auto* k = static_cast<const float*>(K);
-    const auto* v = static_cast<const float*>(V);
+    const size_t kvElems = static_cast<size_t>(T) * Hkv * D;
+    std::vector<float> kTmp, vTmp;
+    const float* k = asF32(K, compute_, kvElems, kTmp);
+    const float* v = asF32(V, compute_, kvElems, vTmp);
     std::vector<double> scores(T);
     std::vector<double> acc(D);
     std::vector<std::pair<int32_t, int32_t>> visible;
@@ -234,7 +252,8 @@ class CpuKernels final : public Kernels {
   void selectVote(float* vote, const float* qbar, const void* K, int32_t candLo, int32_t candHi, int32_t Hq,
                   int32_t Hkv, int32_t D) override {
     const int32_t count = candHi - candLo, group = Hq / Hkv;
-    const auto* k = static_cast<const float*>(K);
+    std::vector<float> kTmp;
+    const float* k = asF32(K, compute_, static_cast<size_t>(candHi) * Hkv * D, kTmp);
     std::vector<double> logit(count), total(count, 0.0);
     for (int32_t h = 0; h < Hq; h++) {
       const float* qh = qbar + static_cast<size_t>(h) * D;
@@ -268,9 +287,9 @@ class CpuKernels final : public Kernels {
 
   double timeMatmul(int32_t m, int32_t n, int32_t k, int32_t iters) override {
     std::vector<float> a(static_cast<size_t>(m) * k), w(static_cast<size_t>(n) * k), c(static_cast<size_t>(m) * n);
-    fillRandom(a.data(), DType::F32, a.size(), 1, 1, 0);
-    fillRandom(w.data(), DType::F32, w.size(), 2, 1, 0);
-    Matrix W{w.data(), DType::F32, n, k};
+    fillRandom(a.data(), compute_, a.size(), 1, 1, 0);
+    fillRandom(w.data(), compute_, w.size(), 2, 1, 0);
+    Matrix W{w.data(), compute_, n, k};
     const auto t0 = std::chrono::steady_clock::now();
     for (int32_t i = 0; i < iters; i++) matmul(c.data(), a.data(), W, nullptr, m, false);
     const auto t1 = std::chrono::steady_clock::now();
@@ -278,12 +297,13 @@ class CpuKernels final : public Kernels {
   }
 
  private:
+  DType compute_;
   std::unordered_map<void*, size_t> sizes_;
   size_t inUse_ = 0, peak_ = 0;
 };
 
 }  // namespace
 
-std::shared_ptr<Kernels> createCpuKernels() { return std::make_shared<CpuKernels>(); }
+std::shared_ptr<Kernels> createCpuKernels(DType computeType) { return std::make_shared<CpuKernels>(computeType); }
 
 }  // namespace ctx

@@ -1,4 +1,5 @@
-// The CPU kernel set (cpu_kernels.cc): float32 loops on the host, always compiled into the addon.
+// The CPU kernel set (cpu_kernels.cc): loops on the host, always compiled into the addon.
+// computeType F32 is the normal mode; BF16 emulates the CUDA bf16 path's roundings.
 #pragma once
 
 #include <memory>
@@ -7,6 +8,6 @@
 
 namespace ctx {
 
-std::shared_ptr<Kernels> createCpuKernels();
+std::shared_ptr<Kernels> createCpuKernels(DType computeType);
 
 }  // namespace ctx

@@ -7,6 +7,7 @@
 //     (numeric "f32": float32 weights, for the goldens; "bf16": bf16 tensor-core GEMMs, the fast one);
 //   - plain C++ loops on the host (`{ device: 'host' }`), which make the native path testable
 //     without a GPU. CTX_CUDA_HOST=1 selects them for `--backend cuda` too (tests and goldens only).
+//     With dtype "bf16" they emulate the GPU's bf16 roundings (to predict and check the bf16 path).
 //
 // probeDevices() says whether a GPU can be used, and if not, why.
 
@@ -34,7 +35,7 @@ export interface DeviceProbe {
 }
 
 export interface CudaBackendOptions extends BackendOptions {
-  /** "cuda" (default): the GPU kernels. "host": the same native engine on C++ CPU loops (f32). */
+  /** "cuda" (default): the GPU kernels. "host": the same native engine on C++ CPU loops. */
   device?: 'cuda' | 'host';
   /** Benchmarks: fill the weights with seeded random values on the device instead of reading the files. */
   randomWeightsSeed?: number;
@@ -334,7 +335,6 @@ export async function createCudaBackend(model: Model, opts: CudaBackendOptions =
   if (dtype !== 'f32' && dtype !== 'bf16') {
     throw new CtxError('usage', `the cuda backend runs dtype f32 or bf16, not "${dtype}"`);
   }
-  if (device === 'host' && dtype !== 'f32') throw new CtxError('usage', 'the host kernels run f32 only');
   const a = loadAddon();
   if (!a) throw new CtxError('usage', `no GPU: ${addonError}`);
   if (device === 'cuda') {
