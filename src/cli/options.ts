@@ -16,13 +16,13 @@
 // "config" or "env", and commander's own parsing then overwrites them with "cli" values.
 
 import { readFileSync } from 'node:fs';
-import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { CtxError, fsError } from '../errors.js';
 import { parseByteSize } from '../input/bytes.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../input/tree.js';
+import { ctxConfigDir } from '../model/paths.js';
 
 export const ENV_PREFIX = 'CTX_';
 
@@ -34,13 +34,11 @@ export interface ConfigFile {
 // --- where the config file is ------------------------------------------------------------------
 
 /**
- * $CTX_CONFIG_DIR/config.json, else $XDG_CONFIG_HOME/ctx/config.json, else ~/.config/ctx/config.json.
- * (XDG variables count only when absolute, as the XDG spec says.)
+ * config.json in ctx's config folder: $CTX_CONFIG_DIR, else $XDG_CONFIG_HOME/ctx, else ~/.config/ctx
+ * (model/paths.ts decides, for every part of ctx).
  */
 export function configFilePath(env: NodeJS.ProcessEnv = process.env): string {
-  if (env.CTX_CONFIG_DIR) return join(resolve(env.CTX_CONFIG_DIR), 'config.json');
-  const base = env.XDG_CONFIG_HOME && isAbsolute(env.XDG_CONFIG_HOME) ? env.XDG_CONFIG_HOME : join(homedir(), '.config');
-  return join(base, 'ctx', 'config.json');
+  return join(ctxConfigDir(env), 'config.json');
 }
 
 /** Reads the config file; undefined when there is none. Unreadable or invalid → a usage error naming it. */

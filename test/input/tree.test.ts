@@ -119,6 +119,12 @@ describe('globs', () => {
     assert.deepEqual(Object.keys(skipped), ['docs/a/b/draft.md', 'docs/draft.md', 'notes-private.md']);
   });
 
+  it('ignore rules apply to glob matches, negations included', async () => {
+    const { sources, skipped } = rel(await readInputs([`${REPO}/*.log`]));
+    assert.deepEqual(sources, ['keep.log']);
+    assert.deepEqual(Object.keys(skipped), ['app.log']);
+  });
+
   it('a pattern without ** does not descend', async () => {
     const { sources } = rel(await readInputs([`${REPO}/*.md`]));
     assert.deepEqual(sources, ['README.md', 'Alpha.md', 'zeta.md']);
