@@ -191,12 +191,16 @@ async function readFileItem(
 ): Promise<ItemRead | null> {
   const { abs, display } = item;
   try {
-    const real = await realpath(abs);
-    const earlier = readPaths.get(real);
-    if (earlier !== undefined) throw new Rejection('duplicate', `is the same file as ${earlier} (already read)`);
-    readPaths.set(real, display);
+    const regular = (await stat(abs)).isFile();
+    if (regular) {
+      // Pipes and devices (/dev/fd/63 from `<(cmd)`) have no path to compare; each is its own input.
+      const real = await realpath(abs);
+      const earlier = readPaths.get(real);
+      if (earlier !== undefined) throw new Rejection('duplicate', `is the same file as ${earlier} (already read)`);
+      readPaths.set(real, display);
+    }
 
-    if (await isPdf(abs)) {
+    if (await isPdf(abs, regular)) {
       const r = await pdf.read({ path: abs }, display, opts.signal);
       return { segments: r.segments, info: { path: display, kind: 'pdf', bytes: r.bytes, pages: r.pages } };
     }
@@ -226,10 +230,9 @@ async function readFileItem(
 }
 
 /** By extension, or by content for PDFs saved without one. */
-async function isPdf(abs: string): Promise<boolean> {
+async function isPdf(abs: string, regular: boolean): Promise<boolean> {
   if (extname(abs).toLowerCase() === '.pdf') return true;
-  const st = await stat(abs);
-  if (!st.isFile()) return false; // never read ahead on a pipe: the bytes would be lost
+  if (!regular) return false; // never read ahead on a pipe: the bytes would be lost
   const fh = await open(abs, 'r');
   try {
     const head = new Uint8Array(5);

@@ -171,6 +171,14 @@ describe('inspect', () => {
     assert.deepEqual(JSON.parse(r.stdout).sources.map((s: { path: string }) => s.path), ['-', fx.path('repo/README.md')]);
   });
 
+  it('a named pipe from process substitution is read like a file', { skip: spawnSync('bash', ['--version']).error ? 'bash is not installed' : false }, () => {
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${BIN}" --json inspect <(printf 'from a pipe\\n')`], { env: cleanEnv(), encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    const [source] = JSON.parse(r.stdout).sources;
+    assert.match(source.path, /^\/dev\/fd\/\d+$/);
+    assert.equal(source.bytes, 12);
+  });
+
   it('a PDF: pages per source', { skip: fx.skipPdf }, () => {
     const r = ctx(['inspect', '--json', fx.path('pdf/three-pages.pdf')]);
     assert.equal(r.code, 0, r.stderr);

@@ -149,6 +149,14 @@ describe('PDF', { skip: fx.skipPdf }, () => {
     );
   });
 
+  it('a PDF without the .pdf extension is recognised by its %PDF- header', async () => {
+    const f = join(scratchDir('pdf'), 'report.download');
+    writeFileSync(f, readFileSync(pdf('three-pages.pdf')));
+    const doc = await readInputs([f]);
+    assert.equal(doc.sources[0]!.kind, 'pdf');
+    assert.equal(doc.sources[0]!.pages, 3);
+  });
+
   it('a PDF piped on stdin is recognised by its %PDF- header', async () => {
     const doc = await readInputs(['-'], { stdin: Readable.from([readFileSync(pdf('three-pages.pdf'))]) });
     assert.equal(doc.sources[0]!.kind, 'stdin');
