@@ -73,9 +73,11 @@ export class PdfReader {
         }
       };
       const onError = (e: Error) => {
+        // Parse errors are reported as messages; an 'error' event means the worker itself failed
+        // (pdf-parse missing, out of memory): a problem of ctx or the machine, not of the file.
         cleanup();
         this.worker = null;
-        reject(new Rejection('not a valid PDF', `could not be parsed as a PDF (${e.message})`));
+        reject(new Error(`the PDF worker failed while reading ${displayPath}: ${e.message}`, { cause: e }));
       };
       const onExit = (code: number) => {
         cleanup();

@@ -102,7 +102,13 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
 
       if (isDir) {
         if (opts.maxDepth !== undefined && depth + 1 > opts.maxDepth) continue;
-        const real = await realpath(abs);
+        let real: string;
+        try {
+          real = await realpath(abs);
+        } catch (e) {
+          if (reportable(true)) skip(display + '/', 'unreadable', `cannot be read: ${fsError(e, '').message}`);
+          continue;
+        }
         if (ancestors.has(real)) {
           if (reportable(true)) skip(display + '/', 'symlink loop', `is a symlink loop (points back to ${entered.get(real) ?? real})`);
           continue;
