@@ -146,9 +146,15 @@ export async function pullModel(entry: HubEntry, opts: PullOptions = {}): Promis
     downloadedAt: '',
     files: [],
   };
-  for (let i = 0; i < entry.files.length; i++) {
-    const got = await downloadFile(state, i, tmpDir);
-    if (got) record.files.push(got);
+  try {
+    for (let i = 0; i < entry.files.length; i++) {
+      const got = await downloadFile(state, i, tmpDir);
+      if (got) record.files.push(got);
+    }
+  } catch (e) {
+    // Keep partial bytes for the next pull to resume; an attempt that got nothing leaves nothing.
+    if (folderBytes(tmpDir) === 0) rmSync(tmpDir, { recursive: true, force: true });
+    throw e;
   }
   record.downloadedAt = new Date().toISOString();
   // The per-file notes of verified files were only for resuming; the marker now says it all.

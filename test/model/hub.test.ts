@@ -312,7 +312,8 @@ describe('hub downloads', () => {
       resolveModelDir('tiny', { ...pullOpts(env), registry: registry(), download: true }),
       isDownloadError(/cannot reach http:\/\/127\.0\.0\.1:\d+ to download "tiny" \(ECONNREFUSED\)\. .*pass --model <folder>.*CTX_HF_ENDPOINT/),
     );
-    assert.ok(!existsSync(join(modelsDir, 'tiny')));
+    assert.deepEqual(listing(modelsDir), [], 'an attempt that got nothing leaves nothing');
+    assert.deepEqual(readdirSync(modelsDir), []);
   });
 
   it('leaves no complete-looking folder when a pull is interrupted, and resumes afterwards', async () => {

@@ -1,0 +1,378 @@
+// `ctx models …`: the models ctx knows by name and the ones on this machine.
+//
+//   ctx models list            registry entries, which are downloaded, sizes (--json for scripts)
+//   ctx models pull NAME       download into the cache (resumable; progress on stderr)
+//   ctx models rm NAME         delete a download (and any unfinished one)
+//   ctx models info NAME|PATH  what a model is: architecture, size, window, beacon settings, tokenizer
+//
+// Results go to stdout (the folder for pull, the table for list); progress and notes to stderr.
+
+import { existsSync } from 'node:fs';
+import { Command } from 'commander';
+import { CtxError } from '../errors.js';
+import { formatBytes } from '../input/bytes.js';
+import { readModelConfig, type ModelConfig } from '../model/config.js';
+import { folderBytes, pullModel, readDownloadRecord, removeDownload, type PullProgress } from '../model/hub.js';
+import { cachedModelDir, modelsCacheDir } from '../model/paths.js';
+import { downloadSize, findEntry, loadRegistry, type Registry, type RegistryEntry } from '../model/registry.js';
+import { resolveModelDir } from '../model/resolve.js';
+import { loadTokenizer } from '../model/tokenizer.js';
+import { WeightStore } from '../model/weights.js';
+import { currentRun, formatCount, formatTable, out, type RunContext } from './io.js';
+
+interface GlobalOptions {
+  json?: boolean;
+  quiet?: boolean;
+}
+
+export interface ModelsCommandDeps {
+  /** The registry to use instead of the one that ships with ctx (tests). */
+  registry?: () => Registry;
+}
+
+export function modelsCommand(deps: ModelsCommandDeps = {}): Command {
+  const registry = deps.registry ?? (() => loadRegistry());
+  const models = new Command('models').description('list, download, remove and describe models');
+
+  models
+    .command('list')
+    .description('models ctx knows by name, and which are downloaded')
+    .action((_o: unknown, cmd: Command) => list(registry(), cmd.optsWithGlobals<GlobalOptions>()));
+
+  models
+    .command('pull')
+    .description('download a model into the cache (resumes an interrupted download)')
+    .argument('<name>', 'a name from `ctx models list`')
+    .action((name: string, _o: unknown, cmd: Command) => pull(registry(), name, cmd.optsWithGlobals<GlobalOptions>()));
+
+  models
+    .command('rm')
+    .description('delete a downloaded model')
+    .argument('<name>', 'a name from `ctx models list`')
+    .action((name: string, _o: unknown, cmd: Command) => remove(registry(), name, cmd.optsWithGlobals<GlobalOptions>()));
+
+  models
+    .command('info')
+    .description('describe a model: architecture, size, window, beacon settings, tokenizer')
+    .argument('<model>', 'a name from `ctx models list`, or a model folder')
+    .action((model: string, _o: unknown, cmd: Command) => info(registry(), model, cmd.optsWithGlobals<GlobalOptions>()));
+
+  return models;
+}
+
+function entryOrFail(registry: Registry, name: string): RegistryEntry {
+  const entry = findEntry(registry, name);
+  if (!entry) {
+    throw new CtxError('usage', `unknown model "${name}" (known: ${registry.entries.map((e) => e.name).join(', ')})`);
+  }
+  return entry;
+}
+
+// ---------------------------------------------------------------------------------------------
+// list
+
+interface ListRow {
+  name: string;
+  kind: 'hub' | 'local';
+  hub?: string;
+  revision?: string;
+  pinned?: boolean;
+  gated?: boolean;
+  arch?: string;
+  params?: string;
+  nativeWindow?: number;
+  recommendedStrategy: string;
+  license: string;
+  /** Downloaded (hub) or present (local). */
+  available: boolean;
+  dir: string;
+  bytesOnDisk: number | null;
+  downloadBytes: number | null;
+  downloadBytesExact: boolean;
+  notes: string[];
+}
+
+function listRows(registry: Registry, env: NodeJS.ProcessEnv): ListRow[] {
+  return registry.entries.map((e) => {
+    const common = {
+      name: e.name,
+      arch: e.arch,
+      params: e.params,
+      nativeWindow: e.nativeWindow,
+      recommendedStrategy: e.recommendedStrategy,
+      license: e.license,
+      notes: e.notes ?? [],
+    };
+    if (e.kind === 'local') {
+      const available = existsSync(e.dir);
+      return { ...common, kind: 'local', available, dir: e.dir, bytesOnDisk: available ? folderBytes(e.dir) : null, downloadBytes: null, downloadBytesExact: true };
+    }
+    const dir = cachedModelDir(e.name, env);
+    const available = readDownloadRecord(dir) !== null;
+    const size = downloadSize(e);
+    return {
+      ...common,
+      kind: 'hub',
+      hub: e.hub,
+      revision: e.revision,
+      pinned: e.pinned,
+      gated: e.gated,
+      available,
+      dir,
+      bytesOnDisk: available ? folderBytes(dir) : null,
+      downloadBytes: size.bytes,
+      downloadBytesExact: size.exact,
+    };
+  });
+}
+
+function list(registry: Registry, opts: GlobalOptions): void {
+  const run = currentRun();
+  const rows = listRows(registry, run.env);
+  if (opts.json) {
+    out(JSON.stringify({ cacheDir: modelsCacheDir(run.env), models: rows }, null, 2));
+    return;
+  }
+  const table = [['NAME', 'PARAMS', 'WINDOW', 'STRATEGY', 'SIZE', 'STATUS']];
+  for (const r of rows) {
+    const size = r.bytesOnDisk !== null ? formatBytes(r.bytesOnDisk) : r.downloadBytes !== null ? `${r.downloadBytesExact ? '' : '~'}${formatBytes(r.downloadBytes)}` : '?';
+    const status =
+      r.kind === 'local' ? (r.available ? 'built in' : 'built in, missing') : r.available ? 'downloaded' : `not downloaded${r.gated ? ' (gated: needs HF_TOKEN)' : ''}`;
+    table.push([r.name, r.params ?? '?', r.nativeWindow ? formatCount(r.nativeWindow) : '?', r.recommendedStrategy, size, status]);
+  }
+  for (const line of formatTable(table, [false, true, true, false, true, false])) out(line);
+  if (!opts.quiet) run.stderr.write(`\nModels are downloaded to ${modelsCacheDir(run.env)} (set CTX_CACHE_DIR to change it).\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// pull
+
+async function pull(registry: Registry, name: string, opts: GlobalOptions): Promise<void> {
+  const run = currentRun();
+  const entry = entryOrFail(registry, name);
+  if (entry.kind === 'local') {
+    if (!opts.quiet) run.stderr.write(`ctx: "${name}" ships with ctx; nothing to download\n`);
+    out(opts.json ? JSON.stringify({ name, dir: entry.dir, downloaded: false }) : entry.dir);
+    return;
+  }
+  const dir = cachedModelDir(name, run.env);
+  const already = readDownloadRecord(dir) !== null;
+  const progress = opts.quiet || opts.json || already ? undefined : progressReporter(run);
+  if (!already && !opts.quiet && !entry.pinned) {
+    run.stderr.write(`ctx: note: "${name}" is not pinned to a commit; downloading what "${entry.revision}" points to now\n`);
+  }
+  try {
+    await pullModel(entry, { env: run.env, signal: run.signal, onProgress: progress?.update });
+  } finally {
+    progress?.finish();
+  }
+  if (already && !opts.quiet) run.stderr.write(`ctx: "${name}" is already downloaded\n`);
+  const record = readDownloadRecord(dir)!;
+  out(opts.json ? JSON.stringify({ name, dir, downloaded: !already, files: record.files }, null, 2) : dir);
+}
+
+/**
+ * Download progress on stderr: one redrawn bar on a terminal, a line per file (and per resume)
+ * otherwise, so logs stay readable.
+ */
+function progressReporter(run: RunContext): { update: (p: PullProgress) => void; finish: () => void } {
+  const tty = (run.stderr as NodeJS.WriteStream).isTTY === true;
+  let lastFile = -1;
+  let lastDraw = 0;
+  let drawn = false;
+  const started = Date.now();
+  const size = (n: number | null) => (n === null ? '?' : formatBytes(n));
+
+  const update = (p: PullProgress) => {
+    if (!tty) {
+      if (p.fileIndex !== lastFile) {
+        lastFile = p.fileIndex;
+        run.stderr.write(`ctx: downloading ${p.file} (${p.fileIndex + 1}/${p.fileCount}, ${size(p.fileTotal)})\n`);
+      }
+      if (p.resumedFrom !== undefined) run.stderr.write(`ctx: resuming ${p.file} at ${size(p.resumedFrom)}\n`);
+      return;
+    }
+    const now = Date.now();
+    if (now - lastDraw < 100 && p.fileDone !== p.fileTotal) return;
+    lastDraw = now;
+    const fraction = p.total ? p.done / p.total : p.fileTotal ? p.fileDone / p.fileTotal : 0;
+    const width = 24;
+    const filled = Math.round(Math.min(1, fraction) * width);
+    const rate = p.done / Math.max(0.001, (now - started) / 1000);
+    const line =
+      `[${'#'.repeat(filled)}${'.'.repeat(width - filled)}] ${Math.floor(fraction * 100)}%  ` +
+      `${p.file} (${p.fileIndex + 1}/${p.fileCount})  ${size(p.done)}${p.total ? ` of ${size(p.total)}` : ''}  ${formatBytes(rate)}/s`;
+    run.stderr.write(`\r\x1b[2K${line}`);
+    drawn = true;
+  };
+  const finish = () => {
+    if (drawn) run.stderr.write('\r\x1b[2K');
+  };
+  return { update, finish };
+}
+
+// ---------------------------------------------------------------------------------------------
+// rm
+
+function remove(registry: Registry, name: string, opts: GlobalOptions): void {
+  const run = currentRun();
+  const entry = entryOrFail(registry, name);
+  if (entry.kind === 'local') throw new CtxError('usage', `"${name}" ships with ctx and cannot be removed`);
+  const { removed, bytes } = removeDownload(name, modelsCacheDir(run.env));
+  if (opts.json) out(JSON.stringify({ name, removed, bytes }));
+  else out(removed ? `removed ${name} (${formatBytes(bytes)})` : `${name} is not downloaded`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// info
+
+interface InfoReport {
+  name: string;
+  dir: string | null;
+  registry: { hub?: string; revision?: string; pinned?: boolean; license: string; recommendedStrategy: string; notes: string[] } | null;
+  config: (ModelConfig & { estimatedParams: number }) | null;
+  weights: { files: number; tensors: number; params: number; bytes: number; dtypes: string[] } | null;
+  tokenizer: { vocabSize: number; bosId: number | null; eosIds: number[]; addBos: boolean; chatTemplate: boolean; cutRule: string } | null;
+  /** Parts that could not be read, with the reason (info describes what it can). */
+  problems: string[];
+}
+
+/** Parameters implied by the config's shapes (weights may be absent or sharded oddly). */
+export function estimateParams(c: ModelConfig): number {
+  const q = c.numHeads * c.headDim;
+  const kv = c.numKvHeads * c.headDim;
+  const attn = c.hiddenSize * (q + 2 * kv) + q * c.hiddenSize + (c.qkvBias ? q + 2 * kv : 0);
+  const mlp = 3 * c.hiddenSize * c.intermediateSize;
+  const norms = 2 * c.hiddenSize;
+  let beacon = 0;
+  if (c.beacon) {
+    beacon = c.hiddenSize * (q + 2 * kv) + (c.qkvBias ? q + 2 * kv : 0) + (c.beacon.param.includes('o') ? q * c.hiddenSize : 0);
+  }
+  const perLayer = attn + mlp + norms + beacon;
+  const embed = c.vocabSize * c.hiddenSize;
+  return embed * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * perLayer + c.hiddenSize + (c.beacon ? c.hiddenSize : 0);
+}
+
+function formatParams(n: number): string {
+  if (n >= 1e9) return `${(n / 1e9).toFixed(2)}B`;
+  if (n >= 1e6) return `${(n / 1e6).toFixed(1)}M`;
+  if (n >= 1e3) return `${(n / 1e3).toFixed(1)}K`;
+  return String(n);
+}
+
+async function info(registry: Registry, model: string, opts: GlobalOptions): Promise<void> {
+  const run = currentRun();
+  const entry = findEntry(registry, model);
+  const report: InfoReport = {
+    name: model,
+    dir: null,
+    registry: entry
+      ? {
+          ...(entry.kind === 'hub' ? { hub: entry.hub, revision: entry.revision, pinned: entry.pinned } : {}),
+          license: entry.license,
+          recommendedStrategy: entry.recommendedStrategy,
+          notes: entry.notes ?? [],
+        }
+      : null,
+    config: null,
+    weights: null,
+    tokenizer: null,
+    problems: [],
+  };
+
+  try {
+    report.dir = await resolveModelDir(model, { registry, env: run.env, download: false });
+  } catch (e) {
+    // A registry model that is not downloaded yet is still worth describing from the registry.
+    if (!entry || !(e instanceof CtxError)) throw e;
+    report.problems.push(e.message);
+  }
+  if (report.dir) {
+    const attempt = <T>(what: string, f: () => T): T | null => {
+      try {
+        return f();
+      } catch (e) {
+        if (!(e instanceof CtxError)) throw e;
+        report.problems.push(`${what}: ${e.message}`);
+        return null;
+      }
+    };
+    const config = attempt('config', () => readModelConfig(report.dir!));
+    if (config) report.config = { ...config, estimatedParams: estimateParams(config) };
+    report.weights = attempt('weights', () => {
+      const store = WeightStore.open(report.dir!);
+      let params = 0;
+      const dtypes = new Set<string>();
+      for (const name of store.names()) {
+        const t = store.info(name);
+        params += t.shape.reduce((a, b) => a * b, 1);
+        dtypes.add(t.dtype);
+      }
+      return { files: store.files.length, tensors: store.names().length, params, bytes: store.totalBytes(), dtypes: [...dtypes].sort() };
+    });
+    try {
+      const tok = await loadTokenizer(report.dir, { eosIds: config?.eosTokenIds });
+      report.tokenizer = {
+        vocabSize: tok.vocabSize,
+        bosId: tok.bosId,
+        eosIds: tok.eosIds,
+        addBos: tok.addBos,
+        chatTemplate: tok.chatTemplate !== null,
+        cutRule: tok.cutRule.reason,
+      };
+    } catch (e) {
+      if (!(e instanceof CtxError)) throw e;
+      report.problems.push(`tokenizer: ${e.message}`);
+    }
+  }
+
+  if (opts.json) {
+    out(JSON.stringify(report, null, 2));
+    return;
+  }
+  for (const line of describe(report, entry)) out(line);
+}
+
+function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
+  const lines: string[] = [];
+  const kv = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(14)}${v}`);
+  kv('model', r.name);
+  if (r.dir) kv('folder', r.dir);
+  if (r.registry?.hub) kv('hub', `${r.registry.hub} @ ${r.registry.revision}${r.registry.pinned ? '' : ' (not pinned)'}`);
+  if (r.registry) kv('license', r.registry.license);
+  const c = r.config;
+  if (c) {
+    kv('architecture', `${c.arch}: ${c.numLayers} layers, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}`);
+    kv('attention', `${c.numHeads} query heads, ${c.numKvHeads} key/value heads, head dim ${c.headDim}${c.qkvBias ? ', q/k/v bias' : ''}`);
+    const scaling = c.ropeScaling ? `, RoPE scaling ${c.ropeScaling.type} x${c.ropeScaling.factor}` : '';
+    kv('window', `${formatCount(c.maxPositions)} tokens (rope theta ${c.ropeTheta}${scaling})`);
+    kv('vocabulary', formatCount(c.vocabSize));
+  } else if (entry) {
+    if (entry.arch) kv('architecture', entry.arch);
+    if (entry.nativeWindow) kv('window', `${formatCount(entry.nativeWindow)} tokens`);
+  }
+  if (r.weights) {
+    kv('parameters', `${formatParams(r.weights.params)} (${r.weights.dtypes.join(', ')}, ${formatBytes(r.weights.bytes)} in ${r.weights.files} file${r.weights.files === 1 ? '' : 's'})`);
+  } else if (c) {
+    kv('parameters', `about ${formatParams(c.estimatedParams)} (from config.json)`);
+  } else if (entry?.params) {
+    kv('parameters', entry.params);
+  }
+  if (c?.beacon) {
+    const b = c.beacon;
+    kv(
+      'beacon',
+      `${b.version} (${b.pos}, ${b.attn}), window ${b.window}, stride ${b.stride}, ratios ${b.ratios.join('/')} (${b.ratioMix}), ` +
+        `projections ${b.param.join('')}${b.sinkSize ? `, sink ${b.sinkSize}` : ''}`,
+    );
+  }
+  const strategy = c ? (c.beacon ? 'beacon' : 'select') : r.registry?.recommendedStrategy;
+  if (strategy) kv('strategy', `${strategy} recommended${c && !c.beacon ? ' (no beacon weights)' : ''}`);
+  if (r.tokenizer) {
+    const t = r.tokenizer;
+    kv('tokenizer', `${formatCount(t.vocabSize)} ids, BOS ${t.bosId ?? 'none'}${t.addBos ? ' (added)' : ''}, EOS ${t.eosIds.join(', ') || 'none'}, chat template ${t.chatTemplate ? 'yes' : 'no'}`);
+  }
+  for (const note of r.registry?.notes ?? []) lines.push(`note:         ${note}`);
+  for (const p of r.problems) lines.push(`not read:     ${p}`);
+  return lines;
+}
