@@ -15,8 +15,8 @@ import { formatBytes } from '../input/bytes.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
 import { readModelConfig, type ModelConfig } from '../model/config.js';
+import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { modelFolder } from './document-run.js';
 import { currentRun, documentInputs, formatCount, formatTable, out } from './io.js';
 import { maxFileBytesOption, modelOption, strategyOption } from './options.js';
 
@@ -64,7 +64,8 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
   // The model's folder and config first: a wrong -m should fail before a long document is read.
   let model: { name: string; dir: string; config: ModelConfig } | null = null;
   if (opts.model) {
-    const dir = modelFolder(opts.model); // shared with ask/summarize/chat: one place resolves model names
+    // A registry name or a folder; inspect never downloads (a missing model says how to pull it).
+    const dir = await resolveModelDir(opts.model, { env: run.env });
     model = { name: opts.model, dir, config: readModelConfig(dir) };
   }
   const doc = await readInputs(specs, {

@@ -217,8 +217,9 @@ describe('inspect', () => {
     assert.match(r.stdout, /fits\s+no: the run needs [\d,]+ tokens .*Use --strategy select/);
   });
 
-  it('a model path that does not exist is a model error (before reading inputs)', () => {
+  it('a model path that does not exist, or an unknown name, is a model error (before reading inputs)', () => {
     assertOneLineError(ctx(['inspect', '-m', 'no/such/model', 'no-such-input']), EXIT.model, 'ctx: no/such/model: model folder does not exist');
+    assertOneLineError(ctx(['inspect', '-m', 'no-such-model', 'no-such-input']), EXIT.model, /^ctx: unknown model "no-such-model": .*\(ctx models list\)$/);
   });
 });
 
