@@ -74,6 +74,7 @@ function configureTree(cmd: Command, ctx: Pick<RunContext, 'stdout' | 'stderr'>)
     outputError: () => {}, // run() prints errors itself, as one "ctx: …" line
   });
   cmd.showSuggestionAfterError(true);
+  cmd.configureHelp({ showGlobalOptions: true }); // `ctx inspect --help` also lists --json, --quiet, --verbose
   for (const sub of cmd.commands) configureTree(sub, ctx);
 }
 
