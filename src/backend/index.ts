@@ -1,8 +1,15 @@
 // Backend selection: the one place that knows which backends exist and which one `auto` picks.
+//
+// auto → cpu (onnxruntime), the default without a GPU. The cuda backend is opt-in
+// (`--backend cuda`) until its GPU test suite has been recorded passing on real hardware
+// (native/README.md, "GPU runs"); then auto will prefer it whenever probeDevices() finds a GPU.
+// If the cpu backend cannot start (onnxruntime missing), auto falls back to the reference
+// backend and says why.
 
 import type { Model } from '../model/model.js';
 import type { Backend, BackendName, BackendOptions } from './contract.js';
 import { createCpuBackend } from './cpu/index.js';
+import { createCudaBackend } from './cuda/index.js';
 import { createReferenceBackend } from './reference/index.js';
 
 export type { Backend, BackendName, BackendOptions } from './contract.js';
@@ -10,14 +17,25 @@ export type { Backend, BackendName, BackendOptions } from './contract.js';
 export const BACKENDS: BackendName[] = ['reference', 'cpu', 'cuda'];
 export type BackendChoice = BackendName | 'auto';
 
-export async function createBackend(name: BackendChoice, model: Model, opts: BackendOptions = {}): Promise<Backend> {
+export async function createBackend(
+  name: BackendChoice,
+  model: Model,
+  opts: BackendOptions = {},
+  onNotice: (message: string) => void = () => {},
+): Promise<Backend> {
   switch (name) {
-    case 'auto':
     case 'reference':
       return createReferenceBackend(model, opts);
     case 'cpu':
       return createCpuBackend(model, opts);
-    default:
-      throw new Error(`backend "${name}" is not available yet`);
+    case 'cuda':
+      return createCudaBackend(model, opts);
+    case 'auto':
+      try {
+        return await createCpuBackend(model, opts);
+      } catch (e) {
+        onNotice(`the cpu backend could not start (${(e as Error).message}); using the slow reference backend`);
+        return createReferenceBackend(model, opts);
+      }
   }
 }

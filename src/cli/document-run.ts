@@ -1,6 +1,11 @@
 // The part every document command shares: read the inputs, open the model, tokenize, plan (and
 // refuse early if the document does not fit), read the document into a session. Reports each stage
 // as a RunEvent.
+//
+// The session cache sits between planning and reading: the state after reading depends only on
+// the prompt tokens up to the end of the document, the model, the strategy and the backend
+// (cache/key.ts), so a document read before is restored instead of read. A session is saved only
+// after a complete read: Ctrl-C while reading leaves no entry behind.
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
@@ -8,7 +13,10 @@ import { Conversation } from '../engine/conversation.js';
 import { loadEngine } from '../engine/load.js';
 import type { RunPlan } from '../engine/plan.js';
 import { planDocument, readDocument, tokenizeDocument, type Engine, type TokenizedDocument } from '../engine/reader.js';
-import type { Session } from '../engine/session.js';
+import { Session } from '../engine/session.js';
+import type { EntryMeta } from '../cache/format.js';
+import { sessionKey } from '../cache/key.js';
+import { SessionCache, sessionsDir } from '../cache/store.js';
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
@@ -35,6 +43,8 @@ export function modelFolder(nameOrPath: string | undefined): string {
 export interface OpenHooks {
   /** Rewrites the document before it is tokenized (e.g. source markers for citations). */
   transform?: (doc: Document) => Document;
+  /** Where the cache folder comes from (CTX_CACHE_DIR, XDG_CACHE_HOME); default process.env. */
+  env?: NodeJS.ProcessEnv;
 }
 
 export async function openDocument(
@@ -51,7 +61,12 @@ export async function openDocument(
   for (const s of doc.skipped) r.event({ type: 'skipped', ...s });
 
   const dir = modelFolder(o.model);
-  const engine = await loadEngine(dir, { backend: o.backend, dtype: o.dtype, threads: o.threads });
+  const engine = await loadEngine(dir, {
+    backend: o.backend,
+    dtype: o.dtype,
+    threads: o.threads,
+    onNotice: (message) => r.event({ type: 'warning', message }),
+  });
   r.event({ type: 'model', name: o.model!, dir, backend: engine.backend.name, numeric: engine.backend.numeric });
 
   const tokenized = await tokenizeDocument(engine, doc, (doneChars, totalChars) => r.event({ type: 'tokenize', doneChars, totalChars }));
@@ -72,15 +87,117 @@ export async function openDocument(
     kvBytes: plan.kvBytes,
     nativeWindow: plan.nativeWindow,
     notes: plan.notes,
+    sourceEnds: sourceEnds(doc, tokenized, prefix.length),
   });
 
   const prompt = new Int32Array(prefix.length + tokenized.ids.length);
   prompt.set(prefix);
   prompt.set(tokenized.ids, prefix.length);
+  const opened = { doc, engine, tokenized, conversation, plan };
+
+  const cache = openCache(o, hooks.env ?? process.env);
+  const key = cache ? sessionKey({
+    prompt,
+    modelFingerprint: engine.model.weights.fingerprint(),
+    modelConfig: engine.model.config,
+    strategy: plan.strategy,
+    backend: engine.backend.name,
+    numeric: engine.backend.numeric,
+  }) : '';
+  if (cache) {
+    const session = await restoreFromCache(cache, key, engine, plan, prompt, r, signal);
+    if (session) return { ...opened, session };
+  }
+
   const { session, seconds } = await readDocument(engine, plan, prompt, {
     signal,
     onProgress: (p) => r.event({ type: 'progress', ...p }),
   });
   r.event({ type: 'read', tokens: prompt.length, seconds, cached: false });
-  return { doc, engine, tokenized, conversation, plan, session };
+  if (cache) {
+    const meta: EntryMeta = {
+      inputs: specs,
+      model: o.model!,
+      modelDir: dir,
+      strategy: plan.description,
+      backend: engine.backend.name,
+      numeric: engine.backend.numeric,
+      tokens: prompt.length,
+    };
+    try {
+      const saved = await cache.save(key, meta, session.snapshot(), signal);
+      if (saved.kind !== 'saved') r.event({ type: 'warning', message: `cache: ${saved.message}` });
+    } catch (e) {
+      session.dispose(); // interrupted while saving: the temp file is gone, the run ends
+      throw e;
+    }
+  }
+  return { ...opened, session };
+}
+
+/** The session cache for this run, or null with --no-cache (or on a big-endian machine). */
+function openCache(o: EngineCliOptions, env: NodeJS.ProcessEnv): SessionCache | null {
+  if (o.cache === false || !SessionCache.supported) return null;
+  return new SessionCache(sessionsDir(env), { maxBytes: o.cacheMaxSize, failWritesWith: env.CTX_TEST_CACHE_WRITE_ERROR || undefined });
+}
+
+/**
+ * The session from the cache when there is a usable entry; null on a miss. A damaged entry, or
+ * one that does not hold exactly this prompt, is discarded with a warning and the document is read.
+ */
+async function restoreFromCache(
+  cache: SessionCache,
+  key: string,
+  engine: Engine,
+  plan: RunPlan,
+  prompt: Int32Array,
+  r: Renderer,
+  signal: AbortSignal,
+): Promise<Session | null> {
+  const found = await cache.load(key, signal);
+  if (found.kind === 'miss') return null;
+  if (found.kind === 'discarded') {
+    r.event({ type: 'warning', message: `cache: ${found.message}` });
+    return null;
+  }
+  const stored = found.session;
+  const held = new Int32Array(stored.tokens.length + stored.pending.length);
+  held.set(stored.tokens);
+  held.set(stored.pending, stored.tokens.length);
+  let session: Session | null = null;
+  let problem = '';
+  if (!sameTokens(held, prompt)) {
+    problem = 'it holds other tokens than its key says';
+  } else {
+    try {
+      session = Session.restore(engine.backend, { ...stored, resolved: plan.strategy });
+    } catch (e) {
+      problem = (e as Error).message;
+    }
+  }
+  if (!session) {
+    const path = cache.pathOf(key);
+    await cache.discard(path);
+    r.event({ type: 'warning', message: `cache: ${path}: discarded a cache entry that does not fit this run (${problem}); reading the document instead` });
+    return null;
+  }
+  r.event({ type: 'read', tokens: prompt.length, seconds: found.seconds, cached: true });
+  return session;
+}
+
+function sameTokens(a: Int32Array, b: Int32Array): boolean {
+  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
+}
+
+/**
+ * Where each source ends in the prompt, in tokens (sources in the document's order): progress
+ * displays count a source as read once the tokens read pass its end.
+ */
+function sourceEnds(doc: Document, tokenized: TokenizedDocument, prefixTokens: number): number[] {
+  const end = new Map<string, number>();
+  doc.segments.forEach((seg, i) => {
+    const stop = i + 1 < doc.segments.length ? tokenized.segmentStarts[i + 1]! : tokenized.ids.length;
+    end.set(seg.source.path, Math.max(end.get(seg.source.path) ?? 0, prefixTokens + stop));
+  });
+  return doc.sources.map((s) => end.get(s.path) ?? prefixTokens);
 }

@@ -9,11 +9,13 @@ export interface LoadOptions {
   backend?: BackendChoice;
   dtype?: string;
   threads?: number;
+  /** Told when the chosen backend falls back to another. */
+  onNotice?: (message: string) => void;
 }
 
 export async function loadEngine(modelDir: string, o: LoadOptions = {}): Promise<Engine> {
   const model = openModel(modelDir);
   const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
-  const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, threads: o.threads });
+  const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, threads: o.threads }, o.onNotice);
   return { model, tokenizer, backend, detokenizer: () => new StreamingDetokenizer(tokenizer) };
 }
