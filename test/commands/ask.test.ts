@@ -13,12 +13,14 @@ let doc: string;
 let beaconModel: string;
 let plainModel: string;
 
+let cacheDir: string;
 function ctx(args: string[], input?: string) {
-  return spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8', env: { ...process.env, CTX_CONFIG_DIR: tmpdir() } });
+  return spawnSync(process.execPath, [BIN, ...args], { input, encoding: 'utf8', env: { ...process.env, CTX_CONFIG_DIR: cacheDir, CTX_CACHE_DIR: cacheDir } });
 }
 
 before(() => {
   const dir = mkdtempSync(join(tmpdir(), 'ctx-ask-'));
+  cacheDir = join(dir, 'cache');
   doc = join(dir, 'doc.txt');
   writeFileSync(doc, 'The fox jumps over the lazy dog. The answer is 42.\n'.repeat(12));
   beaconModel = fixtureModel('tiny-beacon');
@@ -34,9 +36,15 @@ describe('ctx ask', () => {
       assert.equal(out.finishReason === 'length' || out.finishReason === 'eos', true);
       assert.ok(out.tokens.document > 128, `document of ${out.tokens.document} tokens exceeds the window`);
       assert.match(out.strategy, new RegExp(`^${strategy}`));
-      assert.equal(out.backend, 'reference');
+      assert.equal(out.backend, 'cpu', 'cpu is the default backend without a GPU');
     });
   }
+
+  it('runs on the reference backend when asked', () => {
+    const r = ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--backend', 'reference', '--max-tokens', '4', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    assert.equal(JSON.parse(r.stdout).backend, 'reference');
+  });
 
   it('full past the window refuses before reading, with the numbers (exit 7)', () => {
     const r = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--strategy', 'full']);
