@@ -39,6 +39,31 @@ export interface CpuBackendOptions extends BackendOptions {
 
 type Ort = typeof ortTypes;
 
+/**
+ * Where a backend's step time goes, summed over every step since the last reset (milliseconds):
+ * weight graphs (projections + MLP), attention graphs, the TokenSelect vote, the LM head, and
+ * JavaScript glue (embedding reads, RoPE, KV copies, masks) = the rest.
+ */
+export class StepProfile {
+  weights = 0;
+  attention = 0;
+  vote = 0;
+  head = 0;
+  total = 0;
+  steps = 0;
+
+  reset(): void {
+    this.weights = this.attention = this.vote = this.head = this.total = this.steps = 0;
+  }
+
+  /** The breakdown as fractions of the total. */
+  shares(): Record<string, number> {
+    const t = this.total || 1;
+    const glue = this.total - this.weights - this.attention - this.vote - this.head;
+    return { weights: this.weights / t, attention: this.attention / t, vote: this.vote / t, head: this.head / t, glue: glue / t };
+  }
+}
+
 /** Writes graph bytes into the weights folder under a content-hashed name (atomic); returns the path. */
 function graphFile(dir: string, kind: string, bytes: Uint8Array): string {
   const hash = createHash('sha256').update(bytes).digest('hex').slice(0, 16);
@@ -56,6 +81,7 @@ export class CpuBackend implements Backend {
   readonly numeric: string;
   readonly model: Model;
   readonly kvBytesPerRow: number;
+  readonly profile = new StepProfile();
 
   constructor(
     model: Model,
@@ -159,6 +185,9 @@ class CpuSequence implements Sequence {
     const M = this.kv.rows;
     const T = M + n;
     if (n === 0) throw new Error('step: no rows');
+    const prof = b.profile;
+    const t0 = performance.now();
+    let t = 0;
     for (const r of req.logitRows) if (r < 0 || r >= n) throw new Error(`step: logit row ${r} outside 0..${n - 1}`);
 
     // Embeddings; beacon rows take the beacon embedding.
@@ -205,7 +234,9 @@ class CpuSequence implements Sequence {
     if (!select && req.mask.kind === 'ranges') mask = { kind: 'bias', bias: this.rangesBias(req, M, n) };
 
     let x: Float32Array = x0;
+    t = performance.now();
     let qkv = (await b.first.run({ x: new ort.Tensor('float32', x, [n, H]), ...split })).qkv.data as Float32Array;
+    prof.weights += performance.now() - t;
     const qrot = new Float32Array(n * qDim);
     const attn = new Float32Array(n * qDim);
     const selection: Int32Array[] = [];
@@ -222,7 +253,9 @@ class CpuSequence implements Sequence {
         L.rotValid = indexPositions ? T : M;
         for (let i = 0; i < n; i++) this.rope.rotate(qkv, i * W, qrot, i * qDim, c.numHeads, positions[i]);
         if (select && req.reportSelection) selection.push(Int32Array.from({ length: T }, (_, j) => j));
+        t = performance.now();
         await attend(ort, b.attention, c, { q: qrot, n, keys: kr, values: L.v, T, mask }, attn);
+        prof.attention += performance.now() - t;
       } else {
         const S = await this.selectRows(l, req, qkv, M, n, bounds!.localStart);
         if (req.reportSelection) selection.push(S);
@@ -230,9 +263,13 @@ class CpuSequence implements Sequence {
         const firstNew = ns - n; // the step's own rows are the tail of S
         this.gatherSelected(l, S);
         for (let i = 0; i < n; i++) this.rope.rotate(qkv, i * W, qrot, i * qDim, c.numHeads, firstNew + i);
+        t = performance.now();
         await attend(ort, b.attention, c, { q: qrot, n, keys: this.selK, values: this.selV, T: ns, mask: { kind: 'causal', offset: firstNew } }, attn);
+        prof.attention += performance.now() - t;
       }
+      t = performance.now();
       const out = await b.layers[l].run({ x: new ort.Tensor('float32', x, [n, H]), attn: new ort.Tensor('float32', attn, [n, qDim]), ...split });
+      prof.weights += performance.now() - t;
       x = out.xout.data as Float32Array;
       if (l + 1 < c.numLayers) qkv = out.qkv.data as Float32Array;
     }
@@ -243,8 +280,12 @@ class CpuSequence implements Sequence {
     if (nl > 0) {
       const picked = new Float32Array(nl * H);
       req.logitRows.forEach((r, k) => picked.set(x.subarray(r * H, (r + 1) * H), k * H));
+      t = performance.now();
       logits = (await b.head.run({ x: new ort.Tensor('float32', picked, [nl, H]) })).logits.data as Float32Array;
+      prof.head += performance.now() - t;
     }
+    prof.total += performance.now() - t0;
+    prof.steps++;
     return { logits, selection: req.reportSelection ? selection : undefined };
   }
 
@@ -288,7 +329,9 @@ class CpuSequence implements Sequence {
       top = cached.top.filter((j) => j >= spec.nInit && j < localStart);
     } else {
       const L = this.kv.layers[l];
+      const t = performance.now();
       const rel = await topBySoftVote(this.b.ort, this.b.vote, c, qbar, L.k, spec.nInit, localStart - spec.nInit, spec.topK);
+      this.b.profile.vote += performance.now() - t;
       top = rel.map((j) => j + spec.nInit);
       this.selectCache[l] = { qbar, top };
     }
