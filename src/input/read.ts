@@ -40,7 +40,7 @@ export interface ReadOptions {
 /** One file or stdin to read, in document order. */
 type Item =
   | { kind: 'stdin' }
-  | { kind: 'file'; abs: string; display: string; named: boolean; group: Group | null };
+  | { kind: 'file'; abs: string; display: string; named: boolean; group: Group | null; viaLink?: boolean };
 
 /** A folder or glob on the command line: its files are "found", and it must yield something. */
 interface Group {
@@ -57,12 +57,12 @@ export async function readInputs(specs: string[], opts: ReadOptions = {}): Promi
 
   const doc: Document = { segments: [], sources: [], skipped: [] };
   const reads: ItemRead[] = [];
-  const readPaths = new Map<string, string>(); // realpath → display path, so a file is read once
+  const seen: SeenFiles = { read: new Map(), direct: await directPaths(items) };
   const pdf = new PdfReader();
   try {
     for (const item of items) {
       opts.signal?.throwIfAborted();
-      const got = item.kind === 'stdin' ? await readStdinItem(pdf, opts) : await readFileItem(item, pdf, readPaths, doc, opts);
+      const got = item.kind === 'stdin' ? await readStdinItem(pdf, opts) : await readFileItem(item, pdf, seen, doc, opts);
       if (!got) continue;
       reads.push(got);
       if (item.kind === 'file' && item.group) item.group.read++;
@@ -105,7 +105,7 @@ async function resolveSpecs(specs: string[], opts: ReadOptions): Promise<{ items
     // Fail before reading anything when a folder or glob left nothing to read.
     if (walk.files.length === 0) throw nothingToRead(group);
     groups.push(group);
-    for (const f of walk.files) items.push({ kind: 'file', abs: f.abs, display: f.display, named: false, group });
+    for (const f of walk.files) items.push({ kind: 'file', abs: f.abs, display: f.display, named: false, group, viaLink: f.viaLink });
   };
 
   let stdinNamed = false;
@@ -185,7 +185,7 @@ async function readStdinItem(pdf: PdfReader, opts: ReadOptions): Promise<ItemRea
 async function readFileItem(
   item: Extract<Item, { kind: 'file' }>,
   pdf: PdfReader,
-  readPaths: Map<string, string>,
+  seen: SeenFiles,
   doc: Document,
   opts: ReadOptions,
 ): Promise<ItemRead | null> {
@@ -195,9 +195,11 @@ async function readFileItem(
     if (regular) {
       // Pipes and devices (/dev/fd/63 from `<(cmd)`) have no path to compare; each is its own input.
       const real = await realpath(abs);
-      const earlier = readPaths.get(real);
+      const direct = item.viaLink ? seen.direct.get(real) : undefined;
+      if (direct !== undefined) throw new Rejection('duplicate', `is a symlink to ${direct} (read there)`);
+      const earlier = seen.read.get(real);
       if (earlier !== undefined) throw new Rejection('duplicate', `is the same file as ${earlier} (already read)`);
-      readPaths.set(real, display);
+      seen.read.set(real, display);
     }
 
     if (await isPdf(abs, regular)) {
@@ -227,6 +229,26 @@ async function readFileItem(
     }
     throw e;
   }
+}
+
+/** Files already read, and files walks found directly, both by realpath → display path. */
+interface SeenFiles {
+  read: Map<string, string>;
+  direct: Map<string, string>;
+}
+
+/**
+ * Realpaths of the files folder walks found directly (not through a symlink). A link to one of them
+ * is then skipped wherever it comes in the order, so the text is cited under its real path.
+ */
+async function directPaths(items: Item[]): Promise<Map<string, string>> {
+  const paths = new Map<string, string>();
+  for (const item of items) {
+    if (item.kind !== 'file' || !item.group || item.viaLink) continue;
+    const real = await realpath(item.abs).catch(() => null); // unreadable: reported when it is read
+    if (real && !paths.has(real)) paths.set(real, item.display);
+  }
+  return paths;
 }
 
 /** By extension, or by content for PDFs saved without one. */

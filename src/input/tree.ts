@@ -23,6 +23,8 @@ export interface FoundFile {
   /** Path shown to the user and used in SourceRef: the walk root as named, joined with the relative path. */
   display: string;
   size: number;
+  /** Reached through a symbolic link (readInputs prefers the real path when the walk finds it too). */
+  viaLink: boolean;
 }
 
 export interface Skip {
@@ -59,11 +61,22 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
   const entered = new Map<string, string>();
   const skip = (path: string, category: SkipCategory, reason: string) => skipped.push({ path, reason, category });
 
-  async function walkDir(dirAbs: string, dirDisplay: string, rel: string, depth: number, parentRules: RuleSet[], ancestors: Set<string>) {
+  async function walkDir(
+    dirAbs: string,
+    dirDisplay: string,
+    rel: string,
+    depth: number,
+    parentRules: RuleSet[],
+    ancestors: Set<string>,
+    viaLink: boolean,
+  ) {
     opts.signal?.throwIfAborted();
     let names: string[];
+    const links = new Set<string>();
     try {
-      names = (await readdir(dirAbs)).sort(compareCodeUnits);
+      const entries = await readdir(dirAbs, { withFileTypes: true });
+      for (const e of entries) if (e.isSymbolicLink()) links.add(e.name);
+      names = entries.map((e) => e.name).sort(compareCodeUnits);
     } catch (e) {
       if (depth === 0) throw fsError(e, rootDisplay);
       skip(dirDisplay + '/', 'unreadable', `cannot be read: ${fsError(e, '').message}`);
@@ -119,7 +132,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
           continue;
         }
         entered.set(real, display);
-        await walkDir(abs, display, childRel, depth + 1, rules, new Set([...ancestors, real]));
+        await walkDir(abs, display, childRel, depth + 1, rules, new Set([...ancestors, real]), viaLink || links.has(name));
       } else if (opts.match && !opts.match.test(childRel)) {
         continue;
       } else if (!st.isFile()) {
@@ -132,7 +145,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
           `is larger than the size cap (${formatBytes(st.size)} > ${formatBytes(maxFileBytes)}; raise it with --max-file-bytes)`,
         );
       } else {
-        files.push({ abs, display, size: st.size });
+        files.push({ abs, display, size: st.size, viaLink: links.has(name) || viaLink });
       }
     }
   }
@@ -142,7 +155,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
   });
   entered.set(rootReal, rootDisplay);
   const baseRules = [defaultRuleSet(rootAbs), ...(await ancestorRules(rootAbs, onUnreadable))];
-  await walkDir(rootAbs, rootDisplay, '', 0, baseRules, new Set([rootReal]));
+  await walkDir(rootAbs, rootDisplay, '', 0, baseRules, new Set([rootReal]), false);
   return { files, skipped };
 }
 

@@ -62,6 +62,18 @@ describe('named files', () => {
     assert.deepEqual(doc.skipped, [{ path: fx.path('repo/link-to-main.ts'), reason: `is the same file as ${f} (already read)` }]);
   });
 
+  it('a file named and also found in a folder keeps the position where it was named', async () => {
+    const readme = fx.path('repo/README.md');
+    const doc = await readInputs([readme, fx.path('repo/docs')]);
+    assert.deepEqual(doc.sources.map((s) => s.path), [readme, fx.path('repo/docs/guide.md')]);
+    const again = await readInputs([fx.path('repo/docs'), fx.path('repo/docs/guide.md')]);
+    assert.deepEqual(again.sources.map((s) => s.path), [fx.path('repo/docs/guide.md')]);
+    assert.deepEqual(
+      again.skipped.filter((s) => s.path.endsWith('guide.md')),
+      [{ path: fx.path('repo/docs/guide.md'), reason: `is the same file as ${fx.path('repo/docs/guide.md')} (already read)` }],
+    );
+  });
+
   it('a file that cannot be opened is a "permission denied" input error', async (t) => {
     if (isRoot) {
       t.skip('running as root, which reads files whatever their mode; test/cli covers this by running ctx as nobody');

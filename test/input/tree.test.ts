@@ -30,10 +30,10 @@ describe('walking a repository', () => {
       'Alpha.md',
       'docs/guide.md',
       'keep.log',
-      'link-to-main.ts',
       'src/.gitignore',
       'src/build-out/y.txt',
       'src/important.log',
+      'src/main.ts',
       'src/util.ts',
       'zeta.md',
     ]);
@@ -62,7 +62,7 @@ describe('walking a repository', () => {
       'secret/': `ignored by ${label}/.gitignore (secret/)`,
       'src/debug.log': `ignored by ${label}/.gitignore (*.log)`,
       'src/generated.ts': `ignored by ${label}/src/.gitignore (generated.ts)`,
-      'src/main.ts': `is the same file as ${REPO}/link-to-main.ts (already read)`,
+      'link-to-main.ts': `is a symlink to ${REPO}/src/main.ts (read there)`,
     });
   });
 
