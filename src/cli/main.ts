@@ -13,11 +13,12 @@ import { askCommand } from './ask.js';
 import { chatCommand } from './chat.js';
 import { summarizeCommand } from './summarize.js';
 import { inspectCommand } from './inspect.js';
+import { modelsCommand } from './models.js';
 import { setCurrentRun, stdinKindOf, type RunContext, type StdinKind } from './io.js';
 import { applySettings, configFilePath, loadConfig, parseBoolean } from './options.js';
 
 /** The commands, one line each: a module exporting a function that returns a commander Command. */
-const COMMANDS: Array<() => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand];
+const COMMANDS: Array<() => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand, modelsCommand];
 
 /** What each exit code means; shown by --help and listed in the README. */
 export const EXIT_MEANINGS: Record<ExitKind, string> = {
