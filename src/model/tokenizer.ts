@@ -298,10 +298,10 @@ class WordMemo {
   }
 }
 
-/** Pieces of this many characters keep sentencepiece-style BPE (one word per call) fast. */
-const GIANT_WORD_PIECE = 2048;
-/** Pieces for regex pre-tokenizers only bound the size of one library call. */
-const REGEX_PIECE = 1 << 16;
+/** Piece size on the word fast path: only bounds what one added token can send to the slow path. */
+const FAST_PIECE = 1 << 16;
+/** Longer pieces (runs without a cut point) are encoded but not memoised. */
+const MEMO_PIECE_CHARS = 64;
 /** Characters per worker task. */
 const TASK_CHARS = 1 << 17;
 
@@ -353,6 +353,7 @@ export class EncoderCore {
   readonly specialIds: Set<number>;
   private fast: FastPath | null;
   private readonly wordIds = new Map<string, number[]>();
+  private readonly pieceIds = new Map<string, number[]>();
 
   constructor(json: Json, config: Json, jsonPath: string) {
     try {
@@ -398,13 +399,33 @@ export class EncoderCore {
     return out;
   }
 
-  /** Like encodeLibrary, but long texts are cut into pieces first (same ids, much faster for sentencepiece style). */
+  /**
+   * Same ids as encodeLibrary(text), faster:
+   *  - with the word fast path: long texts are cut into large pieces, so that added-token text in
+   *    one place sends only its own piece down the library's slow path;
+   *  - otherwise, with a cut rule: the text is cut at every cut point (one word, roughly, per piece)
+   *    and pieces are memoised. For sentencepiece-style tokenizers this also replaces one BPE run
+   *    over the whole text (a single "word" to the library) by many short, mostly repeated ones.
+   */
   encodeText(text: string): number[] {
     const rule = this.cut.rule;
-    const target = this.cut.giantWord ? GIANT_WORD_PIECE : REGEX_PIECE;
-    if (rule === null || text.length <= target) return this.encodeLibrary(text);
+    if (rule === null || (this.fast && text.length <= FAST_PIECE)) return this.encodeLibrary(text);
     const out: number[] = [];
-    for (const piece of cutText(text, rule, target)) for (const id of this.encodeLibrary(piece)) out.push(id);
+    if (this.fast) {
+      for (const piece of cutText(text, rule, FAST_PIECE)) for (const id of this.encodeLibrary(piece)) out.push(id);
+      return out;
+    }
+    for (const piece of cutText(text, rule, 1)) {
+      let ids = this.pieceIds.get(piece);
+      if (ids === undefined) {
+        ids = this.encodeLibrary(piece);
+        if (piece.length <= MEMO_PIECE_CHARS) {
+          if (this.pieceIds.size >= 1 << 18) this.pieceIds.clear();
+          this.pieceIds.set(piece, ids);
+        }
+      }
+      for (let k = 0; k < ids.length; k++) out.push(ids[k]);
+    }
     return out;
   }
 
