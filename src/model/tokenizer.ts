@@ -1,9 +1,10 @@
 // Text <-> token ids for a model folder (tokenizer.json + tokenizer_config.json), on top of
 // @huggingface/tokenizers. Three things are added to the library:
 //
-//  1. Long documents are encoded in pieces, in worker threads, with ids identical to encoding each
-//     segment whole. That is only possible where a cut cannot change tokenization, so each tokenizer
-//     gets a "cut rule" (see deriveCutRule) that names the only places ctx may cut, or none at all.
+//  1. Long documents are encoded in pieces (in worker threads when large), with ids identical to
+//     encoding each segment whole. That is only possible where a cut cannot change tokenization, so
+//     each tokenizer gets a "cut rule" (see deriveCutRule) that names the only places ctx may cut,
+//     or none at all. Pieces and words repeat, so their ids are memoised (EncoderCore).
 //  2. Document text never turns into special tokens: a PDF that contains the literal text
 //     "<|im_end|>" must not end the user's turn. Special-token text in documents is encoded as the
 //     ordinary characters it is (transformers' split_special_tokens=True has the same intent).
@@ -72,9 +73,10 @@ export interface EncodeSegmentsOptions {
   /** Worker threads for large inputs; 0 encodes on the calling thread. Default min(4, available cores). */
   workers?: number;
   /**
-   * Inputs shorter than this many characters are encoded on the calling thread, because starting a
-   * worker costs about half a second (each one parses tokenizer.json), in which this thread encodes
-   * 1-2 MB. Default 4,000,000.
+   * Inputs shorter than this many characters are encoded on the calling thread. A worker costs about
+   * 0.9 s of CPU to start (it parses tokenizer.json and builds the vocabulary) and starts with empty
+   * memos, while this thread encodes prose at about 4 MB per CPU-second with warm ones (Qwen,
+   * measured), so two workers only win above roughly 10 MB on two idle cores. Default 8,000,000.
    */
   parallelThreshold?: number;
   /** Read special-token text in the segments ("<|im_end|>") as special tokens. Default false. */
@@ -310,7 +312,7 @@ const TASK_CHARS = 1 << 17;
  * ByteLevel(use_regex=false), i.e. Qwen2/2.5/3 and Llama 3: the steps before ByteLevel split the
  * text into words, and each word's ids depend on that word alone. Prose repeats its words, so ids
  * are memoised per raw word, which skips the byte mapping, BPE and id lookups for every repeat
- * (about 3x faster on books). Any text holding added-token text takes the library's path.
+ * (about 2x faster on a book read once). Any text holding added-token text takes the library's path.
  */
 interface FastPath {
   /** Normalized text -> raw words (every pre-tokenizer step but the final ByteLevel). */
@@ -596,7 +598,7 @@ export class HfTextTokenizer implements TextTokenizer {
     const parse = opts.parseSpecialTokens ?? false;
     const tasks = splitIntoTasks(segments, this.core.cut.rule);
     const results =
-      workers <= 0 || totalChars < (opts.parallelThreshold ?? 4_000_000)
+      workers <= 0 || totalChars < (opts.parallelThreshold ?? 8_000_000)
         ? await this.encodeTasksHere(tasks, parse, totalChars, opts.onProgress)
         : await encodeInWorkers(this.dir, tasks, workers, parse, totalChars, opts.onProgress);
     return assemble(segments.length, tasks, results);
