@@ -352,10 +352,17 @@ async function fetchToPart(state: PullState, i: number, part: string): Promise<D
       throw new CtxError('download', `${file.path} is not in ${entry.hub} at revision ${entry.revision} (HTTP 404 from ${url})`);
     }
     if (res.status === 416 && have > 0) {
-      // Nothing after what we have: the part is complete or wrong. Start over, cleanly.
+      // Nothing after what we have. If that is the whole file (a pull stopped between its last byte
+      // and the rename), check it; otherwise the part is wrong: start the file over.
       await res.body?.cancel();
+      const fullSize = /^bytes \*\/(\d+)$/.exec(res.headers.get('content-range') ?? '')?.[1];
+      if (fullSize !== undefined && Number(fullSize) === have && (file.size === null || file.size === have)) {
+        state.sizes[i] = have;
+        report(state, i, have, have);
+        return await checkPart(part, file, have, hubSha256);
+      }
       await truncate(part, 0);
-      throw new RetryableError('the server refused to resume; restarting the file');
+      return await fetchToPart(state, i, part);
     }
     if (res.status === 401 || res.status === 403) {
       await res.body?.cancel();
@@ -379,9 +386,10 @@ async function fetchToPart(state: PullState, i: number, part: string): Promise<D
     if (res.status === 206) {
       const m = /^bytes (\d+)-(\d+)\/(\d+|\*)$/.exec(res.headers.get('content-range') ?? '');
       if (!m || Number(m[1]) !== have) {
+        // Not the continuation we asked for: start the file over rather than guess.
         await res.body?.cancel();
         await truncate(part, 0);
-        throw new RetryableError('the server resumed at the wrong offset; restarting the file');
+        return await fetchToPart(state, i, part);
       }
       start = have;
       total = m[3] === '*' ? null : Number(m[3]);
@@ -446,15 +454,7 @@ async function fetchToPart(state: PullState, i: number, part: string): Promise<D
     if (expectedSize !== null && written < expectedSize) {
       throw new RetryableError(`connection ended after ${written} of ${expectedSize} bytes`);
     }
-    const digest = hash.digest('hex');
-    if (expectedSha && digest !== expectedSha) {
-      await rm(part, { force: true });
-      throw new CtxError(
-        'download',
-        `${file.path}: checksum mismatch: expected sha256 ${expectedSha}${file.sha256 ? '' : ' (from the hub)'}, got ${digest}; the partial file was deleted`,
-      );
-    }
-    return { path: file.path, size: written, sha256: digest, checkedAgainst: file.sha256 ? 'registry' : hubSha256 ? 'hub' : 'none' };
+    return await verify(part, file, written, hash.digest('hex'), hubSha256);
   } catch (e) {
     if (e instanceof CtxError || e instanceof RetryableError) throw e;
     if (state.opts.signal?.aborted) throw e;
@@ -466,6 +466,26 @@ async function fetchToPart(state: PullState, i: number, part: string): Promise<D
   } finally {
     clearTimeout(idleTimer);
   }
+}
+
+/** Compares a finished part with the expected sha256 (registry first, else the hub's); a mismatch deletes it. */
+async function verify(part: string, file: RegistryFile, size: number, digest: string, hubSha256: string | null): Promise<DownloadRecord['files'][number]> {
+  const expected = file.sha256 ?? hubSha256;
+  if (expected && digest !== expected) {
+    await rm(part, { force: true });
+    throw new CtxError(
+      'download',
+      `${file.path}: checksum mismatch: expected sha256 ${expected}${file.sha256 ? '' : ' (from the hub)'}, got ${digest}; the partial file was deleted`,
+    );
+  }
+  return { path: file.path, size, sha256: digest, checkedAgainst: file.sha256 ? 'registry' : hubSha256 ? 'hub' : 'none' };
+}
+
+/** Hashes a part that is already complete, then verifies it. */
+async function checkPart(part: string, file: RegistryFile, size: number, hubSha256: string | null): Promise<DownloadRecord['files'][number]> {
+  const hash = createHash('sha256');
+  for await (const chunk of createReadStream(part)) hash.update(chunk as Buffer);
+  return verify(part, file, size, hash.digest('hex'), hubSha256);
 }
 
 /**

@@ -246,6 +246,26 @@ describe('hub downloads', () => {
     assert.deepEqual(ranges, ['bytes=50000-']);
   });
 
+  it('finishes a part that was complete but not yet renamed (the server answers 416)', async () => {
+    const { modelsDir, env } = freshEnv(server);
+    const tmp = join(modelsDir, `.tmp-tiny-${2 ** 22 + 777}`);
+    mkdirSync(tmp, { recursive: true });
+    writeFileSync(join(tmp, 'model.safetensors.part'), FILES['model.safetensors']);
+    const dir = await pullModel(entryOf(registry()), pullOpts(env, { retries: 0 }));
+    assert.ok(readFileSync(join(dir, 'model.safetensors')).equals(FILES['model.safetensors']));
+    const model = server.requests.filter((r) => r.path.endsWith('/model.safetensors'));
+    assert.deepEqual(model.map((r) => [r.range, r.status]), [['bytes=300000-', 416]]);
+  });
+
+  it('starts a file over when its part is longer than the file', async () => {
+    const { modelsDir, env } = freshEnv(server);
+    const tmp = join(modelsDir, `.tmp-tiny-${2 ** 22 + 778}`);
+    mkdirSync(tmp, { recursive: true });
+    writeFileSync(join(tmp, 'config.json.part'), Buffer.alloc(FILES['config.json'].length + 10, 1));
+    const dir = await pullModel(entryOf(registry()), pullOpts(env, { retries: 0 }));
+    assert.ok(readFileSync(join(dir, 'config.json')).equals(FILES['config.json']));
+  });
+
   it('refuses to pull a model another running ctx is pulling', async () => {
     const { modelsDir, env } = freshEnv(server);
     mkdirSync(join(modelsDir, `.tmp-tiny-${process.ppid}`), { recursive: true });
