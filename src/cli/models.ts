@@ -161,6 +161,9 @@ async function pull(registry: Registry, name: string, opts: GlobalOptions): Prom
   if (!already && !opts.quiet && !entry.pinned) {
     run.stderr.write(`ctx: note: "${name}" is not pinned to a commit; downloading what "${entry.revision}" points to now\n`);
   }
+  if (!already && !opts.quiet && entry.gated && !run.env.HF_TOKEN) {
+    run.stderr.write(`ctx: note: ${entry.hub} is gated: the hub will refuse it without HF_TOKEN (a token of an account that accepted its license)\n`);
+  }
   try {
     await pullModel(entry, { env: run.env, signal: run.signal, onProgress: progress?.update });
   } finally {
