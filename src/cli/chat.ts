@@ -1,52 +1,249 @@
 // `ctx chat <inputs…>`: read the document once, then answer questions one after another; each
-// follow-up reuses the read document and sees the conversation so far. Questions come from the
-// terminal (or, when stdin is not a terminal and the document came from files, one per line).
+// follow-up reuses the read (condensed) document and sees the conversation so far.
+//
+// On a terminal (stdin, stdout and stderr all terminals; see ui/pick.ts) it is an Ink app with a
+// prompt line:
+//   Enter        asks the question typed
+//   Ctrl-C       during an answer: stops that answer (what was written stays in the conversation;
+//                pressed while the question itself is still being read, the answer stops at its
+//                first piece); a second Ctrl-C before it has stopped ends ctx (exit 130)
+//                at the prompt: clears the line; on an empty line: ends ctx (exit 130)
+//                while reading: ends ctx (exit 130), nothing is cached
+//   Ctrl-D       on an empty line: ends ctx (exit 0)
+//   /clear       forgets the conversation, keeps the document (back to the state right after reading)
+//   /save FILE   writes the conversation to FILE (Markdown)
+//   /help, /exit
+// Otherwise (questions piped in) every line of stdin is a question, answered in turn on stdout;
+// the same slash commands work, their messages go to stderr.
 
+import { rename, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
+import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { askQuestion } from '../engine/reader.js';
-import { CtxError } from '../errors.js';
-import { pickRenderer } from '../ui/pick.js';
-import { openDocument } from './document-run.js';
+import { askQuestion, type AnswerResult } from '../engine/reader.js';
+import { Conversation } from '../engine/conversation.js';
+import { Session, type SessionSnapshot } from '../engine/session.js';
+import { CtxError, fsError, isCtxError } from '../errors.js';
+import type { Renderer } from '../ui/events.js';
+import type { InkRenderer } from '../ui/ink/renderer.js';
+import type { LineKind } from '../ui/ink/store.js';
+import { adopt, chatUsesInk, pickRenderer } from '../ui/pick.js';
+import { openDocument, type OpenDocument } from './document-run.js';
 import { addEngineOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
-import { currentRun } from './io.js';
+import { currentRun, type RunContext } from './io.js';
+
+const HELP = [
+  'Enter asks the question; the answer streams in.',
+  'Ctrl-C stops an answer; Ctrl-C on an empty prompt (or twice during an answer) quits; Ctrl-D quits.',
+  '/clear        forget the conversation, keep the document',
+  '/save FILE    write the conversation to FILE (Markdown)',
+  '/exit         quit',
+];
 
 export function chatCommand(): Command {
   const cmd = new Command('chat')
     .description('read files, folders or a PDF once, then ask questions about them one after another')
-    .argument('<inputs...>', 'files, folders or globs (questions are read from the terminal)');
+    .argument('<inputs...>', 'files, folders or globs (questions are read from the terminal, or one per line from stdin)')
+    .addHelpText('after', `\nIn the chat:\n${HELP.map((l) => `  ${l}`).join('\n')}`);
   return addEngineOptions(cmd, { maxTokens: 512 }).action(async (inputs: string[], _o: unknown, c: Command) => {
     const run = currentRun();
     const o = c.optsWithGlobals<EngineCliOptions>();
     if (inputs.includes('-')) throw new CtxError('usage', 'chat reads its questions from stdin, so the document cannot come from stdin: name files');
-    const r = pickRenderer(o, run);
-    const opened = await openDocument(inputs, o, r, run.signal, (conv) => conv.firstQuestion('?').length + 64);
-    const { engine, session, conversation } = opened;
-    const tty = run.stdinKind === 'tty';
-    const rl = createInterface({ input: run.stdin, output: tty ? run.stderr : undefined, terminal: tty });
+    const ink = chatUsesInk(o, run) ? adopt(await inkChat(run, o), run.signal) : null;
+    const r = ink ?? pickRenderer(o, run);
+    const opened = await openDocument(inputs, o, r, run.signal, (conv) => conv.firstQuestion('?').length + 64, { env: run.env });
+    const chat = new Chat(opened, o, inputs);
     try {
-      while (!run.signal.aborted) {
-        const line = tty ? await rl.question('> ') : await nextLine(rl);
-        if (line === null) break;
-        const question = line.trim();
-        if (!question) continue;
-        if (question === '/exit' || question === '/quit') break;
-        r.event({ type: 'question', text: question });
-        const answering = askQuestion(engine, session, conversation, question, { ...samplingOptions(o), maxNewTokens: o.maxTokens, signal: run.signal });
-        let step = await answering.next();
-        while (!step.done) {
-          r.event({ type: 'token', text: step.value });
-          step = await answering.next();
-        }
-        r.event({ type: 'answer', ...step.value });
-      }
+      if (ink) await interactive(chat, ink, run);
+      else await lineByLine(chat, r, run, o);
     } finally {
-      rl.close();
+      chat.dispose();
+      await opened.engine.backend.dispose();
     }
     r.finish();
-    session.dispose();
-    await engine.backend.dispose();
   });
+}
+
+/** The Ink display with a prompt (imported only here and in ui/pick.ts: Ink takes a second to load). */
+async function inkChat(run: RunContext, o: EngineCliOptions): Promise<InkRenderer> {
+  const { InkRenderer } = await import('../ui/ink/renderer.js');
+  return new InkRenderer({ stdout: run.stdout, stderr: run.stderr, stdin: run.stdin, stream: o.stream });
+}
+
+interface Turn {
+  question: string;
+  answer: string;
+  reason: string;
+}
+
+/** A read document and a conversation about it. */
+export class Chat {
+  private session: Session;
+  private conversation: Conversation;
+  /** The session right after reading: /clear goes back to it. */
+  private readonly afterRead: SessionSnapshot;
+  readonly turns: Turn[] = [];
+
+  constructor(
+    private readonly opened: OpenDocument,
+    private readonly o: EngineCliOptions,
+    readonly inputs: string[],
+  ) {
+    this.session = opened.session;
+    this.conversation = opened.conversation;
+    const snap = opened.session.snapshot();
+    // The strategy's state may share arrays with the live session, which keeps changing them.
+    this.afterRead = { ...snap, strategyState: structuredClone(snap.strategyState) };
+  }
+
+  /**
+   * Asks one question, reporting it, its answer's pieces and its end to `r`.
+   *
+   * `stop` stops this answer: what was written stays in the conversation (reason "aborted"). It
+   * takes effect once the answer has begun, never while the question itself is being read, so
+   * the session always holds whole exchanges. `run` (Ctrl-C that ends ctx) stops everything.
+   */
+  async ask(question: string, r: Renderer, stop: AbortSignal, run: AbortSignal): Promise<AnswerResult> {
+    r.event({ type: 'question', text: question });
+    const stopAnswer = new AbortController();
+    let begun = false;
+    const onStop = () => begun && stopAnswer.abort();
+    stop.addEventListener('abort', onStop);
+    try {
+      const sampling = { ...samplingOptions(this.o), maxNewTokens: this.o.maxTokens, signal: AbortSignal.any([run, stopAnswer.signal]) };
+      const answering = askQuestion(this.opened.engine, this.session, this.conversation, question, sampling);
+      let step = await answering.next();
+      while (!step.done) {
+        begun = true;
+        r.event({ type: 'token', text: step.value });
+        if (stop.aborted) stopAnswer.abort();
+        step = await answering.next();
+      }
+      r.event({ type: 'answer', ...step.value });
+      this.turns.push({ question, answer: step.value.answer, reason: step.value.reason });
+      return step.value;
+    } finally {
+      stop.removeEventListener('abort', onStop);
+    }
+  }
+
+  /** Forgets the conversation; the document stays read. */
+  clear(): void {
+    this.session.dispose();
+    this.session = Session.restore(this.opened.engine.backend, this.afterRead);
+    this.conversation = new Conversation(this.opened.engine.tokenizer, this.o.system);
+    this.turns.length = 0;
+  }
+
+  /** The conversation as Markdown. */
+  transcript(): string {
+    const parts = [`# ctx chat: ${this.inputs.join(', ')}`, ''];
+    for (const t of this.turns) {
+      parts.push(`**Q:** ${t.question}`, '', t.answer.trim(), '');
+      if (t.reason === 'aborted') parts.push('_(answer stopped)_', '');
+    }
+    return `${parts.join('\n').trimEnd()}\n`;
+  }
+
+  dispose(): void {
+    this.session.dispose();
+  }
+}
+
+/** The terminal chat: prompt, answer, repeat (keys and Ctrl-C rules at the top of this file). */
+async function interactive(chat: Chat, ui: InkRenderer, run: RunContext): Promise<void> {
+  for (;;) {
+    const input = await ui.prompt();
+    if (run.signal.aborted || input.kind === 'eof') return;
+    if (input.kind === 'interrupt') throw new CtxError('interrupted', 'interrupted');
+    const text = input.text.trim();
+    if (!text) continue;
+    if (text.startsWith('/')) {
+      if ((await slashCommand(text, chat, (kind, line) => ui.say(kind, line))) === 'exit') return;
+      continue;
+    }
+    const stop = new AbortController();
+    ui.store.answering(() => stop.abort());
+    try {
+      await chat.ask(text, ui, stop.signal, run.signal);
+    } catch (e) {
+      if (run.signal.aborted || !isCtxError(e) || e.kind !== 'doesNotFit') throw e;
+      ui.say('error', `${e.message} — /clear starts again with the document alone`);
+    } finally {
+      ui.store.answering(null);
+    }
+  }
+}
+
+/** Questions from a pipe or file, one per line; answers on stdout. */
+async function lineByLine(chat: Chat, r: Renderer, run: RunContext, o: EngineCliOptions): Promise<void> {
+  const tty = run.stdinKind === 'tty';
+  const rl = createInterface({ input: run.stdin, output: tty ? run.stderr : undefined, terminal: tty });
+  const say = (_kind: LineKind, line: string) => {
+    if (!o.quiet && !o.json && !o.events) run.stderr.write(`${line}\n`);
+  };
+  try {
+    while (!run.signal.aborted) {
+      const line = tty ? await rl.question('> ') : await nextLine(rl);
+      if (line === null) break;
+      const question = line.trim();
+      if (!question) continue;
+      if (question.startsWith('/')) {
+        if ((await slashCommand(question, chat, say)) === 'exit') break;
+        continue;
+      }
+      await chat.ask(question, r, run.signal, run.signal);
+    }
+  } finally {
+    rl.close();
+  }
+}
+
+/** Runs a /command; returns 'exit' for /exit and /quit. */
+export async function slashCommand(text: string, chat: Chat, say: (kind: LineKind, line: string) => void): Promise<'exit' | 'continue'> {
+  const [name, ...rest] = text.split(/\s+/);
+  const arg = rest.join(' ');
+  switch (name) {
+    case '/exit':
+    case '/quit':
+      return 'exit';
+    case '/help':
+      for (const l of HELP) say('info', l);
+      return 'continue';
+    case '/clear':
+      chat.clear();
+      say('info', 'conversation cleared; the document is still read');
+      return 'continue';
+    case '/save': {
+      if (!arg) {
+        say('warning', 'usage: /save FILE');
+        return 'continue';
+      }
+      const path = resolve(arg);
+      try {
+        await writeAtomically(path, chat.transcript());
+        say('info', `saved ${chat.turns.length} exchange${chat.turns.length === 1 ? '' : 's'} to ${arg}`);
+      } catch (e) {
+        say('error', `could not save: ${fsError(e, arg, 'io').message}`);
+      }
+      return 'continue';
+    }
+    default:
+      say('warning', `unknown command ${name}; /help lists them`);
+      return 'continue';
+  }
+}
+
+/** Temp file beside the target, then rename: a failed save leaves any earlier file as it was. */
+async function writeAtomically(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  try {
+    await writeFile(tmp, text, { flag: 'w' });
+    await rename(tmp, path);
+  } catch (e) {
+    await rm(tmp, { force: true }).catch(() => {});
+    throw e;
+  }
 }
 
 /** The next line of a non-terminal stdin, or null at its end. */

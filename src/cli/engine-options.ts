@@ -1,8 +1,11 @@
 // Options shared by the commands that run a model (ask, summarize, chat): model, backend,
-// strategy parameters, sampling. Declared once here so --help, env vars and the config file agree.
+// strategy parameters, sampling, output and cache. Declared once here so --help, env vars and the
+// config file agree.
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BackendChoice } from '../backend/index.js';
+import { DEFAULT_CACHE_MAX_BYTES } from '../cache/store.js';
+import { failCurrentRenderer } from '../ui/pick.js';
 import type { SamplingOptions } from '../engine/sampler.js';
 import type { RopeScalingName } from '../engine/rope.js';
 import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
@@ -34,6 +37,13 @@ export interface EngineCliOptions {
   ropeFactor?: number;
   maxFileBytes: number;
   maxKvMemory?: number;
+  /** Use and fill the session cache (`--no-cache` turns it off). */
+  cache: boolean;
+  cacheMaxSize: number;
+  /** JSON Lines events on stdout. */
+  events?: boolean;
+  /** Plain text output even on a terminal. */
+  plain?: boolean;
   json?: boolean;
   quiet?: boolean;
   verbose?: boolean;
@@ -51,7 +61,7 @@ const num = (min: number, max = Infinity) => (text: string) => {
 };
 
 export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }): Command {
-  return cmd
+  cmd
     .addOption(modelOption())
     .addOption(systemOption())
     .addOption(strategyOption())
@@ -76,7 +86,31 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--rope <type>', 'full: RoPE scaling').choices(['none', 'linear', 'ntk', 'dynamic', 'yarn', 'truncated']))
     .addOption(new Option('--rope-factor <s>', 'full: RoPE scaling factor (target length / native window)').argParser(num(1)))
     .addOption(maxFileBytesOption())
-    .addOption(new Option('--max-kv-memory <size>', 'refuse runs whose KV memory would exceed this (default 75% of RAM)').argParser(byteSizeArg));
+    .addOption(new Option('--max-kv-memory <size>', 'refuse runs whose KV memory would exceed this (default 75% of RAM)').argParser(byteSizeArg))
+    .addOption(new Option('--events', 'print what happens as JSON Lines on stdout (source, progress, token, done, error)'))
+    .addOption(new Option('--plain', 'plain text output even on a terminal (no interactive display)'))
+    .addOption(new Option('--no-cache', 'neither use nor fill the session cache of read documents'))
+    .addOption(new Option('--cache-max-size <size>', 'size cap of the session cache; least recently used entries go first').argParser(byteSizeArg).default(DEFAULT_CACHE_MAX_BYTES, '4G'));
+  return reportFailures(cmd);
+}
+
+/**
+ * Makes a failure of the command's action reach the run's renderer before it propagates to run()
+ * (which prints the one-line error and picks the exit code): the Ink display takes itself down
+ * first, and `--events` ends with an `error` line. The command files set their action as usual.
+ */
+function reportFailures(cmd: Command): Command {
+  const setAction = cmd.action.bind(cmd);
+  cmd.action = (fn) =>
+    setAction(async (...args: unknown[]) => {
+      try {
+        await fn.apply(cmd, args);
+      } catch (e) {
+        failCurrentRenderer(e);
+        throw e;
+      }
+    });
+  return cmd;
 }
 
 export function strategyOptions(o: EngineCliOptions): StrategyOptions {

@@ -10,6 +10,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { EXIT, isCtxError, type ExitKind } from '../errors.js';
 import { askCommand } from './ask.js';
+import { cacheCommand } from './cache.js';
 import { chatCommand } from './chat.js';
 import { summarizeCommand } from './summarize.js';
 import { inspectCommand } from './inspect.js';
@@ -18,7 +19,7 @@ import { setCurrentRun, stdinKindOf, type RunContext, type StdinKind } from './i
 import { applySettings, configFilePath, loadConfig, parseBoolean } from './options.js';
 
 /** The commands, one line each: a module exporting a function that returns a commander Command. */
-const COMMANDS: Array<() => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand, modelsCommand];
+const COMMANDS: Array<() => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand, modelsCommand, cacheCommand];
 
 /** What each exit code means; shown by --help and listed in the README. */
 export const EXIT_MEANINGS: Record<ExitKind, string> = {

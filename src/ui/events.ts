@@ -8,8 +8,19 @@ export type RunEvent =
   | { type: 'skipped'; path: string; reason: string }
   | { type: 'model'; name: string; dir: string; backend: string; numeric: string }
   | { type: 'tokenize'; doneChars: number; totalChars: number }
-  | { type: 'plan'; strategy: string; documentTokens: number; kvRows: number; kvBytes: number; nativeWindow: number; notes: string[] }
+  | {
+      type: 'plan';
+      strategy: string;
+      documentTokens: number;
+      kvRows: number;
+      kvBytes: number;
+      nativeWindow: number;
+      notes: string[];
+      /** Where each source ends in the prompt, in tokens (same order as the `source` events). */
+      sourceEnds?: number[];
+    }
   | ({ type: 'progress' } & ReadProgress)
+  /** The document is in the session: read now, or restored from the cache (`cached`, no reading). */
   | { type: 'read'; tokens: number; seconds: number; cached: boolean }
   | { type: 'question'; text: string }
   | { type: 'token'; text: string }
@@ -32,4 +43,9 @@ export interface Renderer {
   event(e: RunEvent): void;
   /** Called once at the end of a successful run (JSON renderers print here). */
   finish(): void;
+  /**
+   * Called once when the run fails or is interrupted, before ctx prints its one-line error: the
+   * Ink UI takes itself down, `--events` writes its `error` line. Events after it are ignored.
+   */
+  fail?(error: unknown): void;
 }

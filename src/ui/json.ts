@@ -1,86 +1,22 @@
-// --json: one object at the end, for scripts. Everything a run reported, summarised.
+// --json: one object at the end, for scripts. Everything a run reported, summarised (summary.ts).
 
 import type { Writable } from 'node:stream';
 import type { Renderer, RunEvent } from './events.js';
+import { RunSummary, type JsonResult } from './summary.js';
 
-export interface JsonResult {
-  answer: string | null;
-  finishReason: string | null;
-  model: { name: string; dir: string } | null;
-  backend: string | null;
-  numeric: string | null;
-  strategy: string | null;
-  tokens: { document: number; prompt: number; generated: number };
-  kv: { rows: number; bytes: number } | null;
-  timings: { readSeconds: number | null; firstTokenSeconds: number | null; answerSeconds: number | null; cached: boolean };
-  sources: Array<{ path: string; kind: string; bytes: number; pages?: number; encoding?: string }>;
-  skipped: Array<{ path: string; reason: string }>;
-  warnings: string[];
-  /** Every exchange, for `chat --json`. */
-  turns: Array<{ question: string; answer: string; finishReason: string }>;
-}
+export type { JsonResult } from './summary.js';
 
 export class JsonRenderer implements Renderer {
-  readonly result: JsonResult = {
-    answer: null,
-    finishReason: null,
-    model: null,
-    backend: null,
-    numeric: null,
-    strategy: null,
-    tokens: { document: 0, prompt: 0, generated: 0 },
-    kv: null,
-    timings: { readSeconds: null, firstTokenSeconds: null, answerSeconds: null, cached: false },
-    sources: [],
-    skipped: [],
-    warnings: [],
-    turns: [],
-  };
-  private question = '';
+  private readonly summary = new RunSummary();
 
   constructor(private readonly stdout: Writable) {}
 
+  get result(): JsonResult {
+    return this.summary.result;
+  }
+
   event(e: RunEvent): void {
-    const r = this.result;
-    switch (e.type) {
-      case 'source':
-        r.sources.push({ path: e.path, kind: e.kind, bytes: e.bytes, pages: e.pages, encoding: e.encoding });
-        break;
-      case 'skipped':
-        r.skipped.push({ path: e.path, reason: e.reason });
-        break;
-      case 'model':
-        r.model = { name: e.name, dir: e.dir };
-        r.backend = e.backend;
-        r.numeric = e.numeric;
-        break;
-      case 'plan':
-        r.strategy = e.strategy;
-        r.tokens.document = e.documentTokens;
-        r.kv = { rows: e.kvRows, bytes: e.kvBytes };
-        break;
-      case 'read':
-        r.timings.readSeconds = e.seconds;
-        r.timings.cached = e.cached;
-        break;
-      case 'question':
-        this.question = e.text;
-        break;
-      case 'answer':
-        r.answer = e.answer;
-        r.finishReason = e.reason;
-        r.tokens.prompt += e.promptTokens;
-        r.tokens.generated += e.generatedTokens;
-        r.timings.firstTokenSeconds = e.firstTokenSeconds;
-        r.timings.answerSeconds = e.seconds;
-        r.turns.push({ question: this.question, answer: e.answer, finishReason: e.reason });
-        break;
-      case 'warning':
-        r.warnings.push(e.message);
-        break;
-      default:
-        break;
-    }
+    this.summary.add(e);
   }
 
   finish(): void {

@@ -1,9 +1,14 @@
-// Plain output for pipes and scripts: the answer alone on stdout; progress and warnings on stderr
-// (one self-updating line on a terminal, a few milestone lines otherwise; nothing with --quiet).
+// Plain output for pipes and scripts: the answer alone on stdout; progress and warnings on stderr.
+//
+//   stderr is a terminal      an ora spinner line with the progress, ending in "✔ read …"
+//   stderr is not a terminal  a few milestone lines (0%, 25%, 50%, 75%, 100%)
+//   --quiet                   nothing on stderr; the answer only
 
 import type { Writable } from 'node:stream';
+import ora, { type Ora } from 'ora';
 import { formatBytes } from '../engine/plan.js';
 import type { Renderer, RunEvent } from './events.js';
+import { count, duration } from './format.js';
 
 export interface PlainOptions {
   stdout: Writable;
@@ -13,66 +18,62 @@ export interface PlainOptions {
   stream: boolean;
 }
 
-const n = (x: number) => Math.round(x).toLocaleString('en-US');
-
 export function progressLine(e: Extract<RunEvent, { type: 'progress' }>): string {
   const pct = e.total ? Math.floor((100 * e.done) / e.total) : 100;
-  const eta = Number.isFinite(e.etaSeconds) ? ` · ETA ${Math.ceil(e.etaSeconds)} s` : '';
+  const eta = Number.isFinite(e.etaSeconds) ? ` · ETA ${duration(e.etaSeconds)}` : '';
   const squeeze = e.compression > 1.05 ? ` · ×${e.compression.toFixed(1)}` : '';
-  return `reading ${n(e.done)}/${n(e.total)} tokens (${pct}%) · ${n(e.tokensPerSecond)} tok/s${eta} · KV ${formatBytes(e.kvBytes)}${squeeze}`;
+  return `reading ${count(e.done)}/${count(e.total)} tokens (${pct}%) · ${count(e.tokensPerSecond)} tok/s${eta} · KV ${formatBytes(e.kvBytes)}${squeeze}`;
 }
 
 export class PlainRenderer implements Renderer {
-  private live = false; // a progress line is on screen and must be cleared
+  private spinner: Ora | null = null;
   private milestone = 0;
   private buffered = '';
   private endsWithNewline = true;
+  private closed = false;
 
   constructor(private readonly o: PlainOptions) {}
 
-  private status(text: string): void {
-    if (this.o.quiet) return;
-    if (this.o.stderrIsTTY) {
-      this.o.stderr.write(`\r\x1b[2K${text}`);
-      this.live = true;
-    } else {
-      this.o.stderr.write(`${text}\n`);
-    }
-  }
-
-  private clearStatus(): void {
-    if (this.live) this.o.stderr.write('\r\x1b[2K');
-    this.live = false;
-  }
-
   event(e: RunEvent): void {
+    if (this.closed) return;
     switch (e.type) {
       case 'skipped':
-        if (!this.o.quiet) this.note(`skipped ${e.path}: ${e.reason}`);
+        this.note(`skipped ${e.path}: ${e.reason}`);
         break;
       case 'warning':
-        if (!this.o.quiet) this.note(`warning: ${e.message}`);
+        this.note(`warning: ${e.message}`);
+        break;
+      case 'tokenize':
+        if (this.o.stderrIsTTY && e.totalChars > 0) this.status(`tokenizing ${Math.floor((100 * e.doneChars) / e.totalChars)}%`);
         break;
       case 'plan':
-        if (!this.o.quiet) {
-          this.note(`${n(e.documentTokens)} tokens · ${e.strategy} · KV ${formatBytes(e.kvBytes)}`);
-          for (const note of e.notes) this.note(`note: ${note}`);
-        }
+        this.note(`${count(e.documentTokens)} tokens · ${e.strategy} · KV ${formatBytes(e.kvBytes)}`);
+        for (const note of e.notes) this.note(`note: ${note}`);
         break;
-      case 'progress': {
+      case 'progress':
         if (this.o.stderrIsTTY) this.status(progressLine(e));
         else if (e.total && e.done / e.total >= this.milestone / 4 && this.milestone <= 4) {
           while (this.milestone <= 4 && e.done / e.total >= this.milestone / 4) this.milestone++;
-          this.status(progressLine(e));
+          this.note(progressLine(e));
+        }
+        break;
+      case 'read': {
+        const text = e.cached
+          ? `document read from cache (${count(e.tokens)} tokens)`
+          : `read ${count(e.tokens)} tokens in ${duration(e.seconds)}`;
+        if (this.spinner) {
+          this.spinner.succeed(text);
+          this.spinner = null;
+        } else {
+          this.note(text);
         }
         break;
       }
-      case 'read':
-        this.clearStatus();
-        if (!this.o.quiet) this.note(e.cached ? `document read from cache (${n(e.tokens)} tokens)` : `read ${n(e.tokens)} tokens in ${e.seconds.toFixed(1)} s`);
+      case 'section':
+        this.note(`section ${e.done}/${e.total}: ${e.label}`);
         break;
       case 'token':
-        this.clearStatus();
+        this.stopSpinner();
         if (this.o.stream) this.write(e.text);
         else this.buffered += e.text;
         break;
@@ -80,12 +81,38 @@ export class PlainRenderer implements Renderer {
         if (!this.o.stream) this.write(this.buffered);
         this.buffered = '';
         if (!this.endsWithNewline) this.write('\n');
-        if (e.reason === 'length' && !this.o.quiet) this.note(`note: the answer stopped at the token limit (${n(e.generatedTokens)}); raise --max-tokens for more`);
-        if (e.reason === 'window' && !this.o.quiet) this.note('note: the answer stopped because the strategy ran out of positions');
+        if (e.reason === 'length') this.note(`note: the answer stopped at the token limit (${count(e.generatedTokens)}); raise --max-tokens for more`);
+        if (e.reason === 'window') this.note('note: the answer stopped because the strategy ran out of positions');
         break;
       default:
         break;
     }
+  }
+
+  finish(): void {
+    this.stopSpinner();
+    this.closed = true;
+  }
+
+  fail(): void {
+    this.stopSpinner();
+    this.closed = true;
+  }
+
+  /** The one live progress line (terminal only). */
+  private status(text: string): void {
+    if (this.o.quiet) return;
+    if (this.spinner) {
+      this.spinner.text = text;
+      return;
+    }
+    // discardStdin would put stdin in raw mode: Ctrl-C must stay a signal, and stdin may be the document.
+    this.spinner = ora({ text, stream: this.o.stderr as NodeJS.WritableStream, discardStdin: false, isEnabled: true }).start();
+  }
+
+  private stopSpinner(): void {
+    this.spinner?.stop();
+    this.spinner = null;
   }
 
   private write(text: string): void {
@@ -94,12 +121,15 @@ export class PlainRenderer implements Renderer {
     this.endsWithNewline = text.endsWith('\n');
   }
 
+  /** A line on stderr, above the spinner if one runs. */
   private note(text: string): void {
-    this.clearStatus();
-    this.o.stderr.write(`${text}\n`);
-  }
-
-  finish(): void {
-    this.clearStatus();
+    if (this.o.quiet) return;
+    if (this.spinner) {
+      this.spinner.clear();
+      this.o.stderr.write(`${text}\n`);
+      this.spinner.render();
+    } else {
+      this.o.stderr.write(`${text}\n`);
+    }
   }
 }

@@ -1,0 +1,66 @@
+// The cache key of a read document: a hash of exactly what determines the session after reading.
+//
+//   - the prompt tokens up to the end of the document (system prefix + document ids). The ids
+//     already reflect the text, the chat template and the tokenizer; the question comes after them
+//     (engine/conversation.ts), so every question about the same document shares one entry;
+//   - the model: the weights' content fingerprint and the parsed config.json (RoPE base, norms…);
+//   - the strategy with the parameters that shape its state (beacon ratio and window, select
+//     top-k…), not the planning numbers that only led to them;
+//   - the backend and its numeric mode. Backends agree to float rounding, not bit for bit, so
+//     `reference` and `cpu` f32 do not share entries: an answer from the cache is then token for
+//     token the answer a fresh read would give.
+//
+// The tokenizer is not hashed separately: two tokenizers that give the same ids give the same state.
+
+import { createHash } from 'node:crypto';
+import type { ResolvedStrategy } from '../engine/strategies/index.js';
+import { FORMAT_VERSION } from './format.js';
+
+export interface KeyParts {
+  /** Prompt tokens up to the end of the document. */
+  prompt: Int32Array;
+  modelFingerprint: string;
+  modelConfig: unknown;
+  strategy: ResolvedStrategy;
+  backend: string;
+  numeric: string;
+}
+
+/** The strategy parameters that shape the state after reading. */
+export function strategyKey(r: ResolvedStrategy): Record<string, unknown> {
+  if (r.name !== 'beacon') return { ...r };
+  // ratioChoice also records the length it was chosen for and the candidates; only the outcome counts.
+  const { ratioChoice, ...rest } = r;
+  return { ...rest, maxTokens: ratioChoice.maxTokens };
+}
+
+/** JSON with object keys sorted, so equal values always hash the same. */
+export function canonicalJson(v: unknown): string {
+  return JSON.stringify(v, (_k, value: unknown) => {
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      return Object.fromEntries(Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+    }
+    return value;
+  });
+}
+
+function sha256(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** 64 hex digits; the entry's file name and the id `ctx cache rm` takes (a prefix is enough). */
+export function sessionKey(p: KeyParts): string {
+  const tokens = sha256(new Uint8Array(p.prompt.buffer, p.prompt.byteOffset, p.prompt.byteLength));
+  return sha256(
+    canonicalJson({
+      format: FORMAT_VERSION,
+      tokens,
+      tokenCount: p.prompt.length,
+      model: p.modelFingerprint,
+      config: sha256(canonicalJson(p.modelConfig)),
+      strategy: strategyKey(p.strategy),
+      backend: p.backend,
+      numeric: p.numeric,
+    }),
+  );
+}

@@ -1,0 +1,249 @@
+// The session cache on disk: one file per read document under $XDG_CACHE_HOME/ctx/sessions, named
+// by its key (key.ts), in the format of format.ts.
+//
+//   load   a missing entry is a miss; a damaged one is deleted and reported, never used; a hit
+//          marks the entry as used now (its modification time is its last use).
+//   save   atomic: a temp file in the same folder, fsync, rename, fsync of the folder. If anything
+//          fails (disk full, permissions) the temp file is removed, whatever was there stays, and
+//          the caller gets a one-line reason: a cache problem never fails a run. Ctrl-C while
+//          saving removes the temp file too and lets the interruption through.
+//   evict  after each save, least recently used entries go until the cache fits its size cap.
+
+import { randomBytes } from 'node:crypto';
+import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { endianness } from 'node:os';
+import { join } from 'node:path';
+import { fsError } from '../errors.js';
+import { formatBytes } from '../input/bytes.js';
+import { ctxCacheDir } from '../model/paths.js';
+import { CorruptEntry, readEntry, readHeader, writeEntry, type EntryHeader, type EntryMeta, type StoredSession } from './format.js';
+
+export const ENTRY_SUFFIX = '.ctxs';
+const TEMP_PREFIX = '.tmp-';
+/** A temp file this old was left by a killed process; eviction removes it. */
+const STALE_TEMP_MS = 60 * 60 * 1000;
+export const DEFAULT_CACHE_MAX_BYTES = 4 * 1024 ** 3;
+
+/** The sessions folder: $CTX_CACHE_DIR/sessions, else $XDG_CACHE_HOME/ctx/sessions, else ~/.cache/ctx/sessions. */
+export function sessionsDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(ctxCacheDir(env), 'sessions');
+}
+
+export type LoadResult =
+  | { kind: 'miss' }
+  | { kind: 'hit'; header: EntryHeader; session: StoredSession; bytes: number; seconds: number }
+  /** The entry was damaged (or unreadable) and has been removed; `message` says which file and why. */
+  | { kind: 'discarded'; message: string };
+
+export type SaveResult =
+  | { kind: 'saved'; bytes: number; seconds: number; evicted: number }
+  | { kind: 'skipped'; message: string }
+  | { kind: 'failed'; message: string };
+
+export interface CacheEntryInfo {
+  id: string;
+  path: string;
+  bytes: number;
+  lastUsed: Date;
+  /** Null when the header cannot be read (the entry would be discarded on use). */
+  header: EntryHeader | null;
+}
+
+export interface SessionCacheOptions {
+  /** Size cap in bytes for all entries together. */
+  maxBytes?: number;
+  /** Test hook (CTX_TEST_CACHE_WRITE_ERROR): make writes fail with this errno code. */
+  failWritesWith?: string;
+}
+
+export class SessionCache {
+  readonly maxBytes: number;
+
+  constructor(
+    readonly dir: string,
+    private readonly o: SessionCacheOptions = {},
+  ) {
+    this.maxBytes = o.maxBytes ?? DEFAULT_CACHE_MAX_BYTES;
+  }
+
+  /** The cache stores typed arrays in the machine's byte order and its format says little-endian. */
+  static get supported(): boolean {
+    return endianness() === 'LE';
+  }
+
+  pathOf(key: string): string {
+    return join(this.dir, `${key}${ENTRY_SUFFIX}`);
+  }
+
+  async load(key: string, signal?: AbortSignal): Promise<LoadResult> {
+    const path = this.pathOf(key);
+    const t0 = performance.now();
+    let fh: FileHandle;
+    try {
+      fh = await open(path, 'r');
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { kind: 'miss' };
+      return { kind: 'discarded', message: `cache entry cannot be read, reading the document instead: ${fsError(e, path).message}` };
+    }
+    try {
+      const { size } = await fh.stat();
+      const { header, session } = await readEntry(fh, size, signal);
+      if (header.key !== key) throw new CorruptEntry(`holds the entry ${header.key.slice(0, 12)}…, not ${key.slice(0, 12)}…`);
+      await fh.close();
+      const now = new Date();
+      await utimes(path, now, now).catch(() => {}); // last use; a read-only cache still works
+      return { kind: 'hit', header, session, bytes: size, seconds: (performance.now() - t0) / 1000 };
+    } catch (e) {
+      await fh.close().catch(() => {});
+      if (!(e instanceof CorruptEntry)) {
+        if (signal?.aborted) throw e;
+        return { kind: 'discarded', message: `cache entry cannot be read, reading the document instead: ${fsError(e, path).message}` };
+      }
+      await this.discard(path);
+      return { kind: 'discarded', message: `${path}: discarded a corrupt cache entry (${e.message}); reading the document instead` };
+    }
+  }
+
+  /** Removes an entry found to be unusable (e.g. by a caller's own consistency check). */
+  async discard(path: string): Promise<void> {
+    await rm(path, { force: true }).catch(() => {});
+  }
+
+  async save(key: string, meta: EntryMeta, session: StoredSession, signal?: AbortSignal): Promise<SaveResult> {
+    const estimate = estimateBytes(session);
+    if (estimate > this.maxBytes) {
+      return { kind: 'skipped', message: `not cached: the session takes ${formatBytes(estimate)}, more than the cache size cap ${formatBytes(this.maxBytes)} (--cache-max-size)` };
+    }
+    const t0 = performance.now();
+    const path = this.pathOf(key);
+    const tmp = join(this.dir, `${TEMP_PREFIX}${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    let fh: FileHandle | undefined;
+    let bytes: number;
+    try {
+      await mkdir(this.dir, { recursive: true });
+      fh = await open(tmp, 'wx', 0o644);
+      bytes = await writeEntry(fh, key, meta, session, { signal, failWith: this.o.failWritesWith });
+      await fh.sync();
+      await fh.close();
+      fh = undefined;
+      await rename(tmp, path);
+      await syncFolder(this.dir);
+    } catch (e) {
+      await fh?.close().catch(() => {});
+      await rm(tmp, { force: true }).catch(() => {});
+      if (signal?.aborted) throw e;
+      const cause = fsError(e, this.dir).message;
+      return { kind: 'failed', message: `could not save the document to the cache (${cause}); the cache is unchanged` };
+    }
+    const evicted = await this.evict(key);
+    return { kind: 'saved', bytes, seconds: (performance.now() - t0) / 1000, evicted };
+  }
+
+  /** Every entry, most recently used first. A missing folder is an empty cache. */
+  async list(): Promise<CacheEntryInfo[]> {
+    const out: CacheEntryInfo[] = [];
+    for (const name of await this.names()) {
+      if (!name.endsWith(ENTRY_SUFFIX)) continue;
+      const path = join(this.dir, name);
+      let fh: FileHandle | undefined;
+      try {
+        fh = await open(path, 'r');
+        const st = await fh.stat();
+        let header: EntryHeader | null = null;
+        try {
+          header = (await readHeader(fh, st.size)).header;
+        } catch (e) {
+          if (!(e instanceof CorruptEntry)) throw e;
+        }
+        out.push({ id: name.slice(0, -ENTRY_SUFFIX.length), path, bytes: st.size, lastUsed: st.mtime, header });
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, path);
+      } finally {
+        await fh?.close().catch(() => {});
+      }
+    }
+    return out.sort((a, b) => b.lastUsed.getTime() - a.lastUsed.getTime());
+  }
+
+  /** Removes entries; returns what was removed. */
+  async remove(entries: CacheEntryInfo[]): Promise<{ count: number; bytes: number }> {
+    let bytes = 0;
+    for (const e of entries) {
+      try {
+        await rm(e.path);
+        bytes += e.bytes;
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(err, e.path, 'io');
+      }
+    }
+    return { count: entries.length, bytes };
+  }
+
+  /** Removes every entry and any temp file left behind. */
+  async clear(): Promise<{ count: number; bytes: number }> {
+    const removed = await this.remove(await this.list());
+    for (const name of await this.names()) {
+      if (name.startsWith(TEMP_PREFIX)) await rm(join(this.dir, name), { force: true });
+    }
+    return removed;
+  }
+
+  /**
+   * Removes least recently used entries until the cache fits its cap, never `keep` (the entry just
+   * written), and temp files abandoned by killed runs. Returns how many entries went.
+   */
+  async evict(keep: string): Promise<number> {
+    const entries: Array<{ path: string; bytes: number; used: number; id: string }> = [];
+    for (const name of await this.names()) {
+      const path = join(this.dir, name);
+      const st = await stat(path).catch(() => null);
+      if (!st) continue;
+      if (name.startsWith(TEMP_PREFIX)) {
+        if (Date.now() - st.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true }).catch(() => {});
+      } else if (name.endsWith(ENTRY_SUFFIX)) {
+        entries.push({ path, bytes: st.size, used: st.mtimeMs, id: name.slice(0, -ENTRY_SUFFIX.length) });
+      }
+    }
+    let total = entries.reduce((n, e) => n + e.bytes, 0);
+    let evicted = 0;
+    for (const e of entries.sort((a, b) => a.used - b.used)) {
+      if (total <= this.maxBytes) break;
+      if (e.id === keep) continue;
+      await rm(e.path, { force: true }).catch(() => {});
+      total -= e.bytes;
+      evicted++;
+    }
+    return evicted;
+  }
+
+  private async names(): Promise<string[]> {
+    try {
+      return await readdir(this.dir);
+    } catch (e) {
+      if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
+      throw fsError(e, this.dir);
+    }
+  }
+}
+
+/** The entry's size without the header (a few hundred bytes), for the size-cap check. */
+function estimateBytes(s: StoredSession): number {
+  const seq = s.sequence;
+  let n = s.tokens.byteLength + s.pending.byteLength;
+  for (const a of [...seq.keys, ...seq.values]) n += a.byteLength;
+  for (const c of seq.selectCache) if (c) n += c.qbar.byteLength + c.top.byteLength;
+  return n;
+}
+
+/** fsync of the folder makes the rename itself durable; not every filesystem allows it. */
+async function syncFolder(dir: string): Promise<void> {
+  let fh: FileHandle | undefined;
+  try {
+    fh = await open(dir, 'r');
+    await fh.sync();
+  } catch {
+    // EISDIR/EINVAL/EPERM on some filesystems: the rename is still atomic, only less durable.
+  } finally {
+    await fh?.close().catch(() => {});
+  }
+}

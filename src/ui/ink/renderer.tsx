@@ -1,0 +1,78 @@
+// The Ink display as a Renderer: run events go into the store (store.ts), Ink draws it (app.tsx).
+// Used on a terminal (pick.ts decides); `ctx chat` also reads questions through it.
+
+import type { Readable, Writable } from 'node:stream';
+import type { ReactElement } from 'react';
+import { render, type Instance } from 'ink';
+import type { Renderer, RunEvent } from '../events.js';
+import { App } from './app.js';
+import { UiStore, type LineKind, type PromptResult } from './store.js';
+
+export interface InkRendererOptions {
+  stdout: Writable;
+  stderr: Writable;
+  /** Given for chat: keys are read from it (raw mode). */
+  stdin?: Readable;
+  stream: boolean;
+}
+
+export class InkRenderer implements Renderer {
+  readonly store: UiStore;
+  private readonly instance: Instance;
+  private readonly app: ReactElement;
+  private closed = false;
+
+  constructor(o: InkRendererOptions) {
+    const stdout = o.stdout as NodeJS.WriteStream;
+    this.store = new UiStore({
+      columns: () => stdout.columns || 80,
+      stream: o.stream,
+      // Ctrl-C arrives as a key in raw mode; when it must end the process, it becomes the signal
+      // ctx already handles (abort the run, "ctx: interrupted", exit 130).
+      onHardInterrupt: () => process.kill(process.pid, 'SIGINT'),
+    });
+    this.app = <App store={this.store} interactive={o.stdin !== undefined} />;
+    this.instance = render(this.app, {
+      stdout,
+      stderr: o.stderr as NodeJS.WriteStream,
+      // Ink reads keys only from the chat's stdin; left out, it keeps its default and never touches it.
+      ...(o.stdin ? { stdin: o.stdin as NodeJS.ReadStream } : {}),
+      exitOnCtrlC: false,
+      patchConsole: false,
+    });
+  }
+
+  event(e: RunEvent): void {
+    if (!this.closed) this.store.apply(e);
+  }
+
+  finish(): void {
+    this.close();
+  }
+
+  /** ctx prints the error line itself (stderr) once the display is down. */
+  fail(): void {
+    this.close();
+  }
+
+  /** Chat: waits for the next question. */
+  prompt(): Promise<PromptResult> {
+    if (this.closed) return Promise.resolve({ kind: 'eof' });
+    return this.store.prompt();
+  }
+
+  /** Chat: lines of its own (help, confirmations, errors) above the live region. */
+  say(kind: LineKind, ...lines: string[]): void {
+    if (!this.closed) this.store.commit(kind, ...lines);
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.store.close();
+    // React applies store changes in a later microtask; rendering again now flushes them, so the
+    // last lines are on screen before Ink lets go of the terminal (and before any error line).
+    this.instance.rerender(this.app);
+    this.instance.unmount();
+  }
+}
