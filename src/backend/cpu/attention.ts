@@ -40,6 +40,10 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind): Uint8Array 
   const keys = Array.from({ length: Hkv }, (_, h) => g.input(`k${h}`, 'float', ['T', D]));
   const values = Array.from({ length: Hkv }, (_, h) => g.input(`v${h}`, 'float', ['T', D]));
 
+  const Tdim = g.op('Slice', [g.op('Shape', [keys[0]]), g.ints([0]), g.ints([1])]); // [T]
+  const byHead = g.op('Concat', [g.ints([G, -1]), Tdim], { axis: 0 }); // [G, qt, T]
+  const flat = g.op('Concat', [g.ints([-1]), Tdim], { axis: 0 }); // [G·qt, T]
+
   // The [1, qt, T] additive mask, broadcast over the G heads of a group.
   let bias = '';
   if (mask === 'bias') {
@@ -47,8 +51,7 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind): Uint8Array 
   } else if (mask === 'causal') {
     const offset = g.input('offset', 'int64', [1]);
     const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
-    const T = g.op('Slice', [g.op('Shape', [keys[0]]), g.ints([0]), g.ints([1])]);
-    const shape = g.op('Concat', [g.ints([1]), qt, T], { axis: 0 });
+    const shape = g.op('Concat', [g.ints([1]), qt, Tdim], { axis: 0 });
     const negInf = g.op('ConstantOfShape', [shape], { value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } } });
     const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
     bias = g.op('Trilu', [negInf, k], { upper: 1 });
@@ -56,13 +59,14 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind): Uint8Array 
 
   const outs: string[] = [];
   for (let h = 0; h < Hkv; h++) {
-    const qg = g.op('Reshape', [qs[h], g.ints([G, -1, D])]); // [G, qt, D]
-    let s = g.op('FusedMatMul', [qg, keys[h]], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, { domain: 'com.microsoft' }); // [G, qt, T]
-    if (bias) s = g.op('Add', [s, bias]);
+    // One 2-D GEMM per KV head: the G query heads' rows stacked, so K is packed once.
+    const qg = g.op('Reshape', [qs[h], g.ints([-1, D])]); // [G·qt, D]
+    let s = g.op('FusedMatMul', [qg, keys[h]], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, { domain: 'com.microsoft' }); // [G·qt, T]
+    if (bias) s = g.op('Reshape', [g.op('Add', [g.op('Reshape', [s, byHead]), bias]), flat]);
     const p = g.op('Softmax', [s], { axis: -1 });
-    outs.push(g.op('MatMul', [p, values[h]])); // [G, qt, D]
+    outs.push(g.op('MatMul', [p, values[h]])); // [G·qt, D]
   }
-  const o = Hkv === 1 ? outs[0] : g.op('Concat', outs, { axis: 0 }); // [Hq, qt, D]
+  const o = g.op('Reshape', [Hkv === 1 ? outs[0] : g.op('Concat', outs, { axis: 0 }), g.ints([Hq, -1, D])]); // [Hq, qt, D]
   g.output(g.op('Reshape', [g.op('Transpose', [o], { perm: [1, 0, 2] }), g.ints([0, Hq * D])]), 'out', 'float', ['qt', Hq * D]);
   return g.encode();
 }
@@ -88,6 +92,8 @@ export interface AttentionInput {
   values: Float32Array[];
   T: number;
   mask: TileMask;
+  /** Score bytes per call (default SCORE_BUDGET). */
+  budget?: number;
 }
 
 /** Bytes of attention scores one call may hold (the query tile is sized from it). */
@@ -96,7 +102,7 @@ export const SCORE_BUDGET = 16 << 20;
 export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: ModelConfig, a: AttentionInput, out: Float32Array): Promise<void> {
   const qDim = c.numHeads * c.headDim;
   const D = c.headDim;
-  const qt = Math.max(1, Math.min(a.n, Math.floor(SCORE_BUDGET / (c.numHeads * a.T * 4))));
+  const qt = Math.max(1, Math.min(a.n, Math.floor((a.budget ?? SCORE_BUDGET) / (c.numHeads * a.T * 4))));
   for (let q0 = 0; q0 < a.n; q0 += qt) {
     const q1 = Math.min(a.n, q0 + qt);
     const rows = q1 - q0;

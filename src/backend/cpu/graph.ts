@@ -66,6 +66,12 @@ export class Graph {
     return name;
   }
 
+  /** An inline tensor from raw little-endian bytes (tests and benchmarks; weights go external). */
+  inline(name: string, dataType: DataTypeName, dims: number[], bytes: Uint8Array): string {
+    this.inits.push({ name, dataType, dims, data: { kind: 'raw', bytes } });
+    return name;
+  }
+
   /** An inline constant tensor (small: shapes, axes, scalars). */
   constant(dataType: 'int64' | 'float' | 'int32', dims: number[], values: number[]): string {
     const name = this.fresh('const');

@@ -123,33 +123,44 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const ort = mod.default ?? mod;
   const c = model.config;
   const { dir, layout } = convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress);
-  const options: ortTypes.InferenceSession.SessionOptions = {
+  // Weight sessions: no arena (each of the L + 2 would keep its peak activations for good).
+  // Attention and vote sessions: an arena, whose peak is bounded by the score budget (attention.ts)
+  // — without one, every call page-faults its fresh score tensors, and runs 3x slower (measured).
+  const options = (prepack: boolean, arena = false): ortTypes.InferenceSession.SessionOptions => ({
     executionProviders: ['cpu'],
     intraOpNumThreads: opts.threads ?? availableParallelism(),
     interOpNumThreads: 1,
     executionMode: 'sequential',
     graphOptimizationLevel: 'all',
-    // Shapes change every step: no memory patterns; and no per-session arena, which would keep each
-    // of the L + 6 sessions' peak activations allocated for the life of the backend.
-    enableMemPattern: false,
-    enableCpuMemArena: false,
-    // Every session owns an intra-op thread pool (the Node API has no global pool). With spinning,
-    // a finished session's idle workers keep busy-waiting while the next session runs: on two
-    // cores that made decoding 10x slower (0.4 vs 4.4 tokens/s on the Qwen2.5-0.5B shape).
-    extra: { session: { intra_op: { allow_spinning: '0' } } },
-  };
-  const open = (kind: string, bytes: Uint8Array) => ort.InferenceSession.create(graphFile(dir, kind, bytes), options);
+    enableMemPattern: false, // shapes change every step
+    enableCpuMemArena: arena,
+    extra: {
+      session: {
+        // Every session owns an intra-op thread pool (the Node API has no global pool). With
+        // spinning, a finished session's idle workers keep busy-waiting while the next session
+        // runs: on two cores that made decoding 10x slower (0.4 vs 4.4 tokens/s, Qwen2.5-0.5B shape).
+        intra_op: { allow_spinning: '0' },
+        // Prepacking copies a weight into MLAS's layout while the original (memory-mapped from
+        // weights.bin) is still resident: for the float32 LM head (544 MB) that doubles the peak
+        // at load. Unpacked, that head runs as fast (measured) and stays a file mapping. (The 8-bit
+        // head is prepacked: MatMulNBits needs its packed layout for the int8 kernels.)
+        ...(prepack ? {} : { disable_prepacking: '1' }),
+      },
+    },
+  });
+  const open = (kind: string, bytes: Uint8Array, prepack = true, arena = false) =>
+    ort.InferenceSession.create(graphFile(dir, kind, bytes), options(prepack, arena));
   const graphs = buildWeightGraphs(c, layout);
   const first = await open('first', graphs.first);
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
-  const head = await open('head', graphs.head);
+  const head = await open('head', graphs.head, dtype === 'q8');
   const attention: AttentionSessions = {
-    open: await open('attention-open', buildAttentionGraph(c, 'open')),
-    causal: await open('attention-causal', buildAttentionGraph(c, 'causal')),
-    bias: await open('attention-bias', buildAttentionGraph(c, 'bias')),
+    open: await open('attention-open', buildAttentionGraph(c, 'open'), true, true),
+    causal: await open('attention-causal', buildAttentionGraph(c, 'causal'), true, true),
+    bias: await open('attention-bias', buildAttentionGraph(c, 'bias'), true, true),
   };
-  const vote = await open('vote', buildVoteGraph(c));
+  const vote = await open('vote', buildVoteGraph(c), true, true);
   return new CpuBackend(model, dtype, ort, first, layers, head, attention, vote, new Embedding(model));
 }
 

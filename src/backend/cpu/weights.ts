@@ -75,9 +75,12 @@ export interface ConvertedWeights {
   layout: Layout;
 }
 
-/** Reads `rows` rows starting at `row` of a 2-D source tensor as float32 (F32, F16, BF16 sources). */
+/**
+ * Reads `rows` rows starting at `row` of a source tensor as float32 (F32, F16, BF16 sources). A row
+ * is everything after the first dimension; a 1-D tensor is a single row.
+ */
 export function readRows(t: TensorInfo, row: number, rows: number): Float32Array {
-  const cols = t.shape.length === 1 ? 1 : t.shape.slice(1).reduce((a, b) => a * b, 1);
+  const cols = t.shape.length === 1 ? t.shape[0] : t.shape.slice(1).reduce((a, b) => a * b, 1);
   const bytesPer = DTYPE_BYTES[t.dtype];
   const length = rows * cols * bytesPer;
   const buf = Buffer.allocUnsafe(length);

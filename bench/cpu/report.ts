@@ -1,0 +1,123 @@
+// Writes bench/results/cpu.md from the measurements run.ts collected.
+
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ModelConfig } from '../../src/model/config.js';
+
+export interface Measurement {
+  engine: 'ctx' | 'llama';
+  strategy: string;
+  dtype: string;
+  n: number;
+  prefillTokPerSec?: number;
+  decodeTokPerSec?: number;
+  peakRss?: number;
+  rssAfterLoad?: number;
+  loadSeconds?: number;
+  kvBytes?: number;
+  kvRows?: number;
+  prefillProfile?: Record<string, number>;
+  decodeProfile?: Record<string, number>;
+  flash?: boolean;
+  loadAvg?: number[];
+  wallSeconds?: number;
+  error?: string;
+}
+
+export interface Results {
+  machine: Record<string, unknown>;
+  command: string;
+  peak: { threads: number; shape: number[]; f32: number; q8: number } | null;
+  runs: Measurement[];
+}
+
+/** Dense (weight) FLOPs per row: 2 × every layer's linear parameters (LM head excluded). */
+export function denseFlopsPerRow(c: ModelConfig): number {
+  const qDim = c.numHeads * c.headDim;
+  const kvDim = c.numKvHeads * c.headDim;
+  const H = c.hiddenSize;
+  return 2 * c.numLayers * (H * (qDim + 2 * kvDim) + qDim * H + 3 * H * c.intermediateSize);
+}
+
+const mib = (b?: number) => (b === undefined ? '–' : (b / 2 ** 20).toFixed(0));
+const fx = (v: number | undefined, d = 1) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
+const pct = (v?: number) => (v === undefined ? '–' : `${Math.round(100 * v)}%`);
+
+export function writeReport(r: Results, c: ModelConfig, path: string): string {
+  const flopsRow = denseFlopsPerRow(c);
+  const lengths = [...new Set(r.runs.map((m) => m.n))].sort((a, b) => a - b);
+  const find = (n: number, engine: string, strategy: string, dtype: string) =>
+    r.runs.find((m) => m.n === n && m.engine === engine && m.strategy === strategy && m.dtype === dtype && !m.error);
+  const lines: string[] = [];
+  const out = (s = '') => lines.push(s);
+
+  out('# cpu backend benchmark: ctx (onnxruntime-node) vs llama.cpp (node-llama-cpp)');
+  out();
+  out('Written by `npm run bench:cpu` (bench/cpu/run.ts). Random weights in the shape of Qwen2.5-0.5B');
+  out(`(hidden ${c.hiddenSize}, ${c.numLayers} layers, ${c.numHeads} heads / ${c.numKvHeads} KV heads, intermediate ${c.intermediateSize}, vocab ${c.vocabSize}, tied embeddings);`);
+  out('the same weights as safetensors for ctx and as GGUF (F32, Q8_0) for llama.cpp; `beacon` runs a beacon variant');
+  out('of the same weights (v3 interleave, window 2048, r = 8). Documents: token ids of the Gutenberg books in');
+  out('../shared/data under the real Qwen tokenizer, the same ids for both engines. Each cell is one process.');
+  out();
+  out('## Machine and command');
+  out();
+  for (const [k, v] of Object.entries(r.machine)) out(`- ${k}: ${v}`);
+  out(`- command: \`${r.command}\``);
+  if (r.peak) {
+    out(`- measured peak (ORT GEMM ${r.peak.shape.join('×')}, ${r.peak.threads} threads): float32 ${r.peak.f32.toFixed(0)} GFLOP/s, 8-bit (MatMulNBits) ${r.peak.q8.toFixed(0)} GFLOP/s`);
+  }
+  out(`- dense FLOPs per row (all layers' linear weights, LM head excluded): ${(flopsRow / 1e6).toFixed(0)} MFLOP; a beacon row count is raw tokens × (1 + 1/r)`);
+  const loads = r.runs.flatMap((m) => m.loadAvg ?? []);
+  if (loads.length) out(`- 1-minute load average during the runs: ${Math.min(...loads).toFixed(1)} – ${Math.max(...loads).toFixed(1)} (other work shared the machine; both engines were run interleaved)`);
+  out();
+  out('## Results');
+  out();
+  out('| tokens | engine | strategy | weights | prefill tok/s | vs llama.cpp | peak RSS MiB | vs llama.cpp | decode tok/s | dense GFLOP/s (% of peak) | prefill time: weights / attention / vote / head / glue | load avg |');
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  for (const n of lengths) {
+    for (const m of r.runs.filter((x) => x.n === n)) {
+      if (m.error) {
+        out(`| ${n} | ${m.engine} | ${m.strategy} | ${m.dtype} | failed: ${m.error.slice(0, 120)} | | | | | | | |`);
+        continue;
+      }
+      const peer = find(n, 'llama', 'full', m.dtype);
+      const rows = m.strategy === 'beacon' ? 1 + 1 / 8 : 1;
+      const gflops = ((m.prefillTokPerSec ?? 0) * rows * flopsRow) / 1e9;
+      const peak = r.peak ? (m.dtype === 'f32' ? r.peak.f32 : r.peak.q8) : 0;
+      const p = m.prefillProfile;
+      const prof = p ? `${pct(p.weights)} / ${pct(p.attention)} / ${pct(p.vote)} / ${pct(p.head)} / ${pct(p.glue)}` : '–';
+      const vs = m.engine === 'ctx' && peer ? `${fx(m.prefillTokPerSec! / peer.prefillTokPerSec!, 2)}×` : '';
+      const vsRss = m.engine === 'ctx' && peer ? `${fx(m.peakRss! / peer.peakRss!, 2)}×` : '';
+      const engine = m.engine === 'llama' ? `llama.cpp${m.flash ? ' (flash attn)' : ''}` : 'ctx cpu';
+      out(`| ${n} | ${engine} | ${m.strategy} | ${m.dtype === 'q8' ? (m.engine === 'llama' ? 'Q8_0' : 'q8') : 'f32'} | ${fx(m.prefillTokPerSec)} | ${vs} | ${mib(m.peakRss)} | ${vsRss} | ${fx(m.decodeTokPerSec, 2)} | ${fx(gflops, 0)} (${peak ? pct(gflops / peak) : '–'}) | ${prof} | ${(m.loadAvg ?? []).map((v) => v.toFixed(1)).join('→')} |`);
+    }
+  }
+  out();
+  out('## Targets');
+  out();
+  const check = (label: string, ok: boolean | null, detail: string) => out(`- ${ok === null ? 'not measured' : ok ? 'met' : 'NOT met'}: ${label} — ${detail}`);
+  for (const dtype of ['f32', 'q8']) {
+    const n = lengths.find((x) => x <= 2048) ?? lengths[0];
+    const a = find(n, 'ctx', 'full', dtype);
+    const b = find(n, 'llama', 'full', dtype);
+    check(`${n} tokens, ctx full ≥ 0.9× llama.cpp prefill (${dtype})`, a && b ? a.prefillTokPerSec! >= 0.9 * b.prefillTokPerSec! : null,
+      a && b ? `${fx(a.prefillTokPerSec)} vs ${fx(b.prefillTokPerSec)} tok/s = ${fx(a.prefillTokPerSec! / b.prefillTokPerSec!, 2)}×` : 'missing');
+  }
+  for (const dtype of ['f32', 'q8']) {
+    const n = Math.max(...lengths);
+    const a = find(n, 'ctx', 'beacon', dtype);
+    const b = find(n, 'llama', 'full', dtype);
+    check(`${n} tokens, ctx beacon ≥ 1.5× llama.cpp prefill with ≤ 0.5× its peak RSS (${dtype})`,
+      a && b ? a.prefillTokPerSec! >= 1.5 * b.prefillTokPerSec! && a.peakRss! <= 0.5 * b.peakRss! : null,
+      a && b ? `rate ${fx(a.prefillTokPerSec! / b.prefillTokPerSec!, 2)}×, peak RSS ${mib(a.peakRss)} vs ${mib(b.peakRss)} MiB = ${fx(a.peakRss! / b.peakRss!, 2)}×` : 'missing');
+  }
+  // The analysis written after looking at the numbers (where the time goes, what would help).
+  const notes = join(import.meta.dirname, 'notes.md');
+  if (existsSync(notes)) {
+    out();
+    lines.push(readFileSync(notes, 'utf8').trimEnd());
+  }
+  mkdirSync(dirname(path), { recursive: true });
+  writeFileSync(path, `${lines.join('\n')}\n`);
+  return path;
+}

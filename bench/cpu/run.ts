@@ -1,0 +1,116 @@
+// npm run bench:cpu  (node --import tsx bench/cpu/run.ts [--lengths 2048,8192,32000] [--decode 16]
+//                     [--threads 2] [--only ctx|llama] [--fresh])
+//
+// ctx's cpu backend against llama.cpp (node-llama-cpp, CPU) on one random-weight model in the
+// shape of Qwen2.5-0.5B, side by side on this machine. For every document length:
+//   ctx  full / select / beacon (beacon variant of the same weights, r = 8), float32 and q8
+//   llama.cpp  F32 and Q8_0 GGUF of the same weights, context size = document length (+ decode)
+// each in its own process (peak RSS is per process), measuring prefill tokens/s, peak RSS,
+// decode tokens/s after the document, and achieved dense FLOP/s against this machine's peak
+// (peak.ts). Results accumulate in bench/work/cpu/results.json (a rerun skips what is there unless
+// --fresh) and the table is written to bench/results/cpu.md.
+//
+// Needs the peer installed once: (cd bench/cpu/peer && npm install)
+
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, loadavg, totalmem } from 'node:os';
+import { join } from 'node:path';
+import { convertedWeights } from '../../src/backend/cpu/weights.js';
+import { openModel } from '../../src/model/model.js';
+import { documentTokens } from './documents.js';
+import { prepareModels } from './models.js';
+import { writeReport, type Measurement, type Results } from './report.js';
+
+const ROOT = join(import.meta.dirname, '..', '..');
+const SHARED = join(ROOT, '..', 'shared');
+const WORK = join(ROOT, 'bench', 'work', 'cpu');
+const CACHE = join(WORK, 'cache');
+const RESULTS = join(WORK, 'results.json');
+
+const args = process.argv.slice(2);
+const opt = (name: string, fallback: string) => {
+  const i = args.indexOf(`--${name}`);
+  return i >= 0 ? args[i + 1] : fallback;
+};
+const lengths = opt('lengths', '2048,8192,32000').split(',').map(Number);
+const decode = Number(opt('decode', '16'));
+const threads = Number(opt('threads', '2'));
+const only = opt('only', '');
+const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
+
+if (!existsSync(join(ROOT, 'bench', 'cpu', 'peer', 'node_modules', 'node-llama-cpp'))) {
+  console.error('the peer is not installed: (cd bench/cpu/peer && npm install)');
+  process.exit(2);
+}
+mkdirSync(WORK, { recursive: true });
+const tokenizerJson = join(SHARED, 'models', 'tokenizers', 'qwen3', 'tokenizer.json');
+const models = prepareModels(WORK, tokenizerJson, log);
+const tokensPath = join(WORK, 'tokens.json');
+documentTokens(SHARED, WORK, Math.max(...lengths));
+for (const dir of [models.plain, models.beacon]) {
+  for (const dtype of ['f32', 'q8'] as const) convertedWeights(openModel(dir), dtype, CACHE, log);
+}
+
+const results: Results = existsSync(RESULTS) && !args.includes('--fresh')
+  ? JSON.parse(readFileSync(RESULTS, 'utf8'))
+  : { machine: {}, command: '', peak: null, runs: [] };
+results.command = `node --import tsx bench/cpu/run.ts ${args.join(' ')}`.trim();
+results.machine = {
+  cpu: cpus()[0]?.model ?? 'unknown',
+  cores: cpus().length,
+  memoryGiB: Math.round(totalmem() / 2 ** 30),
+  node: process.version,
+  os: execFileSync('uname', ['-sr'], { encoding: 'utf8' }).trim(),
+  onnxruntime: JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version,
+  nodeLlamaCpp: JSON.parse(readFileSync(join(ROOT, 'bench', 'cpu', 'peer', 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8')).version,
+};
+const save = () => writeFileSync(RESULTS, JSON.stringify(results, null, 1));
+
+function child(script: string, argv: string[]): Record<string, unknown> {
+  const r = spawnSync(process.execPath, ['--import', 'tsx', script, ...argv], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
+  if (r.status !== 0) throw new Error(`${script} ${argv.join(' ')} failed:\n${r.stderr.slice(-2000)}`);
+  return JSON.parse(r.stdout.trim().split('\n').pop()!);
+}
+
+log('measuring peak GEMM rates');
+results.peak = child('bench/cpu/peak.ts', [String(threads), WORK]) as Results['peak'];
+save();
+
+type Config = { engine: 'ctx' | 'llama'; strategy: string; dtype: string };
+const configs: Config[] = [
+  { engine: 'ctx', strategy: 'full', dtype: 'f32' },
+  { engine: 'llama', strategy: 'full', dtype: 'f32' },
+  { engine: 'ctx', strategy: 'select', dtype: 'f32' },
+  { engine: 'ctx', strategy: 'beacon', dtype: 'f32' },
+  { engine: 'ctx', strategy: 'full', dtype: 'q8' },
+  { engine: 'llama', strategy: 'full', dtype: 'q8' },
+  { engine: 'ctx', strategy: 'select', dtype: 'q8' },
+  { engine: 'ctx', strategy: 'beacon', dtype: 'q8' },
+];
+for (const n of lengths) {
+  for (const c of configs) {
+    if (only && c.engine !== only) continue;
+    if (results.runs.some((r) => r.n === n && r.engine === c.engine && r.strategy === c.strategy && r.dtype === c.dtype && !r.error)) continue;
+    log(`${c.engine} ${c.strategy} ${c.dtype} n=${n}`);
+    const load0 = loadavg()[0];
+    const t = performance.now();
+    let m: Measurement;
+    try {
+      const out = c.engine === 'ctx'
+        ? child('bench/cpu/ctx-run.ts', [c.strategy === 'beacon' ? models.beacon : models.plain, tokensPath, String(n), String(decode), c.strategy, c.dtype, String(threads), CACHE])
+        : child('bench/cpu/peer/llama-run.ts', [c.dtype === 'f32' ? models.ggufF32 : models.ggufQ8, tokensPath, String(n), String(decode), String(threads), 'flash']);
+      m = { ...(out as object), ...c, n } as Measurement;
+    } catch (e) {
+      m = { ...c, n, error: (e as Error).message.split('\n').slice(0, 3).join(' ') } as Measurement;
+    }
+    m.loadAvg = [load0, loadavg()[0]];
+    m.wallSeconds = (performance.now() - t) / 1000;
+    results.runs = results.runs.filter((r) => !(r.n === n && r.engine === c.engine && r.strategy === c.strategy && r.dtype === c.dtype));
+    results.runs.push(m);
+    save();
+    log(m.error ? `  failed: ${m.error}` : `  prefill ${m.prefillTokPerSec!.toFixed(1)} tok/s, decode ${m.decodeTokPerSec!.toFixed(2)} tok/s, peak RSS ${(m.peakRss! / 2 ** 20).toFixed(0)} MiB`);
+  }
+}
+const md = writeReport(results, openModel(models.plain).config, join(ROOT, 'bench', 'results', 'cpu.md'));
+log(`wrote ${md}`);
