@@ -17,14 +17,14 @@
 // which handles nb = 0 (an empty Gather) with the same graph.
 //
 // Linear layers: f32 → Gemm(x, W[out,in], b, transB=1) (ORT prepacks W for MLAS);
-// q8 (MLP and LM head, weights.ts) → com.microsoft.MatMulNBits(bits 8, block Q8_BLOCK,
+// q8 / q4 (MLP and LM head, weights.ts) → com.microsoft.MatMulNBits(bits 8 or 4, block BLOCK,
 // accuracy_level 4: int8 dot products with the activations quantized per block), then + b.
 // (accuracy_level 1, float32 activations, would be more exact, but ORT 1.30 then dequantizes the
 // whole matrix on every call: 35 ms for one 896×4864 row-vector product instead of 0.2 ms.)
 
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
-import { Q8_BLOCK, storedLinear, type Layout, type StoredTensor } from './weights.js';
+import { BLOCK, storedLinear, type Layout, type StoredTensor } from './weights.js';
 
 export interface GraphSet {
   first: Uint8Array;
@@ -56,7 +56,7 @@ class WeightGraph extends Graph {
     let y = this.op(
       'MatMulNBits',
       [x, this.stored(`${name}.q`, s.q), this.stored(`${name}.scales`, s.scales)],
-      { K: s.in, N: s.out, bits: 8, block_size: Q8_BLOCK, accuracy_level: 4 },
+      { K: s.in, N: s.out, bits: s.bits, block_size: BLOCK, accuracy_level: 4 },
       { domain: 'com.microsoft' },
     );
     if (s.bias) y = this.op('Add', [y, this.stored(`${name}.bias`, s.bias)]);

@@ -114,7 +114,7 @@ export class CpuBackend implements Backend {
 
 export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {}): Promise<Backend> {
   const dtype = (opts.dtype ?? 'f32') as WeightDType;
-  if (dtype !== 'f32' && dtype !== 'q8') throw new CtxError('usage', `the cpu backend runs --dtype f32 or q8, not "${opts.dtype}"`);
+  if (dtype !== 'f32' && dtype !== 'q8' && dtype !== 'q4') throw new CtxError('usage', `the cpu backend runs --dtype f32, q8 or q4, not "${opts.dtype}"`);
   // ORT 1.30's Linux build ships Microsoft's telemetry SDK: unless disabled it writes a device id
   // under ~/.cache/Microsoft, /tmp/mat-debug-<pid>.log files, and tries HTTPS uploads. ctx is a
   // local tool; it never phones home.
@@ -142,8 +142,8 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
         intra_op: { allow_spinning: '0' },
         // Prepacking copies a weight into MLAS's layout while the original (memory-mapped from
         // weights.bin) is still resident: for the float32 LM head (544 MB) that doubles the peak
-        // at load. Unpacked, that head runs as fast (measured) and stays a file mapping. (The 8-bit
-        // head is prepacked: MatMulNBits needs its packed layout for the int8 kernels.)
+        // at load. Unpacked, that head runs as fast (measured) and stays a file mapping. (A
+        // quantized head is prepacked: MatMulNBits needs its packed layout for the int8 kernels.)
         ...(prepack ? {} : { disable_prepacking: '1' }),
       },
     },
@@ -154,7 +154,7 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const first = await open('first', graphs.first);
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
-  const head = await open('head', graphs.head, dtype === 'q8');
+  const head = await open('head', graphs.head, dtype !== 'f32');
   const attention: AttentionSessions = {
     open: await open('attention-open', buildAttentionGraph(c, 'open'), true, true),
     causal: await open('attention-causal', buildAttentionGraph(c, 'causal'), true, true),

@@ -12,7 +12,7 @@
 // a matching complete.json is whole; a folder without one (a crash mid-rename cannot make one) is
 // removed and converted again.
 //
-// What is stored (per layer l; "linear" = f32 [out, in] or q8, see below):
+// What is stored (per layer l; "linear" = f32 [out, in], or 8/4-bit codes, see below):
 //   l.inputNorm, l.postNorm                    f32 [H]
 //   l.qkv   linear [qDim + 2 kvDim, H]         q, k, v projections stacked by rows (+ l.qkv.bias)
 //   l.o     linear [H, qDim]
@@ -22,15 +22,16 @@
 //   finalNorm f32 [H], lmHead linear [V, H]
 // The token embedding is not stored: rows are read on demand from the safetensors (embedding.ts).
 //
-// q8: the MLP (gate, up, down) and the LM head — 90% of a model's weights — are stored in 8 bits;
-// the attention projections (q, k, v, o and their beacon twins) stay float32. Measured on the
-// golden models, quantizing q/k/v/o as well costs most of the top-1 agreement with float32 (93%
-// instead of 95.6%): attention scores amplify their errors. Each 8-bit weight row is cut into
-// blocks of Q8_BLOCK values along the input dimension; block b of row o keeps the scale
-// s = max|w| / 127 and the codes round(w / s) + 128 as uint8 — the layout of
-// com.microsoft.MatMulNBits with bits = 8 and no zero points (implied zero point 128):
-//   <name>.q       uint8 [out, ceil(in / Q8_BLOCK), Q8_BLOCK]   (the last block zero-padded)
-//   <name>.scales  f32   [out * ceil(in / Q8_BLOCK)]
+// q8 / q4: the MLP (gate, up, down) and the LM head — 90% of a model's weights — are stored in 8
+// (or 4) bits; the attention projections (q, k, v, o and their beacon twins) stay float32.
+// Measured on the golden models, quantizing q/k/v/o as well costs most of the top-1 agreement with
+// float32 (93% instead of 95.6% in 8 bits): attention scores amplify their errors. Each quantized
+// row is cut into blocks of BLOCK values along the input dimension; block b of row o keeps the
+// scale s = max|w| / qmax and the codes round(w / s) + zero, qmax = 2^(bits−1) − 1 (127 or 7),
+// zero = 2^(bits−1) (128 or 8) — the layout of com.microsoft.MatMulNBits without zero points
+// (implied zero point 2^(bits−1)); 4-bit codes pack two per byte, the even element in the low nibble:
+//   <name>.q       uint8 [out, ceil(in / BLOCK), BLOCK · bits / 8]   (the last block zero-padded)
+//   <name>.scales  f32   [out * ceil(in / BLOCK)]
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -41,11 +42,15 @@ import { FINAL_NORM, layerTensors, lmHeadName, type ProjNames } from '../../mode
 import { DTYPE_BYTES, toFloat32, type TensorInfo } from '../../model/safetensors.js';
 
 /** Bump when the stored layout changes: old folders are then simply not found. */
-export const CONVERTER_VERSION = 3;
-export const Q8_BLOCK = 32;
+export const CONVERTER_VERSION = 4;
+/** Values per quantization block (one scale each). */
+export const BLOCK = 32;
 const ALIGN = 64 * 1024;
 
-export type WeightDType = 'f32' | 'q8';
+export type WeightDType = 'f32' | 'q8' | 'q4';
+
+/** Bits per weight of a quantized mode. */
+export const BITS: Record<Exclude<WeightDType, 'f32'>, 8 | 4> = { q8: 8, q4: 4 };
 
 export interface StoredTensor {
   offset: number;
@@ -65,10 +70,10 @@ export interface Layout {
   linears: Record<string, [number, number]>;
 }
 
-/** A linear layer's stored form: one f32 matrix, or q8 codes + scales. */
+/** A linear layer's stored form: one f32 matrix, or 8/4-bit codes + scales. */
 export type StoredLinear =
   | { kind: 'f32'; w: StoredTensor; bias?: StoredTensor; out: number; in: number }
-  | { kind: 'q8'; q: StoredTensor; scales: StoredTensor; bias?: StoredTensor; out: number; in: number };
+  | { kind: 'nbits'; bits: 8 | 4; q: StoredTensor; scales: StoredTensor; bias?: StoredTensor; out: number; in: number };
 
 export interface ConvertedWeights {
   dir: string;
@@ -150,7 +155,7 @@ function rowsPerChunk(cols: number): number {
 
 /**
  * Writes one linear weight made of the row blocks `parts` (each a [rows_p, in] source tensor,
- * stacked in order), as f32 or q8, plus the stacked bias when every part has one.
+ * stacked in order), as f32 or quantized, plus the stacked bias when every part has one.
  */
 function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: ProjNames[] | string[], dtype: WeightDType): void {
   const infos = parts.map((p) => model.weights.info(typeof p === 'string' ? p : p.weight));
@@ -164,17 +169,19 @@ function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: Pr
       for (let r = 0; r < t.shape[0]; r += step) write(bytesOf(readRows(t, r, Math.min(step, t.shape[0] - r))));
     }
   } else {
-    const nb = Math.ceil(inDim / Q8_BLOCK);
+    const bits = BITS[dtype];
+    const nb = Math.ceil(inDim / BLOCK);
+    const blob = (BLOCK * bits) / 8;
     const scales = new Float32Array(outDim * nb);
-    const write = w.begin(`${name}.q`, 'uint8', [outDim, nb, Q8_BLOCK]);
+    const write = w.begin(`${name}.q`, 'uint8', [outDim, nb, blob]);
     let o = 0;
     for (const t of infos) {
       const step = rowsPerChunk(inDim);
       for (let r = 0; r < t.shape[0]; r += step) {
         const rows = Math.min(step, t.shape[0] - r);
         const f = readRows(t, r, rows);
-        const codes = new Uint8Array(rows * nb * Q8_BLOCK).fill(128);
-        for (let i = 0; i < rows; i++, o++) quantizeRow(f.subarray(i * inDim, (i + 1) * inDim), codes.subarray(i * nb * Q8_BLOCK), scales.subarray(o * nb, (o + 1) * nb));
+        const codes = new Uint8Array(rows * nb * blob);
+        for (let i = 0; i < rows; i++, o++) quantizeRow(f.subarray(i * inDim, (i + 1) * inDim), bits, codes.subarray(i * nb * blob), scales.subarray(o * nb, (o + 1) * nb));
         write(codes);
       }
     }
@@ -187,18 +194,26 @@ function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: Pr
   }
 }
 
-/** Symmetric int8 per block: s = max|w| / 127, code = round(w / s) + 128. */
-export function quantizeRow(row: Float32Array, codes: Uint8Array, scales: Float32Array): void {
-  const nb = scales.length;
-  for (let b = 0; b < nb; b++) {
-    const lo = b * Q8_BLOCK;
-    const hi = Math.min(lo + Q8_BLOCK, row.length);
+/**
+ * Symmetric quantization of one row by blocks of BLOCK: s = max|w| / qmax, code = round(w / s) + zero
+ * (qmax = 2^(bits−1) − 1, zero = 2^(bits−1)); 4-bit codes two per byte, even element low.
+ * Padding past the row's end gets the zero code (value 0).
+ */
+export function quantizeRow(row: Float32Array, bits: 8 | 4, codes: Uint8Array, scales: Float32Array): void {
+  const qmax = (1 << (bits - 1)) - 1;
+  const zero = 1 << (bits - 1);
+  for (let b = 0; b < scales.length; b++) {
+    const lo = b * BLOCK;
     let m = 0;
-    for (let i = lo; i < hi; i++) m = Math.max(m, Math.abs(row[i]));
-    const s = Math.fround(m / 127);
+    for (let i = lo; i < Math.min(lo + BLOCK, row.length); i++) m = Math.max(m, Math.abs(row[i]));
+    const s = Math.fround(m / qmax);
     scales[b] = s;
-    if (s === 0) continue;
-    for (let i = lo; i < hi; i++) codes[i] = Math.max(-127, Math.min(127, Math.round(row[i] / s))) + 128;
+    for (let j = 0; j < BLOCK; j++) {
+      const i = lo + j;
+      const code = i < row.length && s > 0 ? Math.max(-qmax, Math.min(qmax, Math.round(row[i] / s))) + zero : zero;
+      if (bits === 8) codes[i] = code;
+      else codes[i >> 1] |= (i & 1) === 0 ? code : code << 4;
+    }
   }
 }
 
@@ -214,7 +229,7 @@ function convertInto(dir: string, model: Model, dtype: WeightDType, fingerprint:
     const t = layerTensors(model, l);
     writeVector(w, model, `${l}.inputNorm`, t.inputNorm);
     writeVector(w, model, `${l}.postNorm`, t.postNorm);
-    // Attention projections stay float32 in every mode (see "q8" above).
+    // Attention projections stay float32 in every mode (see "q8 / q4" above).
     writeLinear(w, model, `${l}.qkv`, [t.q, t.k, t.v], 'f32');
     writeLinear(w, model, `${l}.o`, [t.o], 'f32');
     writeLinear(w, model, `${l}.gate`, [t.gate], dtype);
@@ -297,5 +312,5 @@ export function storedLinear(layout: Layout, name: string): StoredLinear {
   const [out, inDim] = shape;
   const bias = t[`${name}.bias`];
   if (t[name]) return { kind: 'f32', w: t[name], bias, out, in: inDim };
-  return { kind: 'q8', q: t[`${name}.q`], scales: t[`${name}.scales`], bias, out, in: inDim };
+  return { kind: 'nbits', bits: layout.dtype === 'q4' ? 4 : 8, q: t[`${name}.q`], scales: t[`${name}.scales`], bias, out, in: inDim };
 }
