@@ -18,7 +18,7 @@ interface CacheOptions {
 export function cacheCommand(): Command {
   const cmd = new Command('cache')
     .description('list or remove the read documents ctx keeps, so that a second question skips reading')
-    .addOption(new Option('--cache-max-size <size>', 'size cap of the session cache; least recently used entries go first').argParser(byteSizeArg).default(DEFAULT_CACHE_MAX_BYTES, '4G'));
+    .addOption(new Option('--cache-max-size <size>', 'the size cap `ls` reports against (ask, summarize and chat evict down to it)').argParser(byteSizeArg).default(DEFAULT_CACHE_MAX_BYTES, '4G'));
 
   cmd
     .command('ls')

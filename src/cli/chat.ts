@@ -34,7 +34,8 @@ import { currentRun, type RunContext } from './io.js';
 
 const HELP = [
   'Enter asks the question; the answer streams in.',
-  'Ctrl-C stops an answer; Ctrl-C on an empty prompt (or twice during an answer) quits; Ctrl-D quits.',
+  'Ctrl-C stops an answer; on an empty prompt (or twice during an answer) it quits ctx.',
+  'Ctrl-D on an empty prompt quits too.',
   '/clear        forget the conversation, keep the document',
   '/save FILE    write the conversation to FILE (Markdown)',
   '/exit         quit',

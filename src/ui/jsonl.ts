@@ -40,6 +40,11 @@ export class EventsRenderer implements Renderer {
     private readonly now: () => number = () => performance.now(),
   ) {}
 
+  /** The summary the `done` line will carry (commands may add fields before it is written). */
+  get result(): RunSummary['result'] {
+    return this.summary.result;
+  }
+
   event(e: RunEvent): void {
     if (this.closed) return;
     this.summary.add(e);

@@ -153,7 +153,7 @@ describe('session cache: writes and eviction', () => {
     assert.equal((await cache.load('0'.repeat(64))).kind, 'hit'); // now the most recent
     const r = await cache.save('2'.repeat(64), META, session.snapshot());
     assert.deepEqual(r.kind === 'saved' && r.evicted, 1);
-    assert.deepEqual((await cache.list()).map((e) => e.id[0]), ['2', '0']);
+    assert.deepEqual((await cache.list()).map((e) => e.id[0]).sort(), ['0', '2'], '1 went: the least recently used');
 
     // A single session larger than the cap is not written at all.
     const tiny = new SessionCache(dir, { maxBytes: 100 });
