@@ -92,9 +92,8 @@ export class Chat {
   ) {
     this.session = opened.session;
     this.conversation = opened.conversation;
-    const snap = opened.session.snapshot();
-    // The strategy's state may share arrays with the live session, which keeps changing them.
-    this.afterRead = { ...snap, strategyState: structuredClone(snap.strategyState) };
+    // A snapshot is a copy: the live session keeps changing after it.
+    this.afterRead = opened.session.snapshot();
   }
 
   /**

@@ -9,7 +9,6 @@
 
 import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import type { Backend, Sequence } from '../backend/contract.js';
 import { Conversation } from '../engine/conversation.js';
 import { loadEngine } from '../engine/load.js';
 import type { RunPlan } from '../engine/plan.js';
@@ -62,14 +61,12 @@ export async function openDocument(
   for (const s of doc.skipped) r.event({ type: 'skipped', ...s });
 
   const dir = modelFolder(o.model);
-  const engine = responsive(
-    await loadEngine(dir, {
-      backend: o.backend,
-      dtype: o.dtype,
-      threads: o.threads,
-      onNotice: (message) => r.event({ type: 'warning', message }),
-    }),
-  );
+  const engine = await loadEngine(dir, {
+    backend: o.backend,
+    dtype: o.dtype,
+    threads: o.threads,
+    onNotice: (message) => r.event({ type: 'warning', message }),
+  });
   r.event({ type: 'model', name: o.model!, dir, backend: engine.backend.name, numeric: engine.backend.numeric });
 
   const tokenized = await tokenizeDocument(engine, doc, (doneChars, totalChars) => r.event({ type: 'tokenize', doneChars, totalChars }));
@@ -136,43 +133,6 @@ export async function openDocument(
     }
   }
   return { ...opened, session };
-}
-
-/**
- * The engine with a backend whose every step first lets the event loop turn. The reference
- * backend computes synchronously, so a whole read (or answer) would otherwise run as one chain of
- * promise callbacks: Ctrl-C, SIGTERM, the chat's keys and the display's timers would all wait for
- * it to end. A turn costs microseconds; a step costs far more. (Its natural home is the engine's
- * step loop; until it moves there, document commands get it here.)
- */
-export function responsive(engine: Engine): Engine {
-  const b = engine.backend;
-  const backend: Backend = {
-    name: b.name,
-    numeric: b.numeric,
-    model: b.model,
-    kvBytesPerRow: b.kvBytesPerRow,
-    newSequence: () => yieldingSequence(b.newSequence()),
-    dispose: () => b.dispose(),
-  };
-  return { ...engine, backend };
-}
-
-function yieldingSequence(seq: Sequence): Sequence {
-  return {
-    get length() {
-      return seq.length;
-    },
-    step: async (req) => {
-      await new Promise((resolve) => setImmediate(resolve));
-      return seq.step(req);
-    },
-    retain: (rows) => seq.retain(rows),
-    kvBytes: () => seq.kvBytes(),
-    snapshot: () => seq.snapshot(),
-    restore: (snap) => seq.restore(snap),
-    dispose: () => seq.dispose(),
-  };
 }
 
 /** The session cache for this run, or null with --no-cache (or on a big-endian machine). */

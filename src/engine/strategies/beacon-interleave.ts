@@ -133,7 +133,7 @@ export class BeaconInterleaveStrategy implements Strategy {
     return {
       sinkRows: this.sinkRows,
       memRows: this.memRows,
-      windowFlags: this.windowFlags,
+      windowFlags: this.windowFlags.slice(),
       windowRaw: this.windowRaw,
       rem: this.rem,
       consumed: this.consumed,

@@ -53,8 +53,13 @@ export function range(start: number, n: number): Int32Array {
   return Int32Array.from({ length: n }, (_, i) => start + i);
 }
 
-/** Runs a step and returns its logits; checks cancellation first. */
+/**
+ * Runs a step and returns its logits. Yields to the event loop first, so that Ctrl-C, timers and
+ * key presses are handled between steps even on a backend that computes synchronously, then checks
+ * cancellation.
+ */
 export async function runStep(ctx: StrategyContext, req: StepRequest, signal?: AbortSignal): Promise<Float32Array> {
+  await new Promise((resolve) => setImmediate(resolve));
   signal?.throwIfAborted();
   const res = await ctx.seq.step(req);
   return res.logits;
