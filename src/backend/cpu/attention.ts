@@ -1,12 +1,17 @@
-// Attention: a weight-free ONNX graph over one tile of query rows, and the JavaScript driver that
+// Attention: weight-free ONNX graphs over one tile of query rows, and the JavaScript driver that
 // cuts a step's queries into tiles so the score tensor stays under a fixed budget.
 //
 // One call computes, for qt query rows (already rotated) against T keys (already rotated):
 //   for each KV head g (query heads h = g·G .. g·G + G − 1, G = Hq / Hkv):
-//     S_g = Q_g K_gᵀ / √D           Q_g [G·qt, D]  (the G heads' rows stacked)   K_g [T, D]
-//     S_g += mask                    three variants, below
-//     P_g = softmax(S_g) over keys ; O_g = P_g V_g   [G·qt, D]
+//     S_g = Q_g K_gᵀ / √D  + mask    [G, qt, T]
+//     O_g = softmax(S_g) V_g         [G, qt, D]
 //   out [qt, Hq·D] (row layout, ready for o_proj)
+// Two implementations of the same math, picked per tile by its number of rows (measured on two
+// Zen 5 cores: each is up to 3x faster than the other in its range):
+//   matmul   FusedMatMul / Softmax / MatMul with the G heads' rows stacked into one [G·qt, D]
+//            GEMM per KV head — best for a few rows (decoding, very long T)
+//   fused    the ONNX Attention operator (opset 23), one per KV head (q_num_heads = G,
+//            kv_num_heads = 1) — best from about FUSED_MIN_ROWS rows up
 // Mask variants:
 //   open    every key visible to every row
 //   causal  row i sees keys j ≤ offset + i (input `offset`); the −∞ upper triangle is made in the
@@ -26,40 +31,61 @@ import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
 
 export type MaskKind = 'open' | 'causal' | 'bias';
+export type AttentionImpl = 'matmul' | 'fused';
 
-export function buildAttentionGraph(c: ModelConfig, mask: MaskKind): Uint8Array {
+/** Tiles with at least this many query rows use the fused operator. */
+export const FUSED_MIN_ROWS = 32;
+
+/** Bytes of attention scores one call may hold (the query tile is sized from it). */
+export const SCORE_BUDGET = 32 << 20;
+
+export function buildAttentionGraph(c: ModelConfig, mask: MaskKind, impl: AttentionImpl): Uint8Array {
   const Hq = c.numHeads;
   const Hkv = c.numKvHeads;
   const D = c.headDim;
   const G = Hq / Hkv;
-  const g = new Graph(`attention_${mask}`);
+  const g = new Graph(`attention_${impl}_${mask}`);
   const q = g.input('q', 'float', ['qt', Hq * D]);
-  // [qt, Hkv, G, D] → [Hkv, G, qt, D] → per KV head [G·qt, D]
-  const qh = g.op('Transpose', [g.op('Reshape', [q, g.ints([0, Hkv, G, D])])], { perm: [1, 2, 0, 3] });
-  const qs = Hkv === 1 ? [qh] : g.opN('Split', [qh, g.ints(Array(Hkv).fill(1))], Hkv, { axis: 0 });
   const keys = Array.from({ length: Hkv }, (_, h) => g.input(`k${h}`, 'float', ['T', D]));
   const values = Array.from({ length: Hkv }, (_, h) => g.input(`v${h}`, 'float', ['T', D]));
-
   const Tdim = g.op('Slice', [g.op('Shape', [keys[0]]), g.ints([0]), g.ints([1])]); // [T]
-  const byHead = g.op('Concat', [g.ints([G, -1]), Tdim], { axis: 0 }); // [G, qt, T]
-  const flat = g.op('Concat', [g.ints([-1]), Tdim], { axis: 0 }); // [G·qt, T]
 
-  // The [1, qt, T] additive mask, broadcast over the G heads of a group.
+  // The additive [qt, T] mask (broadcast over heads), or none.
   let bias = '';
   if (mask === 'bias') {
-    bias = g.op('Unsqueeze', [g.input('bias', 'float', ['qt', 'T']), g.ints([0])]);
+    bias = g.input('bias', 'float', ['qt', 'T']);
   } else if (mask === 'causal') {
     const offset = g.input('offset', 'int64', [1]);
     const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
-    const shape = g.op('Concat', [g.ints([1]), qt, Tdim], { axis: 0 });
+    const shape = g.op('Concat', [qt, Tdim], { axis: 0 });
     const negInf = g.op('ConstantOfShape', [shape], { value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } } });
     const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
     bias = g.op('Trilu', [negInf, k], { upper: 1 });
   }
 
+  if (impl === 'fused') {
+    // Per KV head: the group's query columns [qt, G·D] → Attention on [1, qt, G·D] and [1, T, D].
+    g.opset = 23;
+    const qs = Hkv === 1 ? [q] : g.opN('Split', [q, g.ints(Array(Hkv).fill(G * D))], Hkv, { axis: 1 });
+    const outs: string[] = [];
+    for (let h = 0; h < Hkv; h++) {
+      const one = (x: string) => g.op('Unsqueeze', [x, g.ints([0])]);
+      const inputs = [one(qs[h]), one(keys[h]), one(values[h])];
+      if (bias) inputs.push(bias);
+      outs.push(g.op('Attention', inputs, { q_num_heads: G, kv_num_heads: 1, scale: { float: 1 / Math.sqrt(D) } })); // [1, qt, G·D]
+    }
+    const o = Hkv === 1 ? outs[0] : g.op('Concat', outs, { axis: -1 });
+    g.output(g.op('Squeeze', [o, g.ints([0])]), 'out', 'float', ['qt', Hq * D]);
+    return g.encode();
+  }
+
+  // matmul: [qt, Hkv, G, D] → [Hkv, G, qt, D] → per KV head [G·qt, D], one 2-D GEMM each (K packed once).
+  const qh = g.op('Transpose', [g.op('Reshape', [q, g.ints([0, Hkv, G, D])])], { perm: [1, 2, 0, 3] });
+  const qs = Hkv === 1 ? [qh] : g.opN('Split', [qh, g.ints(Array(Hkv).fill(1))], Hkv, { axis: 0 });
+  const byHead = g.op('Concat', [g.ints([G, -1]), Tdim], { axis: 0 }); // [G, qt, T]
+  const flat = g.op('Concat', [g.ints([-1]), Tdim], { axis: 0 }); // [G·qt, T]
   const outs: string[] = [];
   for (let h = 0; h < Hkv; h++) {
-    // One 2-D GEMM per KV head: the G query heads' rows stacked, so K is packed once.
     const qg = g.op('Reshape', [qs[h], g.ints([-1, D])]); // [G·qt, D]
     let s = g.op('FusedMatMul', [qg, keys[h]], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, { domain: 'com.microsoft' }); // [G·qt, T]
     if (bias) s = g.op('Reshape', [g.op('Add', [g.op('Reshape', [s, byHead]), bias]), flat]);
@@ -71,12 +97,8 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind): Uint8Array 
   return g.encode();
 }
 
-/** The sessions of the three variants. */
-export interface AttentionSessions {
-  open: ortTypes.InferenceSession;
-  causal: ortTypes.InferenceSession;
-  bias: ortTypes.InferenceSession;
-}
+/** The sessions: one per implementation and mask variant. */
+export type AttentionSessions = Record<AttentionImpl, Record<MaskKind, ortTypes.InferenceSession>>;
 
 /** Which keys each query row sees, for the driver. */
 export type TileMask =
@@ -96,9 +118,6 @@ export interface AttentionInput {
   budget?: number;
 }
 
-/** Bytes of attention scores one call may hold (the query tile is sized from it). */
-export const SCORE_BUDGET = 16 << 20;
-
 export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: ModelConfig, a: AttentionInput, out: Float32Array): Promise<void> {
   const qDim = c.numHeads * c.headDim;
   const D = c.headDim;
@@ -106,6 +125,7 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
   for (let q0 = 0; q0 < a.n; q0 += qt) {
     const q1 = Math.min(a.n, q0 + qt);
     const rows = q1 - q0;
+    const impl = s[rows >= FUSED_MIN_ROWS ? 'fused' : 'matmul'];
     // Keys beyond the last one any row of the tile sees are left out.
     const T = a.mask.kind === 'causal' ? Math.min(a.T, a.mask.offset + q1) : a.T;
     const feeds: Record<string, ortTypes.Tensor> = {
@@ -115,15 +135,15 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
       feeds[`k${h}`] = new ort.Tensor('float32', a.keys[h].subarray(0, T * D), [T, D]);
       feeds[`v${h}`] = new ort.Tensor('float32', a.values[h].subarray(0, T * D), [T, D]);
     }
-    let session = s.open;
+    let session = impl.open;
     if (a.mask.kind === 'causal') {
       // Row q0 + i sees keys [0, offset + q0 + i]; when even the first row sees all T, no mask.
       if (a.mask.offset + q0 + 1 < T) {
-        session = s.causal;
+        session = impl.causal;
         feeds.offset = new ort.Tensor('int64', BigInt64Array.of(BigInt(a.mask.offset + q0)), [1]);
       }
     } else {
-      session = s.bias;
+      session = impl.bias;
       feeds.bias = new ort.Tensor('float32', a.mask.bias(q0, q1, T), [rows, T]);
     }
     const r = await session.run(feeds);

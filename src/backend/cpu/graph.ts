@@ -108,8 +108,11 @@ export class Graph {
     return outputs;
   }
 
+  /** The model's default-domain opset (23 for the Attention operator). */
+  opset = 21;
+
   encode(): Uint8Array {
-    const opsets = [{ domain: '', version: 21 }];
+    const opsets = [{ domain: '', version: this.opset }];
     if (this.usesMs) opsets.push({ domain: 'com.microsoft', version: 1 });
     return encodeModel({ graphName: this.name, nodes: this.nodes, initializers: this.inits, inputs: this.inputs, outputs: this.outputs, opsets });
   }

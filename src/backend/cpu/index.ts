@@ -105,7 +105,8 @@ export class CpuBackend implements Backend {
   }
 
   async dispose(): Promise<void> {
-    for (const s of [this.first, ...this.layers, this.head, this.attention.open, this.attention.causal, this.attention.bias, this.vote]) {
+    const attention = Object.values(this.attention).flatMap((byMask) => Object.values(byMask));
+    for (const s of [this.first, ...this.layers, this.head, ...attention, this.vote]) {
       await s.release();
     }
     this.embedding.close();
@@ -155,11 +156,14 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
   const head = await open('head', graphs.head, dtype !== 'f32');
-  const attention: AttentionSessions = {
-    open: await open('attention-open', buildAttentionGraph(c, 'open'), true, true),
-    causal: await open('attention-causal', buildAttentionGraph(c, 'causal'), true, true),
-    bias: await open('attention-bias', buildAttentionGraph(c, 'bias'), true, true),
-  };
+  const attention = {} as AttentionSessions;
+  for (const impl of ['matmul', 'fused'] as const) {
+    attention[impl] = {
+      open: await open(`attention-${impl}-open`, buildAttentionGraph(c, 'open', impl), true, true),
+      causal: await open(`attention-${impl}-causal`, buildAttentionGraph(c, 'causal', impl), true, true),
+      bias: await open(`attention-${impl}-bias`, buildAttentionGraph(c, 'bias', impl), true, true),
+    };
+  }
   const vote = await open('vote', buildVoteGraph(c), true, true);
   return new CpuBackend(model, dtype, ort, first, layers, head, attention, vote, new Embedding(model));
 }
@@ -400,7 +404,7 @@ class CpuSequence implements Sequence {
   }
 
   dispose(): void {
-    this.kv.restore({ rows: 0, keys: this.kv.layers.map(() => new Float32Array(0)), values: this.kv.layers.map(() => new Float32Array(0)) });
+    this.kv.release();
     this.selK = [];
     this.selV = [];
   }

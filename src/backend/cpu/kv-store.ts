@@ -6,8 +6,17 @@
 //        needs it: its positions are ranks in a per-layer selection, so it rotates what it gathers)
 // One array per KV head, so the rows [0, T) of a head are one contiguous view that ONNX Runtime
 // reads in place (no copy) as a [T, D] input.
+//
+// Capacity: arrays start at INITIAL_ROWS rows. A zero-filled typed array of that size is only
+// reserved address space (calloc → fresh pages): memory is committed as rows are written, so a
+// large start costs nothing, and it spares the copy-on-growth transient (old + new arrays resident
+// until the old ones are collected) that would otherwise double the KV memory at each growth.
+// Beyond it, arrays double.
 
 import type { SequenceSnapshot } from '../contract.js';
+
+/** Rows reserved (not committed) per array at the start. */
+export const INITIAL_ROWS = 1 << 16;
 
 export class LayerKv {
   k: Float32Array[];
@@ -31,11 +40,11 @@ export class LayerKv {
     return this.kr;
   }
 
-  /** Grows every array to hold at least `rows` rows (by 1.5x, keeping the contents). */
+  /** Grows every array to hold at least `rows` rows (doubling, keeping the contents). */
   reserve(rows: number): void {
     const cap = this.capacity();
     if (rows <= cap) return;
-    const next = Math.max(rows, Math.ceil(cap * 1.5));
+    const next = Math.max(rows, cap * 2);
     const grow = (a: Float32Array) => {
       const b = new Float32Array(next * this.headDim);
       b.set(a);
@@ -52,7 +61,7 @@ export class KvStore {
   readonly layers: LayerKv[];
 
   constructor(numLayers: number, readonly kvHeads: number, readonly headDim: number) {
-    this.layers = Array.from({ length: numLayers }, () => new LayerKv(kvHeads, headDim, 64));
+    this.layers = Array.from({ length: numLayers }, () => new LayerKv(kvHeads, headDim, INITIAL_ROWS));
   }
 
   /**
@@ -94,6 +103,17 @@ export class KvStore {
     this.rows = rows.length;
   }
 
+  /** Drops every array (the sequence is disposed). */
+  release(): void {
+    this.rows = 0;
+    for (const L of this.layers) {
+      L.k = L.k.map(() => new Float32Array(0));
+      L.v = L.v.map(() => new Float32Array(0));
+      L.kr = null;
+      L.rotValid = 0;
+    }
+  }
+
   /** Forgets every rotated key (the RoPE table changed). */
   invalidateRotations(): void {
     for (const L of this.layers) L.rotValid = 0;
@@ -122,8 +142,8 @@ export class KvStore {
     const H = this.kvHeads;
     this.rows = s.rows;
     this.layers.forEach((L, l) => {
-      L.k = Array.from({ length: H }, () => new Float32Array(Math.max(s.rows, 64) * D));
-      L.v = Array.from({ length: H }, () => new Float32Array(Math.max(s.rows, 64) * D));
+      L.k = Array.from({ length: H }, () => new Float32Array(Math.max(s.rows, INITIAL_ROWS) * D));
+      L.v = Array.from({ length: H }, () => new Float32Array(Math.max(s.rows, INITIAL_ROWS) * D));
       L.kr = null;
       L.rotValid = 0;
       for (let r = 0; r < s.rows; r++) {
