@@ -18,7 +18,7 @@ import { JsonRenderer } from '../ui/json.js';
 import { pickRenderer } from '../ui/pick.js';
 import { openDocument } from './document-run.js';
 import { addEngineOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
-import { currentRun, inputsAndQuestion } from './io.js';
+import { currentRun, inputsAndQuestion, type DocumentInputs } from './io.js';
 
 export interface AskOptions extends EngineCliOptions {
   /** Source markers in the document and checked citations in the answer (--no-cite turns it off). */
@@ -37,15 +37,18 @@ export function askCommand(): Command {
   return addEngineOptions(cmd, { maxTokens: 512 }).action(async (args: string[], _o: unknown, c: Command) => {
     const run = currentRun();
     const o = c.optsWithGlobals<AskOptions>();
-    const { specs, question } = inputsAndQuestion(args, run);
-    await ask(specs, question, o, pickRenderer(o, run), run.signal);
+    const { question, ...inputs } = inputsAndQuestion(args, run);
+    await ask(inputs, question, o, pickRenderer(o, run), run.signal);
   });
 }
 
-export async function ask(specs: string[], question: string, o: AskOptions, r: Renderer, signal: AbortSignal): Promise<void> {
+export async function ask(inputs: DocumentInputs, question: string, o: AskOptions, r: Renderer, signal: AbortSignal): Promise<void> {
   const sources = new SourceMarking(o.cite);
   const prompted = () => `${question}${sources.instruction()}`;
-  const opened = await openDocument(specs, o, r, signal, (c) => c.firstQuestion(prompted()).length, { transform: (doc) => sources.mark(doc) });
+  const opened = await openDocument(inputs.specs, o, r, signal, (c) => c.firstQuestion(prompted()).length, {
+    transform: (doc) => sources.mark(doc),
+    implicitStdin: inputs.implicitStdin,
+  });
   const { engine, session, conversation } = opened;
   await sources.report(engine, r);
   r.event({ type: 'question', text: question });

@@ -52,7 +52,7 @@ export function chatCommand(): Command {
     if (inputs.includes('-')) throw new CtxError('usage', 'chat reads its questions from stdin, so the document cannot come from stdin: name files');
     const ink = chatUsesInk(o, run) ? adopt(await inkChat(run, o), run.signal) : null;
     const r = ink ?? pickRenderer(o, run);
-    const opened = await openDocument(inputs, o, r, run.signal, (conv) => conv.firstQuestion('?').length + 64, { env: run.env });
+    const opened = await openDocument(inputs, o, r, run.signal, (conv) => conv.firstQuestion('?').length + 64, { run });
     const chat = new Chat(opened, o, inputs);
     try {
       if (ink) await interactive(chat, ink, run);

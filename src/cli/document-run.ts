@@ -7,8 +7,6 @@
 // (cache/key.ts), so a document read before is restored instead of read. A session is saved only
 // after a complete read: Ctrl-C while reading leaves no entry behind.
 
-import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { Conversation } from '../engine/conversation.js';
 import { loadEngine } from '../engine/load.js';
 import type { RunPlan } from '../engine/plan.js';
@@ -20,57 +18,87 @@ import { SessionCache, sessionsDir } from '../cache/store.js';
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
+import { DEFAULT_MODEL } from '../model/registry.js';
+import { resolveModelDir } from '../model/resolve.js';
 import type { Renderer } from '../ui/events.js';
 import { strategyOptions, type EngineCliOptions } from './engine-options.js';
+import { currentRun, type RunContext } from './io.js';
 
-export interface OpenDocument {
+export interface PreparedDocument {
+  /** The inputs as given (for cache listings). */
+  specs: string[];
   doc: Document;
   engine: Engine;
+  /** The model as named (-m) and its folder. */
+  modelName: string;
+  modelDir: string;
   tokenized: TokenizedDocument;
+}
+
+export interface OpenDocument extends PreparedDocument {
   conversation: Conversation;
   plan: RunPlan;
   session: Session;
 }
 
-/** The model folder for --model (a folder path; registry names once `ctx models` resolves them). */
-export function modelFolder(nameOrPath: string | undefined): string {
-  if (!nameOrPath) throw new CtxError('usage', 'no model given: pass -m <model folder> (or set CTX_MODEL)');
-  const dir = resolve(nameOrPath);
-  if (!existsSync(dir)) throw new CtxError('model', 'model folder does not exist', { path: nameOrPath });
-  return dir;
-}
-
 export interface OpenHooks {
   /** Rewrites the document before it is tokenized (e.g. source markers for citations). */
   transform?: (doc: Document) => Document;
-  /** Where the cache folder comes from (CTX_CACHE_DIR, XDG_CACHE_HOME); default process.env. */
-  env?: NodeJS.ProcessEnv;
+  /** Where stdin, the cache folder and the hub settings come from; default: the current run. */
+  run?: Pick<RunContext, 'stdin' | 'env'>;
+  /** "-" was added by ctx because input was piped (an empty stdin is then no input). */
+  implicitStdin?: boolean;
 }
 
-export async function openDocument(
-  specs: string[],
-  o: EngineCliOptions,
-  r: Renderer,
-  signal: AbortSignal,
-  questionTokens: (c: Conversation) => number,
-  hooks: OpenHooks = {},
-): Promise<OpenDocument> {
-  const read = await readInputs(specs, { maxFileBytes: o.maxFileBytes, signal });
+/**
+ * The model folder for --model: a folder, or a name from the registry — downloaded on first use,
+ * with progress reported as `download` events.
+ */
+export async function modelFolder(nameOrPath: string, r: Renderer, env: NodeJS.ProcessEnv, signal: AbortSignal): Promise<string> {
+  return resolveModelDir(nameOrPath, {
+    download: true,
+    env,
+    signal,
+    onProgress: (p) => r.event({ type: 'download', file: p.file, done: p.done, total: p.total }),
+  });
+}
+
+/** Inputs → (markers) → model → tokens. Emits source, skipped, model and tokenize events. */
+export async function prepareDocument(specs: string[], o: EngineCliOptions, r: Renderer, signal: AbortSignal, hooks: OpenHooks = {}): Promise<PreparedDocument> {
+  const run = hooks.run ?? runOrProcess();
+  const read = await readInputs(specs, { maxFileBytes: o.maxFileBytes, signal, stdin: run.stdin, implicitStdin: hooks.implicitStdin });
   const doc = hooks.transform ? hooks.transform(read) : read;
   for (const s of doc.sources) r.event({ type: 'source', ...s });
   for (const s of doc.skipped) r.event({ type: 'skipped', ...s });
 
-  const dir = modelFolder(o.model);
-  const engine = await loadEngine(dir, {
+  const modelName = o.model ?? DEFAULT_MODEL;
+  const modelDir = await modelFolder(modelName, r, run.env, signal);
+  const engine = await loadEngine(modelDir, {
     backend: o.backend,
     dtype: o.dtype,
     threads: o.threads,
     onNotice: (message) => r.event({ type: 'warning', message }),
   });
-  r.event({ type: 'model', name: o.model!, dir, backend: engine.backend.name, numeric: engine.backend.numeric });
+  r.event({ type: 'model', name: modelName, dir: modelDir, backend: engine.backend.name, numeric: engine.backend.numeric });
 
   const tokenized = await tokenizeDocument(engine, doc, (doneChars, totalChars) => r.event({ type: 'tokenize', doneChars, totalChars }));
   if (tokenized.ids.length === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
+  return { specs, doc, engine, modelName, modelDir, tokenized };
+}
+
+/**
+ * Plan (refusing early when the document does not fit), then the session: restored from the cache
+ * when this document was read before, else read now and saved. Emits plan, progress and read.
+ */
+export async function readPrepared(
+  p: PreparedDocument,
+  o: EngineCliOptions,
+  r: Renderer,
+  signal: AbortSignal,
+  questionTokens: (c: Conversation) => number,
+  extra: { notes?: string[]; env?: NodeJS.ProcessEnv } = {},
+): Promise<OpenDocument> {
+  const { engine, doc, tokenized } = p;
   const conversation = new Conversation(engine.tokenizer, o.system);
   const prefix = conversation.documentPrefix();
   const plan = planDocument(engine, prefix.length, tokenized.ids.length, {
@@ -86,16 +114,16 @@ export async function openDocument(
     kvRows: plan.kvRows,
     kvBytes: plan.kvBytes,
     nativeWindow: plan.nativeWindow,
-    notes: plan.notes,
+    notes: [...(extra.notes ?? []), ...plan.notes],
     sourceEnds: sourceEnds(doc, tokenized, prefix.length),
   });
 
   const prompt = new Int32Array(prefix.length + tokenized.ids.length);
   prompt.set(prefix);
   prompt.set(tokenized.ids, prefix.length);
-  const opened = { doc, engine, tokenized, conversation, plan };
+  const opened = { ...p, conversation, plan };
 
-  const cache = openCache(o, hooks.env ?? process.env);
+  const cache = openCache(o, extra.env ?? runOrProcess().env);
   const key = cache ? sessionKey({
     prompt,
     modelFingerprint: engine.model.weights.fingerprint(),
@@ -111,14 +139,14 @@ export async function openDocument(
 
   const { session, seconds } = await readDocument(engine, plan, prompt, {
     signal,
-    onProgress: (p) => r.event({ type: 'progress', ...p }),
+    onProgress: (pr) => r.event({ type: 'progress', ...pr }),
   });
   r.event({ type: 'read', tokens: prompt.length, seconds, cached: false });
   if (cache) {
     const meta: EntryMeta = {
-      inputs: specs,
-      model: o.model!,
-      modelDir: dir,
+      inputs: p.specs,
+      model: p.modelName,
+      modelDir: p.modelDir,
       strategy: plan.description,
       backend: engine.backend.name,
       numeric: engine.backend.numeric,
@@ -133,6 +161,33 @@ export async function openDocument(
     }
   }
   return { ...opened, session };
+}
+
+/** prepareDocument, then readPrepared: what ask and chat do. */
+export async function openDocument(
+  specs: string[],
+  o: EngineCliOptions,
+  r: Renderer,
+  signal: AbortSignal,
+  questionTokens: (c: Conversation) => number,
+  hooks: OpenHooks = {},
+): Promise<OpenDocument> {
+  const prepared = await prepareDocument(specs, o, r, signal, hooks);
+  try {
+    return await readPrepared(prepared, o, r, signal, questionTokens, { env: hooks.run?.env });
+  } catch (e) {
+    await prepared.engine.backend.dispose();
+    throw e;
+  }
+}
+
+/** The current CLI run's stdin and environment; the process's own when called as a library. */
+function runOrProcess(): Pick<RunContext, 'stdin' | 'env'> {
+  try {
+    return currentRun();
+  } catch {
+    return { stdin: process.stdin, env: process.env };
+  }
 }
 
 /** The session cache for this run, or null with --no-cache (or on a big-endian machine). */

@@ -15,6 +15,7 @@ import { formatBytes } from '../input/bytes.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
 import { readModelConfig, type ModelConfig } from '../model/config.js';
+import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { currentRun, documentInputs, formatCount, formatTable, out } from './io.js';
@@ -67,6 +68,10 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
     // A registry name or a folder; inspect never downloads (a missing model says how to pull it).
     const dir = await resolveModelDir(opts.model, { env: run.env });
     model = { name: opts.model, dir, config: readModelConfig(dir) };
+  } else {
+    // Without -m: the default model's plan when it is downloaded already, else an estimate.
+    const dir = await resolveModelDir(DEFAULT_MODEL, { env: run.env }).catch(() => null);
+    if (dir) model = { name: DEFAULT_MODEL, dir, config: readModelConfig(dir) };
   }
   const doc = await readInputs(specs, {
     maxFileBytes: opts.maxFileBytes,

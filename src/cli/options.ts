@@ -22,6 +22,7 @@ import type { StrategyName } from '../engine/strategies/index.js';
 import { CtxError, fsError } from '../errors.js';
 import { parseByteSize } from '../input/bytes.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../input/tree.js';
+import { DEFAULT_MODEL } from '../model/registry.js';
 import { ctxConfigDir } from '../model/paths.js';
 
 export const ENV_PREFIX = 'CTX_';
@@ -184,7 +185,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export const STRATEGY_CHOICES = ['auto', 'beacon', 'select', 'stream', 'full'] as const satisfies readonly (StrategyName | 'auto')[];
 
 export function modelOption(): Option {
-  return new Option('-m, --model <name>', 'model: a name from `ctx models list`, or a model folder');
+  return new Option('-m, --model <name>', `model: a name from \`ctx models list\`, or a model folder (default ${DEFAULT_MODEL}, downloaded on first use)`);
 }
 
 export function systemOption(): Option {

@@ -14,8 +14,7 @@
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { Conversation } from '../engine/conversation.js';
-import { loadEngine } from '../engine/load.js';
-import { askQuestion, planDocument, readDocument, tokenizeDocument, type Engine, type TokenizedDocument } from '../engine/reader.js';
+import { askQuestion, type Engine, type TokenizedDocument } from '../engine/reader.js';
 import { beaconPositions } from '../engine/strategies/index.js';
 import { chooseRatio } from '../engine/strategies/beacon-ratio.js';
 import { chooseMode, type ModeDecision, type ModeRequest } from '../engine/summarize/mode.js';
@@ -24,13 +23,12 @@ import { countTokens, nativeWindow, runHierarchical, summaryLimits, type Hierarc
 import { planSummary } from '../engine/summarize/sections.js';
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
-import { readInputs } from '../input/read.js';
 import type { Renderer } from '../ui/events.js';
 import { pickRenderer } from '../ui/pick.js';
 import { addJsonFields, citeOption, SourceMarking, type AskOptions } from './ask.js';
-import { modelFolder } from './document-run.js';
-import { addEngineOptions, samplingOptions, strategyOptions } from './engine-options.js';
-import { currentRun, documentInputs } from './io.js';
+import { prepareDocument, readPrepared, type PreparedDocument } from './document-run.js';
+import { addEngineOptions, samplingOptions } from './engine-options.js';
+import { currentRun, documentInputs, type DocumentInputs } from './io.js';
 
 export type { SummaryLength } from '../engine/summarize/prompts.js';
 
@@ -66,25 +64,16 @@ export function summarizeCommand(): Command {
   return addEngineOptions(cmd, { maxTokens: 768 }).action(async (inputs: string[], _o: unknown, c: Command) => {
     const run = currentRun();
     const o = c.optsWithGlobals<SummarizeOptions>();
-    const { specs } = documentInputs(inputs, run);
-    await summarize(specs, o, pickRenderer(o, run), run.signal);
+    await summarize(documentInputs(inputs, run), o, pickRenderer(o, run), run.signal);
   });
 }
 
-export async function summarize(specs: string[], o: SummarizeOptions, r: Renderer, signal: AbortSignal): Promise<void> {
+export async function summarize(inputs: DocumentInputs, o: SummarizeOptions, r: Renderer, signal: AbortSignal): Promise<void> {
   const sources = new SourceMarking(o.cite);
-  const doc = sources.mark(await readInputs(specs, { maxFileBytes: o.maxFileBytes, signal }));
-  for (const s of doc.sources) r.event({ type: 'source', ...s });
-  for (const s of doc.skipped) r.event({ type: 'skipped', ...s });
-
-  const dir = modelFolder(o.model);
-  const engine = await loadEngine(dir, { backend: o.backend, dtype: o.dtype, threads: o.threads });
-  r.event({ type: 'model', name: o.model!, dir, backend: engine.backend.name, numeric: engine.backend.numeric });
+  const prepared = await prepareDocument(inputs.specs, o, r, signal, { transform: (doc) => sources.mark(doc), implicitStdin: inputs.implicitStdin });
+  const { engine, doc, tokenized } = prepared;
   try {
     await sources.report(engine, r);
-    const tokenized = await tokenizeDocument(engine, doc, (doneChars, totalChars) => r.event({ type: 'tokenize', doneChars, totalChars }));
-    if (tokenized.ids.length === 0) throw new CtxError('emptyInput', 'the inputs hold no text to summarize');
-
     const request: SummaryRequest = { length: o.length, focus: o.focus, instruction: o.instruction, cite: sources.kinds };
     const hierarchical: HierarchicalOptions = { request, system: o.system, maxTokens: o.maxTokens, sectionTokens: o.sectionTokens };
     const limits = summaryLimits(engine, hierarchical);
@@ -93,7 +82,7 @@ export async function summarize(specs: string[], o: SummarizeOptions, r: Rendere
 
     const answer =
       decision.mode === 'one-pass'
-        ? await onePass(engine, tokenized, o, request, decision, r, signal)
+        ? await onePass(prepared, o, request, decision, r, signal)
         : await inSections(engine, doc, tokenized, o, hierarchical, limits, decision, r, signal);
     sources.finishAnswer(answer, r);
     r.finish();
@@ -117,39 +106,12 @@ function decideMode(engine: Engine, tokenized: TokenizedDocument, o: SummarizeOp
   });
 }
 
-/** The whole document into one session with the strategy the options choose, then the summary. */
-async function onePass(
-  engine: Engine,
-  tokenized: TokenizedDocument,
-  o: SummarizeOptions,
-  request: SummaryRequest,
-  decision: ModeDecision,
-  r: Renderer,
-  signal: AbortSignal,
-) {
-  const conversation = new Conversation(engine.tokenizer, o.system);
-  const prefix = conversation.documentPrefix();
+/** The whole document into one session with the strategy the options choose (or the cache), then the summary. */
+async function onePass(prepared: PreparedDocument, o: SummarizeOptions, request: SummaryRequest, decision: ModeDecision, r: Renderer, signal: AbortSignal) {
   const instruction = wholeInstruction(request);
-  const plan = planDocument(engine, prefix.length, tokenized.ids.length, {
-    strategy: strategyOptions(o),
-    maxNewTokens: o.maxTokens,
-    questionTokens: conversation.firstQuestion(instruction).length,
-    memoryBudgetBytes: o.maxKvMemory,
+  const { engine, session, conversation } = await readPrepared(prepared, o, r, signal, (c) => c.firstQuestion(instruction).length, {
+    notes: [`summary mode: one-pass (${decision.reason})`],
   });
-  r.event({
-    type: 'plan',
-    strategy: plan.description,
-    documentTokens: tokenized.ids.length,
-    kvRows: plan.kvRows,
-    kvBytes: plan.kvBytes,
-    nativeWindow: plan.nativeWindow,
-    notes: [`summary mode: one-pass (${decision.reason})`, ...plan.notes],
-  });
-  const prompt = new Int32Array(prefix.length + tokenized.ids.length);
-  prompt.set(prefix);
-  prompt.set(tokenized.ids, prefix.length);
-  const { session, seconds } = await readDocument(engine, plan, prompt, { signal, onProgress: (p) => r.event({ type: 'progress', ...p }) });
-  r.event({ type: 'read', tokens: prompt.length, seconds, cached: false });
   try {
     r.event({ type: 'question', text: instruction });
     const answering = askQuestion(engine, session, conversation, instruction, { ...samplingOptions(o), maxNewTokens: o.maxTokens, signal });

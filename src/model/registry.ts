@@ -10,6 +10,13 @@ import { CtxError, fsError } from '../errors.js';
 import { ARCHITECTURES, type ArchName } from './config.js';
 import { packageRoot } from './paths.js';
 
+/**
+ * The model ask, summarize and chat use without -m: downloaded on first use. Qwen2.5-1.5B-Instruct
+ * is the smallest registry model that answers questions about long documents usefully on a CPU
+ * (32K native window, Apache-2.0).
+ */
+export const DEFAULT_MODEL = 'qwen2.5-1.5b-instruct';
+
 export type RecommendedStrategy = 'beacon' | 'select';
 
 export interface RegistryFile {

@@ -7,6 +7,8 @@ export type RunEvent =
   | { type: 'source'; path: string; kind: string; bytes: number; pages?: number; encoding?: string }
   | { type: 'skipped'; path: string; reason: string }
   | { type: 'model'; name: string; dir: string; backend: string; numeric: string }
+  /** A model being downloaded on first use: bytes done of total (null when unknown). */
+  | { type: 'download'; file: string; done: number; total: number | null }
   | { type: 'tokenize'; doneChars: number; totalChars: number }
   | {
       type: 'plan';

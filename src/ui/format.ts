@@ -111,3 +111,15 @@ export function takeRows(text: string, width: number): { rows: string[]; rest: s
     rest = rest.slice(nl + 1);
   }
 }
+
+/** "summarizing pp. 12–24 (3/7 done)": the step now running of a multi-step summary. */
+export function sectionLine(e: { done: number; total: number; label: string }): string {
+  return `summarizing ${e.label} (${e.done}/${e.total} done)`;
+}
+
+/** "downloading model.safetensors 1.2 GB / 3.1 GB (38%)". */
+export function downloadLine(e: { file: string; done: number; total: number | null }): string {
+  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
+  if (e.total === null || e.total <= 0) return `downloading ${e.file} ${gb(e.done)}`;
+  return `downloading ${e.file} ${gb(e.done)} / ${gb(e.total)} (${Math.floor((100 * e.done) / e.total)}%)`;
+}

@@ -8,7 +8,7 @@ import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
 import { formatBytes } from '../engine/plan.js';
 import type { Renderer, RunEvent } from './events.js';
-import { count, duration } from './format.js';
+import { count, downloadLine, duration, sectionLine } from './format.js';
 
 export interface PlainOptions {
   stdout: Writable;
@@ -43,6 +43,10 @@ export class PlainRenderer implements Renderer {
       case 'warning':
         this.note(`warning: ${e.message}`);
         break;
+      case 'download':
+        if (this.o.stderrIsTTY) this.status(downloadLine(e));
+        else if (e.total !== null && e.done === e.total) this.note(downloadLine(e));
+        break;
       case 'tokenize':
         if (this.o.stderrIsTTY && e.totalChars > 0) this.status(`tokenizing ${Math.floor((100 * e.doneChars) / e.totalChars)}%`);
         break;
@@ -70,7 +74,7 @@ export class PlainRenderer implements Renderer {
         break;
       }
       case 'section':
-        this.note(`section ${e.done}/${e.total}: ${e.label}`);
+        this.note(sectionLine(e));
         break;
       case 'token':
         this.stopSpinner();

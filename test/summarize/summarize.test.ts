@@ -89,7 +89,7 @@ describe('ctx summarize: a repository', () => {
     const cwd = process.cwd();
     process.chdir(inputs);
     try {
-      await summarize(['repo'], options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, new AbortController().signal);
+      await summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, new AbortController().signal);
     } finally {
       process.chdir(cwd);
     }
@@ -124,7 +124,7 @@ describe('ctx summarize: cancelling', () => {
     const cwd = process.cwd();
     process.chdir(inputs);
     try {
-      await assert.rejects(summarize(['repo'], options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, stop.signal), { name: 'AbortError' });
+      await assert.rejects(summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, stop.signal), { name: 'AbortError' });
     } finally {
       process.chdir(cwd);
     }

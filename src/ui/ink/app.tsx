@@ -5,7 +5,7 @@
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Box, Static, Text, useInput } from 'ink';
 import { formatBytes } from '../../engine/plan.js';
-import { bar, count, duration } from '../format.js';
+import { bar, count, downloadLine, duration } from '../format.js';
 import type { Line, UiState, UiStore } from './store.js';
 
 export function App({ store, interactive }: { store: UiStore; interactive: boolean }) {
@@ -78,7 +78,11 @@ export function Spinner() {
 
 function Opening({ state: s }: { state: UiState }) {
   const t = s.tokenize;
-  const what = t && t.totalChars > 0 ? `tokenizing ${Math.floor((100 * t.doneChars) / t.totalChars)}%` : 'opening the inputs and the model';
+  const what = s.download
+    ? downloadLine(s.download)
+    : t && t.totalChars > 0
+      ? `tokenizing ${Math.floor((100 * t.doneChars) / t.totalChars)}%`
+      : 'opening the inputs and the model';
   const sources = s.sources ? ` · ${s.sources} source${s.sources === 1 ? '' : 's'}` : '';
   return (
     <Text wrap="truncate-end">

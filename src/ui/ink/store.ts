@@ -12,7 +12,7 @@
 import { formatBytes } from '../../engine/plan.js';
 import type { ReadProgress } from '../../engine/reader.js';
 import type { RunEvent } from '../events.js';
-import { count, duration, forTerminal, takeRows } from '../format.js';
+import { count, duration, forTerminal, sectionLine, takeRows } from '../format.js';
 
 export type LineKind = 'info' | 'note' | 'warning' | 'error' | 'question' | 'answer' | 'blank';
 
@@ -45,6 +45,8 @@ export interface UiState {
   strategy: string | null;
   documentTokens: number;
   tokenize: { doneChars: number; totalChars: number } | null;
+  /** A model being downloaded on first use. */
+  download: { file: string; done: number; total: number | null } | null;
   progress: ReadProgress | null;
   /** The unfinished row of the answer being written. */
   partial: string;
@@ -116,6 +118,7 @@ export class UiStore {
       strategy: null,
       documentTokens: 0,
       tokenize: null,
+      download: null,
       progress: null,
       partial: '',
       answerPieces: 0,
@@ -161,8 +164,11 @@ export class UiStore {
       case 'warning':
         this.set({}, [['warning', `warning: ${e.message}`]]);
         break;
+      case 'download':
+        this.set({ download: { file: e.file, done: e.done, total: e.total } });
+        break;
       case 'model':
-        this.set({ backend: `${e.backend} ${e.numeric}` });
+        this.set({ backend: `${e.backend} ${e.numeric}`, download: null });
         break;
       case 'tokenize':
         this.set({ tokenize: { doneChars: e.doneChars, totalChars: e.totalChars } });
@@ -180,7 +186,7 @@ export class UiStore {
         this.set({ phase: 'idle', progress: null, tokenize: null }, [['info', readSummary(e, s)]]);
         break;
       case 'section':
-        this.set({}, [['info', `section ${e.done}/${e.total}: ${e.label}`]]);
+        this.set({}, [['info', sectionLine(e)]]);
         break;
       case 'citations':
         this.set(
