@@ -14,7 +14,6 @@ import { findCitations, indexSources, markInvalid, type SourceIndex } from '../e
 import { askQuestion, type AnswerResult, type Engine } from '../engine/reader.js';
 import type { Document } from '../input/document.js';
 import type { Renderer } from '../ui/events.js';
-import { JsonRenderer } from '../ui/json.js';
 import { pickRenderer } from '../ui/pick.js';
 import { openDocument } from './document-run.js';
 import { addEngineOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
@@ -97,7 +96,7 @@ export class SourceMarking {
     if (!this.marked) return;
     const { markers } = this.marked;
     const { ids } = await engine.tokenizer.encodeSegments([{ text: markers.join(' '), source: { path: '' } }], { workers: 0 });
-    addJsonFields(r, { markers: { count: markers.length, tokens: ids.length } });
+    r.event({ type: 'markers', count: markers.length, tokens: ids.length });
   }
 
   /**
@@ -113,19 +112,10 @@ export class SourceMarking {
     r.event({ type: 'answer', ...result, answer: markInvalid(result.answer, found) });
     const citations = found.map(({ start: _s, end: _e, ...c }) => c);
     r.event({ type: 'citations', citations });
-    addJsonFields(r, { citations });
     const invalid = found.filter((c) => !c.valid);
     if (invalid.length > 0) {
       const list = invalid.map((c) => `[${c.text}] (${c.reason})`).join('; ');
       r.event({ type: 'warning', message: `${invalid.length} of ${found.length} citations do not match the inputs: ${list}` });
     }
   }
-}
-
-/**
- * Interim, until the shared JSON result (src/ui) carries them: fields that --json adds for
- * citations and summaries, written into the JSON renderer's result before it prints.
- */
-export function addJsonFields(r: Renderer, fields: Record<string, unknown>): void {
-  if (r instanceof JsonRenderer) Object.assign(r.result, fields);
 }

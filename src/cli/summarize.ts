@@ -25,7 +25,7 @@ import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
 import type { Renderer } from '../ui/events.js';
 import { pickRenderer } from '../ui/pick.js';
-import { addJsonFields, citeOption, SourceMarking, type AskOptions } from './ask.js';
+import { citeOption, SourceMarking, type AskOptions } from './ask.js';
 import { prepareDocument, readPrepared, type PreparedDocument } from './document-run.js';
 import { addEngineOptions, samplingOptions } from './engine-options.js';
 import { currentRun, documentInputs, type DocumentInputs } from './io.js';
@@ -78,12 +78,12 @@ export async function summarize(inputs: DocumentInputs, o: SummarizeOptions, r: 
     const hierarchical: HierarchicalOptions = { request, system: o.system, maxTokens: o.maxTokens, sectionTokens: o.sectionTokens };
     const limits = summaryLimits(engine, hierarchical);
     const decision = decideMode(engine, tokenized, o, request, limits);
-    addJsonFields(r, { summary: { mode: decision.mode, reason: decision.reason } });
 
     const answer =
       decision.mode === 'one-pass'
         ? await onePass(prepared, o, request, decision, r, signal)
         : await inSections(engine, doc, tokenized, o, hierarchical, limits, decision, r, signal);
+    if (decision.mode === 'one-pass') r.event({ type: 'summary', mode: decision.mode, reason: decision.reason });
     sources.finishAnswer(answer, r);
     r.finish();
   } finally {
@@ -173,18 +173,17 @@ async function inSections(
     },
     onToken: (text) => r.event({ type: 'token', text }),
   });
-  addJsonFields(r, {
-    summary: {
-      mode: decision.mode,
-      reason: decision.reason,
-      sections: plan.sections.length,
-      combines: plan.combines,
-      window: limits.window,
-      sectionTokens: limits.sectionTokens,
-      promptTokens: result.promptTokens,
-      seconds: result.seconds,
-      steps: result.steps,
-    },
+  r.event({
+    type: 'summary',
+    mode: decision.mode,
+    reason: decision.reason,
+    sections: plan.sections.length,
+    combines: plan.combines,
+    window: limits.window,
+    sectionTokens: limits.sectionTokens,
+    promptTokens: result.promptTokens,
+    seconds: result.seconds,
+    steps: result.steps,
   });
   return result.answer;
 }

@@ -39,6 +39,10 @@ export type RunEvent =
   | { type: 'section'; done: number; total: number; label: string }
   /** Citations found in the answer, resolved against the inputs (invalid ones are marked). */
   | { type: 'citations'; citations: Array<{ text: string; path?: string; page?: number; line?: number; valid: boolean }> }
+  /** Source markers put into the document for citations: how many, and what they cost in tokens. */
+  | { type: 'markers'; count: number; tokens: number }
+  /** How a summary was made (ctx summarize): the mode, why, and per-step details when hierarchical. */
+  | { type: 'summary'; mode: string; reason: string; [detail: string]: unknown }
   | { type: 'warning'; message: string };
 
 export interface Renderer {

@@ -18,6 +18,12 @@ export interface JsonResult {
   warnings: string[];
   /** Every exchange, for `chat --json`. */
   turns: Array<{ question: string; answer: string; finishReason: string }>;
+  /** Citations in the (last) answer, resolved against the inputs (ask, summarize). */
+  citations?: Array<{ text: string; path?: string; page?: number; line?: number; valid: boolean }>;
+  /** Source markers added for citations. */
+  markers?: { count: number; tokens: number };
+  /** How the summary was made (summarize). */
+  summary?: Record<string, unknown>;
 }
 
 export class RunSummary {
@@ -73,6 +79,17 @@ export class RunSummary {
         r.timings.answerSeconds = e.seconds;
         r.turns.push({ question: this.question, answer: e.answer, finishReason: e.reason });
         break;
+      case 'citations':
+        r.citations = e.citations;
+        break;
+      case 'markers':
+        r.markers = { count: e.count, tokens: e.tokens };
+        break;
+      case 'summary': {
+        const { type: _type, ...summary } = e;
+        r.summary = summary;
+        break;
+      }
       case 'warning':
         r.warnings.push(e.message);
         break;
