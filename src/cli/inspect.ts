@@ -6,8 +6,10 @@
 // Without a model there is no tokenizer and no window: inspect still shows the sources, and a token
 // estimate (characters / 4) that says it is one.
 
+import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command } from 'commander';
+import { nativeAvailable, probeDevices } from '../backend/cuda/index.js';
 import { planRun, type RunPlan } from '../engine/plan.js';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { EXIT } from '../errors.js';
@@ -25,6 +27,7 @@ import { maxFileBytesOption, modelOption, strategyOption } from './options.js';
 export const CHARS_PER_TOKEN = 4;
 
 interface InspectOptions {
+  devices?: boolean;
   model?: string;
   strategy: StrategyName | 'auto';
   maxFileBytes: number;
@@ -39,9 +42,31 @@ export function inspectCommand(): Command {
     .addOption(modelOption())
     .addOption(strategyOption())
     .addOption(maxFileBytesOption())
+    .option('--devices', 'show the backends ctx can use here: GPUs (name, memory, compute capability, driver) or why there is none')
     .action(async (inputs: string[], _opts: unknown, cmd: Command) => {
-      await inspect(inputs, cmd.optsWithGlobals<InspectOptions>());
+      const opts = cmd.optsWithGlobals<InspectOptions>();
+      if (opts.devices) {
+        devices(opts);
+        if (inputs.length === 0) return;
+      }
+      await inspect(inputs, opts);
     });
+}
+
+/** `--devices`: the cpu backend is always there; the cuda backend needs the native addon and a GPU. */
+function devices(opts: InspectOptions): void {
+  const probe = probeDevices();
+  const native = nativeAvailable();
+  if (opts.json) {
+    out(JSON.stringify({ cpu: { threads: availableParallelism() }, native, cuda: probe }, null, 2));
+    return;
+  }
+  out(`cpu     onnxruntime on ${availableParallelism()} threads (the default backend)`);
+  out(`native  ${native.available ? 'addon loaded' : `unavailable: ${native.reason}`}`);
+  if (!probe.available) out(`cuda    no usable GPU: ${probe.reason}`);
+  for (const d of probe.devices) {
+    out(`cuda    ${d.name}, ${formatBytes(d.memoryBytes)}, compute capability ${d.computeCapability}, driver ${d.driver} (opt in with --backend cuda)`);
+  }
 }
 
 /** Token counts per source path, and how they were obtained. */

@@ -85,3 +85,14 @@ describe('ctx summarize and chat', () => {
     assert.deepEqual(out.turns.map((t: { question: string }) => t.question), ['first?', 'second?']);
   });
 });
+
+describe('ctx inspect --devices', () => {
+  it('lists the cpu backend and either the GPUs or why there is none', () => {
+    const r = ctx(['inspect', '--devices', '--json']);
+    assert.equal(r.status, 0, r.stderr);
+    const out = JSON.parse(r.stdout);
+    assert.ok(out.cpu.threads >= 1);
+    if (out.cuda.available) assert.ok(out.cuda.devices.length > 0 && out.cuda.devices[0].name);
+    else assert.match(out.cuda.reason, /\w+/);
+  });
+});
