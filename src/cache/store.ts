@@ -14,7 +14,7 @@ import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { fsError } from '../errors.js';
-import { formatBytes } from '../input/bytes.js';
+import { formatBytes } from '../units.js';
 import { ctxCacheDir } from '../model/paths.js';
 import { CorruptEntry, readEntry, readHeader, writeEntry, type EntryHeader, type EntryMeta, type StoredSession } from './format.js';
 

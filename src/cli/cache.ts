@@ -4,7 +4,7 @@
 import { Command, Option } from 'commander';
 import { DEFAULT_CACHE_MAX_BYTES, SessionCache, sessionsDir, type CacheEntryInfo } from '../cache/store.js';
 import { CtxError } from '../errors.js';
-import { formatBytes } from '../input/bytes.js';
+import { formatBytes } from '../units.js';
 import { currentRun, formatCount, formatTable, out } from './io.js';
 import { byteSizeArg } from './options.js';
 

@@ -13,7 +13,7 @@ import { nativeAvailable, probeDevices } from '../backend/cuda/index.js';
 import { planRun, type RunPlan } from '../engine/plan.js';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { EXIT } from '../errors.js';
-import { formatBytes } from '../input/bytes.js';
+import { formatBytes } from '../units.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
 import { readModelConfig, type ModelConfig } from '../model/config.js';

@@ -10,7 +10,7 @@
 import { existsSync } from 'node:fs';
 import { Command } from 'commander';
 import { CtxError } from '../errors.js';
-import { formatBytes } from '../input/bytes.js';
+import { formatBytes } from '../units.js';
 import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { folderBytes, pullModel, readDownloadRecord, removeDownload, type PullProgress } from '../model/hub.js';
 import { cachedModelDir, modelsCacheDir } from '../model/paths.js';

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { CtxError, fsError } from '../errors.js';
-import { parseByteSize } from '../input/bytes.js';
+import { parseByteSize } from '../units.js';
 import { DEFAULT_MAX_FILE_BYTES } from '../input/tree.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { ctxConfigDir } from '../model/paths.js';

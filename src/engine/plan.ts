@@ -5,6 +5,7 @@
 import { totalmem } from 'node:os';
 import type { ModelConfig } from '../model/config.js';
 import { kvBytesPerToken } from '../model/config.js';
+import { formatBytes } from '../units.js';
 import { describeResolved, resolveStrategy, type ResolvedStrategy, type StrategyOptions } from './strategies/index.js';
 
 export interface PlanInput {
@@ -43,17 +44,6 @@ export interface RunPlan {
 
 const fmt = (n: number) => n.toLocaleString('en-US');
 
-export function formatBytes(b: number): string {
-  if (b < 1024) return `${b} B`;
-  const units = ['KiB', 'MiB', 'GiB', 'TiB'];
-  let v = b / 1024;
-  let u = 0;
-  while (v >= 1024 && u < units.length - 1) {
-    v /= 1024;
-    u++;
-  }
-  return `${v.toFixed(v < 10 ? 2 : 1)} ${units[u]}`;
-}
 
 /** KV rows a beacon run holds after `tokens` raw tokens (sink + memory + the open window). */
 function beaconRows(c: ModelConfig, r: Extract<ResolvedStrategy, { name: 'beacon' }>, tokens: number): number {

@@ -12,7 +12,7 @@ import { existsSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fsError } from '../errors.js';
-import { formatBytes } from './bytes.js';
+import { formatBytes } from '../units.js';
 import { defaultRuleSet, loadFolderRules, matchIgnore, type RuleSet } from './ignore.js';
 import type { SkipCategory } from './rejection.js';
 

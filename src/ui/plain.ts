@@ -6,7 +6,7 @@
 
 import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
-import { formatBytes } from '../engine/plan.js';
+import { formatBytes } from '../units.js';
 import type { Renderer, RunEvent } from './events.js';
 import { count, downloadLine, duration, sectionLine } from './format.js';
 

@@ -56,7 +56,7 @@ describe('Ink display', () => {
     ui.unmount();
     assert.match(frame, /reading █+░+\s+52% · 3\/7 sources/);
     assert.match(frame, /10,432\/20,011 tokens · 1,234 tok\/s · ETA 7\.8 s/);
-    assert.match(frame, /KV 1\.20 MiB · ×7\.9 condensed · beacon v3 \(ratio 8, window 32\) · reference f32/);
+    assert.match(frame, /KV 1\.2 MiB · ×7\.9 condensed · beacon v3 \(ratio 8, window 32\) · reference f32/);
     for (const line of frame.split('\n')) assert.ok(cellWidth(plain(line)) <= 80, `fits 80 columns: ${line}`);
   });
 
@@ -87,7 +87,7 @@ describe('Ink display', () => {
       assert.ok(times >= 1 && times <= 14, `${w.trim()} is drawn ${times} times`);
     }
     assert.equal(plain(term.text.slice(lateStart)).includes('word0 '), false, 'the first row is not drawn again at the end');
-    for (const line of ['read 20,011 tokens in 16 s (1,235 tok/s) · KV 1.20 MiB ×7.9', '❯ What happens?', '400 tokens in 3.0 s · first after 0.1 s']) {
+    for (const line of ['read 20,011 tokens in 16 s (1,235 tok/s) · KV 1.2 MiB ×7.9', '❯ What happens?', '400 tokens in 3.0 s · first after 0.1 s']) {
       assert.ok(out.includes(line), `shows "${line}"`);
     }
   });

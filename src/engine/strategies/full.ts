@@ -2,7 +2,7 @@
 // the right choice whenever the document fits the model's window.
 
 import { CtxError } from '../../errors.js';
-import { concatLogits, range, runStep, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
+import { feedInChunks, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
 
 export interface FullOptions {
   /** Prefill step size in tokens. */
@@ -31,28 +31,7 @@ export class FullStrategy implements Strategy {
         `full attention holds ${this.opts.capacity} tokens; ${this.ctx.seq.length + tokens.length} were needed`,
       );
     }
-    const parts: Float32Array[] = [];
-    const chunk = opts.decoding ? 1 : this.opts.chunk;
-    for (let s = 0; s < tokens.length; s += chunk) {
-      const piece = tokens.subarray(s, Math.min(s + chunk, tokens.length));
-      const n = piece.length;
-      const M = this.ctx.seq.length;
-      const last = s + n === tokens.length;
-      const logits = await runStep(
-        this.ctx,
-        {
-          tokens: piece,
-          positions: range(M, n),
-          mask: { kind: 'causal' },
-          logitRows: opts.allLogits ? range(0, n) : last ? Int32Array.of(n - 1) : new Int32Array(0),
-          rope: this.ctx.rope(M + n),
-        },
-        opts.signal,
-      );
-      if (logits.length) parts.push(logits);
-      opts.onStep?.(s + n);
-    }
-    return concatLogits(parts);
+    return feedInChunks(this.ctx, tokens, this.opts.chunk, opts);
   }
 
   stats() {

@@ -3,7 +3,7 @@
 // compactly, so positions never exceed nInit + topK + local. The backend executes the per-layer
 // selection (contract.ts, SelectSpec); this strategy sets its parameters and chunks the prefill.
 
-import { concatLogits, range, runStep, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
+import { feedInChunks, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
 
 export interface SelectOptions {
   nInit: number;
@@ -36,30 +36,11 @@ export class SelectStrategy implements Strategy {
   }
 
   async feed(tokens: Int32Array, opts: FeedOptions = {}): Promise<Float32Array> {
-    const parts: Float32Array[] = [];
-    const chunk = opts.decoding ? 1 : this.opts.chunk;
     const o = this.opts;
-    for (let s = 0; s < tokens.length; s += chunk) {
-      const piece = tokens.subarray(s, Math.min(s + chunk, tokens.length));
-      const n = piece.length;
-      const M = this.ctx.seq.length;
-      const last = s + n === tokens.length;
-      const logits = await runStep(
-        this.ctx,
-        {
-          tokens: piece,
-          positions: range(M, n), // ignored: positions are ranks in each layer's selection
-          mask: { kind: 'causal' },
-          select: { nInit: o.nInit, topK: o.topK, nLocal: o.nLocal, reuseCosine: opts.decoding ? o.reuseCosine : null },
-          logitRows: opts.allLogits ? range(0, n) : last ? Int32Array.of(n - 1) : new Int32Array(0),
-          rope: this.ctx.rope(this.maxPosition()),
-        },
-        opts.signal,
-      );
-      if (logits.length) parts.push(logits);
-      opts.onStep?.(s + n);
-    }
-    return concatLogits(parts);
+    const select = { nInit: o.nInit, topK: o.topK, nLocal: o.nLocal, reuseCosine: opts.decoding ? o.reuseCosine : null };
+    // Positions are ranks in each layer's selection (the request's positions are ignored), so the
+    // RoPE table covers the largest rank, not the document length.
+    return feedInChunks(this.ctx, tokens, o.chunk, opts, { extra: () => ({ select }), ropeLength: () => this.maxPosition() });
   }
 
   stats() {

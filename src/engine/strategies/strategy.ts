@@ -65,6 +65,45 @@ export async function runStep(ctx: StrategyContext, req: StepRequest, signal?: A
   return res.logits;
 }
 
+/**
+ * The step loop of the strategies that feed raw tokens as they are (full, stream, select): chunks
+ * of `chunk` tokens (one token while decoding), each one causal step at positions M..M+n−1, logits
+ * for every row (allLogits) or only the last row of the last chunk. `before(n)` runs ahead of each
+ * chunk (stream evicts there); `extra` adds to each request (select's SelectSpec).
+ */
+export async function feedInChunks(
+  ctx: StrategyContext,
+  tokens: Int32Array,
+  chunk: number,
+  opts: FeedOptions,
+  hooks: { before?: (n: number) => void; extra?: () => Partial<StepRequest>; ropeLength?: (M: number, n: number) => number } = {},
+): Promise<Float32Array> {
+  const parts: Float32Array[] = [];
+  const size = opts.decoding ? 1 : chunk;
+  for (let s = 0; s < tokens.length; s += size) {
+    const piece = tokens.subarray(s, Math.min(s + size, tokens.length));
+    const n = piece.length;
+    hooks.before?.(n);
+    const M = ctx.seq.length;
+    const last = s + n === tokens.length;
+    const logits = await runStep(
+      ctx,
+      {
+        tokens: piece,
+        positions: range(M, n),
+        mask: { kind: 'causal' },
+        logitRows: opts.allLogits ? range(0, n) : last ? Int32Array.of(n - 1) : new Int32Array(0),
+        rope: ctx.rope(hooks.ropeLength ? hooks.ropeLength(M, n) : M + n),
+        ...hooks.extra?.(),
+      },
+      opts.signal,
+    );
+    if (logits.length) parts.push(logits);
+    opts.onStep?.(s + n);
+  }
+  return concatLogits(parts);
+}
+
 /** Concatenates [k_i, V] logit blocks. */
 export function concatLogits(parts: Float32Array[]): Float32Array {
   if (parts.length === 1) return parts[0];

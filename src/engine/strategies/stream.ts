@@ -3,7 +3,7 @@
 // positions are cache indices, so the model never sees a position beyond sink + recent.
 // The middle of a long document is forgotten — plans say so with the numbers.
 
-import { concatLogits, range, runStep, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
+import { feedInChunks, type FeedOptions, type Strategy, type StrategyContext, type StrategyState } from './strategy.js';
 
 export interface StreamOptions {
   sink: number;
@@ -13,7 +13,6 @@ export interface StreamOptions {
 
 export class StreamStrategy implements Strategy {
   readonly name = 'stream' as const;
-  private consumed = 0;
   private evicted = 0;
 
   constructor(private readonly ctx: StrategyContext, private readonly opts: StreamOptions) {
@@ -43,42 +42,19 @@ export class StreamStrategy implements Strategy {
   }
 
   async feed(tokens: Int32Array, opts: FeedOptions = {}): Promise<Float32Array> {
-    const parts: Float32Array[] = [];
-    const chunk = opts.decoding ? 1 : this.opts.chunk;
-    for (let s = 0; s < tokens.length; s += chunk) {
-      const piece = tokens.subarray(s, Math.min(s + chunk, tokens.length));
-      const n = piece.length;
-      this.evictFor(n);
-      const M = this.ctx.seq.length;
-      const last = s + n === tokens.length;
-      const logits = await runStep(
-        this.ctx,
-        {
-          tokens: piece,
-          positions: range(M, n),
-          mask: { kind: 'causal' },
-          logitRows: opts.allLogits ? range(0, n) : last ? Int32Array.of(n - 1) : new Int32Array(0),
-          rope: this.ctx.rope(M + n),
-        },
-        opts.signal,
-      );
-      this.consumed += n;
-      if (logits.length) parts.push(logits);
-      opts.onStep?.(s + n);
-    }
-    return concatLogits(parts);
+    return feedInChunks(this.ctx, tokens, this.opts.chunk, opts, { before: (n) => this.evictFor(n) });
   }
 
   stats() {
-    return { totalRows: this.ctx.seq.length, consumed: this.consumed, evicted: this.evicted };
+    // Every token read is either still held or was evicted.
+    return { totalRows: this.ctx.seq.length, consumed: this.evicted + this.ctx.seq.length, evicted: this.evicted };
   }
 
   saveState(): StrategyState {
-    return { consumed: this.consumed, evicted: this.evicted };
+    return { evicted: this.evicted };
   }
 
   loadState(state: StrategyState): void {
-    this.consumed = Number(state.consumed);
     this.evicted = Number(state.evicted);
   }
 }

@@ -4,7 +4,7 @@
 
 import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Box, Static, Text, useInput } from 'ink';
-import { formatBytes } from '../../engine/plan.js';
+import { formatBytes } from '../../units.js';
 import { bar, count, downloadLine, duration } from '../format.js';
 import type { Line, UiState, UiStore } from './store.js';
 

@@ -9,7 +9,7 @@
 // An answer is cut into rows as it streams (format.ts takeRows), so a long answer never makes Ink
 // redraw more than one row per token.
 
-import { formatBytes } from '../../engine/plan.js';
+import { formatBytes } from '../../units.js';
 import type { ReadProgress } from '../../engine/reader.js';
 import type { RunEvent } from '../events.js';
 import { count, duration, forTerminal, sectionLine, takeRows } from '../format.js';

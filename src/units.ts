@@ -1,4 +1,4 @@
-// Byte sizes as people write them ("1 MiB", "512K", "4M") and as ctx prints them.
+// Byte sizes for people: "4M" and "512K" in flags, "1.5 KiB" in messages.
 
 const UNITS: Record<string, number> = {
   '': 1,
