@@ -19,6 +19,7 @@ export interface Measurement {
   prefillProfile?: Record<string, number>;
   decodeProfile?: Record<string, number>;
   flash?: boolean;
+  threads?: number;
   loadAvg?: number[];
   wallSeconds?: number;
   error?: string;
@@ -46,8 +47,10 @@ const pct = (v?: number) => (v === undefined ? '–' : `${Math.round(100 * v)}%`
 export function writeReport(r: Results, c: ModelConfig, path: string): string {
   const flopsRow = denseFlopsPerRow(c);
   const lengths = [...new Set(r.runs.map((m) => m.n))].sort((a, b) => a - b);
+  const threads = r.peak?.threads ?? 2;
+  // The comparisons use runs at the benchmark's thread count.
   const find = (n: number, engine: string, strategy: string, dtype: string) =>
-    r.runs.find((m) => m.n === n && m.engine === engine && m.strategy === strategy && m.dtype === dtype && !m.error);
+    r.runs.find((m) => m.n === n && m.engine === engine && m.strategy === strategy && m.dtype === dtype && !m.error && (m.threads ?? threads) === threads);
   const lines: string[] = [];
   const out = (s = '') => lines.push(s);
 
@@ -88,7 +91,8 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
       const prof = p ? `${pct(p.weights)} / ${pct(p.attention)} / ${pct(p.vote)} / ${pct(p.head)} / ${pct(p.glue)}` : '–';
       const vs = m.engine === 'ctx' && peer ? `${fx(m.prefillTokPerSec! / peer.prefillTokPerSec!, 2)}×` : '';
       const vsRss = m.engine === 'ctx' && peer ? `${fx(m.peakRss! / peer.peakRss!, 2)}×` : '';
-      const engine = m.engine === 'llama' ? `llama.cpp${m.flash ? ' (flash attn)' : ''}` : 'ctx cpu';
+      const notes = [m.flash ? 'flash attn' : '', (m.threads ?? threads) !== threads ? `${m.threads} thread` : ''].filter(Boolean).join(', ');
+      const engine = m.engine === 'llama' ? `llama.cpp${notes ? ` (${notes})` : ''}` : 'ctx cpu';
       out(`| ${n} | ${engine} | ${m.strategy} | ${m.dtype === 'q8' ? (m.engine === 'llama' ? 'Q8_0' : 'q8') : 'f32'} | ${fx(m.prefillTokPerSec)} | ${vs} | ${mib(m.peakRss)} | ${vsRss} | ${fx(m.decodeTokPerSec, 2)} | ${fx(gflops, 0)} (${peak ? pct(gflops / peak) : '–'}) | ${prof} | ${(m.loadAvg ?? []).map((v) => v.toFixed(1)).join('→')} |`);
     }
   }

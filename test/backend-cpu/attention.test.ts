@@ -53,12 +53,9 @@ async function open(): Promise<AttentionSessions> {
   if (sessions) return sessions;
   const s = {} as AttentionSessions;
   for (const impl of ['matmul', 'fused'] as AttentionImpl[]) {
-    s[impl] = {} as AttentionSessions[AttentionImpl];
-    for (const mask of ['open', 'causal', 'bias'] as const) {
-      const path = join(dir, `${impl}-${mask}.onnx`);
-      writeFileSync(path, buildAttentionGraph(c, mask, impl));
-      s[impl][mask] = await ort.InferenceSession.create(path);
-    }
+    const path = join(dir, `${impl}.onnx`);
+    writeFileSync(path, buildAttentionGraph(c, impl));
+    s[impl] = await ort.InferenceSession.create(path);
   }
   return (sessions = s);
 }
@@ -76,8 +73,7 @@ describe('attention graphs', () => {
     ['bias (ranges)', { kind: 'bias', bias: (q0, q1, Tt) => Float32Array.from({ length: (q1 - q0) * Tt }, (_, k) => (ranges(q0 + Math.floor(k / Tt), k % Tt) ? 0 : -Infinity)) }, ranges],
   ];
   for (const [name, mask, sees] of cases) {
-    // Budgets that give one tile of 40 rows (fused), and tiles of a few rows (matmul, and `open`
-    // for the causal tiles whose rows all see every key kept).
+    // Budgets that give one tile of 40 rows (fused) and tiles of 3 rows (matmul).
     for (const budget of [1 << 20, Hq * T * 4 * 3]) {
       it(`${name}, ${budget === 1 << 20 ? 'one fused tile' : 'tiles of 3 rows'}`, async () => {
         const out = new Float32Array(n * Hq * D);
@@ -89,7 +85,7 @@ describe('attention graphs', () => {
       });
     }
   }
-  it('open: one row sees every key (decoding)', async () => {
+  it('one row that sees every key (decoding)', async () => {
     const out = new Float32Array(Hq * D);
     const q1 = q.subarray(0, Hq * D);
     await attend(ort, await open(), c, { q: q1, n: 1, keys, values, T, mask: { kind: 'causal', offset: T - 1 } }, out);

@@ -35,6 +35,9 @@ describe('cpu vs reference: strategies', () => {
     ['beacon v3 with sink 1, fed in 2 calls', 'tiny-beacon', { beacon: { version: 'v3', window: 16, ratios: [2], sinkSize: 1 } }, { strategy: 'beacon' }, 150, 8, 75],
     ['beacon v1 append step-expansion', 'tiny-beacon-v1', {}, { strategy: 'beacon' }, 300, 12],
     ['beacon v1 segmentation', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 32, ratios: [8], attn: 'segmentation' } }, { strategy: 'beacon' }, 200, 8],
+    // Steps longer than ROW_CHUNK (512): the weight graphs run on row chunks.
+    ['full, 1100-row steps', 'tiny', { maxPositions: 2048 }, { strategy: 'full', chunk: 1100 }, 1300, 4],
+    ['beacon v3, 1152-row windows', 'tiny-beacon', { maxPositions: 4096, beacon: { version: 'v3', window: 1024, ratios: [8] } }, { strategy: 'beacon' }, 2200, 4],
     ['beacon v1 full-coverage', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'full-coverage' } }, { strategy: 'beacon' }, 200, 8],
   ];
   for (const [name, preset, overrides, opts, n, decode, feed] of cases) {

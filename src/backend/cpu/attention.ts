@@ -12,12 +12,14 @@
 //            GEMM per KV head — best for a few rows (decoding, very long T)
 //   fused    the ONNX Attention operator (opset 23), one per KV head (q_num_heads = G,
 //            kv_num_heads = 1) — best from about FUSED_MIN_ROWS rows up
-// Mask variants:
-//   open    every key visible to every row
-//   causal  row i sees keys j ≤ offset + i (input `offset`); the −∞ upper triangle is made in the
-//           graph (ConstantOfShape −∞ → Trilu upper, k = offset + 1), so nothing of size qt×T
-//           crosses from JavaScript
-//   bias    an additive [qt, T] mask from JavaScript (0 visible, −∞ hidden): v1 beacon ranges
+// The mask is the sum of two inputs:
+//   offset  row i sees keys j ≤ offset + i: the −∞ upper triangle is made in the graph
+//           (ConstantOfShape −∞ → Trilu upper, k = offset + 1), so nothing of size qt×T crosses
+//           from JavaScript for causal steps (offset ≥ T − 1 hides nothing)
+//   bias    an additive mask broadcast to [qt, T]: a [1, 1] zero for causal steps, or the v1
+//           beacon `ranges` as 0 (visible) / −∞ (hidden) from JavaScript
+// One graph per implementation (not one per mask kind): each session keeps an arena (index.ts),
+// and fewer sessions keep fewer arenas.
 //
 // The scores of one call are Hq·qt·T floats. A step with n rows over T keys is cut into query tiles
 // of qt = ⌊budget / (Hq·T·4)⌋ rows (at least 1), so a step's scratch memory is bounded by the
@@ -30,7 +32,6 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
 
-export type MaskKind = 'open' | 'causal' | 'bias';
 export type AttentionImpl = 'matmul' | 'fused';
 
 /** Tiles with at least this many query rows use the fused operator. */
@@ -39,29 +40,25 @@ export const FUSED_MIN_ROWS = 32;
 /** Bytes of attention scores one call may hold (the query tile is sized from it). */
 export const SCORE_BUDGET = 32 << 20;
 
-export function buildAttentionGraph(c: ModelConfig, mask: MaskKind, impl: AttentionImpl): Uint8Array {
+export function buildAttentionGraph(c: ModelConfig, impl: AttentionImpl): Uint8Array {
   const Hq = c.numHeads;
   const Hkv = c.numKvHeads;
   const D = c.headDim;
   const G = Hq / Hkv;
-  const g = new Graph(`attention_${impl}_${mask}`);
+  const g = new Graph(`attention_${impl}`);
   const q = g.input('q', 'float', ['qt', Hq * D]);
   const keys = Array.from({ length: Hkv }, (_, h) => g.input(`k${h}`, 'float', ['T', D]));
   const values = Array.from({ length: Hkv }, (_, h) => g.input(`v${h}`, 'float', ['T', D]));
   const Tdim = g.op('Slice', [g.op('Shape', [keys[0]]), g.ints([0]), g.ints([1])]); // [T]
 
-  // The additive [qt, T] mask (broadcast over heads), or none.
-  let bias = '';
-  if (mask === 'bias') {
-    bias = g.input('bias', 'float', ['qt', 'T']);
-  } else if (mask === 'causal') {
-    const offset = g.input('offset', 'int64', [1]);
-    const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
-    const shape = g.op('Concat', [qt, Tdim], { axis: 0 });
-    const negInf = g.op('ConstantOfShape', [shape], { value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } } });
-    const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
-    bias = g.op('Trilu', [negInf, k], { upper: 1 });
-  }
+  // The additive [qt, T] mask (broadcast over heads): causal triangle + the `bias` input.
+  const offset = g.input('offset', 'int64', [1]);
+  const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
+  const negInf = g.op('ConstantOfShape', [g.op('Concat', [qt, Tdim], { axis: 0 })], {
+    value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } },
+  });
+  const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
+  const bias = g.op('Add', [g.op('Trilu', [negInf, k], { upper: 1 }), g.input('bias', 'float', ['bq', 'bt'])]);
 
   if (impl === 'fused') {
     // Per KV head: the group's query columns [qt, G·D] → Attention on [1, qt, G·D] and [1, T, D].
@@ -70,8 +67,7 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind, impl: Attent
     const outs: string[] = [];
     for (let h = 0; h < Hkv; h++) {
       const one = (x: string) => g.op('Unsqueeze', [x, g.ints([0])]);
-      const inputs = [one(qs[h]), one(keys[h]), one(values[h])];
-      if (bias) inputs.push(bias);
+      const inputs = [one(qs[h]), one(keys[h]), one(values[h]), bias];
       outs.push(g.op('Attention', inputs, { q_num_heads: G, kv_num_heads: 1, scale: { float: 1 / Math.sqrt(D) } })); // [1, qt, G·D]
     }
     const o = Hkv === 1 ? outs[0] : g.op('Concat', outs, { axis: -1 });
@@ -87,9 +83,9 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind, impl: Attent
   const outs: string[] = [];
   for (let h = 0; h < Hkv; h++) {
     const qg = g.op('Reshape', [qs[h], g.ints([-1, D])]); // [G·qt, D]
-    let s = g.op('FusedMatMul', [qg, keys[h]], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, { domain: 'com.microsoft' }); // [G·qt, T]
-    if (bias) s = g.op('Reshape', [g.op('Add', [g.op('Reshape', [s, byHead]), bias]), flat]);
-    const p = g.op('Softmax', [s], { axis: -1 });
+    const s = g.op('FusedMatMul', [qg, keys[h]], { transB: 1, alpha: { float: 1 / Math.sqrt(D) } }, { domain: 'com.microsoft' }); // [G·qt, T]
+    const masked = g.op('Reshape', [g.op('Add', [g.op('Reshape', [s, byHead]), bias]), flat]);
+    const p = g.op('Softmax', [masked], { axis: -1 });
     outs.push(g.op('MatMul', [p, values[h]])); // [G·qt, D]
   }
   const o = g.op('Reshape', [Hkv === 1 ? outs[0] : g.op('Concat', outs, { axis: 0 }), g.ints([Hq, -1, D])]); // [Hq, qt, D]
@@ -97,8 +93,8 @@ export function buildAttentionGraph(c: ModelConfig, mask: MaskKind, impl: Attent
   return g.encode();
 }
 
-/** The sessions: one per implementation and mask variant. */
-export type AttentionSessions = Record<AttentionImpl, Record<MaskKind, ortTypes.InferenceSession>>;
+/** The sessions: one per implementation. */
+export type AttentionSessions = Record<AttentionImpl, ortTypes.InferenceSession>;
 
 /** Which keys each query row sees, for the driver. */
 export type TileMask =
@@ -118,6 +114,8 @@ export interface AttentionInput {
   budget?: number;
 }
 
+const ZERO = new Float32Array(1);
+
 export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: ModelConfig, a: AttentionInput, out: Float32Array): Promise<void> {
   const qDim = c.numHeads * c.headDim;
   const D = c.headDim;
@@ -125,7 +123,7 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
   for (let q0 = 0; q0 < a.n; q0 += qt) {
     const q1 = Math.min(a.n, q0 + qt);
     const rows = q1 - q0;
-    const impl = s[rows >= FUSED_MIN_ROWS ? 'fused' : 'matmul'];
+    const session = s[rows >= FUSED_MIN_ROWS ? 'fused' : 'matmul'];
     // Keys beyond the last one any row of the tile sees are left out.
     const T = a.mask.kind === 'causal' ? Math.min(a.T, a.mask.offset + q1) : a.T;
     const feeds: Record<string, ortTypes.Tensor> = {
@@ -135,15 +133,12 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
       feeds[`k${h}`] = new ort.Tensor('float32', a.keys[h].subarray(0, T * D), [T, D]);
       feeds[`v${h}`] = new ort.Tensor('float32', a.values[h].subarray(0, T * D), [T, D]);
     }
-    let session = impl.open;
     if (a.mask.kind === 'causal') {
-      // Row q0 + i sees keys [0, offset + q0 + i]; when even the first row sees all T, no mask.
-      if (a.mask.offset + q0 + 1 < T) {
-        session = impl.causal;
-        feeds.offset = new ort.Tensor('int64', BigInt64Array.of(BigInt(a.mask.offset + q0)), [1]);
-      }
+      // Row q0 + i sees keys [0, offset + q0 + i].
+      feeds.offset = new ort.Tensor('int64', BigInt64Array.of(BigInt(a.mask.offset + q0)), [1]);
+      feeds.bias = new ort.Tensor('float32', ZERO, [1, 1]);
     } else {
-      session = impl.bias;
+      feeds.offset = new ort.Tensor('int64', BigInt64Array.of(BigInt(T)), [1]);
       feeds.bias = new ort.Tensor('float32', a.mask.bias(q0, q1, T), [rows, T]);
     }
     const r = await session.run(feeds);

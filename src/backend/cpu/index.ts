@@ -105,8 +105,7 @@ export class CpuBackend implements Backend {
   }
 
   async dispose(): Promise<void> {
-    const attention = Object.values(this.attention).flatMap((byMask) => Object.values(byMask));
-    for (const s of [this.first, ...this.layers, this.head, ...attention, this.vote]) {
+    for (const s of [this.first, ...this.layers, this.head, this.attention.matmul, this.attention.fused, this.vote]) {
       await s.release();
     }
     this.embedding.close();
@@ -156,19 +155,25 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
   const head = await open('head', graphs.head, dtype !== 'f32');
-  const attention = {} as AttentionSessions;
-  for (const impl of ['matmul', 'fused'] as const) {
-    attention[impl] = {
-      open: await open(`attention-${impl}-open`, buildAttentionGraph(c, 'open', impl), true, true),
-      causal: await open(`attention-${impl}-causal`, buildAttentionGraph(c, 'causal', impl), true, true),
-      bias: await open(`attention-${impl}-bias`, buildAttentionGraph(c, 'bias', impl), true, true),
-    };
-  }
+  const attention: AttentionSessions = {
+    matmul: await open('attention-matmul', buildAttentionGraph(c, 'matmul'), true, true),
+    fused: await open('attention-fused', buildAttentionGraph(c, 'fused'), true, true),
+  };
   const vote = await open('vote', buildVoteGraph(c), true, true);
   return new CpuBackend(model, dtype, ort, first, layers, head, attention, vote, new Embedding(model));
 }
 
 const i64 = (a: ArrayLike<number>) => BigInt64Array.from(Array.from(a, (v) => BigInt(v)));
+
+/** Rows per call of a weight graph (projections, MLP): bounds a step's activations. */
+export const ROW_CHUNK = 512;
+
+/** Rows [r0, r1) of a step, with their beacon split inputs (beacon checkpoints). */
+interface RowChunk {
+  r0: number;
+  r1: number;
+  split: Record<string, ortTypes.Tensor>;
+}
 
 class CpuSequence implements Sequence {
   private readonly kv: KvStore;
@@ -226,18 +231,25 @@ class CpuSequence implements Sequence {
         b.embedding.row(id, x0, i * H);
       }
     }
-    // Beacon checkpoints: which rows use the beacon projections (graphs.ts).
-    const split: Record<string, ortTypes.Tensor> = {};
-    if (c.beacon) {
-      const raw: number[] = [];
-      const bcn: number[] = [];
-      for (let i = 0; i < n; i++) (isBeacon(i) ? bcn : raw).push(i);
-      const order = new Int32Array(n);
-      raw.forEach((r, k) => (order[r] = k));
-      bcn.forEach((r, k) => (order[r] = raw.length + k));
-      split.rawIdx = new ort.Tensor('int64', i64(raw), [raw.length]);
-      split.bcnIdx = new ort.Tensor('int64', i64(bcn), [bcn.length]);
-      split.order = new ort.Tensor('int64', i64(order), [n]);
+    // The weight graphs run on row chunks of at most ROW_CHUNK rows (their activations stay
+    // bounded however long a step is, e.g. a 2,304-row beacon window). Beacon checkpoints: each
+    // chunk says which of its rows use the beacon projections (graphs.ts).
+    const chunks: RowChunk[] = [];
+    for (let r0 = 0; r0 < n; r0 += ROW_CHUNK) {
+      const r1 = Math.min(n, r0 + ROW_CHUNK);
+      const split: Record<string, ortTypes.Tensor> = {};
+      if (c.beacon) {
+        const raw: number[] = [];
+        const bcn: number[] = [];
+        for (let i = r0; i < r1; i++) (isBeacon(i) ? bcn : raw).push(i - r0);
+        const order = new Int32Array(r1 - r0);
+        raw.forEach((r, k) => (order[r] = k));
+        bcn.forEach((r, k) => (order[r] = raw.length + k));
+        split.rawIdx = new ort.Tensor('int64', i64(raw), [raw.length]);
+        split.bcnIdx = new ort.Tensor('int64', i64(bcn), [bcn.length]);
+        split.order = new ort.Tensor('int64', i64(order), [r1 - r0]);
+      }
+      chunks.push({ r0, r1, split });
     }
 
     // RoPE positions for this step: the largest any rotation below uses.
@@ -258,7 +270,7 @@ class CpuSequence implements Sequence {
 
     let x: Float32Array = x0;
     t = performance.now();
-    let qkv = (await b.first.run({ x: new ort.Tensor('float32', x, [n, H]), ...split })).qkv.data as Float32Array;
+    let qkv = (await this.runRows(b.first, chunks, { x: [x, H] }, { qkv: W })).qkv;
     prof.weights += performance.now() - t;
     const qrot = new Float32Array(n * qDim);
     const attn = new Float32Array(n * qDim);
@@ -291,10 +303,11 @@ class CpuSequence implements Sequence {
         prof.attention += performance.now() - t;
       }
       t = performance.now();
-      const out = await b.layers[l].run({ x: new ort.Tensor('float32', x, [n, H]), attn: new ort.Tensor('float32', attn, [n, qDim]), ...split });
+      const last = l + 1 === c.numLayers;
+      const out = await this.runRows(b.layers[l], chunks, { x: [x, H], attn: [attn, qDim] }, last ? { xout: H } : { xout: H, qkv: W });
       prof.weights += performance.now() - t;
-      x = out.xout.data as Float32Array;
-      if (l + 1 < c.numLayers) qkv = out.qkv.data as Float32Array;
+      x = out.xout;
+      if (!last) qkv = out.qkv;
     }
     this.kv.rows = T;
 
@@ -310,6 +323,32 @@ class CpuSequence implements Sequence {
     prof.total += performance.now() - t0;
     prof.steps++;
     return { logits, selection: req.reportSelection ? selection : undefined };
+  }
+
+  /**
+   * Runs a weight graph on each row chunk: inputs are [rows, width] arrays cut by chunk, outputs
+   * [rows, width] arrays put back together (one chunk: ORT's outputs as they are).
+   */
+  private async runRows(
+    session: ortTypes.InferenceSession,
+    chunks: RowChunk[],
+    inputs: Record<string, [Float32Array, number]>,
+    outputs: Record<string, number>,
+  ): Promise<Record<string, Float32Array>> {
+    const ort = this.b.ort;
+    const n = chunks[chunks.length - 1].r1;
+    const result: Record<string, Float32Array> = {};
+    for (const { r0, r1, split } of chunks) {
+      const feeds: Record<string, ortTypes.Tensor> = { ...split };
+      for (const [name, [data, width]] of Object.entries(inputs)) feeds[name] = new ort.Tensor('float32', data.subarray(r0 * width, r1 * width), [r1 - r0, width]);
+      const out = await session.run(feeds, Object.keys(outputs));
+      for (const [name, width] of Object.entries(outputs)) {
+        const data = out[name].data as Float32Array;
+        if (chunks.length === 1) result[name] = data;
+        else (result[name] ??= new Float32Array(n * width)).set(data, r0 * width);
+      }
+    }
+    return result;
   }
 
   /** The additive [q1 − q0, T] masks of a `ranges` step, built once and shared by every layer. */
