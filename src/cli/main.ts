@@ -3,7 +3,7 @@
 //
 // Error contract (DESIGN.md): a CtxError prints one line "ctx: <message>" and exits with its code;
 // anything else is a bug: one line asking for --verbose, exit 1; --verbose adds the stack trace.
-// Ctrl-C / SIGTERM abort the run's signal and exit 130; a second Ctrl-C kills the process outright.
+// Ctrl-C / SIGTERM abort the run's signal and exit 130; a second one exits at once.
 
 import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
@@ -108,7 +108,12 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   // sees the aborted signal and stops).
   let stop!: (code: number) => void;
   const stopped = new Promise<number>((resolve) => (stop = resolve));
+  // Listened to with `on`, not `once`: a library that cleans up on signals (Ink's signal-exit)
+  // re-raises any signal nobody else listens to, which would end ctx with 143 instead of 130.
+  // A second signal while the first is being handled exits at once.
+  let signals = 0;
   const onSignal = () => {
+    if (++signals > 1) process.exit(EXIT.interrupted);
     controller.abort(new Error('interrupted'));
     ctx.stderr.write('ctx: interrupted\n');
     stop(EXIT.interrupted);
@@ -120,8 +125,8 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
       stop(EXIT.ok);
     }
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   ctx.stdout.on('error', onStdoutError);
   setCurrentRun(ctx);
   let program: Command | undefined;

@@ -94,4 +94,19 @@ describe('ctx chat in a terminal (tmux)', { skip: hasTmux ? false : 'tmux is not
     assert.match(text, /EXIT 0/);
     assert.equal(existsSync(home.sessions), false, '--no-cache wrote nothing');
   });
+
+  // Ink's signal-exit re-raises a signal nobody else listens to; ctx must still end with 130.
+  it('SIGTERM while the Ink display reads ends ctx with 130 within a second', async () => {
+    const home = ctxHome(join(dir, 'term'));
+    const long = join(dir, 'long.txt');
+    writeFileSync(long, 'The fox jumps over the lazy dog and runs into the forest.\n'.repeat(4000));
+    start('term', ['ask', long, 'q?', '-m', fixtureModel('tiny'), '--backend', 'reference', '--strategy', 'select', '--no-cache'], home.cache);
+    await waitFor('term', /reading .*\d+%/);
+    const pid = Number(execFileSync('pgrep', ['-n', '-f', `${BIN} ask ${long}`], { encoding: 'utf8' }).trim());
+    const t0 = Date.now();
+    process.kill(pid, 'SIGTERM');
+    const text = await waitFor('term', /EXIT \d+/, 5000);
+    assert.ok(Date.now() - t0 < 1500, `exited after ${Date.now() - t0} ms`);
+    assert.match(text, /ctx: interrupted\s+EXIT 130/);
+  });
 });
