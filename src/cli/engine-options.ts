@@ -23,6 +23,8 @@ export interface EngineCliOptions {
   topK: number;
   topP: number;
   repetitionPenalty: number;
+  /** Texts that end the answer when the model writes them (repeatable). */
+  stop?: string[];
   seed: number;
   stream: boolean;
   chunk?: number;
@@ -74,6 +76,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--top-p <p>', 'sample from the smallest set with probability p').argParser(num(0.001, 1)).default(1))
     .addOption(new Option('--repetition-penalty <p>', 'discourage repeated tokens (1 = off)').argParser(num(0.1, 10)).default(1))
     .addOption(new Option('--seed <n>', 'random seed for sampling').argParser(int(0)).default(0))
+    .addOption(new Option('--stop <text>', 'end the answer where the model writes this text (repeatable)').argParser((v: string, prev?: string[]) => [...(prev ?? []), v]))
     .addOption(noStreamOption())
     .addOption(new Option('--chunk <n>', 'tokens per prefill step').argParser(int(1)))
     .addOption(new Option('--beacon-ratio <r>', 'beacon: force this condensing ratio instead of choosing it from the length').argParser(int(0)))
@@ -128,6 +131,6 @@ export function strategyOptions(o: EngineCliOptions): StrategyOptions {
   };
 }
 
-export function samplingOptions(o: EngineCliOptions): SamplingOptions {
-  return { temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed };
+export function samplingOptions(o: EngineCliOptions): SamplingOptions & { stopStrings?: string[] } {
+  return { temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed, stopStrings: o.stop };
 }

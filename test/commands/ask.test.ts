@@ -96,3 +96,14 @@ describe('ctx inspect --devices', () => {
     else assert.match(out.cuda.reason, /\w+/);
   });
 });
+
+describe('ctx ask --stop', () => {
+  it('ends the answer where a stop text appears, and never prints the stop text', () => {
+    const base = ['ask', doc, 'What?', '-m', plainModel, '--backend', 'reference', '--strategy', 'select', '--max-tokens', '30', '--json', '-q'];
+    const free = JSON.parse(ctx(base).stdout);
+    const stop = free.answer.slice(6, 8);
+    const r = JSON.parse(ctx([...base, '--stop', stop]).stdout);
+    assert.equal(r.finishReason, 'stop');
+    assert.equal(r.answer, free.answer.slice(0, free.answer.indexOf(stop)));
+  });
+});
