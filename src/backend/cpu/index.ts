@@ -184,6 +184,17 @@ class CpuSequence implements Sequence {
   /** Per-head scratch for the keys (rotated) and values a selection gathers. */
   private selK: Float32Array[] = [];
   private selV: Float32Array[] = [];
+  /**
+   * Step buffers reused from step to step (x, qkv, rotated q, attention output): a long step
+   * would otherwise leave tens of MB of garbage per layer for the garbage collector to find late.
+   */
+  private readonly buffers = new Map<string, Float32Array>();
+
+  private buffer(name: string, size: number): Float32Array {
+    let b = this.buffers.get(name);
+    if (!b || b.length < size) this.buffers.set(name, (b = new Float32Array(size)));
+    return b.subarray(0, size);
+  }
 
   constructor(private readonly b: CpuBackend) {
     const c = b.model.config;
@@ -219,7 +230,7 @@ class CpuSequence implements Sequence {
     for (const r of req.logitRows) if (r < 0 || r >= n) throw new Error(`step: logit row ${r} outside 0..${n - 1}`);
 
     // Embeddings; beacon rows take the beacon embedding.
-    const x0 = new Float32Array(n * H);
+    const x0 = this.buffer('x', n * H);
     const isBeacon = (i: number) => (req.beacon ? req.beacon[i] === 1 : false);
     for (let i = 0; i < n; i++) {
       if (isBeacon(i)) {
@@ -268,12 +279,14 @@ class CpuSequence implements Sequence {
     let mask: TileMask = { kind: 'causal', offset: M };
     if (!select && req.mask.kind === 'ranges') mask = { kind: 'bias', bias: this.rangesBias(req, M, n) };
 
-    let x: Float32Array = x0;
+    // x is updated in place, chunk by chunk (a chunk's rows are read before they are rewritten).
+    const x = x0;
+    const qkv = this.buffer('qkv', n * W);
     t = performance.now();
-    let qkv = (await this.runRows(b.first, chunks, { x: [x, H] }, { qkv: W })).qkv;
+    await this.runRows(b.first, chunks, { x: [x, H] }, { qkv: [qkv, W] });
     prof.weights += performance.now() - t;
-    const qrot = new Float32Array(n * qDim);
-    const attn = new Float32Array(n * qDim);
+    const qrot = this.buffer('qrot', n * qDim);
+    const attn = this.buffer('attn', n * qDim);
     const selection: Int32Array[] = [];
     for (let l = 0; l < c.numLayers; l++) {
       this.kv.append(l, M, n, qkv, W, qDim, qDim + kvDim);
@@ -304,10 +317,8 @@ class CpuSequence implements Sequence {
       }
       t = performance.now();
       const last = l + 1 === c.numLayers;
-      const out = await this.runRows(b.layers[l], chunks, { x: [x, H], attn: [attn, qDim] }, last ? { xout: H } : { xout: H, qkv: W });
+      await this.runRows(b.layers[l], chunks, { x: [x, H], attn: [attn, qDim] }, last ? { xout: [x, H] } : { xout: [x, H], qkv: [qkv, W] });
       prof.weights += performance.now() - t;
-      x = out.xout;
-      if (!last) qkv = out.qkv;
     }
     this.kv.rows = T;
 
@@ -326,29 +337,22 @@ class CpuSequence implements Sequence {
   }
 
   /**
-   * Runs a weight graph on each row chunk: inputs are [rows, width] arrays cut by chunk, outputs
-   * [rows, width] arrays put back together (one chunk: ORT's outputs as they are).
+   * Runs a weight graph on each row chunk: inputs and outputs are [rows, width] arrays, cut by
+   * chunk. An output may be an input's array: chunk [r0, r1) is written after its run.
    */
   private async runRows(
     session: ortTypes.InferenceSession,
     chunks: RowChunk[],
     inputs: Record<string, [Float32Array, number]>,
-    outputs: Record<string, number>,
-  ): Promise<Record<string, Float32Array>> {
+    outputs: Record<string, [Float32Array, number]>,
+  ): Promise<void> {
     const ort = this.b.ort;
-    const n = chunks[chunks.length - 1].r1;
-    const result: Record<string, Float32Array> = {};
     for (const { r0, r1, split } of chunks) {
       const feeds: Record<string, ortTypes.Tensor> = { ...split };
       for (const [name, [data, width]] of Object.entries(inputs)) feeds[name] = new ort.Tensor('float32', data.subarray(r0 * width, r1 * width), [r1 - r0, width]);
       const out = await session.run(feeds, Object.keys(outputs));
-      for (const [name, width] of Object.entries(outputs)) {
-        const data = out[name].data as Float32Array;
-        if (chunks.length === 1) result[name] = data;
-        else (result[name] ??= new Float32Array(n * width)).set(data, r0 * width);
-      }
+      for (const [name, [data, width]] of Object.entries(outputs)) data.set(out[name].data as Float32Array, r0 * width);
     }
-    return result;
   }
 
   /** The additive [q1 − q0, T] masks of a `ranges` step, built once and shared by every layer. */
@@ -446,5 +450,6 @@ class CpuSequence implements Sequence {
     this.kv.release();
     this.selK = [];
     this.selV = [];
+    this.buffers.clear();
   }
 }
