@@ -107,7 +107,7 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
         fits = false;
         reason =
           `the run needs ${fmt(choice.neededTokens)} tokens (document and question ${fmt(promptTokens)} + answer reserve ${fmt(choice.neededTokens - promptTokens)}); ` +
-          `beacon at ratio ${r.ratio} (the largest of [${choice.candidates}]) ` +
+          `beacon at ratio ${r.ratio} ${choice.forced ? '(--beacon-ratio)' : `(the largest of [${choice.candidates}])`} ` +
           `holds ${fmt(choice.maxTokens)} within ${fmt(c.maxPositions)} positions. Use --strategy select (any length), ` +
           `or force a larger ratio with --beacon-ratio (untrained ratios lose detail)`;
       }

@@ -21,7 +21,7 @@ const base: ModeInputs = {
   beacon: null,
   hierarchicalBlocked: null,
 };
-const beacon = (fits: boolean) => ({ ratio: 8, maxTokens: 249_856, neededTokens: 101_792, fits, candidates: [2, 4, 8] });
+const beacon = (fits: boolean) => ({ ratio: 8, maxTokens: 249_856, neededTokens: 101_792, fits, forced: false, candidates: [2, 4, 8] });
 
 describe('chooseMode', () => {
   it('auto: one-pass when the document and the summary fit the window', () => {

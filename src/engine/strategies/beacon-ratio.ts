@@ -15,6 +15,8 @@ export interface RatioChoice {
   /** The length the choice was made for (document + reserve). */
   neededTokens: number;
   fits: boolean;
+  /** True when the user named the ratio (--beacon-ratio) rather than ctx choosing it. */
+  forced: boolean;
   /** Ratios the checkpoint was trained with (those that divide the stride). */
   candidates: number[];
 }
@@ -34,7 +36,7 @@ export function chooseRatio(b: BeaconConfig, positions: number, documentTokens: 
   const neededTokens = documentTokens + adaptReserve(b.ratioMix);
   const pick = (ratio: number): RatioChoice => {
     const maxTokens = beaconMaxTokens(positions, b.window, ratio);
-    return { ratio, maxTokens, neededTokens, fits: maxTokens >= neededTokens, candidates };
+    return { ratio, maxTokens, neededTokens, fits: maxTokens >= neededTokens, forced: forced !== undefined, candidates };
   };
   if (forced !== undefined) return pick(forced);
   if (candidates.length === 0) throw new Error(`no beacon ratio in [${b.ratios}] divides the stride ${b.stride}`);
