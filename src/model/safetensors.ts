@@ -147,16 +147,16 @@ function validateEntry(
   return { dtype, shape: e.shape as number[], begin, end };
 }
 
-function readExactly(fd: number, buf: Buffer, position: number, path: string): void {
-  let done = 0;
-  while (done < buf.length) {
+function readExactly(fd: number, buf: Buffer, position: number, path: string, what = ''): void {
+  for (let done = 0; done < buf.length; ) {
     const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw new CtxError('model', `unexpected end of file at byte ${position + done}`, { path });
+    if (n === 0) throw new CtxError('model', `unexpected end of file${what} at byte ${position + done}`, { path });
     done += n;
   }
 }
 
-export function readTensorBytes(t: TensorInfo): Buffer {
+/** Bytes [start, start + length) of a tensor's data, read from its file. */
+export function readTensorRange(t: TensorInfo, start: number, length: number): Buffer {
   let fd: number;
   try {
     fd = openSync(t.file, 'r');
@@ -164,12 +164,16 @@ export function readTensorBytes(t: TensorInfo): Buffer {
     throw fsError(e, t.file, 'model');
   }
   try {
-    const buf = Buffer.allocUnsafe(t.byteLength);
-    readExactly(fd, buf, t.offset, t.file);
+    const buf = Buffer.allocUnsafe(length);
+    readExactly(fd, buf, t.offset + start, t.file, ` reading "${t.name}"`);
     return buf;
   } finally {
     closeSync(fd);
   }
+}
+
+export function readTensorBytes(t: TensorInfo): Buffer {
+  return readTensorRange(t, 0, t.byteLength);
 }
 
 /** float16 bits → float32 value. */

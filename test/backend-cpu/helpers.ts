@@ -10,6 +10,8 @@ import { createReferenceBackend } from '../../src/backend/reference/index.js';
 import type { Model } from '../../src/model/model.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type StrategyOptions } from '../../src/engine/strategies/index.js';
+import { argmaxRows, maxAbsDiff } from '../helpers/compare.js';
+export { argmaxRows, maxAbsDiff };
 
 let cache: string | undefined;
 /** One temporary cache folder per test process for converted weights. */
@@ -28,16 +30,6 @@ export async function cpuBackend(model: Model, dtype: 'f32' | 'q8' = 'f32'): Pro
 
 export async function bothBackends(model: Model): Promise<{ ref: Backend; cpu: Backend }> {
   return { ref: await createReferenceBackend(model), cpu: await cpuBackend(model) };
-}
-
-export function argmaxRows(logits: Float32Array, V: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r * V < logits.length; r++) {
-    let best = 0;
-    for (let j = 1; j < V; j++) if (logits[r * V + j] > logits[r * V + best]) best = j;
-    out.push(best);
-  }
-  return out;
 }
 
 export interface StrategyRun {
@@ -73,16 +65,6 @@ export async function runStrategy(backend: Backend, opts: StrategyOptions, doc: 
   const stats = session.stats() as Record<string, number>;
   session.dispose();
   return { prefill, steps, greedy, stats };
-}
-
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = d; // NaN counts as a failure
-  }
-  return m;
 }
 
 /** Largest |Δ| over a whole run (prefill and every decode step). */

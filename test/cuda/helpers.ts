@@ -11,6 +11,8 @@ import { baseInvFreq } from '../../src/engine/rope.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import { writeRandomModel, type RandomModelSpec } from '../../tools/random-model.js';
+import { argmaxRows, maxAbsDiff } from '../helpers/compare.js';
+export { argmaxRows, maxAbsDiff };
 
 export const GOLDEN_ROOT = join(import.meta.dirname, '../../../shared/golden');
 
@@ -19,26 +21,6 @@ export function tempModel(spec: RandomModelSpec): { model: Model; cleanup: () =>
   const dir = mkdtempSync(join(tmpdir(), 'ctx-cuda-test-'));
   writeRandomModel(dir, spec);
   return { model: openModel(dir), cleanup: () => rmSync(dir, { recursive: true, force: true }) };
-}
-
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) return Infinity;
-  let m = 0;
-  for (let i = 0; i < a.length; i++) {
-    const d = Math.abs(a[i] - b[i]);
-    if (!(d <= m)) m = d; // NaN counts as a failure
-  }
-  return m;
-}
-
-export function argmaxRows(logits: Float32Array, V: number): number[] {
-  const out: number[] = [];
-  for (let r = 0; r * V < logits.length; r++) {
-    let best = 0;
-    for (let j = 1; j < V; j++) if (logits[r * V + j] > logits[r * V + best]) best = j;
-    out.push(best);
-  }
-  return out;
 }
 
 export function ropeOf(model: Model, scale = 1): RopeTable {

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { openModel, type Model } from '../../src/model/model.js';
 import { PRESETS, writeRandomModel, type RandomModelSpec } from '../../tools/random-model.js';
+export { maxAbsDiff } from './compare.js';
 
 let root: string | undefined;
 const made = new Map<string, string>();
@@ -39,13 +40,6 @@ export function tokens(n: number, seed = 7, lo = 3, hi = 300): Int32Array {
     s >>>= 0;
     return lo + (s % (hi - lo));
   });
-}
-
-export function maxAbsDiff(a: Float32Array, b: Float32Array): number {
-  if (a.length !== b.length) throw new Error(`length ${a.length} vs ${b.length}`);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
 }
 
 /** ../shared beside the repo, or null with the reason tests print when skipping. */

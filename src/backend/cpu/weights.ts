@@ -33,13 +33,13 @@
 //   <name>.q       uint8 [out, ceil(in / BLOCK), BLOCK · bits / 8]   (the last block zero-padded)
 //   <name>.scales  f32   [out * ceil(in / BLOCK)]
 
-import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CtxError, fsError } from '../../errors.js';
 import type { Model } from '../../model/model.js';
 import { FINAL_NORM, layerTensors, lmHeadName, type ProjNames } from '../../model/model.js';
-import { DTYPE_BYTES, toFloat32, type TensorInfo } from '../../model/safetensors.js';
+import { DTYPE_BYTES, readTensorRange, toFloat32, type TensorInfo } from '../../model/safetensors.js';
 
 /** Bump when the stored layout changes: old folders are then simply not found. */
 export const CONVERTER_VERSION = 4;
@@ -88,23 +88,7 @@ export function readRows(t: TensorInfo, row: number, rows: number): Float32Array
   const cols = t.shape.length === 1 ? t.shape[0] : t.shape.slice(1).reduce((a, b) => a * b, 1);
   const bytesPer = DTYPE_BYTES[t.dtype];
   const length = rows * cols * bytesPer;
-  const buf = Buffer.allocUnsafe(length);
-  let fd: number;
-  try {
-    fd = openSync(t.file, 'r');
-  } catch (e) {
-    throw fsError(e, t.file, 'model');
-  }
-  try {
-    let done = 0;
-    while (done < length) {
-      const n = readSync(fd, buf, done, length - done, t.offset + row * cols * bytesPer + done);
-      if (n === 0) throw new CtxError('model', `unexpected end of file reading "${t.name}"`, { path: t.file });
-      done += n;
-    }
-  } finally {
-    closeSync(fd);
-  }
+  const buf = readTensorRange(t, row * cols * bytesPer, length);
   return toFloat32({ ...t, byteLength: length }, buf);
 }
 
