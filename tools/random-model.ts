@@ -55,7 +55,8 @@ export function rng(seed: number): () => number {
   };
 }
 
-function normal(rand: () => number, n: number, std: number): Float32Array {
+/** n samples of N(0, std²) (Box–Muller). */
+export function normal(rand: () => number, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
   for (let i = 0; i < n; i += 2) {
     const u = Math.max(rand(), 1e-12);
@@ -120,33 +121,37 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
     eos_token_id: s.eos ?? 2,
     torch_dtype: 'float32',
   };
-  if (s.beacon?.version === 'v3') {
-    Object.assign(config, {
-      beacon_window: s.beacon.window,
-      beacon_stride: s.beacon.window,
+  if (s.beacon) Object.assign(config, beaconConfigKeys(s.beacon));
+  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** The `beacon_*` config.json keys of a v3 (interleave) or v1 (append) beacon checkpoint. */
+export function beaconConfigKeys(b: NonNullable<RandomModelSpec['beacon']>): Record<string, unknown> {
+  if (b.version === 'v3') {
+    return {
+      beacon_window: b.window,
+      beacon_stride: b.window,
       beacon_attn: 'full-coverage',
-      beacon_ratio: s.beacon.ratios,
-      beacon_ratio_mix: s.beacon.ratioMix ?? 'adapt-1024',
+      beacon_ratio: b.ratios,
+      beacon_ratio_mix: b.ratioMix ?? 'adapt-1024',
       beacon_param: ['q', 'k', 'v'],
       beacon_embed_init: 'eos',
-      beacon_sink_size: s.beacon.sinkSize ?? 0,
+      beacon_sink_size: b.sinkSize ?? 0,
       beacon_attend_prev: true,
       beacon_pos: 'interleave',
       beacon_parallel_window: 1,
-    });
-  } else if (s.beacon?.version === 'v1') {
-    Object.assign(config, {
-      beacon_window: s.beacon.window,
-      beacon_stride: [s.beacon.stride ?? s.beacon.window],
-      beacon_stride_mix: 'step-random',
-      beacon_attn: s.beacon.attn ?? 'step-expansion',
-      beacon_attend_previous: true,
-      beacon_ratio: s.beacon.ratios,
-      beacon_ratio_mix: s.beacon.ratioMix ?? 'step-random',
-      beacon_param: ['q', 'k', 'v', 'o'],
-    });
+    };
   }
-  writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+  return {
+    beacon_window: b.window,
+    beacon_stride: [b.stride ?? b.window],
+    beacon_stride_mix: 'step-random',
+    beacon_attn: b.attn ?? 'step-expansion',
+    beacon_attend_previous: true,
+    beacon_ratio: b.ratios,
+    beacon_ratio_mix: b.ratioMix ?? 'step-random',
+    beacon_param: ['q', 'k', 'v', 'o'],
+  };
 }
 
 if (import.meta.url === `file://${process.argv[1]}`) {

@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BEACON_EMBED, openModel } from '../../src/model/model.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors-write.js';
-import { PRESETS, rng, writeRandomModel } from '../../tools/random-model.js';
+import { beaconConfigKeys, normal, PRESETS, rng, writeRandomModel } from '../../tools/random-model.js';
 import { writeQwen2Gguf } from './gguf.js';
 
 export interface BenchModels {
@@ -16,18 +16,6 @@ export interface BenchModels {
   beacon: string;
   ggufF32: string;
   ggufQ8: string;
-}
-
-function normal(rand: () => number, n: number, std: number): Float32Array {
-  const out = new Float32Array(n);
-  for (let i = 0; i < n; i += 2) {
-    const u = Math.max(rand(), 1e-12);
-    const v = rand();
-    const r = std * Math.sqrt(-2 * Math.log(u));
-    out[i] = r * Math.cos(2 * Math.PI * v);
-    if (i + 1 < n) out[i + 1] = r * Math.sin(2 * Math.PI * v);
-  }
-  return out;
 }
 
 /** Copies `plainDir` and adds beacon tensors (same init scheme as tools/random-model.ts). */
@@ -49,19 +37,7 @@ function writeBeaconVariant(plainDir: string, dir: string): void {
   mkdirSync(dir, { recursive: true });
   writeSafetensors(join(dir, 'model.safetensors'), tensors);
   const config = JSON.parse(readFileSync(join(plainDir, 'config.json'), 'utf8'));
-  Object.assign(config, {
-    beacon_window: 2048,
-    beacon_stride: 2048,
-    beacon_attn: 'full-coverage',
-    beacon_ratio: [2, 4, 8],
-    beacon_ratio_mix: 'adapt-1024',
-    beacon_param: ['q', 'k', 'v'],
-    beacon_embed_init: 'eos',
-    beacon_sink_size: 0,
-    beacon_attend_prev: true,
-    beacon_pos: 'interleave',
-    beacon_parallel_window: 1,
-  });
+  Object.assign(config, beaconConfigKeys({ version: 'v3', window: 2048, ratios: [2, 4, 8] }));
   writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }
 
