@@ -1,5 +1,5 @@
 // npm run bench:cpu  (node --import tsx bench/cpu/run.ts [--lengths 2048,8192,32000] [--decode 16]
-//                     [--threads 2] [--only ctx|llama] [--fresh] [--report])
+//                     [--threads 2] [--only ctx|llama] [--strategies full,select,beacon] [--fresh] [--report])
 //
 // ctx's cpu backend against llama.cpp (node-llama-cpp, CPU) on one random-weight model in the
 // shape of Qwen2.5-0.5B, side by side on this machine. For every document length:
@@ -38,6 +38,7 @@ const lengths = opt('lengths', '2048,8192,32000').split(',').map(Number);
 const decode = Number(opt('decode', '16'));
 const threads = Number(opt('threads', '2'));
 const only = opt('only', '');
+const strategies = new Set(opt('strategies', 'full,select,beacon').split(','));
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 if (args.includes('--report')) {
@@ -114,7 +115,7 @@ const plan: Array<[number, Config]> = [
   ...single.map((c): [number, Config] => [Math.min(...lengths), c]),
 ];
 for (const [n, c] of plan) {
-  if (only && c.engine !== only) continue;
+  if ((only && c.engine !== only) || !strategies.has(c.strategy)) continue;
   const runThreads = c.threads ?? threads;
   const same = (r: Measurement) =>
     r.n === n && r.engine === c.engine && r.strategy === c.strategy && r.dtype === c.dtype && (r.threads ?? threads) === runThreads;
