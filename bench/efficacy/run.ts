@@ -97,7 +97,7 @@ const sum = (s: string, len: number) => {
   }
   return { right, total, seconds };
 };
-const label = (len: number) => (len >= 1024 ? `${Math.round(len / 1024)}K` : String(len));
+const label = (len: number) => (len % 1024 === 0 ? `${len / 1024}K` : len >= 1000 ? `${Math.round(len / 1000)}K` : String(len));
 const maxArg = maxTokens.size ? ` --max ${[...maxTokens].map(([s, n]) => `${s}=${n}`).join(',')}` : '';
 const command = `npm run bench:efficacy -- --lengths ${lengths.join(',')} --docs ${docs} --depths ${depths.join(',')} --strategies ${strategies.join(',')} --backend ${backendName}${maxArg}`;
 const c = model.config;
