@@ -71,7 +71,11 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
   }
   out(`- dense FLOPs per row (all layers' linear weights, LM head excluded): ${(flopsRow / 1e6).toFixed(0)} MFLOP; a beacon row count is raw tokens × (1 + 1/r)`);
   const loads = r.runs.flatMap((m) => m.loadAvg ?? []);
-  if (loads.length) out(`- 1-minute load average during the runs: ${Math.min(...loads).toFixed(1)} – ${Math.max(...loads).toFixed(1)} (other work shared the machine; both engines were run interleaved)`);
+  if (loads.length) {
+    // The benchmark's own threads make a load of about `threads`; more means other work shared the cores.
+    const shared = Math.max(...loads) > Number(r.machine.cores) + 0.5;
+    out(`- 1-minute load average during the runs: ${Math.min(...loads).toFixed(1)} – ${Math.max(...loads).toFixed(1)} (${shared ? 'other work shared the machine; ' : 'the benchmark alone; '}both engines were run interleaved)`);
+  }
   out();
   out('## Results');
   out();
