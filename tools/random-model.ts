@@ -5,6 +5,7 @@
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { mulberry32 } from '../src/demo/rng.js';
 import { writeSafetensors, type TensorToWrite } from '../src/model/safetensors-write.js';
 
 export interface RandomModelSpec {
@@ -43,18 +44,6 @@ export const PRESETS: Record<string, RandomModelSpec> = {
   },
 };
 
-/** mulberry32: small, fast, deterministic. */
-export function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /** n samples of N(0, std²) (Box–Muller). */
 export function normal(rand: () => number, n: number, std: number): Float32Array {
   const out = new Float32Array(n);
@@ -72,7 +61,7 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
   mkdirSync(dir, { recursive: true });
   const s = spec;
   const D = s.hidden / s.heads;
-  const rand = rng(s.seed ?? 1);
+  const rand = mulberry32(s.seed ?? 1);
   const lin = 1.6 / Math.sqrt(s.hidden);
   const tensors: TensorToWrite[] = [];
   const add = (name: string, shape: number[], data: Float32Array) => tensors.push({ name, shape, data, dtype: s.dtype });

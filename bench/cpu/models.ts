@@ -8,7 +8,8 @@ import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BEACON_EMBED, openModel } from '../../src/model/model.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors-write.js';
-import { beaconConfigKeys, normal, PRESETS, rng, writeRandomModel } from '../../tools/random-model.js';
+import { mulberry32 } from '../../src/demo/rng.js';
+import { beaconConfigKeys, normal, PRESETS, writeRandomModel } from '../../tools/random-model.js';
 import { writeQwen2Gguf } from './gguf.js';
 
 export interface BenchModels {
@@ -22,7 +23,7 @@ export interface BenchModels {
 function writeBeaconVariant(plainDir: string, dir: string): void {
   const model = openModel(plainDir);
   const c = model.config;
-  const rand = rng(7);
+  const rand = mulberry32(7);
   const tensors: TensorToWrite[] = model.weights.names().map((name) => ({ name, shape: model.weights.info(name).shape, data: model.weights.float32(name) }));
   const H = c.hiddenSize;
   const lin = 1.6 / Math.sqrt(H);

@@ -1,5 +1,6 @@
 // mulberry32: a tiny, fast 32-bit PRNG. Bit-identical to `Mulberry32` in
-// models/recipes/needle/language.py, so the same seed gives the same document in both languages.
+// models/recipes/needle/language.py, so the same seed gives the same document in both languages;
+// also the generator of tools/random-model.ts's weights.
 
 export type Rng = () => number;
 
