@@ -447,44 +447,37 @@ def main():
             return 1
 
     model = Qwen2Beacon(CONFIG, beacon=True)
-    base_ckpt = os.path.join(args.work, "base.pt")
-    if args.resume and os.path.exists(base_ckpt):
-        model.load_state_dict(torch.load(base_ckpt))
-        hist["base"] = json.load(open(base_ckpt + ".json"))
-        log(f"base: loaded {base_ckpt}")
-    else:
+
+    def stage(name: str, ckpt_file: str, train) -> dict:
+        """Runs train() and saves the model and its history to <work>/<ckpt_file>(.json); with --resume
+        loads them instead when they exist. Returns the stage's history."""
+        ckpt = os.path.join(args.work, ckpt_file)
+        if args.resume and os.path.exists(ckpt):
+            model.load_state_dict(torch.load(ckpt))
+            log(f"{name}: loaded {ckpt}")
+            return json.load(open(ckpt + ".json"))
+        log(f"{name}: training")
+        h = train()
+        torch.save(model.state_dict(), ckpt)
+        json.dump(h, open(ckpt + ".json", "w"))
+        return h
+
+    def base_training() -> dict:
         init_weights(model, SEED)
-        log("base: training")
-        hist["base"] = train_base(model, args.base_budget)
-        torch.save(model.state_dict(), base_ckpt)
-        json.dump(hist["base"], open(base_ckpt + ".json", "w"))
+        return train_base(model, args.base_budget)
+
+    base_ckpt = os.path.join(args.work, "base.pt")
+    hist["base"] = stage("base", "base.pt", base_training)
     model.init_beacon_from_base("eos", lang.EOS, lang.BOS)
     log(
         f"base in-window exact: {eval_full(model, 251, 256, np.random.default_rng(7)):.3f}, "
         f"value hidden from layer 0: {eval_full(model, 251, 256, np.random.default_rng(7), hide=True):.3f}"
     )
 
-    beacon_ckpt = os.path.join(args.work, "beacon.pt")
-    if args.resume and os.path.exists(beacon_ckpt):
-        model.load_state_dict(torch.load(beacon_ckpt))
-        hist["beacon"] = json.load(open(beacon_ckpt + ".json"))
-        log(f"beacon: loaded {beacon_ckpt}")
-    else:
-        log("beacon: training")
-        hist["beacon"] = train_beacon(model, args.beacon_budget)
-        torch.save(model.state_dict(), beacon_ckpt)
-        json.dump(hist["beacon"], open(beacon_ckpt + ".json", "w"))
-
-    refine_ckpt = os.path.join(args.work, "beacon-refine.pt")
-    if args.resume and os.path.exists(refine_ckpt):
-        model.load_state_dict(torch.load(refine_ckpt))
-        hist["beacon_refine"] = json.load(open(refine_ckpt + ".json"))
-        log(f"beacon refine: loaded {refine_ckpt}")
-    else:
-        log("beacon refine: training")
-        hist["beacon_refine"] = train_beacon(model, args.beacon_budget, BEACON_REFINE, lr=1e-3, seed=SEED + 4)
-        torch.save(model.state_dict(), refine_ckpt)
-        json.dump(hist["beacon_refine"], open(refine_ckpt + ".json", "w"))
+    hist["beacon"] = stage("beacon", "beacon.pt", lambda: train_beacon(model, args.beacon_budget))
+    hist["beacon_refine"] = stage(
+        "beacon refine", "beacon-refine.pt", lambda: train_beacon(model, args.beacon_budget, BEACON_REFINE, lr=1e-3, seed=SEED + 4)
+    )
 
     export(model, args.out)
     log(f"exported to {args.out}")
