@@ -7,8 +7,8 @@
 //
 // `--docs` documents per (length, strategy) cell, spread evenly over the depths. `--max s=n` runs
 // strategy s only up to n tokens (the quadratic ones cost minutes per document at 100K); the cells
-// beyond say "not run". The same documents
-// (seeded) are read by every strategy. Each answer is the model's greedy next token after the question.
+// beyond say "not run". The same documents (seeded) are read by every strategy. Each answer is the
+// model's greedy next token after the question.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
@@ -46,7 +46,7 @@ const model = openModel(modelDir);
 const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
 const backend = await createBackend(backendName, model);
 
-/** correct[strategy][length][depth] = [right, total] */
+/** One (strategy, length, depth) cell: documents answered right, documents read, seconds spent. */
 type Cell = { right: number; total: number; seconds: number };
 const cells = new Map<string, Cell>();
 const cell = (s: string, len: number, d: number) => {
