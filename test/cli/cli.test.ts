@@ -294,7 +294,7 @@ describe('signals', () => {
     // Give ctx time to start and install its handlers (it then waits on stdin forever).
     await new Promise((r) => setTimeout(r, 2500));
     child.kill('SIGINT');
-    const [code] = (await new Promise((resolve) => child.on('exit', (...a) => resolve(a)))) as [number | null];
+    const [code] = (await new Promise((resolve) => child.on('exit', (...a) => resolve(a)))) as unknown as [number | null];
     assert.equal(code, EXIT.interrupted);
     assert.equal(stderr, 'ctx: interrupted\n');
   });

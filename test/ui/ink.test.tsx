@@ -30,6 +30,8 @@ class FakeTerminal extends EventEmitter {
   }
 }
 
+const asStream = (t: FakeTerminal) => t as unknown as NodeJS.WriteStream;
+
 // eslint-disable-next-line no-control-regex
 const plain = (s: string) => s.replace(/\x1b\[[0-9;?]*[A-Za-z]/g, '');
 
@@ -62,7 +64,7 @@ describe('Ink display', () => {
 
   it('commits the answer row by row: a long answer costs the same per token as a short one', async () => {
     const term = new FakeTerminal(80);
-    const r = new InkRenderer({ stdout: term, stderr: new FakeTerminal(80), stream: true });
+    const r = new InkRenderer({ stdout: asStream(term), stderr: asStream(new FakeTerminal(80)), stream: true });
     for (const e of reading) r.event(e);
     r.event({ type: 'read', tokens: 20011, seconds: 16.2, cached: false });
     r.event({ type: 'question', text: 'What happens?' });

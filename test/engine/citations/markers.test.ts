@@ -3,11 +3,11 @@
 import assert from 'node:assert/strict';
 import { join, relative } from 'node:path';
 import { describe, it } from 'node:test';
-import { addSourceMarkers, LINE_EVERY, NAMED_LINE_EVERY } from '../../src/engine/citations/markers.js';
-import type { Document, Segment } from '../../src/input/document.js';
-import { readInputs } from '../../src/input/read.js';
-import { loadTokenizer } from '../../src/model/tokenizer.js';
-import { REPO_ROOT, sharedPath } from '../helpers/fixtures.js';
+import { addSourceMarkers, LINE_EVERY, NAMED_LINE_EVERY } from '../../../src/engine/citations/markers.js';
+import type { Document, Segment } from '../../../src/input/document.js';
+import { readInputs } from '../../../src/input/read.js';
+import { loadTokenizer } from '../../../src/model/tokenizer.js';
+import { REPO_ROOT, sharedPath } from '../../helpers/fixtures.js';
 
 function doc(segments: Segment[]): Document {
   const paths = [...new Set(segments.map((s) => s.source.path))];

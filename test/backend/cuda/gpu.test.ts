@@ -1,5 +1,5 @@
 // The cuda backend on a GPU: the CUDA kernels in beacon_cuda.so. Skips with the probe's reason where
-// there is none (CI). Run on a GPU machine with `node scripts/run-tests.js test/cuda` and record
+// there is none (CI). Run on a GPU machine with `node scripts/run-tests.js test/backend/cuda` and record
 // the run in native/README.md ("GPU runs").
 //
 //   f32  — the correctness mode: every scenario against the reference backend, and the golden
@@ -13,12 +13,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
-import type { Backend } from '../../src/backend/contract.js';
-import { CudaBackend, createCudaBackend, probeDevices } from '../../src/backend/cuda/index.js';
-import { createReferenceBackend } from '../../src/backend/reference/index.js';
-import { findGoldenCases } from '../../src/engine/golden.js';
-import type { Model } from '../../src/model/model.js';
-import { PRESETS, type RandomModelSpec } from '../../tools/random-model.js';
+import type { Backend } from '../../../src/backend/contract.js';
+import { CudaBackend, createCudaBackend, probeDevices } from '../../../src/backend/cuda/index.js';
+import { createReferenceBackend } from '../../../src/backend/reference/index.js';
+import { findGoldenCases } from '../../../src/engine/golden.js';
+import type { Model } from '../../../src/model/model.js';
+import { PRESETS, type RandomModelSpec } from '../../../tools/random-model.js';
 import { compareRuns, GOLDEN_ROOT, replayGolden, runOps, tempModel, type Op, type RunResult } from './helpers.js';
 import { beaconOps, causalOps, rangesOps, selectOps } from './scenarios.js';
 

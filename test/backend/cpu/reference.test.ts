@@ -2,9 +2,9 @@
 // strategy through the engine, then the contract's corners step by step.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
-import type { Backend, RopeTable, StepRequest } from '../../src/backend/contract.js';
-import { baseInvFreq } from '../../src/engine/rope.js';
-import { tinyModel, tokens } from '../helpers/models.js';
+import type { Backend, RopeTable, StepRequest } from '../../../src/backend/contract.js';
+import { baseInvFreq } from '../../../src/engine/rope.js';
+import { tinyModel, tokens } from '../../helpers/models.js';
 import { bothBackends, maxAbsDiff, runDiff, runStrategy } from './helpers.js';
 
 const TOL = 1e-4;

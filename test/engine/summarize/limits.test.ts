@@ -2,13 +2,13 @@
 // re-encode longer than their cap are clipped before they are combined.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { Conversation } from '../../src/engine/conversation.js';
-import type { Engine } from '../../src/engine/reader.js';
-import { combineInstruction, finalInstruction, sectionInstruction, wholeInstruction, type SummaryRequest } from '../../src/engine/summarize/prompts.js';
-import { clipToTokens, summaryLimits } from '../../src/engine/summarize/run.js';
-import { openModel } from '../../src/model/model.js';
-import { loadTokenizer } from '../../src/model/tokenizer.js';
-import { fixtureModel } from '../../scripts/make-fixture-models.js';
+import { Conversation } from '../../../src/engine/conversation.js';
+import type { Engine } from '../../../src/engine/reader.js';
+import { combineInstruction, finalInstruction, sectionInstruction, wholeInstruction, type SummaryRequest } from '../../../src/engine/summarize/prompts.js';
+import { clipToTokens, summaryLimits } from '../../../src/engine/summarize/run.js';
+import { openModel } from '../../../src/model/model.js';
+import { loadTokenizer } from '../../../src/model/tokenizer.js';
+import { fixtureModel } from '../../../scripts/make-fixture-models.js';
 import { wideTinyModel } from './wide-model.js';
 
 /** What summaryLimits needs of an engine: the model's config and tokenizer. */

@@ -1,12 +1,12 @@
 // Child process of long-document.test.ts: streams a long document through one strategy on the
 // cpu backend and prints what it measured as one JSON line (peak RSS is per process, so each
 // strategy runs in its own).
-//   node --import tsx test/backend-cpu/long-document.child.ts <model-dir> <cache-dir> <beacon|select> <tokens>
-import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import { openModel } from '../../src/model/model.js';
-import { Session } from '../../src/engine/session.js';
-import { resolveStrategy } from '../../src/engine/strategies/index.js';
-import { tokens } from '../helpers/models.js';
+//   node --import tsx test/backend/cpu/long-document.child.ts <model-dir> <cache-dir> <beacon|select> <tokens>
+import { createCpuBackend } from '../../../src/backend/cpu/index.js';
+import { openModel } from '../../../src/model/model.js';
+import { Session } from '../../../src/engine/session.js';
+import { resolveStrategy } from '../../../src/engine/strategies/index.js';
+import { tokens } from '../../helpers/models.js';
 
 const [dir, cacheDir, strategy, count] = process.argv.slice(2);
 const model = openModel(dir);
@@ -18,7 +18,7 @@ const session = new Session(backend, resolveStrategy(model.config, opts, n + 16)
 const rssAfterLoad = process.memoryUsage().rss;
 const t0 = performance.now();
 const feedChunk = 4096; // the document arrives in pieces, as a reader streams it
-let last = new Float32Array(0);
+let last: Float32Array = new Float32Array(0);
 for (let s = 0; s < n; s += feedChunk) last = await session.feed(doc.subarray(s, s + feedChunk));
 let id = 0;
 for (let j = 1; j < model.config.vocabSize; j++) if (last[j] > last[id]) id = j;

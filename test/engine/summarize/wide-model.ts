@@ -4,8 +4,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { writeTinyTokenizer } from '../../scripts/make-tiny-tokenizer.js';
-import { PRESETS, writeRandomModel } from '../../tools/random-model.js';
+import { writeTinyTokenizer } from '../../../scripts/make-tiny-tokenizer.js';
+import { PRESETS, writeRandomModel } from '../../../tools/random-model.js';
 
 const made = new Map<number, string>();
 

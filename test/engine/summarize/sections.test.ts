@@ -3,13 +3,13 @@
 // boundaries are easy to state; one runs on the tiny fixture tokenizer and the input fixtures.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { addSourceMarkers } from '../../src/engine/citations/markers.js';
-import { combineText, planSummary, stepsInOrder, type Count, type PlanNode, type SectionLimits } from '../../src/engine/summarize/sections.js';
-import type { Document, Segment } from '../../src/input/document.js';
-import { readInputs } from '../../src/input/read.js';
-import { loadTokenizer } from '../../src/model/tokenizer.js';
-import { fixtureModel } from '../../scripts/make-fixture-models.js';
-import { inputFixtures } from '../helpers/fixtures.js';
+import { addSourceMarkers } from '../../../src/engine/citations/markers.js';
+import { combineText, planSummary, stepsInOrder, type Count, type PlanNode, type SectionLimits } from '../../../src/engine/summarize/sections.js';
+import type { Document, Segment } from '../../../src/input/document.js';
+import { readInputs } from '../../../src/input/read.js';
+import { loadTokenizer } from '../../../src/model/tokenizer.js';
+import { fixtureModel } from '../../../scripts/make-fixture-models.js';
+import { inputFixtures } from '../../helpers/fixtures.js';
 
 const chars: Count = async (text) => text.length;
 

@@ -1,16 +1,16 @@
 // The summary mode rule and the instructions each kind of step gets.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { chooseMode, type ModeInputs } from '../../src/engine/summarize/mode.js';
-import { citeInstruction } from '../../src/engine/citations/markers.js';
+import { chooseMode, type ModeInputs } from '../../../src/engine/summarize/mode.js';
+import { citeInstruction } from '../../../src/engine/citations/markers.js';
 import {
   combineInstruction,
   finalInstruction,
   sectionInstruction,
   wholeInstruction,
   type SummaryRequest,
-} from '../../src/engine/summarize/prompts.js';
-import { combineText } from '../../src/engine/summarize/sections.js';
+} from '../../../src/engine/summarize/prompts.js';
+import { combineText } from '../../../src/engine/summarize/sections.js';
 
 const base: ModeInputs = {
   requested: 'auto',

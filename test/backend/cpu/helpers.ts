@@ -4,13 +4,13 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend } from '../../src/backend/contract.js';
-import { createCpuBackend } from '../../src/backend/cpu/index.js';
-import { createReferenceBackend } from '../../src/backend/reference/index.js';
-import type { Model } from '../../src/model/model.js';
-import { Session } from '../../src/engine/session.js';
-import { resolveStrategy, type StrategyOptions } from '../../src/engine/strategies/index.js';
-import { argmaxRows, maxAbsDiff } from '../helpers/compare.js';
+import type { Backend } from '../../../src/backend/contract.js';
+import { createCpuBackend } from '../../../src/backend/cpu/index.js';
+import { createReferenceBackend } from '../../../src/backend/reference/index.js';
+import type { Model } from '../../../src/model/model.js';
+import { Session } from '../../../src/engine/session.js';
+import { resolveStrategy, type StrategyOptions } from '../../../src/engine/strategies/index.js';
+import { argmaxRows, maxAbsDiff } from '../../helpers/compare.js';
 export { argmaxRows, maxAbsDiff };
 
 let cache: string | undefined;
@@ -24,7 +24,7 @@ export function testCacheDir(): string {
   return cache;
 }
 
-export async function cpuBackend(model: Model, dtype: 'f32' | 'q8' = 'f32'): Promise<Backend> {
+export async function cpuBackend(model: Model, dtype: 'f32' | 'q8' | 'q4' = 'f32'): Promise<Backend> {
   return createCpuBackend(model, { dtype, cacheDir: testCacheDir(), threads: 2 });
 }
 

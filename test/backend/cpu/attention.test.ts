@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { attend, buildAttentionGraph, type AttentionImpl, type AttentionSessions, type TileMask } from '../../src/backend/cpu/attention.js';
-import type { ModelConfig } from '../../src/model/config.js';
+import { attend, buildAttentionGraph, type AttentionImpl, type AttentionSessions, type TileMask } from '../../../src/backend/cpu/attention.js';
+import type { ModelConfig } from '../../../src/model/config.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ctx-attention-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));

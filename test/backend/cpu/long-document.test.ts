@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { tinyModelDir } from '../helpers/models.js';
+import { tinyModelDir } from '../../helpers/models.js';
 import { testCacheDir } from './helpers.js';
 
 const TOKENS = 20_480;
@@ -21,7 +21,7 @@ function run(strategy: string): Record<string, number> {
     vocab: 512, hidden: 64, intermediate: 192, maxPositions: 4096,
     beacon: { version: 'v3', window: 256, ratios: [8, 16, 32], ratioMix: 'adapt-1024' },
   });
-  const child = join(import.meta.dirname, 'long-document.child.ts');
+  const child = join(import.meta.dirname, './long-document.child.ts');
   const r = spawnSync(process.execPath, ['--import', 'tsx', child, dir, testCacheDir(), strategy, String(TOKENS)], { encoding: 'utf8' });
   assert.equal(r.status, 0, r.stderr);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);

@@ -2,8 +2,8 @@
 // the pages and lines of the inputs; invalid ones marked in the text.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { findCitations, indexSources, markInvalid, type Citation, type SourceIndex } from '../../src/engine/citations/resolve.js';
-import type { Document } from '../../src/input/document.js';
+import { findCitations, indexSources, markInvalid, type Citation, type SourceIndex } from '../../../src/engine/citations/resolve.js';
+import type { Document } from '../../../src/input/document.js';
 
 /** A PDF of 12 pages (page 7 without text), a repository of two files, and piped text. */
 const DOC: Document = {

@@ -8,15 +8,15 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { SourceMarking } from '../../src/cli/ask.js';
-import type { AnswerResult } from '../../src/engine/reader.js';
-import { readInputs } from '../../src/input/read.js';
-import type { RunEvent } from '../../src/ui/events.js';
-import { JsonRenderer } from '../../src/ui/json.js';
-import { inputFixtures } from '../helpers/fixtures.js';
+import { SourceMarking } from '../../../src/cli/ask.js';
+import type { AnswerResult } from '../../../src/engine/reader.js';
+import { readInputs } from '../../../src/input/read.js';
+import type { RunEvent } from '../../../src/ui/events.js';
+import { JsonRenderer } from '../../../src/ui/json.js';
+import { inputFixtures } from '../../helpers/fixtures.js';
 import { wideTinyModel } from '../summarize/wide-model.js';
 
-const BIN = join(import.meta.dirname, '..', '..', 'bin', 'ctx.js');
+const BIN = join(import.meta.dirname, '../..', '..', 'bin', 'ctx.js');
 
 class Recorder extends JsonRenderer {
   readonly events: RunEvent[] = [];

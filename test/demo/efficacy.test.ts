@@ -15,7 +15,7 @@ import { demoModelDir, makeNeedleDocument } from '../../src/demo/index.js';
 import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import { openModel, type Model } from '../../src/model/model.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
-import { cpuBackend } from '../backend-cpu/helpers.js';
+import { cpuBackend } from '../backend/cpu/helpers.js';
 
 let model: Model;
 let tokenizer: TextTokenizer;

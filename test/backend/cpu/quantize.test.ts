@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../../src/backend/cpu/graph.js';
-import { BLOCK, quantizeRow } from '../../src/backend/cpu/weights.js';
-import { Session } from '../../src/engine/session.js';
-import { resolveStrategy } from '../../src/engine/strategies/index.js';
-import { tinyModel, tokens } from '../helpers/models.js';
+import { Graph } from '../../../src/backend/cpu/graph.js';
+import { BLOCK, quantizeRow } from '../../../src/backend/cpu/weights.js';
+import { Session } from '../../../src/engine/session.js';
+import { resolveStrategy } from '../../../src/engine/strategies/index.js';
+import { tinyModel, tokens } from '../../helpers/models.js';
 import { argmaxRows, cpuBackend } from './helpers.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ctx-quantize-test-'));

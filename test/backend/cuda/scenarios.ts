@@ -3,8 +3,8 @@
 // scale, `ranges` masks, beacon rows (mixed, all-beacon, with beacon q/k/v/o), and TokenSelect with
 // and without selection reuse. The same script runs on the reference and the native backends.
 
-import type { StepRequest } from '../../src/backend/contract.js';
-import type { Model } from '../../src/model/model.js';
+import type { StepRequest } from '../../../src/backend/contract.js';
+import type { Model } from '../../../src/model/model.js';
 import { range, ropeOf, tokens, type Op } from './helpers.js';
 
 /** `scale` multiplies every length, so the GPU suite can run longer steps through the tiled kernels. */

@@ -4,11 +4,11 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
-import { findGoldenCases, runGoldenCase, type GoldenCase } from '../../src/engine/golden.js';
-import { openModel } from '../../src/model/model.js';
-import { Session } from '../../src/engine/session.js';
-import { resolveStrategy } from '../../src/engine/strategies/index.js';
-import { SHARED } from '../helpers/models.js';
+import { findGoldenCases, runGoldenCase, type GoldenCase } from '../../../src/engine/golden.js';
+import { openModel } from '../../../src/model/model.js';
+import { Session } from '../../../src/engine/session.js';
+import { resolveStrategy } from '../../../src/engine/strategies/index.js';
+import { SHARED } from '../../helpers/models.js';
 import { argmaxRows, cpuBackend, testCacheDir } from './helpers.js';
 
 const ROOT = join(SHARED, 'golden');

@@ -4,8 +4,8 @@ import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, unl
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CONVERTER_VERSION, convertedWeights } from '../../src/backend/cpu/weights.js';
-import { tinyModel } from '../helpers/models.js';
+import { CONVERTER_VERSION, convertedWeights } from '../../../src/backend/cpu/weights.js';
+import { tinyModel } from '../../helpers/models.js';
 
 const cache = mkdtempSync(join(tmpdir(), 'ctx-weights-test-'));
 after(() => rmSync(cache, { recursive: true, force: true }));

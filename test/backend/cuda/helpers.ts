@@ -4,17 +4,17 @@
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend, RopeTable, StepRequest } from '../../src/backend/contract.js';
-import { openModel, type Model } from '../../src/model/model.js';
-import { SafetensorsFile, toFloat32 } from '../../src/model/safetensors.js';
-import { baseInvFreq } from '../../src/engine/rope.js';
-import { Session } from '../../src/engine/session.js';
-import { resolveStrategy } from '../../src/engine/strategies/index.js';
-import { writeRandomModel, type RandomModelSpec } from '../../tools/random-model.js';
-import { argmaxRows, maxAbsDiff } from '../helpers/compare.js';
+import type { Backend, RopeTable, StepRequest } from '../../../src/backend/contract.js';
+import { openModel, type Model } from '../../../src/model/model.js';
+import { SafetensorsFile, toFloat32 } from '../../../src/model/safetensors.js';
+import { baseInvFreq } from '../../../src/engine/rope.js';
+import { Session } from '../../../src/engine/session.js';
+import { resolveStrategy } from '../../../src/engine/strategies/index.js';
+import { writeRandomModel, type RandomModelSpec } from '../../../tools/random-model.js';
+import { argmaxRows, maxAbsDiff } from '../../helpers/compare.js';
 export { argmaxRows, maxAbsDiff };
 
-export const GOLDEN_ROOT = join(import.meta.dirname, '../../../shared/golden');
+export const GOLDEN_ROOT = join(import.meta.dirname, '../../../../shared/golden');
 
 /** Writes a random model into a fresh temp folder and opens it; `cleanup` removes the folder. */
 export function tempModel(spec: RandomModelSpec): { model: Model; cleanup: () => void } {
