@@ -7,7 +7,22 @@ import { join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
 import { readTensorBytes, SafetensorsFile, toFloat32, type TensorInfo } from './safetensors.js';
 
-export class WeightStore {
+/**
+ * What the model layer reads weights through, whatever the format: this folder's safetensors
+ * (WeightStore) or a GGUF file (gguf/weights.ts). `dir` is the folder, or the GGUF file's path.
+ */
+export interface ModelWeights {
+  readonly dir: string;
+  has(name: string): boolean;
+  /** Shape in Hugging Face order ([out, in]); `dtype` is the stored type ("BF16", "Q4_K", ...). */
+  info(name: string): { name: string; dtype: string; shape: number[]; file: string; byteLength: number };
+  names(): string[];
+  float32(name: string, shape?: number[]): Float32Array;
+  totalBytes(): number;
+  fingerprint(): string;
+}
+
+export class WeightStore implements ModelWeights {
   readonly dir: string;
   readonly files: SafetensorsFile[];
   private readonly byName = new Map<string, TensorInfo>();
