@@ -21,17 +21,17 @@ export const SUPER_BLOCK = 256;
 export const GGML_TYPES: Record<SupportedType, BlockLayout> = {
   F32: { id: 0, blockValues: 1, blockBytes: 4 },
   F16: { id: 1, blockValues: 1, blockBytes: 2 },
-  // f16 scale d, 16 bytes of 4-bit codes.
-  Q4_0: { id: 2, blockValues: 32, blockBytes: 18 },
+  BF16: { id: 30, blockValues: 1, blockBytes: 2 },
   // f16 scale d, 32 int8 codes.
   Q8_0: { id: 8, blockValues: 32, blockBytes: 34 },
+  // f16 scale d, 16 bytes of 4-bit codes.
+  Q4_0: { id: 2, blockValues: 32, blockBytes: 18 },
   // f16 d, f16 dmin, 12 bytes of 6-bit sub-block scales and mins, 128 bytes of 4-bit codes.
   Q4_K: { id: 12, blockValues: SUPER_BLOCK, blockBytes: 144 },
   // as Q4_K, plus 32 bytes holding the fifth bit of every code.
   Q5_K: { id: 13, blockValues: SUPER_BLOCK, blockBytes: 176 },
   // 128 bytes of low 4 bits, 64 bytes of high 2 bits, 16 int8 sub-block scales, f16 d.
   Q6_K: { id: 14, blockValues: SUPER_BLOCK, blockBytes: 210 },
-  BF16: { id: 30, blockValues: 1, blockBytes: 2 },
 };
 
 /** Every type id ggml defines (for messages), whether ctx reads it or not. */
