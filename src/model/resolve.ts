@@ -4,6 +4,7 @@
 //   "org/repo" of a registry entry that is not a folder here                      → that entry
 //   a registry name → the package's own folder (local entries) or <cache>/models/<name>, downloaded
 //   first when asked to
+//   a .gguf file, ollama:NAME[:TAG] or lms:PUBLISHER/MODEL → that GGUF file (local-models.ts)
 //
 // Every failure says what to do next: pull the model, or point --model at a folder.
 
@@ -12,6 +13,7 @@ import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CtxError } from '../errors.js';
 import { pullModel, readDownloadRecord, type PullOptions } from './hub.js';
+import { resolveLocalModel } from './local-models.js';
 import { modelsCacheDir } from './paths.js';
 import { findByRepo, findEntry, loadRegistry, type Registry, type RegistryEntry } from './registry.js';
 
@@ -39,6 +41,8 @@ function folder(path: string, shownAs: string): string {
 
 export async function resolveModelDir(nameOrPath: string, opts: ResolveOptions = {}): Promise<string> {
   if (!nameOrPath) throw new CtxError('usage', 'no model given: pass -m <name or folder> (ctx models list shows the names)');
+  const gguf = resolveLocalModel(nameOrPath, opts.env);
+  if (gguf !== null) return gguf;
   const registry = opts.registry ?? loadRegistry();
 
   // An existing folder always wins, so a local copy can shadow a registry name.
