@@ -32,11 +32,6 @@ export class BeaconAppendStrategy implements Strategy {
     if (opts.ratio <= 0 || opts.stride % opts.ratio !== 0) throw new Error(`beacon ratio ${opts.ratio} must divide the stride ${opts.stride}`);
   }
 
-  describe(): string {
-    const o = this.opts;
-    return `beacon v1 append ${o.attn} (r=${o.ratio}, window ${o.window}, stride ${o.stride})`;
-  }
-
   remainingCapacity(): number {
     return this.opts.maxTokens - this.consumed;
   }

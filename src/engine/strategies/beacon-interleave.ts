@@ -33,10 +33,6 @@ export class BeaconInterleaveStrategy implements Strategy {
 
   constructor(private readonly ctx: StrategyContext, private readonly opts: InterleaveOptions) {}
 
-  describe(): string {
-    return `beacon v3 interleave (r=${this.opts.ratio}, window ${this.opts.window})`;
-  }
-
   remainingCapacity(): number {
     return this.opts.maxTokens - this.consumed;
   }

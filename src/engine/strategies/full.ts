@@ -16,10 +16,6 @@ export class FullStrategy implements Strategy {
 
   constructor(private readonly ctx: StrategyContext, private readonly opts: FullOptions) {}
 
-  describe(): string {
-    return `full (window ${this.opts.capacity})`;
-  }
-
   remainingCapacity(): number {
     return this.opts.capacity - this.ctx.seq.length;
   }

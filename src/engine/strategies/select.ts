@@ -20,11 +20,6 @@ export class SelectStrategy implements Strategy {
 
   constructor(private readonly ctx: StrategyContext, private readonly opts: SelectOptions) {}
 
-  describe(): string {
-    const o = this.opts;
-    return `select (init ${o.nInit} + top ${o.topK} + local ${o.nLocal}, chunk ${o.chunk})`;
-  }
-
   remainingCapacity(): number {
     return Infinity;
   }

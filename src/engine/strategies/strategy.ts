@@ -30,8 +30,6 @@ export type StrategyState = Record<string, unknown>;
 
 export interface Strategy {
   readonly name: StrategyName;
-  /** Short description of the parameters, e.g. "beacon v3 r=8 W=2048". */
-  describe(): string;
   /** Feeds raw tokens; returns logits [k, V]: the last token's (k = 1) or every token's. */
   feed(tokens: Int32Array, opts?: FeedOptions): Promise<Float32Array>;
   stats(): MemoryStats;

@@ -19,10 +19,6 @@ export class StreamStrategy implements Strategy {
     if (opts.chunk > opts.recent) throw new Error(`stream chunk ${opts.chunk} exceeds the recent window ${opts.recent}`);
   }
 
-  describe(): string {
-    return `stream (sink ${this.opts.sink} + recent ${this.opts.recent})`;
-  }
-
   remainingCapacity(): number {
     return Infinity;
   }
