@@ -6,7 +6,7 @@
 
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BEACON_EMBED, openModel } from '../../src/model/model.js';
+import { openModel } from '../../src/model/model.js';
 import { writeSafetensors, type TensorToWrite } from '../../src/model/safetensors-write.js';
 import { mulberry32 } from '../../src/demo/rng.js';
 import { beaconConfigKeys, normal, PRESETS, writeRandomModel } from '../../tools/random-model.js';
@@ -27,7 +27,7 @@ function writeBeaconVariant(plainDir: string, dir: string): void {
   const tensors: TensorToWrite[] = model.weights.names().map((name) => ({ name, shape: model.weights.info(name).shape, data: model.weights.float32(name) }));
   const H = c.hiddenSize;
   const lin = 1.6 / Math.sqrt(H);
-  tensors.push({ name: BEACON_EMBED, shape: [1, H], data: normal(rand, H, 1) });
+  tensors.push({ name: 'model.beacon_embed_tokens.weight', shape: [1, H], data: normal(rand, H, 1) });
   for (let l = 0; l < c.numLayers; l++) {
     for (const [k, out] of [['q', c.numHeads * c.headDim], ['k', c.numKvHeads * c.headDim], ['v', c.numKvHeads * c.headDim]] as const) {
       const p = `model.layers.${l}.self_attn.beacon_${k}_proj`;

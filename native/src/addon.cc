@@ -64,11 +64,19 @@ Napi::Int32Array toInt32Array(Napi::Env env, const std::vector<int32_t>& v) {
   return out;
 }
 
-ctx::LinearRef getLinear(const Napi::Object& o, const char* key) {
-  Napi::Value v = o.Get(key);
-  if (!v.IsObject()) typeError(o.Env(), std::string("missing projection \"") + key + "\"");
-  Napi::Object p = v.As<Napi::Object>();
-  return {getInt(p, "weight"), getInt(p, "bias", -1)};
+/** A { "<role>.<key>": tensorIndex } object. */
+ctx::RoleMap getRoles(Napi::Value v, size_t tensorCount) {
+  if (!v.IsObject()) typeError(v.Env(), "a role map must be an object");
+  Napi::Object o = v.As<Napi::Object>();
+  Napi::Array keys = o.GetPropertyNames();
+  ctx::RoleMap roles;
+  for (uint32_t i = 0; i < keys.Length(); i++) {
+    const std::string key = keys.Get(i).As<Napi::String>().Utf8Value();
+    const int32_t index = getInt(o, key.c_str());
+    if (index < 0 || static_cast<size_t>(index) >= tensorCount) typeError(v.Env(), "role \"" + key + "\" names no tensor");
+    roles[key] = index;
+  }
+  return roles;
 }
 
 ctx::ModelSpec parseSpec(const Napi::Object& spec) {
@@ -93,42 +101,19 @@ ctx::ModelSpec parseSpec(const Napi::Object& spec) {
     s.dtype = t.Get("dtype").As<Napi::String>().Utf8Value();
     Napi::Array dims = t.Get("shape").As<Napi::Array>();
     for (uint32_t d = 0; d < dims.Length(); d++) s.shape.push_back(dims.Get(d).As<Napi::Number>().Int64Value());
+    if (s.shape.empty() || s.shape.size() > 2) typeError(env, "tensor shapes must have 1 or 2 dimensions");
+    s.norm = t.Get("norm").ToBoolean();
     m.tensors.push_back(std::move(s));
   }
-  m.embed = getInt(spec, "embed");
-  m.beaconEmbed = getInt(spec, "beaconEmbed", -1);
-  m.finalNorm = getInt(spec, "finalNorm");
-  m.lmHead = getInt(spec, "lmHead");
+  if (m.tensors.empty()) typeError(env, "spec.tensors is empty");
+  m.model = getRoles(spec.Get("model"), m.tensors.size());
   Napi::Array layers = spec.Get("layers").As<Napi::Array>();
-  for (uint32_t i = 0; i < layers.Length(); i++) {
-    Napi::Object l = layers.Get(i).As<Napi::Object>();
-    ctx::LayerRefs r;
-    r.inputNorm = getInt(l, "inputNorm");
-    r.postNorm = getInt(l, "postNorm");
-    r.gate = getInt(l, "gate");
-    r.up = getInt(l, "up");
-    r.down = getInt(l, "down");
-    r.q = getLinear(l, "q");
-    r.k = getLinear(l, "k");
-    r.v = getLinear(l, "v");
-    r.o = getLinear(l, "o");
-    Napi::Value b = l.Get("beacon");
-    if (b.IsObject()) {
-      Napi::Object bo = b.As<Napi::Object>();
-      r.hasBeacon = true;
-      r.beaconQ = getLinear(bo, "q");
-      r.beaconK = getLinear(bo, "k");
-      r.beaconV = getLinear(bo, "v");
-      r.beaconO = getLinear(bo, "o");
-    }
-    m.layers.push_back(r);
-  }
+  for (uint32_t i = 0; i < layers.Length(); i++) m.layers.push_back(getRoles(layers.Get(i), m.tensors.size()));
   Napi::Value rnd = spec.Get("randomSeed");
   if (rnd.IsNumber()) {
     m.randomWeights = true;
     m.seed = static_cast<uint64_t>(rnd.As<Napi::Number>().Int64Value());
   }
-  if (m.tensors.empty()) typeError(env, "spec.tensors is empty");
   return m;
 }
 

@@ -109,8 +109,12 @@ Engine::Engine(std::shared_ptr<Kernels> kernels, const ModelSpec& spec) : k_(std
   }
   if (static_cast<int32_t>(spec.layers.size()) != s.layers) fail("layer list does not match the layer count");
   buffers_ = std::make_unique<Buffers>(k_.get());
+  modelRoles_ = spec.model;
+  layerRoles_ = spec.layers;
+  weights_.assign(spec.tensors.size(), Weight{});
   try {
-    loadWeights(spec);
+    for (int32_t i = 0; i < static_cast<int32_t>(spec.tensors.size()); i++) loadTensor(spec, i);
+    k_->synchronize();
   } catch (...) {
     buffers_.reset();
     for (void* p : owned_) k_->release(p);
@@ -127,7 +131,7 @@ void Engine::dispose() {
   buffers_.reset();
   for (void* p : owned_) k_->release(p);
   owned_.clear();
-  layers_.clear();
+  weights_.clear();
 }
 
 size_t Engine::kvBytesPerRow() const {
@@ -139,28 +143,26 @@ std::shared_ptr<Sequence> Engine::newSequence() {
   return std::make_shared<Sequence>(shared_from_this());
 }
 
-void* Engine::loadTensor(const ModelSpec& spec, int32_t index, bool asMatrix, size_t rows, size_t cols,
-                         float randomOffset) {
-  if (index < 0 || index >= static_cast<int32_t>(spec.tensors.size())) fail("tensor index out of range");
-  if (loaded_[index]) return loaded_[index];
+void Engine::loadTensor(const ModelSpec& spec, int32_t index) {
   const TensorSource& t = spec.tensors[index];
   size_t numel = 1;
   for (int64_t d : t.shape) numel *= static_cast<size_t>(d);
-  if (numel != rows * cols) fail(t.file + ": a tensor has " + std::to_string(numel) + " elements, expected " +
-                                 std::to_string(rows * cols));
+  const bool asMatrix = t.shape.size() == 2;
   const DType target = asMatrix ? k_->computeType() : DType::F32;
   const size_t outSize = dtypeSize(target);
   void* dev = k_->alloc(numel * outSize);
   owned_.push_back(dev);
-  loaded_[index] = dev;
+  Weight& w = weights_[index];
+  if (asMatrix) w.matrix = Matrix{dev, target, static_cast<int32_t>(t.shape[0]), static_cast<int32_t>(t.shape[1])};
+  else w.vector = static_cast<float*>(dev);
 
   if (spec.randomWeights) {
     // Benchmarks: values don't change the speed, only the shapes do. Norm weights ~1, matrices with
-    // rows of unit-ish norm so activations stay finite, embeddings ~U(-1, 1).
+    // rows of unit-ish norm so activations stay finite.
     const uint64_t seed = spec.seed * 1000003ull + static_cast<uint64_t>(index);
-    if (!asMatrix) k_->fillRandom(dev, target, numel, seed, 0.05f, randomOffset);
-    else k_->fillRandom(dev, target, numel, seed, std::sqrt(3.0f / static_cast<float>(cols)), 0.0f);
-    return dev;
+    if (!asMatrix) k_->fillRandom(dev, target, numel, seed, 0.05f, t.norm ? 1.0f : 0.0f);
+    else k_->fillRandom(dev, target, numel, seed, std::sqrt(3.0f / static_cast<float>(t.shape[1])), 0.0f);
+    return;
   }
 
   const size_t inSize = sourceElemSize(t.dtype);
@@ -182,61 +184,27 @@ void* Engine::loadTensor(const ModelSpec& spec, int32_t index, bool asMatrix, si
     throw;
   }
   ::close(fd);
-  return dev;
 }
 
-Matrix Engine::matrix(const ModelSpec& spec, int32_t index, int32_t rows, int32_t cols) {
-  Matrix m;
-  m.data = loadTensor(spec, index, true, static_cast<size_t>(rows), static_cast<size_t>(cols), 0.0f);
-  m.dtype = k_->computeType();
-  m.rows = rows;
-  m.cols = cols;
-  return m;
+const Engine::Weight* Engine::find(int32_t layer, const std::string& key) const {
+  const RoleMap& roles = layer < 0 ? modelRoles_ : layerRoles_[layer];
+  const auto it = roles.find(key);
+  return it == roles.end() ? nullptr : &weights_[it->second];
 }
 
-float* Engine::vector(const ModelSpec& spec, int32_t index, int32_t len, bool isNorm) {
-  return static_cast<float*>(loadTensor(spec, index, false, 1, static_cast<size_t>(len), isNorm ? 1.0f : 0.0f));
+const Matrix& Engine::matrix(int32_t layer, const std::string& key) const {
+  const Weight* w = find(layer, key);
+  if (!w || !w->matrix.data) fail("the model has no matrix \"" + key + "\"");
+  return w->matrix;
 }
 
-Engine::Linear Engine::linear(const ModelSpec& spec, const LinearRef& ref, int32_t rows, int32_t cols) {
-  Linear l;
-  l.w = matrix(spec, ref.weight, rows, cols);
-  if (ref.bias >= 0) l.bias = vector(spec, ref.bias, rows, false);
-  return l;
+const float* Engine::vector(int32_t layer, const std::string& key) const {
+  const Weight* w = find(layer, key);
+  return w ? w->vector : nullptr;
 }
 
-void Engine::loadWeights(const ModelSpec& spec) {
-  const ModelShape& s = shape_;
-  loaded_.assign(spec.tensors.size(), nullptr);
-  const int32_t qDim = s.heads * s.headDim, kvDim = s.kvHeads * s.headDim;
-  embed_ = matrix(spec, spec.embed, s.vocab, s.hidden);
-  if (spec.beaconEmbed >= 0) {
-    beaconEmbed_ = matrix(spec, spec.beaconEmbed, 1, s.hidden);
-    hasBeaconEmbed_ = true;
-  }
-  finalNorm_ = vector(spec, spec.finalNorm, s.hidden, true);
-  lmHead_ = matrix(spec, spec.lmHead, s.vocab, s.hidden);
-  for (const LayerRefs& r : spec.layers) {
-    Layer L;
-    L.inputNorm = vector(spec, r.inputNorm, s.hidden, true);
-    L.postNorm = vector(spec, r.postNorm, s.hidden, true);
-    L.q = linear(spec, r.q, qDim, s.hidden);
-    L.k = linear(spec, r.k, kvDim, s.hidden);
-    L.v = linear(spec, r.v, kvDim, s.hidden);
-    L.o = linear(spec, r.o, s.hidden, qDim);
-    L.gate = linear(spec, {r.gate, -1}, s.intermediate, s.hidden);
-    L.up = linear(spec, {r.up, -1}, s.intermediate, s.hidden);
-    L.down = linear(spec, {r.down, -1}, s.hidden, s.intermediate);
-    L.hasBeacon = r.hasBeacon;
-    if (r.hasBeacon) {
-      L.beaconQ = linear(spec, r.beaconQ, qDim, s.hidden);
-      L.beaconK = linear(spec, r.beaconK, kvDim, s.hidden);
-      L.beaconV = linear(spec, r.beaconV, kvDim, s.hidden);
-      L.beaconO = linear(spec, r.beaconO, s.hidden, qDim);
-    }
-    layers_.push_back(L);
-  }
-  k_->synchronize();
+Engine::Linear Engine::linear(int32_t layer, const std::string& role) const {
+  return Linear{matrix(layer, role + ".weight"), vector(layer, role + ".bias")};
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -437,7 +405,8 @@ StepOutput Sequence::step(const StepInput& in) {
       fail(fmt("step: token id %lld is outside the vocabulary", in.tokens[i]));
     }
   }
-  if (nBeacon > 0 && (!E.hasBeaconEmbed_ || !E.layers_[0].hasBeacon)) fail("step: beacon rows need a beacon checkpoint");
+  const Engine::Weight* beaconEmbed = E.find(-1, "beaconEmbed.weight");
+  if (nBeacon > 0 && (!beaconEmbed || !E.find(0, "beaconQ.weight"))) fail("step: beacon rows need a beacon checkpoint");
   int32_t keysLo = T, keysHi = 0;
   if (!in.select && !in.ranges.empty()) {
     for (int32_t i = 0; i < n; i++) {
@@ -511,7 +480,7 @@ StepOutput Sequence::step(const StepInput& in) {
 
   // ---- the layers ----
   float* x = B.x.as<float>(static_cast<size_t>(n) * hidden);
-  K.embed(x, E.embed_, E.hasBeaconEmbed_ ? &E.beaconEmbed_ : nullptr, dTokens, dBeacon, n);
+  K.embed(x, E.matrix(-1, "embed.weight"), beaconEmbed ? &beaconEmbed->matrix : nullptr, dTokens, dBeacon, n);
   void* h = B.h.get(static_cast<size_t>(n) * hidden * actSize);
   float* q = B.q.as<float>(static_cast<size_t>(n) * qDim);
   float* kNew = B.k.as<float>(static_cast<size_t>(n) * kvDim);
@@ -522,10 +491,13 @@ StepOutput Sequence::step(const StepInput& in) {
   if (in.reportSelection) out.selection.resize(s.layers);
 
   for (int32_t l = 0; l < s.layers; l++) {
-    const Engine::Layer& L = E.layers_[l];
+    const Engine::Linear Lq = E.linear(l, "q"), Lk = E.linear(l, "k"), Lv = E.linear(l, "v"), Lo = E.linear(l, "o");
+    // Beacon rows' projections: the beacon ones on beacon checkpoints (the same tensors as q/k/v/o
+    // where the checkpoint lacks them: model/tensors.ts), the base ones otherwise.
+    const bool hasBeacon = E.find(l, "beaconQ.weight") != nullptr;
 
     // -- attention block: h = norm(x); q,k,v = h·Wᵀ (+b), beacon rows with the beacon weights --
-    K.rmsnorm(h, act, x, L.inputNorm, n, hidden, s.eps);
+    K.rmsnorm(h, act, x, E.vector(l, "inputNorm.weight"), n, hidden, s.eps);
     void* hRaw = nullptr;
     void* hBeacon = nullptr;
     if (mixed) {
@@ -554,13 +526,13 @@ StepOutput Sequence::step(const StepInput& in) {
         K.scatterRows(outRows, sub, groups[g].second.second->as<int32_t>(cnt), cnt, outDim * sizeof(float));
       }
     };
-    const Engine::Linear& bq = L.hasBeacon ? L.beaconQ : L.q;
-    const Engine::Linear& bk = L.hasBeacon ? L.beaconK : L.k;
-    const Engine::Linear& bv = L.hasBeacon ? L.beaconV : L.v;
-    const Engine::Linear& bo = L.hasBeacon ? L.beaconO : L.o;
-    project(q, L.q, bq);
-    project(kNew, L.k, bk);
-    project(vNew, L.v, bv);
+    const Engine::Linear bq = hasBeacon ? E.linear(l, "beaconQ") : Lq;
+    const Engine::Linear bk = hasBeacon ? E.linear(l, "beaconK") : Lk;
+    const Engine::Linear bv = hasBeacon ? E.linear(l, "beaconV") : Lv;
+    const Engine::Linear bo = hasBeacon ? E.linear(l, "beaconO") : Lo;
+    project(q, Lq, bq);
+    project(kNew, Lk, bk);
+    project(vNew, Lv, bv);
 
     // Append the new rows' K (pre-RoPE) and V to the layer's storage.
     K.convert(static_cast<char*>(keys_[l]) + static_cast<size_t>(M) * kvRowBytes, kvt, kNew, DType::F32,
@@ -585,21 +557,22 @@ StepOutput Sequence::step(const StepInput& in) {
     }
 
     // x += attn · Woᵀ (beacon rows through beacon_o_proj when the checkpoint has one)
-    const bool sameO = L.o.w.data == bo.w.data;
+    const bool sameO = Lo.w.data == bo.w.data && Lo.bias == bo.bias;
     if (!mixed || sameO) {
-      K.matmul(x, attn, (allBeacon ? bo : L.o).w, nullptr, n, true);
+      const Engine::Linear& O = allBeacon ? bo : Lo;
+      K.matmul(x, attn, O.w, O.bias, n, true);
     } else {
       float* oFull = B.oFull.as<float>(static_cast<size_t>(n) * hidden);
       void* attnSub = B.attnSub.get(static_cast<size_t>(n) * qDim * actSize);
       float* sub = B.sub.as<float>(static_cast<size_t>(n) * hidden);
       const std::vector<int32_t>* rowsOf[2] = {&rawRows, &beaconRows};
       Scratch* idxOf[2] = {&B.rawIdx, &B.beaconIdx};
-      const Engine::Linear* W[2] = {&L.o, &bo};
+      const Engine::Linear* W[2] = {&Lo, &bo};
       for (int g = 0; g < 2; g++) {
         const int32_t cnt = static_cast<int32_t>(rowsOf[g]->size());
         const int32_t* idx = idxOf[g]->as<int32_t>(cnt);
         K.gatherRows(attnSub, attn, idx, cnt, qDim * actSize);
-        K.matmul(sub, attnSub, W[g]->w, nullptr, cnt, false);
+        K.matmul(sub, attnSub, W[g]->w, W[g]->bias, cnt, false);
         K.scatterRows(oFull, sub, idx, cnt, hidden * sizeof(float));
       }
       K.addInPlace(x, oFull, static_cast<size_t>(n) * hidden);
@@ -607,6 +580,7 @@ StepOutput Sequence::step(const StepInput& in) {
 
     // -- MLP block, in row chunks: x += down(silu(gate(norm(x))) * up(norm(x))) --
     const int32_t inter = s.intermediate;
+    const Engine::Linear gate = E.linear(l, "gate"), up = E.linear(l, "up"), down = E.linear(l, "down");
     const int32_t chunk = std::min(n, kMlpChunkRows);
     float* g = B.gate.as<float>(static_cast<size_t>(chunk) * inter);
     float* u = B.up.as<float>(static_cast<size_t>(chunk) * inter);
@@ -614,11 +588,11 @@ StepOutput Sequence::step(const StepInput& in) {
     for (int32_t r0 = 0; r0 < n; r0 += chunk) {
       const int32_t rows = std::min(chunk, n - r0);
       float* xr = x + static_cast<size_t>(r0) * hidden;
-      K.rmsnorm(h, act, xr, L.postNorm, rows, hidden, s.eps);
-      K.matmul(g, h, L.gate.w, nullptr, rows, false);
-      K.matmul(u, h, L.up.w, nullptr, rows, false);
+      K.rmsnorm(h, act, xr, E.vector(l, "postNorm.weight"), rows, hidden, s.eps);
+      K.matmul(g, h, gate.w, gate.bias, rows, false);
+      K.matmul(u, h, up.w, up.bias, rows, false);
       K.swiglu(a, act, g, u, static_cast<size_t>(rows) * inter);
-      K.matmul(xr, a, L.down.w, nullptr, rows, true);
+      K.matmul(xr, a, down.w, down.bias, rows, true);
     }
   }
 
@@ -630,9 +604,10 @@ StepOutput Sequence::step(const StepInput& in) {
     float* xs = B.xs.as<float>(static_cast<size_t>(nl) * hidden);
     K.gatherRows(xs, x, dRows, nl, hidden * sizeof(float));
     void* hs = B.hs.get(static_cast<size_t>(nl) * hidden * actSize);
-    K.rmsnorm(hs, act, xs, E.finalNorm_, nl, hidden, s.eps);
+    K.rmsnorm(hs, act, xs, E.vector(-1, "finalNorm.weight"), nl, hidden, s.eps);
     float* logits = B.logits.as<float>(static_cast<size_t>(nl) * s.vocab);
-    K.matmul(logits, hs, E.lmHead_, nullptr, nl, false);
+    const Engine::Linear head = E.linear(-1, "lmHead");
+    K.matmul(logits, hs, head.w, head.bias, nl, false);
     out.logits.resize(static_cast<size_t>(nl) * s.vocab);
     K.download(out.logits.data(), logits, out.logits.size() * sizeof(float));
   }

@@ -10,6 +10,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include "kernels.h"
@@ -21,32 +22,27 @@ struct ModelShape {
   float eps = 1e-6f;
 };
 
-/** Where a tensor's bytes are: a safetensors file, an absolute offset, a dtype and a shape. */
+/**
+ * One tensor of the model's table (src/model/tensors.ts, resolved in TypeScript): where its bytes
+ * are (a safetensors file, an absolute offset, a dtype) and its shape. 2-D tensors are loaded as
+ * matrices in the kernel set's compute type, others as f32 vectors.
+ */
 struct TensorSource {
   std::string file;
   int64_t offset = 0;
   std::string dtype;  // "F32", "BF16" or "F16"
   std::vector<int64_t> shape;
+  bool norm = false;  // a norm's weight (random weights: around 1 instead of 0)
 };
 
-/** Indices into ModelSpec::tensors; -1 = absent. */
-struct LinearRef {
-  int32_t weight = -1;
-  int32_t bias = -1;
-};
-
-struct LayerRefs {
-  int32_t inputNorm = -1, postNorm = -1, gate = -1, up = -1, down = -1;
-  LinearRef q, k, v, o;
-  bool hasBeacon = false;
-  LinearRef beaconQ, beaconK, beaconV, beaconO;  // may name the same tensors as q/k/v/o
-};
+/** "<role>.<key>" -> index into ModelSpec::tensors, e.g. "q.weight", "q.bias", "inputNorm.weight". */
+using RoleMap = std::unordered_map<std::string, int32_t>;
 
 struct ModelSpec {
   ModelShape shape;
   std::vector<TensorSource> tensors;
-  int32_t embed = -1, beaconEmbed = -1, finalNorm = -1, lmHead = -1;
-  std::vector<LayerRefs> layers;
+  RoleMap model;                // model-level modules (embed, finalNorm, lmHead, ...)
+  std::vector<RoleMap> layers;  // each layer's modules (q, k, v, o, inputNorm, gate, ...)
   /** Fill weights with seeded random values on the device instead of reading the files (benchmarks). */
   bool randomWeights = false;
   uint64_t seed = 0;
@@ -124,36 +120,35 @@ class Engine : public std::enable_shared_from_this<Engine> {
   /** One step (or retain, snapshot, ...) at a time per engine: they share the scratch buffers. */
   std::mutex& mutex() { return mu_; }
 
- private:
-  friend class Sequence;
+ public:
+  /** A loaded tensor: a matrix (2-D, computeType()) or an f32 vector. */
+  struct Weight {
+    Matrix matrix;
+    float* vector = nullptr;
+  };
+  /** A linear layer's weight and its bias (null when it has none). */
   struct Linear {
     Matrix w;
-    float* bias = nullptr;
+    const float* bias = nullptr;
   };
-  struct Layer {
-    float* inputNorm = nullptr;
-    float* postNorm = nullptr;
-    Linear q, k, v, o, gate, up, down;
-    bool hasBeacon = false;
-    Linear beaconQ, beaconK, beaconV, beaconO;
-  };
+  /** The tensor playing "<role>.<key>" in `layer` (-1: the model level), or null. */
+  const Weight* find(int32_t layer, const std::string& key) const;
+  const Matrix& matrix(int32_t layer, const std::string& key) const;
+  /** An f32 vector, or null when the model has none under that name (an optional bias). */
+  const float* vector(int32_t layer, const std::string& key) const;
+  Linear linear(int32_t layer, const std::string& role) const;
 
-  void loadWeights(const ModelSpec& spec);
-  /** Loads tensor `index` once: matrices in computeType(), vectors in f32 (randomOffset: see fillRandom). */
-  void* loadTensor(const ModelSpec& spec, int32_t index, bool asMatrix, size_t expectRows, size_t expectCols,
-                   float randomOffset);
-  Linear linear(const ModelSpec& spec, const LinearRef& ref, int32_t rows, int32_t cols);
-  Matrix matrix(const ModelSpec& spec, int32_t index, int32_t rows, int32_t cols);
-  float* vector(const ModelSpec& spec, int32_t index, int32_t len, bool isNorm);
+ private:
+  friend class Sequence;
+  /** Loads tensor `index` (matrices in computeType(), vectors in f32), or fills it (random weights). */
+  void loadTensor(const ModelSpec& spec, int32_t index);
 
   std::shared_ptr<Kernels> k_;
   ModelShape shape_;
-  Matrix embed_, beaconEmbed_, lmHead_;
-  bool hasBeaconEmbed_ = false;
-  float* finalNorm_ = nullptr;
-  std::vector<Layer> layers_;
+  std::vector<Weight> weights_;  // by tensor index
+  RoleMap modelRoles_;
+  std::vector<RoleMap> layerRoles_;
   std::vector<void*> owned_;  // every weight allocation, once
-  std::vector<void*> loaded_;  // tensor index -> device pointer (shared tensors loaded once)
   std::mutex mu_;
   bool disposed_ = false;
 

@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
+import { LLAMA_DECODER, type ArchTensors } from './tensors.js';
 
 export type ArchName = 'qwen2' | 'llama' | 'mistral';
 
@@ -13,12 +14,14 @@ interface ArchSpec {
   qkvBias: boolean;
   /** HF class names that map to this architecture. */
   classes: string[];
+  /** Its tensors (tensors.ts): what every loader reads and the model check verifies. */
+  tensors: ArchTensors;
 }
 
 export const ARCHITECTURES: Record<ArchName, ArchSpec> = {
-  qwen2: { qkvBias: true, classes: ['Qwen2ForCausalLM'] },
-  llama: { qkvBias: false, classes: ['LlamaForCausalLM'] },
-  mistral: { qkvBias: false, classes: ['MistralForCausalLM'] },
+  qwen2: { qkvBias: true, classes: ['Qwen2ForCausalLM'], tensors: LLAMA_DECODER },
+  llama: { qkvBias: false, classes: ['LlamaForCausalLM'], tensors: LLAMA_DECODER },
+  mistral: { qkvBias: false, classes: ['MistralForCausalLM'], tensors: LLAMA_DECODER },
 };
 
 /** The model's own RoPE scaling from config.json (`rope_scaling`). */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { parseModelConfig } from '../../src/model/config.js';
-import { layerTensors, openModel } from '../../src/model/model.js';
+import { openModel } from '../../src/model/model.js';
 import { writeSafetensors } from '../../src/model/safetensors-write.js';
 import { SafetensorsFile, toFloat32 } from '../../src/model/safetensors.js';
 import { PRESETS, writeRandomModel } from '../../tools/random-model.js';
@@ -50,10 +50,10 @@ describe('opening a model folder', () => {
     const keep = [...f.tensors.values()].filter((t) => !t.name.includes('beacon_k_proj'));
     writeSafetensors(join(d, 'model.safetensors'), keep.map((t) => ({ name: t.name, shape: t.shape, data: toFloat32(t, f.readBytes(t.name)) })));
     const m = openModel(d);
-    const t = layerTensors(m, 0);
-    assert.equal(t.beacon!.k.weight, 'model.layers.0.self_attn.k_proj.weight');
-    assert.equal(t.beacon!.q.weight, 'model.layers.0.self_attn.beacon_q_proj.weight');
-    assert.equal(t.beacon!.o.weight, 'model.layers.0.self_attn.o_proj.weight', 'v3 has no beacon_o: base o_proj');
+    const t = m.tensors.layers[0];
+    assert.equal(t.beaconK.tensors.weight.name, 'model.layers.0.self_attn.k_proj.weight');
+    assert.equal(t.beaconQ.tensors.weight.name, 'model.layers.0.self_attn.beacon_q_proj.weight');
+    assert.equal(t.beaconO.tensors.weight.name, 'model.layers.0.self_attn.o_proj.weight', 'v3 has no beacon_o: base o_proj');
   });
   it('a tensor with the wrong shape or a missing one is a model error naming it', () => {
     const d = mkdtempSync(join(tmpdir(), 'ctx-badshape-'));

@@ -5,7 +5,6 @@
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CtxError, fsError } from '../../errors.js';
 import type { Model } from '../../model/model.js';
-import { BEACON_EMBED, EMBED } from '../../model/model.js';
 import { DTYPE_BYTES, toFloat32, type TensorInfo } from '../../model/safetensors.js';
 
 export class Embedding {
@@ -17,7 +16,8 @@ export class Embedding {
   readonly beacon: Float32Array | null;
 
   constructor(model: Model) {
-    this.info = model.weights.info(EMBED);
+    const top = model.tensors.model;
+    this.info = model.weights.info(top.embed.tensors.weight.name);
     const H = model.config.hiddenSize;
     this.rowBytes = H * DTYPE_BYTES[this.info.dtype];
     this.buf = Buffer.allocUnsafe(this.rowBytes);
@@ -26,7 +26,7 @@ export class Embedding {
     } catch (e) {
       throw fsError(e, this.info.file, 'model');
     }
-    this.beacon = model.config.beacon ? model.weights.float32(BEACON_EMBED) : null;
+    this.beacon = top.beaconEmbed ? model.weights.float32(top.beaconEmbed.tensors.weight.name) : null;
   }
 
   /** Writes the embedding of token `id` into out[offset .. offset + H). */

@@ -99,7 +99,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
   const has = (name: string) => name in layout.linears;
 
   const qkvOf = (g: WeightGraph, x: string, l: number, split: ReturnType<WeightGraph['beaconInputs']> | null) =>
-    g.mixedLinear(g.rmsNorm(x, `${l}.inputNorm`), `${l}.qkv`, beacon ? `${l}.beacon.qkv` : null, split);
+    g.mixedLinear(g.rmsNorm(x, `${l}.inputNorm`), `${l}.qkv`, beacon ? `${l}.beaconQkv` : null, split);
 
   // first: the qkv projection of layer 0.
   const first = new WeightGraph('first', layout, c);
@@ -115,7 +115,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
     const x = g.input('x', 'float', ['n', H]);
     const attn = g.input('attn', 'float', ['n', qDim]);
     const split = beacon ? g.beaconInputs() : null;
-    const x1 = g.op('Add', [x, g.mixedLinear(attn, `${l}.o`, has(`${l}.beacon.o`) ? `${l}.beacon.o` : null, split)]);
+    const x1 = g.op('Add', [x, g.mixedLinear(attn, `${l}.o`, has(`${l}.beaconO`) ? `${l}.beaconO` : null, split)]);
     const h = g.rmsNorm(x1, `${l}.postNorm`);
     const gate = g.linear(h, `${l}.gate`);
     const up = g.linear(h, `${l}.up`);

@@ -12,15 +12,16 @@
 // a matching complete.json is whole; a folder without one (a crash mid-rename cannot make one) is
 // removed and converted again.
 //
-// What is stored (per layer l; "linear" = f32 [out, in], or 8/4-bit codes, see below):
-//   l.inputNorm, l.postNorm                    f32 [H]
-//   l.qkv   linear [qDim + 2 kvDim, H]         q, k, v projections stacked by rows (+ l.qkv.bias)
-//   l.o     linear [H, qDim]
-//   l.gate, l.up linear [I, H]
-//   l.down  linear [H, I]
-//   l.beacon.qkv (+ .bias), l.beacon.o          beacon checkpoints only (beacon.o only with "o")
-//   finalNorm f32 [H], lmHead linear [V, H]
-// The token embedding is not stored: rows are read on demand from the safetensors (embedding.ts).
+// What is stored: every module of the model's tensor table (model/tensors.ts) under its role,
+// "<l>.<role>" for layer l ("linear" = f32 [out, in], or 8/4-bit codes, see below; "+ .bias"
+// where the module has one):
+//   norms     f32 [dim]                      <l>.inputNorm, <l>.postNorm, finalNorm
+//   linears   linear [out, in] (+ .bias)     <l>.o, <l>.gate, <l>.up, <l>.down, lmHead, ...
+//   <l>.qkv   linear [qDim + 2 kvDim, H]     q, k, v stacked by rows: one GEMM (+ .bias when all have one)
+//   <l>.beaconQkv                            beaconQ/K/V stacked likewise (beacon checkpoints)
+// A role that falls back to another (beaconO to o, lmHead to a tied embedding) is stored once,
+// under the first role that needs it. Embedding tables are not stored: rows are read on demand from
+// the safetensors (embedding.ts); a tied LM head is stored as the linear lmHead.
 //
 // q8 / q4: the MLP (gate, up, down) and the LM head — 90% of a model's weights — are stored in 8
 // (or 4) bits; the attention projections (q, k, v, o and their beacon twins) stay float32.
@@ -38,11 +39,11 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CtxError, fsError } from '../../errors.js';
 import type { Model } from '../../model/model.js';
-import { FINAL_NORM, layerTensors, lmHeadName, type ProjNames } from '../../model/model.js';
+import type { ModuleTensors, Modules } from '../../model/tensors.js';
 import { DTYPE_BYTES, readTensorRange, toFloat32, type TensorInfo } from '../../model/safetensors.js';
 
 /** Bump when the stored layout changes: old folders are then simply not found. */
-export const CONVERTER_VERSION = 4;
+export const CONVERTER_VERSION = 5;
 /** Values per quantization block (one scale each). */
 export const BLOCK = 32;
 const ALIGN = 64 * 1024;
@@ -141,8 +142,8 @@ function rowsPerChunk(cols: number): number {
  * Writes one linear weight made of the row blocks `parts` (each a [rows_p, in] source tensor,
  * stacked in order), as f32 or quantized, plus the stacked bias when every part has one.
  */
-function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: ProjNames[] | string[], dtype: WeightDType): void {
-  const infos = parts.map((p) => model.weights.info(typeof p === 'string' ? p : p.weight));
+function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: ModuleTensors[], dtype: WeightDType): void {
+  const infos = parts.map((p) => model.weights.info(p.tensors.weight.name));
   const inDim = infos[0].shape[1];
   const outDim = infos.reduce((n, t) => n + t.shape[0], 0);
   w.linears[name] = [outDim, inDim];
@@ -171,10 +172,10 @@ function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: Pr
     }
     w.begin(`${name}.scales`, 'float', [outDim * nb])(bytesOf(scales));
   }
-  const biases = parts.map((p) => (typeof p === 'string' ? undefined : p.bias));
+  const biases = parts.map((p) => p.tensors.bias);
   if (biases.every((b) => b !== undefined)) {
     const write = w.begin(`${name}.bias`, 'float', [outDim]);
-    for (const b of biases) write(bytesOf(model.weights.float32(b!)));
+    for (const b of biases) write(bytesOf(model.weights.float32(b!.name)));
   }
 }
 
@@ -201,31 +202,41 @@ export function quantizeRow(row: Float32Array, bits: 8 | 4, codes: Uint8Array, s
   }
 }
 
-function writeVector(w: WeightsFileWriter, model: Model, name: string, source: string): void {
-  w.begin(name, 'float', model.weights.info(source).shape)(bytesOf(model.weights.float32(source)));
+/** A norm's tensors as f32 vectors: weight under `name`, any other (a bias) under `name.<key>`. */
+function writeNorm(w: WeightsFileWriter, model: Model, name: string, m: ModuleTensors): void {
+  for (const [key, t] of Object.entries(m.tensors)) {
+    w.begin(key === 'weight' ? name : `${name}.${key}`, 'float', t.shape)(bytesOf(model.weights.float32(t.name)));
+  }
+}
+
+/** Projections stacked by rows into one stored linear (one GEMM for the three). */
+const STACKED: Record<string, string[]> = { qkv: ['q', 'k', 'v'], beaconQkv: ['beaconQ', 'beaconK', 'beaconV'] };
+
+/**
+ * Writes the modules of one level of the table (the model's or a layer's) under `prefix<role>`.
+ * Attention projections stay float32 in every mode (see "q8 / q4" above); modules the table marks
+ * quantizable are stored in `dtype`.
+ */
+function writeModules(w: WeightsFileWriter, model: Model, prefix: string, mods: Modules, dtype: WeightDType): void {
+  const stored = new Set<ModuleTensors>();
+  for (const [name, roles] of Object.entries(STACKED)) {
+    if (!roles.every((r) => mods[r])) continue;
+    writeLinear(w, model, `${prefix}${name}`, roles.map((r) => mods[r]), 'f32');
+    for (const r of roles) stored.add(mods[r]);
+  }
+  for (const [role, m] of Object.entries(mods)) {
+    if (stored.has(m) || (m.kind === 'embedding' && role !== 'lmHead')) continue;
+    stored.add(m);
+    if (m.kind === 'norm') writeNorm(w, model, `${prefix}${role}`, m);
+    else writeLinear(w, model, `${prefix}${role}`, [m], m.quantizable ? dtype : 'f32');
+  }
 }
 
 /** Writes every tensor the graphs need into `dir` (weights.bin + layout.json). */
 function convertInto(dir: string, model: Model, dtype: WeightDType, fingerprint: string): Layout {
   const w = new WeightsFileWriter(join(dir, 'weights.bin'));
-  const c = model.config;
-  for (let l = 0; l < c.numLayers; l++) {
-    const t = layerTensors(model, l);
-    writeVector(w, model, `${l}.inputNorm`, t.inputNorm);
-    writeVector(w, model, `${l}.postNorm`, t.postNorm);
-    // Attention projections stay float32 in every mode (see "q8 / q4" above).
-    writeLinear(w, model, `${l}.qkv`, [t.q, t.k, t.v], 'f32');
-    writeLinear(w, model, `${l}.o`, [t.o], 'f32');
-    writeLinear(w, model, `${l}.gate`, [t.gate], dtype);
-    writeLinear(w, model, `${l}.up`, [t.up], dtype);
-    writeLinear(w, model, `${l}.down`, [t.down], dtype);
-    if (t.beacon) {
-      writeLinear(w, model, `${l}.beacon.qkv`, [t.beacon.q, t.beacon.k, t.beacon.v], 'f32');
-      if (t.beacon.o.weight !== t.o.weight) writeLinear(w, model, `${l}.beacon.o`, [t.beacon.o], 'f32');
-    }
-  }
-  writeVector(w, model, 'finalNorm', FINAL_NORM);
-  writeLinear(w, model, 'lmHead', [lmHeadName(model)], dtype);
+  model.tensors.layers.forEach((mods, l) => writeModules(w, model, `${l}.`, mods, dtype));
+  writeModules(w, model, '', model.tensors.model, dtype);
   w.close();
   const layout: Layout = { version: CONVERTER_VERSION, dtype, fingerprint, file: 'weights.bin', tensors: w.tensors, linears: w.linears };
   writeFileSync(join(dir, 'layout.json'), JSON.stringify(layout));

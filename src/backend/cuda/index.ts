@@ -15,7 +15,8 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CtxError } from '../../errors.js';
-import { BEACON_EMBED, EMBED, FINAL_NORM, layerTensors, lmHeadName, type Model, type ProjNames } from '../../model/model.js';
+import type { Model } from '../../model/model.js';
+import { distinctTensors, type Modules } from '../../model/tensors.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 
 export interface DeviceInfo {
@@ -82,45 +83,32 @@ interface NativeEngine {
   dispose(): void;
 }
 
-interface TensorRef {
+/** One tensor of the model's table (model/tensors.ts): where its bytes are, and its shape. */
+interface TensorSource {
   file: string;
   offset: number;
   dtype: string;
   shape: number[];
+  /** A norm's weight (random weights are then drawn around 1). */
+  norm: boolean;
 }
 
-interface LinearRef {
-  weight: number;
-  bias?: number;
-}
+/** "<role>.<key>" -> index into `tensors`, e.g. { "q.weight": 3, "q.bias": 4 }. */
+type RoleMap = Record<string, number>;
 
-interface EngineSpec {
+interface ModelSpec {
   device: 'cuda' | 'host';
   dtype: 'f32' | 'bf16';
   shape: { vocab: number; hidden: number; intermediate: number; layers: number; heads: number; kvHeads: number; headDim: number; eps: number };
-  tensors: TensorRef[];
-  embed: number;
-  beaconEmbed?: number;
-  finalNorm: number;
-  lmHead: number;
-  layers: Array<{
-    inputNorm: number;
-    postNorm: number;
-    gate: number;
-    up: number;
-    down: number;
-    q: LinearRef;
-    k: LinearRef;
-    v: LinearRef;
-    o: LinearRef;
-    beacon?: { q: LinearRef; k: LinearRef; v: LinearRef; o: LinearRef };
-  }>;
+  tensors: TensorSource[];
+  model: RoleMap;
+  layers: RoleMap[];
   randomSeed?: number;
 }
 
 interface Addon {
   probe(): NativeProbe;
-  loadEngine(spec: EngineSpec): Promise<NativeEngine>;
+  loadEngine(spec: ModelSpec): Promise<NativeEngine>;
   abiVersion: number;
 }
 
@@ -163,23 +151,21 @@ export function probeDevices(): DeviceProbe {
 
 // ---- the backend ----------------------------------------------------------------------------------
 
-/** Builds the native engine's weight spec: the tensors (file, offset, dtype, shape) and where each is used. */
-function engineSpec(model: Model, device: 'cuda' | 'host', dtype: 'f32' | 'bf16', randomSeed?: number): EngineSpec {
+/**
+ * The native engine's weight spec: the model's tensor table as resolved in TypeScript — each
+ * distinct tensor once (file, offset, dtype, shape) and, per level, which tensor plays each role.
+ */
+function modelSpec(model: Model, device: 'cuda' | 'host', dtype: 'f32' | 'bf16', randomSeed?: number): ModelSpec {
   const c = model.config;
-  const tensors: TensorRef[] = [];
-  const index = new Map<string, number>();
-  const ref = (name: string): number => {
-    let i = index.get(name);
-    if (i === undefined) {
-      const t = model.weights.info(name);
-      i = tensors.length;
-      tensors.push({ file: t.file, offset: t.offset, dtype: t.dtype, shape: t.shape });
-      index.set(name, i);
-    }
-    return i;
-  };
-  const lin = (p: ProjNames): LinearRef => (p.bias ? { weight: ref(p.weight), bias: ref(p.bias) } : { weight: ref(p.weight) });
-  const spec: EngineSpec = {
+  const refs = distinctTensors(model.tensors);
+  const index = new Map(refs.map((r, i) => [r.name, i]));
+  const norms = new Set<string>();
+  for (const mods of [model.tensors.model, ...model.tensors.layers]) {
+    for (const m of Object.values(mods)) if (m.kind === 'norm') norms.add(m.tensors.weight.name);
+  }
+  const roles = (mods: Modules): RoleMap =>
+    Object.fromEntries(Object.entries(mods).flatMap(([role, m]) => Object.entries(m.tensors).map(([key, t]) => [`${role}.${key}`, index.get(t.name)!])));
+  return {
     device,
     dtype,
     shape: {
@@ -192,30 +178,14 @@ function engineSpec(model: Model, device: 'cuda' | 'host', dtype: 'f32' | 'bf16'
       headDim: c.headDim,
       eps: c.rmsNormEps,
     },
-    tensors,
-    embed: ref(EMBED),
-    beaconEmbed: c.beacon ? ref(BEACON_EMBED) : undefined,
-    finalNorm: ref(FINAL_NORM),
-    lmHead: ref(lmHeadName(model)),
-    layers: [],
+    tensors: refs.map((r) => {
+      const t = model.weights.info(r.name);
+      return { file: t.file, offset: t.offset, dtype: t.dtype, shape: r.shape, norm: norms.has(r.name) };
+    }),
+    model: roles(model.tensors.model),
+    layers: model.tensors.layers.map(roles),
     randomSeed,
   };
-  for (let i = 0; i < c.numLayers; i++) {
-    const t = layerTensors(model, i);
-    spec.layers.push({
-      inputNorm: ref(t.inputNorm),
-      postNorm: ref(t.postNorm),
-      gate: ref(t.gate),
-      up: ref(t.up),
-      down: ref(t.down),
-      q: lin(t.q),
-      k: lin(t.k),
-      v: lin(t.v),
-      o: lin(t.o),
-      beacon: t.beacon ? { q: lin(t.beacon.q), k: lin(t.beacon.k), v: lin(t.beacon.v), o: lin(t.beacon.o) } : undefined,
-    });
-  }
-  return spec;
 }
 
 /** Native errors become CtxErrors where the user can act on them. */
@@ -343,7 +313,7 @@ export async function createCudaBackend(model: Model, opts: CudaBackendOptions =
   }
   let engine: NativeEngine;
   try {
-    engine = await a.loadEngine(engineSpec(model, device, dtype, opts.randomWeightsSeed));
+    engine = await a.loadEngine(modelSpec(model, device, dtype, opts.randomWeightsSeed));
   } catch (e) {
     const t = translate(e);
     if (t instanceof CtxError) throw t;

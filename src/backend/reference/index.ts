@@ -12,29 +12,20 @@
 // logits = rmsNorm(x[logitRows]) Wlm.
 
 import type { Model } from '../../model/model.js';
-import { BEACON_EMBED, EMBED, FINAL_NORM, layerTensors, lmHeadName, type ProjNames } from '../../model/model.js';
+import type { ModuleTensors } from '../../model/tensors.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 import { visibleKeys } from '../contract.js';
 import { cosine, selectedSet, selectionBounds, topKBySoftVote } from '../select.js';
 import { linear, rmsNorm, RopeCache, ropeInPlace, silu, softmaxInPlace } from './math.js';
 
-interface Proj {
+/** A module's tensors as float32: w (a linear's [out, in] weight, a norm's [dim]) and b, its bias. */
+interface Weights {
   w: Float32Array;
   b?: Float32Array;
 }
 
-interface LayerWeights {
-  inputNorm: Float32Array;
-  postNorm: Float32Array;
-  q: Proj;
-  k: Proj;
-  v: Proj;
-  o: Proj;
-  gate: Float32Array;
-  up: Float32Array;
-  down: Float32Array;
-  beacon?: { q: Proj; k: Proj; v: Proj; o: Proj };
-}
+/** Role -> weights (model/tensors.ts names the roles: q, k, v, o, beaconQ, inputNorm, gate, ...). */
+type LayerWeights = Record<string, Weights>;
 
 export class ReferenceBackend implements Backend {
   readonly name = 'reference' as const;
@@ -49,37 +40,23 @@ export class ReferenceBackend implements Backend {
 
   constructor(model: Model) {
     const c = model.config;
-    const w = model.weights;
     this.model = model;
     this.kvBytesPerRow = 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
-    this.embed = w.float32(EMBED);
-    this.beaconEmbed = c.beacon ? w.float32(BEACON_EMBED) : undefined;
-    this.finalNorm = w.float32(FINAL_NORM);
-    const head = lmHeadName(model);
-    this.lmHead = head === EMBED ? this.embed : w.float32(head);
-    const cache = new Map<string, Float32Array>();
+    // Every module of the table, each tensor read once (roles that fall back share their tensors).
+    const read = new Map<string, Float32Array>();
     const get = (name: string) => {
-      let t = cache.get(name);
-      if (!t) cache.set(name, (t = w.float32(name)));
+      let t = read.get(name);
+      if (!t) read.set(name, (t = model.weights.float32(name)));
       return t;
     };
-    const proj = (p: ProjNames): Proj => ({ w: get(p.weight), b: p.bias ? get(p.bias) : undefined });
-    this.layers = [];
-    for (let i = 0; i < c.numLayers; i++) {
-      const t = layerTensors(model, i);
-      this.layers.push({
-        inputNorm: get(t.inputNorm),
-        postNorm: get(t.postNorm),
-        q: proj(t.q),
-        k: proj(t.k),
-        v: proj(t.v),
-        o: proj(t.o),
-        gate: get(t.gate),
-        up: get(t.up),
-        down: get(t.down),
-        beacon: t.beacon ? { q: proj(t.beacon.q), k: proj(t.beacon.k), v: proj(t.beacon.v), o: proj(t.beacon.o) } : undefined,
-      });
-    }
+    const load = (m: ModuleTensors): Weights => ({ w: get(m.tensors.weight.name), b: m.tensors.bias ? get(m.tensors.bias.name) : undefined });
+    const loadAll = (mods: Record<string, ModuleTensors>) => Object.fromEntries(Object.entries(mods).map(([role, m]) => [role, load(m)]));
+    const top = loadAll(model.tensors.model);
+    this.embed = top.embed.w;
+    this.beaconEmbed = top.beaconEmbed?.w;
+    this.finalNorm = top.finalNorm.w;
+    this.lmHead = top.lmHead.w;
+    this.layers = model.tensors.layers.map(loadAll);
   }
 
   newSequence(): Sequence {
@@ -175,13 +152,13 @@ class ReferenceSequence implements Sequence {
       V.reserve(T);
 
       // Projections, row by row so beacon rows can use their own weights.
-      rmsNorm(x, n, H, L.inputNorm, c.rmsNormEps, h);
+      rmsNorm(x, n, H, L.inputNorm.w, c.rmsNormEps, h);
       for (let i = 0; i < n; i++) {
-        const p = isBeacon(i) ? L.beacon! : L;
+        const [pq, pk, pv] = isBeacon(i) ? [L.beaconQ, L.beaconK, L.beaconV] : [L.q, L.k, L.v];
         const hi = h.subarray(i * H, (i + 1) * H);
-        linear(hi, 1, H, p.q.w, p.q.b, qDim, q, i * qDim);
-        linear(hi, 1, H, p.k.w, p.k.b, kvDim, K.data, (M + i) * kvDim);
-        linear(hi, 1, H, p.v.w, p.v.b, kvDim, V.data, (M + i) * kvDim);
+        linear(hi, 1, H, pq.w, pq.b, qDim, q, i * qDim);
+        linear(hi, 1, H, pk.w, pk.b, kvDim, K.data, (M + i) * kvDim);
+        linear(hi, 1, H, pv.w, pv.b, kvDim, V.data, (M + i) * kvDim);
       }
 
       // Which keys each row sees and at which positions.
@@ -259,17 +236,17 @@ class ReferenceSequence implements Sequence {
 
       // Output projection and MLP, residuals.
       for (let i = 0; i < n; i++) {
-        const o = isBeacon(i) ? L.beacon!.o : L.o;
+        const o = isBeacon(i) ? L.beaconO : L.o;
         linear(attn.subarray(i * qDim, (i + 1) * qDim), 1, qDim, o.w, o.b, H, rowOut);
         for (let d = 0; d < H; d++) x[i * H + d] += rowOut[d];
       }
-      rmsNorm(x, n, H, L.postNorm, c.rmsNormEps, h);
+      rmsNorm(x, n, H, L.postNorm.w, c.rmsNormEps, h);
       for (let i = 0; i < n; i++) {
         const hi = h.subarray(i * H, (i + 1) * H);
-        linear(hi, 1, H, L.gate, undefined, c.intermediateSize, gate);
-        linear(hi, 1, H, L.up, undefined, c.intermediateSize, up);
+        linear(hi, 1, H, L.gate.w, L.gate.b, c.intermediateSize, gate);
+        linear(hi, 1, H, L.up.w, L.up.b, c.intermediateSize, up);
         for (let j = 0; j < c.intermediateSize; j++) gate[j] = silu(gate[j]) * up[j];
-        linear(gate, 1, c.intermediateSize, L.down, undefined, H, mlpOut);
+        linear(gate, 1, c.intermediateSize, L.down.w, L.down.b, H, mlpOut);
         for (let d = 0; d < H; d++) x[i * H + d] += mlpOut[d];
       }
     }

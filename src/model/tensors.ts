@@ -1,0 +1,199 @@
+// Which tensors a model has: one declarative table per architecture, and its resolution against a
+// checkpoint. Every loader (the reference, cpu and native backends) and the model check read the
+// resolved table; no other file lists a tensor name.
+//
+// A row is one module of the checkpoint — an embedding, a linear layer, a norm, or any other table
+// of numbers — under the role name the backends' math uses ("q", "inputNorm", "lmHead"). It gives
+// the module's path in the safetensors files (layer rows: below `model.layers.<i>.`), its tensors
+// with their shapes as functions of the config, and when it applies:
+//   when      the role exists only for models where this holds (beacon rows: beacon checkpoints)
+//   optional  the checkpoint may lack the module; `fallback` then names the role that stands in
+//   readWhen  the module is read only where this holds; elsewhere the fallback stands in
+//             (beacon_o_proj only when "o" is a beacon parameter, lm_head only when untied)
+// A tensor of a module may itself be optional (a bias): used when the file has it.
+//
+// Adding a tensor is one row here plus the math that uses it: the loaders, the shape check and the
+// native engine's weight list all follow the table. Adding an architecture is one entry in
+// config.ts's ARCHITECTURES naming its table (several architectures share LLAMA_DECODER).
+
+import { CtxError } from '../errors.js';
+import type { ModelConfig } from './config.js';
+import type { WeightStore } from './weights.js';
+
+/** What a module is; loaders use it to pick a storage type (matrices vs f32 vectors). */
+export type ModuleKind = 'embedding' | 'linear' | 'norm';
+
+export interface TensorSpec {
+  shape: (c: ModelConfig) => number[];
+  /** Used when the checkpoint has it (a bias); otherwise the module has no such tensor. */
+  optional?: boolean;
+}
+
+export interface ModuleRow {
+  role: string;
+  kind: ModuleKind;
+  /** The module's path; its tensors are `<path>.<key>` for each key of `tensors`. */
+  path: string;
+  tensors: Record<string, TensorSpec>;
+  when?: (c: ModelConfig) => boolean;
+  optional?: boolean;
+  readWhen?: (c: ModelConfig) => boolean;
+  fallback?: string;
+  /** Backends that store weights in 8 or 4 bits may store this one so (cpu: the MLP and the LM head). */
+  quantizable?: boolean;
+}
+
+/** An architecture's table: model-level modules, then the modules of every layer. */
+export interface ArchTensors {
+  model: ModuleRow[];
+  layer: ModuleRow[];
+}
+
+// ---- rows -----------------------------------------------------------------------------------------
+
+type Dim = (c: ModelConfig) => number;
+const hidden: Dim = (c) => c.hiddenSize;
+const qDim: Dim = (c) => c.numHeads * c.headDim;
+const kvDim: Dim = (c) => c.numKvHeads * c.headDim;
+const inter: Dim = (c) => c.intermediateSize;
+const vocab: Dim = (c) => c.vocabSize;
+const isBeacon = (c: ModelConfig) => c.beacon !== null;
+
+type RowOptions = Omit<ModuleRow, 'role' | 'kind' | 'path' | 'tensors'>;
+
+/** A linear layer y = x Wᵀ (+ b): weight [out, in], with an optional bias [out] when `bias`. */
+function linear(role: string, path: string, out: Dim, inp: Dim, o: RowOptions & { bias?: boolean } = {}): ModuleRow {
+  const { bias, ...rest } = o;
+  const tensors: Record<string, TensorSpec> = { weight: { shape: (c) => [out(c), inp(c)] } };
+  if (bias) tensors.bias = { shape: (c) => [out(c)], optional: true };
+  return { role, kind: 'linear', path, tensors, ...rest };
+}
+
+/** An RMSNorm's weight [dim]. */
+function rmsNorm(role: string, path: string, dim: Dim = hidden): ModuleRow {
+  return { role, kind: 'norm', path, tensors: { weight: { shape: (c) => [dim(c)] } } };
+}
+
+/** An embedding table [rows, hidden]. */
+function embedding(role: string, path: string, rows: Dim, o: RowOptions = {}): ModuleRow {
+  return { role, kind: 'embedding', path, tensors: { weight: { shape: (c) => [rows(c), c.hiddenSize] } }, ...o };
+}
+
+/**
+ * Llama-style decoders (Llama 2/3, Mistral, Qwen2): pre-norm blocks with RMSNorm, attention with
+ * q/k/v/o projections (biases where the checkpoint has them), a SwiGLU MLP; Activation Beacon
+ * checkpoints add a beacon embedding row and beacon projections. Layer rows are listed in the
+ * order the model check reports them.
+ */
+export const LLAMA_DECODER: ArchTensors = {
+  model: [
+    embedding('embed', 'model.embed_tokens', vocab),
+    embedding('beaconEmbed', 'model.beacon_embed_tokens', () => 1, { when: isBeacon }),
+    rmsNorm('finalNorm', 'model.norm'),
+    linear('lmHead', 'lm_head', vocab, hidden, { readWhen: (c) => !c.tieWordEmbeddings, fallback: 'embed', quantizable: true }),
+  ],
+  layer: [
+    linear('q', 'self_attn.q_proj', qDim, hidden, { bias: true }),
+    linear('k', 'self_attn.k_proj', kvDim, hidden, { bias: true }),
+    linear('v', 'self_attn.v_proj', kvDim, hidden, { bias: true }),
+    linear('o', 'self_attn.o_proj', hidden, qDim, { bias: true }),
+    // Beacon rows (ALGORITHMS.md §1): the reference's from_pretrained copies base q/k/v/o into any
+    // beacon projection the checkpoint lacks; beacon_o_proj is used only when "o" is a beacon_param.
+    linear('beaconQ', 'self_attn.beacon_q_proj', qDim, hidden, { bias: true, when: isBeacon, optional: true, fallback: 'q' }),
+    linear('beaconK', 'self_attn.beacon_k_proj', kvDim, hidden, { bias: true, when: isBeacon, optional: true, fallback: 'k' }),
+    linear('beaconV', 'self_attn.beacon_v_proj', kvDim, hidden, { bias: true, when: isBeacon, optional: true, fallback: 'v' }),
+    linear('beaconO', 'self_attn.beacon_o_proj', hidden, qDim, {
+      bias: true,
+      when: isBeacon,
+      readWhen: (c) => c.beacon!.param.includes('o'),
+      optional: true,
+      fallback: 'o',
+    }),
+    rmsNorm('inputNorm', 'input_layernorm'),
+    rmsNorm('postNorm', 'post_attention_layernorm'),
+    linear('gate', 'mlp.gate_proj', inter, hidden, { quantizable: true }),
+    linear('up', 'mlp.up_proj', inter, hidden, { quantizable: true }),
+    linear('down', 'mlp.down_proj', hidden, inter, { quantizable: true }),
+  ],
+};
+
+// ---- resolution -----------------------------------------------------------------------------------
+
+export interface TensorRef {
+  /** The tensor's name in the checkpoint. */
+  name: string;
+  /** Its shape (checked against the file). */
+  shape: number[];
+}
+
+/** A module as the checkpoint provides it. A role that fell back is the same object as its fallback's. */
+export interface ModuleTensors {
+  kind: ModuleKind;
+  quantizable: boolean;
+  /** Its tensors by key ("weight", "bias", ...); optional ones only when present. */
+  tensors: Record<string, TensorRef>;
+}
+
+/** Role -> module, for the model level or one layer. */
+export type Modules = Record<string, ModuleTensors>;
+
+export interface ModelTensors {
+  model: Modules;
+  layers: Modules[];
+}
+
+/** The module playing `role`; a role the model lacks is a bug in the caller. */
+export function moduleOf(modules: Modules, role: string): ModuleTensors {
+  const m = modules[role];
+  if (!m) throw new Error(`the model has no "${role}" tensors`);
+  return m;
+}
+
+/** Every distinct tensor of the model, model-level first, each once (roles that fall back share). */
+export function distinctTensors(t: ModelTensors): TensorRef[] {
+  const seen = new Map<string, TensorRef>();
+  for (const mods of [t.model, ...t.layers]) {
+    for (const m of Object.values(mods)) for (const ref of Object.values(m.tensors)) seen.set(ref.name, ref);
+  }
+  return [...seen.values()];
+}
+
+function resolveRows(rows: ModuleRow[], prefix: string, c: ModelConfig, w: WeightStore, dir: string): Modules {
+  const out: Modules = {};
+  for (const row of rows) {
+    if (row.when && !row.when(c)) continue;
+    const path = prefix + row.path;
+    const read = !row.readWhen || row.readWhen(c);
+    const [firstKey] = Object.keys(row.tensors);
+    if (!read || (row.optional && !w.has(`${path}.${firstKey}`))) {
+      if (row.fallback) out[row.role] = moduleOf(out, row.fallback);
+      continue;
+    }
+    const tensors: Record<string, TensorRef> = {};
+    for (const [key, spec] of Object.entries(row.tensors)) {
+      const name = `${path}.${key}`;
+      if (!w.has(name)) {
+        if (spec.optional) continue;
+        throw new CtxError('model', `weights lack tensor "${name}"`, { path: dir });
+      }
+      const shape = spec.shape(c);
+      const got = w.info(name).shape;
+      if (got.length !== shape.length || got.some((d, k) => d !== shape[k])) {
+        throw new CtxError('model', `tensor "${name}" has shape [${got}] but config.json implies [${shape}]`, { path: w.info(name).file });
+      }
+      tensors[key] = { name, shape };
+    }
+    out[row.role] = { kind: row.kind, quantizable: Boolean(row.quantizable), tensors };
+  }
+  return out;
+}
+
+/**
+ * The model's tensors by role, checked: every required tensor exists with the shape the config
+ * implies (a CtxError naming the first that does not, in table order).
+ */
+export function resolveTensors(table: ArchTensors, c: ModelConfig, w: WeightStore, dir: string): ModelTensors {
+  const model = resolveRows(table.model, '', c, w, dir);
+  const layers = Array.from({ length: c.numLayers }, (_, i) => resolveRows(table.layer, `model.layers.${i}.`, c, w, dir));
+  return { model, layers };
+}
