@@ -133,18 +133,3 @@ export interface BackendOptions {
   /** Cache folder for converted weights (cpu backend). */
   cacheDir?: string;
 }
-
-/** Key-range helpers shared by backends (mask semantics live here, once). */
-export function visibleKeys(mask: MaskSpec, M: number, i: number, out: Array<[number, number]>): number {
-  if (mask.kind === 'causal') {
-    out[0] = [0, M + i + 1];
-    return 1;
-  }
-  let n = 0;
-  for (let r = 0; r < 3; r++) {
-    const a = mask.ranges[6 * i + 2 * r];
-    const b = mask.ranges[6 * i + 2 * r + 1];
-    if (b > a) out[n++] = [a, b];
-  }
-  return n;
-}

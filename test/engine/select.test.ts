@@ -3,7 +3,8 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { SelectSpec, StepRequest } from '../../src/backend/contract.js';
 import { createReferenceBackend } from '../../src/backend/reference/index.js';
-import { linear, rmsNorm, ropeInPlace } from '../../src/backend/reference/math.js';
+import { linear, rmsNorm } from '../../src/backend/reference/math.js';
+import { RopeTables } from '../../src/backend/step/rope.js';
 import { ropeTable } from '../../src/engine/rope.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy } from '../../src/engine/strategies/index.js';
@@ -63,7 +64,9 @@ describe('select (TokenSelect)', () => {
     linear(h, T, H, tensor(t.k.tensors.weight)!, tensor(t.k.tensors.bias), Hkv * D, keys);
     const q = new Float32Array(Hq * D);
     linear(h.subarray((T - 1) * H), 1, H, tensor(t.q.tensors.weight)!, tensor(t.q.tensors.bias), Hq * D, q);
-    for (let hq = 0; hq < Hq; hq++) ropeInPlace(q, hq * D, D, spec.nLocal, rope.invFreq, 1);
+    const table = new RopeTables(D);
+    table.use(rope, spec.nLocal);
+    table.rotate(q, 0, q, 0, Hq, spec.nLocal, 1);
     const cands = range(spec.nInit, T - spec.nLocal - spec.nInit);
     const vote = new Array(cands.length).fill(0);
     for (let hq = 0; hq < Hq; hq++) {

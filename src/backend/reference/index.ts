@@ -2,21 +2,25 @@
 // It is the oracle every other backend is tested against, and it is how CI checks the algorithms
 // against the papers' reference code (../shared/golden) without a GPU.
 //
-// One step, for n new rows over M stored rows (T = M + n), per layer:
+// One step, for n new rows over M stored rows (T = M + n); which keys each row sees and at which
+// positions is the step plan's (../step/plan.ts), TokenSelect's choice the selector's
+// (../step/select.ts). Per layer:
 //   h      = rmsNorm(x)                                  x: [n, H]
 //   q,k,v  = h Wq,k,v (+ b)   — beacon rows use the beacon projections
 //   store k (pre-RoPE), v at rows [M, T)
-//   attn_i = softmax_j(RoPE(q_i, p_i) · RoPE(k_j, p_j) / √D) v_j   over the keys row i may see
-//   x     += attn Wo          — beacon rows use beacon_o when the checkpoint has it
+//   keys   = the plan's (dense), or the layer's selection S (TokenSelect: q̄ and the vote here)
+//   attn_i = softmax_j(RoPE(q_i, p_i) · RoPE(k_j, p_j) / √D) v_j   over the keys row i sees
+//   x     += attn Wo (+ b)    — beacon rows use beaconO (the base o_proj unless the checkpoint has one)
 //   x     += down(silu(gate(rmsNorm(x))) ⊙ up(rmsNorm(x)))
 // logits = rmsNorm(x[logitRows]) Wlm.
 
 import type { Model } from '../../model/model.js';
-import type { ModuleTensors } from '../../model/tensors.js';
+import type { ModuleTensors, Modules } from '../../model/tensors.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
-import { visibleKeys } from '../contract.js';
-import { cosine, selectedSet, selectionBounds, topKBySoftVote } from '../select.js';
-import { linear, rmsNorm, RopeCache, ropeInPlace, silu, softmaxInPlace } from './math.js';
+import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys } from '../step/plan.js';
+import { RopeTables } from '../step/rope.js';
+import { meanRotatedQuery, TokenSelector } from '../step/select.js';
+import { linear, rmsNorm, silu, softmaxInPlace, softVoteTopK } from './math.js';
 
 /** A module's tensors as float32: w (a linear's [out, in] weight, a norm's [dim]) and b, its bias. */
 interface Weights {
@@ -25,18 +29,15 @@ interface Weights {
 }
 
 /** Role -> weights (model/tensors.ts names the roles: q, k, v, o, beaconQ, inputNorm, gate, ...). */
-type LayerWeights = Record<string, Weights>;
+type RoleWeights = Record<string, Weights>;
 
 export class ReferenceBackend implements Backend {
   readonly name = 'reference' as const;
   readonly numeric = 'f32';
   readonly model: Model;
   readonly kvBytesPerRow: number;
-  readonly embed: Float32Array;
-  readonly beaconEmbed?: Float32Array;
-  readonly finalNorm: Float32Array;
-  readonly lmHead: Float32Array;
-  readonly layers: LayerWeights[];
+  readonly top: RoleWeights;
+  readonly layers: RoleWeights[];
 
   constructor(model: Model) {
     const c = model.config;
@@ -50,12 +51,8 @@ export class ReferenceBackend implements Backend {
       return t;
     };
     const load = (m: ModuleTensors): Weights => ({ w: get(m.tensors.weight.name), b: m.tensors.bias ? get(m.tensors.bias.name) : undefined });
-    const loadAll = (mods: Record<string, ModuleTensors>) => Object.fromEntries(Object.entries(mods).map(([role, m]) => [role, load(m)]));
-    const top = loadAll(model.tensors.model);
-    this.embed = top.embed.w;
-    this.beaconEmbed = top.beaconEmbed?.w;
-    this.finalNorm = top.finalNorm.w;
-    this.lmHead = top.lmHead.w;
+    const loadAll = (mods: Modules): RoleWeights => Object.fromEntries(Object.entries(mods).map(([role, m]) => [role, load(m)]));
+    this.top = loadAll(model.tensors.model);
     this.layers = model.tensors.layers.map(loadAll);
   }
 
@@ -90,15 +87,16 @@ class ReferenceSequence implements Sequence {
   private rows = 0;
   private readonly keys: KvStore[];
   private readonly values: KvStore[];
-  private selectCache: Array<{ qbar: Float32Array; top: Int32Array } | null>;
-  private readonly rope = new RopeCache();
+  private readonly selector: TokenSelector;
+  private readonly rope: RopeTables;
 
   constructor(private readonly b: ReferenceBackend) {
     const c = b.model.config;
     const kvDim = c.numKvHeads * c.headDim;
     this.keys = Array.from({ length: c.numLayers }, () => new KvStore(kvDim));
     this.values = Array.from({ length: c.numLayers }, () => new KvStore(kvDim));
-    this.selectCache = Array.from({ length: c.numLayers }, () => null);
+    this.selector = new TokenSelector(c.numLayers);
+    this.rope = new RopeTables(c.headDim);
   }
 
   get length(): number {
@@ -111,28 +109,21 @@ class ReferenceSequence implements Sequence {
 
   async step(req: StepRequest): Promise<StepResult> {
     const c = this.b.model.config;
+    const plan = planStep(req, this.rows, this.b.model);
+    const { n, M, T } = plan;
     const H = c.hiddenSize;
     const D = c.headDim;
     const Hq = c.numHeads;
-    const Hkv = c.numKvHeads;
     const qDim = Hq * D;
-    const kvDim = Hkv * D;
-    const n = req.tokens.length;
-    const M = this.rows;
-    const T = M + n;
-    const isBeacon = (i: number) => (req.beacon ? req.beacon[i] === 1 : false);
+    const kvDim = c.numKvHeads * D;
+    const isBeacon = (i: number) => plan.beacon?.[i] === 1;
+    this.rope.use(req.rope, plan.maxPosition);
 
     // x [n, H]: token embeddings; beacon rows take the single beacon embedding row.
     const x = new Float32Array(n * H);
     for (let i = 0; i < n; i++) {
-      if (isBeacon(i)) {
-        if (!this.b.beaconEmbed) throw new Error('beacon row requested but the model has no beacon embedding');
-        x.set(this.b.beaconEmbed, i * H);
-      } else {
-        const id = req.tokens[i];
-        if (id < 0 || id >= c.vocabSize) throw new Error(`token id ${id} outside the vocabulary (${c.vocabSize})`);
-        x.set(this.b.embed.subarray(id * H, (id + 1) * H), i * H);
-      }
+      if (isBeacon(i)) x.set(this.b.top.beaconEmbed.w, i * H);
+      else x.set(this.b.top.embed.w.subarray(req.tokens[i] * H, (req.tokens[i] + 1) * H), i * H);
     }
 
     const h = new Float32Array(n * H);
@@ -161,78 +152,18 @@ class ReferenceSequence implements Sequence {
         linear(hi, 1, H, pv.w, pv.b, kvDim, V.data, (M + i) * kvDim);
       }
 
-      // Which keys each row sees and at which positions.
-      let keyRows: Int32Array; // keys in play, ascending key index
-      let keyPos: Int32Array; // their RoPE positions
-      let queryPos: Int32Array; // [n]
-      let seenBy: (i: number, seen: Int32Array) => number; // fills indices into keyRows, returns count
-      if (req.select) {
-        const S = this.selectRows(l, req, q, M, n);
-        keyRows = S;
-        if (req.reportSelection) selection.push(S);
-        keyPos = Int32Array.from(S, (_, r) => r); // compact: rank in S
-        const firstNew = S.indexOf(M); // the step's own rows are the tail of S
-        queryPos = Int32Array.from({ length: n }, (_, i) => firstNew + i);
-        seenBy = (i, seen) => {
-          let ns = 0;
-          for (let r = 0; r < S.length && S[r] <= M + i; r++) seen[ns++] = r;
-          return ns;
-        };
+      // The keys this layer attends to: the plan's, or TokenSelect's S for this layer.
+      let keys: LayerKeys;
+      if (plan.select) {
+        const { spec, localStart } = plan.select;
+        const qbar = meanRotatedQuery(q, qDim, n, Hq, this.rope, spec.nLocal);
+        const vote = (from: number, to: number, k: number) => softVoteTopK(qbar, K.data, Hq, c.numKvHeads, D, from, to, k);
+        keys = selectedKeys(await this.selector.select(l, qbar, spec, localStart, T, vote), n);
       } else {
-        keyRows = Int32Array.from({ length: T }, (_, j) => j);
-        keyPos = Int32Array.from({ length: T }, (_, j) => (j < M ? j : req.positions[j - M]));
-        queryPos = req.positions;
-        const ranges: Array<[number, number]> = [];
-        seenBy = (i, seen) => {
-          const nr = visibleKeys(req.mask, M, i, ranges);
-          let ns = 0;
-          for (let r = 0; r < nr; r++) for (let j = ranges[r][0]; j < ranges[r][1]; j++) seen[ns++] = j;
-          return ns;
-        };
+        keys = plan.keys!;
       }
-
-      // Rotated keys for the keys in play: kr [keyRows.length, kvDim].
-      const nk = keyRows.length;
-      let maxPos = 0;
-      for (const p of keyPos) if (p > maxPos) maxPos = p;
-      for (const p of queryPos) if (p > maxPos) maxPos = p;
-      this.rope.ensure(req.rope.invFreq, req.rope.scale, maxPos + 1);
-      const kr = new Float32Array(nk * kvDim);
-      for (let r = 0; r < nk; r++) {
-        kr.set(K.data.subarray(keyRows[r] * kvDim, (keyRows[r] + 1) * kvDim), r * kvDim);
-        this.rope.rotate(kr, r * kvDim, Hkv, D, keyPos[r]);
-      }
-
-      // Attention per row and head (GQA: head hq uses KV head hq / (Hq/Hkv)).
-      const scale = 1 / Math.sqrt(D);
-      const group = Hq / Hkv;
-      const scores = new Float64Array(nk);
-      const seen = new Int32Array(nk);
-      const qi = new Float32Array(qDim);
-      const acc = new Float64Array(D);
-      for (let i = 0; i < n; i++) {
-        const ns = seenBy(i, seen);
-        qi.set(q.subarray(i * qDim, (i + 1) * qDim));
-        this.rope.rotate(qi, 0, Hq, D, queryPos[i]);
-        for (let hq = 0; hq < Hq; hq++) {
-          const kvo = Math.floor(hq / group) * D;
-          for (let s = 0; s < ns; s++) {
-            const ko = seen[s] * kvDim + kvo;
-            let dot = 0;
-            for (let d = 0; d < D; d++) dot += qi[hq * D + d] * kr[ko + d];
-            scores[s] = dot * scale;
-          }
-          softmaxInPlace(scores, ns);
-          const out = i * qDim + hq * D;
-          acc.fill(0);
-          for (let s = 0; s < ns; s++) {
-            const p = scores[s];
-            const vo = keyRows[seen[s]] * kvDim + kvo;
-            for (let d = 0; d < D; d++) acc[d] += p * V.data[vo + d];
-          }
-          for (let d = 0; d < D; d++) attn[out + d] = acc[d];
-        }
-      }
+      if (req.reportSelection && (plan.select || plan.selectsAll)) selection.push(keys.rows ?? allRows(T));
+      this.attend(keys, q, K.data, V.data, n, attn);
 
       // Output projection and MLP, residuals.
       for (let i = 0; i < n; i++) {
@@ -257,68 +188,82 @@ class ReferenceSequence implements Sequence {
     const picked = new Float32Array(nl * H);
     for (let k = 0; k < nl; k++) picked.set(x.subarray(req.logitRows[k] * H, (req.logitRows[k] + 1) * H), k * H);
     const normed = new Float32Array(nl * H);
-    rmsNorm(picked, nl, H, this.b.finalNorm, c.rmsNormEps, normed);
+    rmsNorm(picked, nl, H, this.b.top.finalNorm.w, c.rmsNormEps, normed);
     const logits = new Float32Array(nl * c.vocabSize);
-    linear(normed, nl, H, this.b.lmHead, undefined, c.vocabSize, logits);
+    const head = this.b.top.lmHead;
+    linear(normed, nl, H, head.w, head.b, c.vocabSize, logits);
     return { logits, selection: req.reportSelection ? selection : undefined };
   }
 
-  /** TokenSelect's per-layer selected rows S (contract.ts, SelectSpec). */
-  private selectRows(l: number, req: StepRequest, q: Float32Array, M: number, n: number): Int32Array {
+  /**
+   * attn [n, Hq·D] = per row and head, softmax over the keys the row sees of RoPE(q_i)·RoPE(k_j)/√D,
+   * times the values (GQA: query head hq uses KV head hq / (Hq/Hkv)). K, V: [T, Hkv·D] pre-RoPE.
+   */
+  private attend(keys: LayerKeys, q: Float32Array, K: Float32Array, V: Float32Array, n: number, attn: Float32Array): void {
     const c = this.b.model.config;
-    const spec = req.select!;
-    const T = M + n;
-    const { localStart, all } = selectionBounds(T, n, spec);
-    if (all) return Int32Array.from({ length: T }, (_, j) => j);
     const D = c.headDim;
-    const qDim = c.numHeads * D;
-    // q̄ = mean_i RoPE(q_i, nLocal + i), per head.
-    const qbar = new Float32Array(qDim);
+    const Hq = c.numHeads;
+    const Hkv = c.numKvHeads;
+    const qDim = Hq * D;
+    const kvDim = Hkv * D;
+    const nk = keys.count;
+    const row = (r: number) => (keys.rows ? keys.rows[r] : r);
+
+    // Rotated keys in play: kr [nk, kvDim].
+    const kr = new Float32Array(nk * kvDim);
+    for (let r = 0; r < nk; r++) this.rope.rotate(K, row(r) * kvDim, kr, r * kvDim, Hkv, keyPosition(keys, r));
+
+    const scale = 1 / Math.sqrt(D);
+    const group = Hq / Hkv;
+    const scores = new Float64Array(nk);
+    const seen = new Int32Array(nk);
+    const ranges: Array<[number, number]> = [];
     const qi = new Float32Array(qDim);
+    const acc = new Float64Array(D);
     for (let i = 0; i < n; i++) {
-      qi.set(q.subarray(i * qDim, (i + 1) * qDim));
-      for (let hq = 0; hq < c.numHeads; hq++) ropeInPlace(qi, hq * D, D, spec.nLocal + i, req.rope.invFreq, 1);
-      for (let d = 0; d < qDim; d++) qbar[d] += qi[d] / n;
+      let ns = 0;
+      const nr = visibleRanges(keys, i, ranges);
+      for (let k = 0; k < nr; k++) for (let j = ranges[k][0]; j < ranges[k][1]; j++) seen[ns++] = j;
+      this.rope.rotate(q, i * qDim, qi, 0, Hq, keys.positions[i]);
+      for (let hq = 0; hq < Hq; hq++) {
+        const kvo = Math.floor(hq / group) * D;
+        for (let s = 0; s < ns; s++) {
+          const ko = seen[s] * kvDim + kvo;
+          let dot = 0;
+          for (let d = 0; d < D; d++) dot += qi[hq * D + d] * kr[ko + d];
+          scores[s] = dot * scale;
+        }
+        softmaxInPlace(scores, ns);
+        acc.fill(0);
+        for (let s = 0; s < ns; s++) {
+          const p = scores[s];
+          const vo = row(seen[s]) * kvDim + kvo;
+          for (let d = 0; d < D; d++) acc[d] += p * V[vo + d];
+        }
+        for (let d = 0; d < D; d++) attn[i * qDim + hq * D + d] = acc[d];
+      }
     }
-    const cached = this.selectCache[l];
-    let top: Int32Array;
-    if (spec.reuseCosine !== null && cached && cosine(qbar, cached.qbar) >= spec.reuseCosine) {
-      top = cached.top.filter((j) => j >= spec.nInit && j < localStart);
-    } else {
-      top = topKBySoftVote(qbar, this.keys[l].data, c.numHeads, c.numKvHeads, D, spec.nInit, localStart, spec.topK);
-      this.selectCache[l] = { qbar, top };
-    }
-    return selectedSet(spec.nInit, top, localStart, T);
   }
 
   retain(rows: Int32Array): void {
+    checkRetain(rows, this.rows);
     for (const store of [...this.keys, ...this.values]) {
       const kvDim = store.kvDim;
       const next = new Float32Array(Math.max(rows.length, 64) * kvDim);
-      for (let r = 0; r < rows.length; r++) {
-        if (rows[r] < 0 || rows[r] >= this.rows) throw new Error(`retain: row ${rows[r]} outside 0..${this.rows - 1}`);
-        next.set(store.data.subarray(rows[r] * kvDim, (rows[r] + 1) * kvDim), r * kvDim);
-      }
+      for (let r = 0; r < rows.length; r++) next.set(store.data.subarray(rows[r] * kvDim, (rows[r] + 1) * kvDim), r * kvDim);
       store.data = next;
     }
     this.rows = rows.length;
-    // Cached selections index rows that may have moved; a strategy that retains never reuses them.
-    this.selectCache = this.selectCache.map(() => null);
+    this.selector.reset();
   }
 
   snapshot(): SequenceSnapshot {
     const take = (s: KvStore) => s.data.slice(0, this.rows * s.kvDim);
-    return {
-      rows: this.rows,
-      keys: this.keys.map(take),
-      values: this.values.map(take),
-      selectCache: this.selectCache.map((e) => (e ? { qbar: e.qbar.slice(), top: e.top.slice() } : null)),
-    };
+    return { rows: this.rows, keys: this.keys.map(take), values: this.values.map(take), selectCache: this.selector.snapshot() };
   }
 
   restore(s: SequenceSnapshot): void {
-    const c = this.b.model.config;
-    if (s.keys.length !== c.numLayers) throw new Error(`snapshot has ${s.keys.length} layers, model has ${c.numLayers}`);
+    checkSnapshot(s, this.b.model);
     this.rows = s.rows;
     this.keys.forEach((store, l) => {
       store.data = new Float32Array(Math.max(s.rows, 64) * store.kvDim);
@@ -328,7 +273,7 @@ class ReferenceSequence implements Sequence {
       store.data = new Float32Array(Math.max(s.rows, 64) * store.kvDim);
       store.data.set(s.values[l]);
     });
-    this.selectCache = s.selectCache.map((e) => (e ? { qbar: e.qbar.slice(), top: e.top.slice() } : null));
+    this.selector.restore(s.selectCache);
   }
 
   dispose(): void {}

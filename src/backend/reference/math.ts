@@ -63,79 +63,6 @@ export function silu(v: number): number {
   return v / (1 + Math.exp(-v));
 }
 
-/**
- * Rotate-half RoPE of one head vector in place: for i < D/2, with a = fround(pos · invFreq[i]),
- *   x'[i]       = x[i]·cos a − x[i+D/2]·sin a
- *   x'[i+D/2]   = x[i+D/2]·cos a + x[i]·sin a        (cos, sin multiplied by `scale`)
- */
-export function ropeInPlace(x: Float32Array, offset: number, headDim: number, pos: number, invFreq: Float32Array, scale: number): void {
-  const half = headDim >> 1;
-  for (let i = 0; i < half; i++) {
-    const a = Math.fround(pos * invFreq[i]);
-    const c = Math.fround(Math.cos(a)) * scale;
-    const s = Math.fround(Math.sin(a)) * scale;
-    const x1 = x[offset + i];
-    const x2 = x[offset + i + half];
-    x[offset + i] = x1 * c - x2 * s;
-    x[offset + i + half] = x2 * c + x1 * s;
-  }
-}
-
-/**
- * cos/sin of every (position, frequency) pair up to a position, computed once per RoPE table:
- * cos[pos·D/2 + i] = fround(cos(fround(pos · invFreq[i]))) · scale (likewise sin).
- */
-export class RopeCache {
-  private invFreq: Float32Array | null = null;
-  private scale = 1;
-  cos = new Float32Array(0);
-  sin = new Float32Array(0);
-  private positions = 0;
-
-  /** Makes sure positions [0, upTo) are tabulated for this table. */
-  ensure(invFreq: Float32Array, scale: number, upTo: number): void {
-    const half = invFreq.length;
-    if (this.invFreq !== invFreq || this.scale !== scale) {
-      this.invFreq = invFreq;
-      this.scale = scale;
-      this.positions = 0;
-    }
-    if (upTo <= this.positions) return;
-    const cap = Math.max(upTo, this.positions * 2, 256);
-    const cos = new Float32Array(cap * half);
-    const sin = new Float32Array(cap * half);
-    cos.set(this.cos.subarray(0, this.positions * half));
-    sin.set(this.sin.subarray(0, this.positions * half));
-    for (let p = this.positions; p < cap; p++) {
-      for (let i = 0; i < half; i++) {
-        const a = Math.fround(p * invFreq[i]);
-        cos[p * half + i] = Math.fround(Math.cos(a)) * scale;
-        sin[p * half + i] = Math.fround(Math.sin(a)) * scale;
-      }
-    }
-    this.cos = cos;
-    this.sin = sin;
-    this.positions = cap;
-  }
-
-  /** Rotates `heads` consecutive head vectors of x (from offset) to position pos. */
-  rotate(x: Float32Array, offset: number, heads: number, headDim: number, pos: number): void {
-    const half = headDim >> 1;
-    const t = pos * half;
-    for (let h = 0; h < heads; h++) {
-      const o = offset + h * headDim;
-      for (let i = 0; i < half; i++) {
-        const c = this.cos[t + i];
-        const s = this.sin[t + i];
-        const x1 = x[o + i];
-        const x2 = x[o + i + half];
-        x[o + i] = x1 * c - x2 * s;
-        x[o + i + half] = x2 * c + x1 * s;
-      }
-    }
-  }
-}
-
 /** In-place softmax over v[0..n). */
 export function softmaxInPlace(v: Float64Array | Float32Array, n: number): void {
   let m = -Infinity;
@@ -146,4 +73,42 @@ export function softmaxInPlace(v: Float64Array | Float32Array, n: number): void 
     sum += v[i];
   }
   for (let i = 0; i < n; i++) v[i] /= sum;
+}
+
+/**
+ * TokenSelect's soft vote (step/select.ts) over candidate rows [from, to) of the pre-RoPE keys
+ * [*, Hkv·D], from the mean query q̄ [Hq·D]:
+ *   s_h = softmax_j(q̄_h · K[j, h / group])  (no 1/√D),  vote_j = Σ_h s_h[j]   (float64)
+ * Returns the k candidates with the largest vote (ties → lower index), ascending.
+ */
+export function softVoteTopK(
+  qbar: Float32Array,
+  keys: Float32Array,
+  numHeads: number,
+  numKvHeads: number,
+  headDim: number,
+  from: number,
+  to: number,
+  k: number,
+): Int32Array {
+  const nc = to - from;
+  const kvDim = numKvHeads * headDim;
+  const group = numHeads / numKvHeads;
+  const vote = new Float64Array(nc);
+  const s = new Float64Array(nc);
+  for (let h = 0; h < numHeads; h++) {
+    const kvOff = Math.floor(h / group) * headDim;
+    const qOff = h * headDim;
+    for (let j = 0; j < nc; j++) {
+      const ko = (from + j) * kvDim + kvOff;
+      let dot = 0;
+      for (let d = 0; d < headDim; d++) dot += qbar[qOff + d] * keys[ko + d];
+      s[j] = dot;
+    }
+    softmaxInPlace(s, nc);
+    for (let j = 0; j < nc; j++) vote[j] += s[j];
+  }
+  const order = Array.from({ length: nc }, (_, j) => j);
+  order.sort((a, b) => vote[b] - vote[a] || a - b);
+  return Int32Array.from(order.slice(0, Math.min(k, nc)), (j) => j + from).sort();
 }

@@ -1,20 +1,29 @@
-// RoPE on the JavaScript side, with the reference backend's exact arithmetic (reference/math.ts,
-// ropeInPlace): for each head vector x (D values, rotate-half layout) at position p and i < D/2,
+// RoPE cos/sin tables for the TypeScript backends, and the rotation that uses them.
+//
+// For a head vector x (D values, rotate-half layout) at position p and i < D/2:
 //   a = fround(p · invFreq[i]),  c = fround(cos a) · scale,  s = fround(sin a) · scale
 //   x'[i] = x[i]·c − x[i+D/2]·s,   x'[i+D/2] = x[i+D/2]·c + x[i]·s      (float64, stored as float32)
-// The cos/sin values are tabulated per position once per RoPE table and reused by every layer.
+// fround(cos a) and fround(sin a) are tabulated per position once per frequency table and reused by
+// every layer and head; `scale` (YaRN's attention factor) multiplies them at rotation, so the same
+// table serves TokenSelect's mean query, which rotates with scale 1. The inverse frequencies
+// themselves come from engine/rope.ts; the native backend computes the same angles on its device.
 
 import type { RopeTable } from '../contract.js';
 
 export class RopeTables {
   private table: RopeTable | null = null;
-  private cosT = new Float64Array(0);
-  private sinT = new Float64Array(0);
+  private cosT = new Float32Array(0);
+  private sinT = new Float32Array(0);
   private rows = 0;
   readonly half: number;
 
   constructor(readonly headDim: number) {
     this.half = headDim >> 1;
+  }
+
+  /** The current table's cos/sin multiplier. */
+  get scale(): number {
+    return this.table?.scale ?? 1;
   }
 
   /** Whether `t` has the same frequencies and scale as the current table. */
@@ -43,16 +52,16 @@ export class RopeTables {
 
   private grow(rows: number): void {
     const h = this.half;
-    const { invFreq, scale } = this.table!;
-    const cosT = new Float64Array(rows * h);
-    const sinT = new Float64Array(rows * h);
+    const { invFreq } = this.table!;
+    const cosT = new Float32Array(rows * h);
+    const sinT = new Float32Array(rows * h);
     cosT.set(this.cosT.subarray(0, this.rows * h));
     sinT.set(this.sinT.subarray(0, this.rows * h));
     for (let p = this.rows; p < rows; p++) {
       for (let i = 0; i < h; i++) {
         const a = Math.fround(p * invFreq[i]);
-        cosT[p * h + i] = Math.fround(Math.cos(a)) * scale;
-        sinT[p * h + i] = Math.fround(Math.sin(a)) * scale;
+        cosT[p * h + i] = Math.cos(a);
+        sinT[p * h + i] = Math.sin(a);
       }
     }
     this.cosT = cosT;
@@ -62,9 +71,9 @@ export class RopeTables {
 
   /**
    * Rotates `heads` consecutive head vectors of one row: src[srcOff + h·D + d] → dst[dstOff + h·D + d]
-   * at position `pos` (src and dst may be the same array and offset).
+   * at position `pos` (src and dst may be the same array and offset), cos and sin × `scale`.
    */
-  rotate(src: Float32Array, srcOff: number, dst: Float32Array, dstOff: number, heads: number, pos: number): void {
+  rotate(src: Float32Array, srcOff: number, dst: Float32Array, dstOff: number, heads: number, pos: number, scale = this.scale): void {
     const h2 = this.half;
     const D = this.headDim;
     const co = pos * h2;
@@ -74,8 +83,8 @@ export class RopeTables {
       const s0 = srcOff + h * D;
       const d0 = dstOff + h * D;
       for (let i = 0; i < h2; i++) {
-        const c = cosT[co + i];
-        const s = sinT[co + i];
+        const c = cosT[co + i] * scale;
+        const s = sinT[co + i] * scale;
         const x1 = src[s0 + i];
         const x2 = src[s0 + i + h2];
         dst[d0 + i] = x1 * c - x2 * s;

@@ -1,13 +1,9 @@
-// TokenSelect on the cpu backend (contract.ts, SelectSpec; ../select.ts holds the shared rule).
-//
-// Per layer and step: q̄ (the mean of the step's queries rotated at nLocal + i) is formed in
-// JavaScript exactly as the reference does; the soft vote over the candidate keys — a [Hq, nc]
-// score matrix, nc = candidates — runs in ONNX Runtime (graph below), which also picks the top k:
+// TokenSelect's soft vote on the cpu backend (../step/select.ts decides the rest: q̄ is formed
+// there, reuse and the selected set too). The vote over the candidate keys — a [Hq, nc] score
+// matrix, nc = candidates — runs in ONNX Runtime (graph below), which also picks the top k:
 //   for each KV head g:  S_g = q̄_g K_gᵀ      q̄_g [G, D] (no 1/√D), K_g [nc, D] pre-RoPE
 //   vote = Σ over all heads of softmax(S_g) over candidates     [nc]
 //   top  = TopK(vote, k)  (ONNX TopK: larger first, ties to the lower index)
-// JavaScript sorts `top`, forms S = [0, nInit) ∪ top ∪ local, and gathers those keys, rotated at
-// their rank in S, and values into per-head scratch arrays for the attention.
 //
 // Precision note: the reference sums the vote in float64; here it is float32, so two candidates
 // whose votes agree to ~1e-7 relative can trade places at the top-k boundary.
@@ -38,8 +34,8 @@ export function buildVoteGraph(c: ModelConfig): Uint8Array {
 }
 
 /**
- * Indices (into [0, nc)) of the k candidates with the largest soft vote, ascending.
- * `keys` are per-KV-head arrays whose rows [from, from + nc) are the candidates.
+ * The k candidate rows in [from, to) with the largest soft vote, ascending. `keys` are per-KV-head
+ * [rows, D] arrays of pre-RoPE keys.
  */
 export async function topBySoftVote(
   ort: typeof ortTypes,
@@ -48,9 +44,10 @@ export async function topBySoftVote(
   qbar: Float32Array,
   keys: Float32Array[],
   from: number,
-  nc: number,
+  to: number,
   k: number,
 ): Promise<Int32Array> {
+  const nc = to - from;
   const D = c.headDim;
   const feeds: Record<string, ortTypes.Tensor> = {
     qbar: new ort.Tensor('float32', qbar, [c.numHeads, D]),
@@ -58,6 +55,6 @@ export async function topBySoftVote(
   };
   keys.forEach((a, h) => (feeds[`k${h}`] = new ort.Tensor('float32', a.subarray(from * D, (from + nc) * D), [nc, D])));
   const r = await session.run(feeds);
-  const top = Int32Array.from(r.top.data as BigInt64Array, (v) => Number(v));
+  const top = Int32Array.from(r.top.data as BigInt64Array, (v) => Number(v) + from);
   return top.sort();
 }

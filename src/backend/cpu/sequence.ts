@@ -1,0 +1,296 @@
+// A cpu backend sequence: its KV rows (kv-store.ts) and the step, computed with ONNX Runtime.
+// Which keys each row sees and at which positions is the step plan's (../step/plan.ts), TokenSelect's
+// choice the selector's (../step/select.ts); this file says how it is computed here.
+//
+// One step, n new rows over M stored rows (T = M + n):
+//   x      = embedding rows (embedding.ts; beacon rows take the beacon embedding)
+//   qkv_0  = first(x)                                             ORT
+//   for each layer l:
+//     store k, v of the new rows (pre-RoPE) at rows [M, T)        kv-store.ts
+//     keys: dense — stored rows rotated at their index (cached), new rows at the plan's positions;
+//           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered
+//     attn  = attention over the keys, in query tiles             ORT (attention.ts)
+//     x, qkv_{l+1} = layer_l(x, attn)                             ORT (o_proj, MLP, next qkv)
+//   logits = head(x[logitRows])                                   ORT
+// KV lives in JavaScript typed arrays owned by the sequence; ORT reads them in place.
+
+import type * as ortTypes from 'onnxruntime-node';
+import type { Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
+import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
+import { RopeTables } from '../step/rope.js';
+import { meanRotatedQuery, TokenSelector } from '../step/select.js';
+import { attend, type TileMask } from './attention.js';
+import { qkvWidth } from './graphs.js';
+import type { CpuBackend } from './index.js';
+import { KvStore } from './kv-store.js';
+import { topBySoftVote } from './vote.js';
+
+const i64 = (a: ArrayLike<number>) => BigInt64Array.from(Array.from(a, (v) => BigInt(v)));
+
+/** Rows per call of a weight graph (projections, MLP): bounds a step's activations. */
+export const ROW_CHUNK = 512;
+
+/** Rows [r0, r1) of a step, with their beacon split inputs (beacon checkpoints). */
+interface RowChunk {
+  r0: number;
+  r1: number;
+  split: Record<string, ortTypes.Tensor>;
+}
+
+export class CpuSequence implements Sequence {
+  private readonly kv: KvStore;
+  private readonly rope: RopeTables;
+  private readonly selector: TokenSelector;
+  /** Per-head scratch for the keys (rotated) and values a selection gathers. */
+  private selK: Float32Array[] = [];
+  private selV: Float32Array[] = [];
+  /**
+   * Step buffers reused from step to step (x, qkv, rotated q, attention output): a long step
+   * would otherwise leave tens of MB of garbage per layer for the garbage collector to find late.
+   */
+  private readonly buffers = new Map<string, Float32Array>();
+
+  private buffer(name: string, size: number): Float32Array {
+    let b = this.buffers.get(name);
+    if (!b || b.length < size) this.buffers.set(name, (b = new Float32Array(size)));
+    return b.subarray(0, size);
+  }
+
+  constructor(private readonly b: CpuBackend) {
+    const c = b.model.config;
+    this.kv = new KvStore(c.numLayers, c.numKvHeads, c.headDim);
+    this.rope = new RopeTables(c.headDim);
+    this.selector = new TokenSelector(c.numLayers);
+  }
+
+  get length(): number {
+    return this.kv.rows;
+  }
+
+  kvBytes(): number {
+    return this.kv.bytes();
+  }
+
+  async step(req: StepRequest): Promise<StepResult> {
+    const b = this.b;
+    const c = b.model.config;
+    const plan = planStep(req, this.kv.rows, b.model);
+    const { n, M, T } = plan;
+    const H = c.hiddenSize;
+    const qDim = c.numHeads * c.headDim;
+    const kvDim = c.numKvHeads * c.headDim;
+    const W = qkvWidth(c);
+    const prof = b.profile;
+    const t0 = performance.now();
+    let t = 0;
+
+    // Embeddings; beacon rows take the beacon embedding.
+    const x = this.buffer('x', n * H);
+    for (let i = 0; i < n; i++) {
+      if (plan.beacon?.[i] === 1) x.set(b.embedding.beacon!, i * H);
+      else b.embedding.row(req.tokens[i], x, i * H);
+    }
+    const chunks = this.rowChunks(plan);
+    if (this.rope.use(req.rope, plan.maxPosition)) this.kv.invalidateRotations();
+    // The attention mask of a dense step, shared by every layer.
+    const denseMask: TileMask | null = plan.keys ? this.tileMask(plan.keys) : null;
+
+    // x is updated in place, chunk by chunk (a chunk's rows are read before they are rewritten).
+    const qkv = this.buffer('qkv', n * W);
+    t = performance.now();
+    await this.runRows(b.sessions.first, chunks, { x: [x, H] }, { qkv: [qkv, W] });
+    prof.weights += performance.now() - t;
+    const qrot = this.buffer('qrot', n * qDim);
+    const attn = this.buffer('attn', n * qDim);
+    const selection: Int32Array[] = [];
+    for (let l = 0; l < c.numLayers; l++) {
+      this.kv.append(l, M, n, qkv, W, qDim, qDim + kvDim);
+      let keys: LayerKeys;
+      let mask: TileMask;
+      let keyHeads: Float32Array[];
+      let valueHeads: Float32Array[];
+      if (plan.keys) {
+        keys = plan.keys;
+        mask = denseMask!;
+        keyHeads = this.rotatedKeys(l, keys);
+        valueHeads = this.kv.layers[l].v;
+      } else {
+        keys = await this.selectKeys(l, plan, qkv);
+        mask = { kind: 'causal', offset: keys.firstNew };
+        this.gatherSelected(l, keys);
+        keyHeads = this.selK;
+        valueHeads = this.selV;
+      }
+      if (req.reportSelection && (plan.select || plan.selectsAll)) selection.push(keys.rows ?? allRows(T));
+      for (let i = 0; i < n; i++) this.rope.rotate(qkv, i * W, qrot, i * qDim, c.numHeads, keys.positions[i]);
+      t = performance.now();
+      await attend(b.ort, b.sessions.attention, c, { q: qrot, n, keys: keyHeads, values: valueHeads, T: keys.count, mask }, attn);
+      prof.attention += performance.now() - t;
+      t = performance.now();
+      const last = l + 1 === c.numLayers;
+      await this.runRows(b.sessions.layers[l], chunks, { x: [x, H], attn: [attn, qDim] }, last ? { xout: [x, H] } : { xout: [x, H], qkv: [qkv, W] });
+      prof.weights += performance.now() - t;
+    }
+    this.kv.rows = T;
+
+    const nl = req.logitRows.length;
+    let logits: Float32Array = new Float32Array(0);
+    if (nl > 0) {
+      const picked = new Float32Array(nl * H);
+      req.logitRows.forEach((r, k) => picked.set(x.subarray(r * H, (r + 1) * H), k * H));
+      t = performance.now();
+      logits = (await b.sessions.head.run({ x: new b.ort.Tensor('float32', picked, [nl, H]) })).logits.data as Float32Array;
+      prof.head += performance.now() - t;
+    }
+    prof.total += performance.now() - t0;
+    prof.steps++;
+    return { logits, selection: req.reportSelection ? selection : undefined };
+  }
+
+  /**
+   * The step's rows in chunks of at most ROW_CHUNK for the weight graphs (their activations stay
+   * bounded however long a step is, e.g. a 2,304-row beacon window). Beacon checkpoints: each
+   * chunk says which of its rows use the beacon projections (graphs.ts).
+   */
+  private rowChunks(plan: StepPlan): RowChunk[] {
+    const ort = this.b.ort;
+    const chunks: RowChunk[] = [];
+    for (let r0 = 0; r0 < plan.n; r0 += ROW_CHUNK) {
+      const r1 = Math.min(plan.n, r0 + ROW_CHUNK);
+      const split: Record<string, ortTypes.Tensor> = {};
+      if (this.b.model.config.beacon) {
+        const raw: number[] = [];
+        const bcn: number[] = [];
+        for (let i = r0; i < r1; i++) (plan.beacon?.[i] === 1 ? bcn : raw).push(i - r0);
+        const order = new Int32Array(r1 - r0);
+        raw.forEach((r, k) => (order[r] = k));
+        bcn.forEach((r, k) => (order[r] = raw.length + k));
+        split.rawIdx = new ort.Tensor('int64', i64(raw), [raw.length]);
+        split.bcnIdx = new ort.Tensor('int64', i64(bcn), [bcn.length]);
+        split.order = new ort.Tensor('int64', i64(order), [r1 - r0]);
+      }
+      chunks.push({ r0, r1, split });
+    }
+    return chunks;
+  }
+
+  /**
+   * Runs a weight graph on each row chunk: inputs and outputs are [rows, width] arrays, cut by
+   * chunk. An output may be an input's array: chunk [r0, r1) is written after its run.
+   */
+  private async runRows(
+    session: ortTypes.InferenceSession,
+    chunks: RowChunk[],
+    inputs: Record<string, [Float32Array, number]>,
+    outputs: Record<string, [Float32Array, number]>,
+  ): Promise<void> {
+    const ort = this.b.ort;
+    for (const { r0, r1, split } of chunks) {
+      const feeds: Record<string, ortTypes.Tensor> = { ...split };
+      for (const [name, [data, width]] of Object.entries(inputs)) feeds[name] = new ort.Tensor('float32', data.subarray(r0 * width, r1 * width), [r1 - r0, width]);
+      const out = await session.run(feeds, Object.keys(outputs));
+      for (const [name, [data, width]] of Object.entries(outputs)) data.set(out[name].data as Float32Array, r0 * width);
+    }
+  }
+
+  /** A dense step's mask for the attention tiles: causal from firstNew, or the `ranges` as additive [q1 − q0, T] biases. */
+  private tileMask(keys: LayerKeys): TileMask {
+    if (keys.mask.kind === 'causal') return { kind: 'causal', offset: keys.firstNew };
+    const made = new Map<string, Float32Array>();
+    const ranges: Array<[number, number]> = [];
+    const bias = (q0: number, q1: number, T: number) => {
+      const key = `${q0}:${q1}:${T}`;
+      let b = made.get(key);
+      if (!b) {
+        b = new Float32Array((q1 - q0) * T).fill(-Infinity);
+        for (let i = q0; i < q1; i++) {
+          const nr = visibleRanges(keys, i, ranges);
+          for (let r = 0; r < nr; r++) b.fill(0, (i - q0) * T + ranges[r][0], (i - q0) * T + Math.min(ranges[r][1], T));
+        }
+        made.set(key, b);
+      }
+      return b;
+    };
+    return { kind: 'bias', bias };
+  }
+
+  /**
+   * A dense step's keys for layer l, per KV head: stored rows rotated at their index (cached across
+   * steps while the RoPE table stays), the new rows at the plan's positions.
+   */
+  private rotatedKeys(l: number, keys: LayerKeys): Float32Array[] {
+    const D = this.b.model.config.headDim;
+    const L = this.kv.layers[l];
+    const M = keys.firstNew;
+    const n = keys.count - M;
+    const kr = L.rotated();
+    for (let g = 0; g < L.kvHeads; g++) {
+      for (let j = L.rotValid; j < M; j++) this.rope.rotate(L.k[g], j * D, kr[g], j * D, 1, j);
+      for (let i = 0; i < n; i++) this.rope.rotate(L.k[g], (M + i) * D, kr[g], (M + i) * D, 1, keys.positions[i]);
+    }
+    // New rows at their index stay valid for the next step; elsewhere they are re-rotated.
+    L.rotValid = keys.positions.every((p, i) => p === M + i) ? keys.count : M;
+    return kr;
+  }
+
+  /** TokenSelect's keys for layer l: q̄ here, the vote in ORT, reuse and S by the selector. */
+  private async selectKeys(l: number, plan: StepPlan, qkv: Float32Array): Promise<LayerKeys> {
+    const b = this.b;
+    const c = b.model.config;
+    const { spec, localStart } = plan.select!;
+    const qbar = meanRotatedQuery(qkv, qkvWidth(c), plan.n, c.numHeads, this.rope, spec.nLocal);
+    const vote = async (from: number, to: number, k: number) => {
+      const t = performance.now();
+      const top = await topBySoftVote(b.ort, b.sessions.vote, c, qbar, this.kv.layers[l].k, from, to, k);
+      b.profile.vote += performance.now() - t;
+      return top;
+    };
+    const S = await this.selector.select(l, qbar, spec, localStart, plan.T, vote);
+    // Selection steps never use the rotated-key cache (positions are ranks): free it.
+    this.kv.layers[l].kr = null;
+    this.kv.layers[l].rotValid = 0;
+    return selectedKeys(S, plan.n);
+  }
+
+  /** Copies the selected rows' keys (rotated at their position among the keys) and values into the selection scratch. */
+  private gatherSelected(l: number, keys: LayerKeys): void {
+    const c = this.b.model.config;
+    const D = c.headDim;
+    const L = this.kv.layers[l];
+    const S = keys.rows!;
+    if (this.selK.length === 0 || this.selK[0].length < S.length * D) {
+      const cap = Math.ceil(S.length * 1.25) * D;
+      this.selK = Array.from({ length: c.numKvHeads }, () => new Float32Array(cap));
+      this.selV = Array.from({ length: c.numKvHeads }, () => new Float32Array(cap));
+    }
+    for (let g = 0; g < c.numKvHeads; g++) {
+      for (let r = 0; r < S.length; r++) {
+        this.rope.rotate(L.k[g], S[r] * D, this.selK[g], r * D, 1, keyPosition(keys, r));
+        this.selV[g].set(L.v[g].subarray(S[r] * D, (S[r] + 1) * D), r * D);
+      }
+    }
+  }
+
+  retain(rows: Int32Array): void {
+    checkRetain(rows, this.kv.rows);
+    this.kv.retain(rows);
+    this.selector.reset();
+  }
+
+  snapshot(): SequenceSnapshot {
+    return { ...this.kv.snapshot(), selectCache: this.selector.snapshot() };
+  }
+
+  restore(s: SequenceSnapshot): void {
+    checkSnapshot(s, this.b.model);
+    this.kv.restore(s);
+    this.selector.restore(s.selectCache);
+  }
+
+  dispose(): void {
+    this.kv.release();
+    this.selK = [];
+    this.selV = [];
+    this.buffers.clear();
+  }
+}
