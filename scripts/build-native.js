@@ -1,7 +1,7 @@
 #!/usr/bin/env node
-// Builds the native engine (native/, see native/README.md) with cmake-js:
-//   native/build/Release/beacon.node     the N-API addon (always; needs cmake and a C++17 compiler)
-//   native/build/Release/beacon_cuda.so  the CUDA kernels (only when nvcc is found)
+// Builds the native backend (native/, see native/README.md) with cmake-js:
+//   native/build/Release/ctx_native.node        the N-API addon (always; needs cmake and a C++17 compiler)
+//   native/build/Release/ctx_cuda_kernels.so    the CUDA kernels (only when nvcc is found)
 // Optional: ctx runs without it (the cuda backend then reports why it is unavailable), so a failed
 // build prints a short note and exits 0. Installing never breaks on a machine without cmake or nvcc.
 //
@@ -26,7 +26,7 @@ if (spawnSync('cmake', ['--version'], { stdio: 'ignore' }).status !== 0) {
 }
 
 const out = `${root}native/build`;
-const cudaLib = `${out}/Release/beacon_cuda.so`;
+const cudaLib = `${out}/Release/ctx_cuda_kernels.so`;
 // A library left from an earlier build with nvcc must not outlive a build without it.
 rmSync(cudaLib, { force: true });
 
@@ -47,7 +47,7 @@ if (r.status !== 0) {
   process.exit(0);
 }
 const what = existsSync(cudaLib)
-  ? 'with the CUDA kernels (beacon_cuda.so)'
+  ? 'with the CUDA kernels (ctx_cuda_kernels.so)'
   : process.env.CTX_NO_CUDA === '1'
     ? 'CPU only (CTX_NO_CUDA=1)'
     : 'CPU only: no CUDA compiler (nvcc) found, the cuda backend will say so';

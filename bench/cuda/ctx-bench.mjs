@@ -15,7 +15,7 @@ import { writeFileSync } from 'node:fs';
 
 const dist = new URL('../../dist/', import.meta.url);
 const { openModel } = await import(new URL('model/model.js', dist).href);
-const { createCudaBackend, probeDevices } = await import(new URL('backend/cuda/index.js', dist).href);
+const { createNativeBackend, probeDevices } = await import(new URL('backend/native/index.js', dist).href);
 const { Session } = await import(new URL('engine/session.js', dist).href);
 const { resolveStrategy, describeResolved } = await import(new URL('engine/strategies/index.js', dist).href);
 
@@ -65,7 +65,7 @@ const log = (s) => console.log(`[ctx-bench] ${s}`);
 const model = openModel(modelDir);
 const c = model.config;
 let t = performance.now();
-const backend = await createCudaBackend(model, { device, dtype, randomWeightsSeed: 1 });
+const backend = await createNativeBackend(model, { device, dtype, randomWeightsSeed: 1 });
 log(`weights generated on ${backend.deviceName} in ${((performance.now() - t) / 1000).toFixed(1)} s; ${(backend.memory().inUseBytes / 2 ** 30).toFixed(2)} GiB`);
 
 const result = { device: gpu, deviceName: backend.deviceName, bf16PeakTflops: peak, numeric: backend.numeric, gemm: [], runs: [] };

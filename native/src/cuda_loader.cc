@@ -18,7 +18,7 @@ struct Library {
   CtxCudaCreateFn create = nullptr;
 };
 
-/** The folder this addon was loaded from (beacon_cuda.so is built beside it). */
+/** The folder this addon was loaded from (ctx_cuda_kernels.so is built beside it). */
 std::string addonFolder() {
   Dl_info info{};
   if (dladdr(reinterpret_cast<void*>(&addonFolder), &info) == 0 || !info.dli_fname) return ".";
@@ -38,7 +38,7 @@ void runProbe() {
     return;
   }
   const char* override = std::getenv("CTX_CUDA_LIBRARY");
-  probe.library = override && *override ? override : addonFolder() + "/beacon_cuda.so";
+  probe.library = override && *override ? override : addonFolder() + "/ctx_cuda_kernels.so";
   struct stat st{};
   if (::stat(probe.library.c_str(), &st) != 0) {
     probe.reason = "ctx was built without CUDA (no nvcc when the native addon was built)";
@@ -48,18 +48,18 @@ void runProbe() {
   library.handle = ::dlopen(probe.library.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!library.handle) {
     const char* err = ::dlerror();
-    probe.reason = std::string("cannot open beacon_cuda.so: ") + (err ? err : "unknown error");
+    probe.reason = std::string("cannot open ctx_cuda_kernels.so: ") + (err ? err : "unknown error");
     return;
   }
   auto abi = reinterpret_cast<CtxCudaAbiVersionFn>(::dlsym(library.handle, "ctx_cuda_abi_version"));
   library.probe = reinterpret_cast<CtxCudaProbeFn>(::dlsym(library.handle, "ctx_cuda_probe"));
   library.create = reinterpret_cast<CtxCudaCreateFn>(::dlsym(library.handle, "ctx_cuda_create_kernels"));
   if (!abi || !library.probe || !library.create) {
-    probe.reason = "beacon_cuda.so lacks the ctx entry points (a stale build? run npm run build:native)";
+    probe.reason = "ctx_cuda_kernels.so lacks the ctx entry points (a stale build? run npm run build:native)";
     return;
   }
   if (abi() != kKernelsAbiVersion) {
-    probe.reason = "beacon_cuda.so was built from another version of ctx (run npm run build:native)";
+    probe.reason = "ctx_cuda_kernels.so was built from another version of ctx (run npm run build:native)";
     return;
   }
   CtxCudaDevice devices[16];

@@ -1,7 +1,7 @@
-// Opens beacon_cuda.so (the CUDA kernel set) at run time, from the addon's own folder.
+// Opens ctx_cuda_kernels.so (the CUDA kernel set) at run time, from the addon's own folder.
 //
 // The addon never links CUDA: a machine without the toolkit, a driver or a GPU still loads it. The
-// library is opened the first time a probe or a CUDA engine is asked for, and every failure on the
+// library is opened the first time a probe or a CUDA kernel set is asked for, and every failure on the
 // way becomes a one-line reason ("ctx was built without CUDA", "no NVIDIA driver", ...).
 #pragma once
 
@@ -16,7 +16,7 @@ namespace ctx {
 struct CudaProbe {
   bool available = false;
   std::string reason;  // why not, when !available
-  std::string library;  // path of beacon_cuda.so (empty when not built)
+  std::string library;  // path of ctx_cuda_kernels.so (empty when not built)
   std::vector<CtxCudaDevice> devices;
   int32_t usableDevice = -1;  // the first device with compute capability >= 8.0
 };

@@ -1,15 +1,15 @@
 // The kernel-set interface: where tensors live and the math on them.
 //
-// ctx's native engine (engine.cc) is written once, in host C++: it runs the layer loop, owns the KV
-// storage, builds masks and TokenSelect selections, and picks the logits rows. Every operation on
-// tensor data goes through this interface, which has two implementations:
+// The native backend's host code (device_model.cc: weights; sequence.cc: KV storage and a step's
+// layers) is written once, in C++. Every operation on tensor data goes through this interface,
+// which has two implementations:
 //
 //   cpu_kernels.cc      plain C++ loops over host memory, float32 everywhere. Always compiled into
 //                       the addon; it makes the whole native path testable without a GPU.
-//   cuda/*.cu           CUDA kernels over device memory (beacon_cuda.so, opened with dlopen only
+//   cuda/*.cu           CUDA kernels over device memory (ctx_cuda_kernels.so, opened with dlopen only
 //                       when a GPU is present). float32 or bf16 weights/activations, fp32 accumulation.
 //
-// So the two kernel sets differ only in the kernel bodies; the orchestration is shared.
+// So the two kernel sets differ only in the kernel bodies; the host code is shared.
 //
 // Conventions
 // - "Device pointers": memory returned by alloc(). For the CPU set that is host memory.
@@ -30,7 +30,7 @@
 namespace ctx {
 
 // Bumped whenever this header changes in a way that breaks the vtable; the addon refuses a
-// beacon_cuda.so built from another version.
+// ctx_cuda_kernels.so built from another version.
 constexpr int kKernelsAbiVersion = 3;
 
 enum class DType : int32_t { F32 = 0, BF16 = 1 };
@@ -165,7 +165,7 @@ class Kernels {
 
 }  // namespace ctx
 
-// What beacon_cuda.so exports (C linkage, looked up with dlsym).
+// What ctx_cuda_kernels.so exports (C linkage, looked up with dlsym).
 extern "C" {
 struct CtxCudaDevice {
   char name[256];

@@ -1,15 +1,16 @@
 // Backend selection: the one place that knows which backends exist and which one `auto` picks.
 //
-// auto → cpu (onnxruntime), the default without a GPU. The cuda backend is opt-in
-// (`--backend cuda`) until its GPU test suite has been recorded passing on real hardware
-// (native/README.md, "GPU runs"); then auto will prefer it whenever probeDevices() finds a GPU.
+// auto → cpu (onnxruntime), the default without a GPU. `cuda` is the native backend (./native,
+// ctx's own kernels in native/) on the GPU, opt-in (`--backend cuda`) until its GPU test suite has
+// been recorded passing on real hardware (native/README.md, "GPU runs"); then auto will prefer it
+// whenever probeDevices() finds a GPU.
 // If the cpu backend cannot start (onnxruntime missing), auto falls back to the reference
 // backend and says why.
 
 import type { Model } from '../model/model.js';
 import type { Backend, BackendName, BackendOptions } from './contract.js';
 import { createCpuBackend } from './cpu/index.js';
-import { createCudaBackend } from './cuda/index.js';
+import { createNativeBackend } from './native/index.js';
 import { createReferenceBackend } from './reference/index.js';
 
 export type { Backend, BackendName, BackendOptions } from './contract.js';
@@ -29,7 +30,7 @@ export async function createBackend(
     case 'cpu':
       return createCpuBackend(model, opts);
     case 'cuda':
-      return createCudaBackend(model, opts);
+      return createNativeBackend(model, opts);
     case 'auto':
       try {
         return await createCpuBackend(model, opts);

@@ -9,7 +9,7 @@
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command } from 'commander';
-import { nativeAvailable, probeDevices } from '../backend/cuda/index.js';
+import { nativeAvailable, probeDevices } from '../backend/native/index.js';
 import { planRun, type RunPlan } from '../engine/plan.js';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { EXIT } from '../errors.js';

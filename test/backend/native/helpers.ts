@@ -1,4 +1,4 @@
-// Shared by the cuda backend's tests: tiny random models on disk, scripted step sequences that can
+// Shared by the native backend's tests: tiny random models on disk, scripted step sequences that can
 // be replayed on any backend, and golden-case replays.
 
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';

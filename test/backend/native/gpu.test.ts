@@ -1,6 +1,6 @@
-// The cuda backend on a GPU: the CUDA kernels in beacon_cuda.so. Skips with the probe's reason where
-// there is none (CI). Run on a GPU machine with `node scripts/run-tests.js test/backend/cuda` and record
-// the run in native/README.md ("GPU runs").
+// The native backend on a GPU (`--backend cuda`): the CUDA kernels in ctx_cuda_kernels.so. Skips
+// with the probe's reason where there is none (CI). Run on a GPU machine with
+// `node scripts/run-tests.js test/backend/native` and record the run in native/README.md ("GPU runs").
 //
 //   f32  — the correctness mode: every scenario against the reference backend, and the golden
 //          cases, within 1e-3.
@@ -14,7 +14,7 @@ import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import { after, before, describe, test } from 'node:test';
 import type { Backend } from '../../../src/backend/contract.js';
-import { CudaBackend, createCudaBackend, probeDevices } from '../../../src/backend/cuda/index.js';
+import { NativeBackend, createNativeBackend, probeDevices } from '../../../src/backend/native/index.js';
 import { createReferenceBackend } from '../../../src/backend/reference/index.js';
 import { findGoldenCases } from '../../../src/engine/golden.js';
 import type { Model } from '../../../src/model/model.js';
@@ -54,7 +54,7 @@ function logitScale(r: RunResult): number {
   return m;
 }
 
-describe('cuda backend on the GPU', { skip }, () => {
+describe('native backend on the GPU', { skip }, () => {
   const made: Array<{ cleanup: () => void }> = [];
   const backends = new Map<string, { model: Model; ref: Backend; emul: Backend; f32: Backend; bf16: Backend }>();
 
@@ -65,9 +65,9 @@ describe('cuda backend on the GPU', { skip }, () => {
       backends.set(name, {
         model: m.model,
         ref: await createReferenceBackend(m.model),
-        emul: await createCudaBackend(m.model, { device: 'host', dtype: 'bf16' }),
-        f32: await createCudaBackend(m.model, { dtype: 'f32' }),
-        bf16: await createCudaBackend(m.model, { dtype: 'bf16' }),
+        emul: await createNativeBackend(m.model, { device: 'host', dtype: 'bf16' }),
+        f32: await createNativeBackend(m.model, { dtype: 'f32' }),
+        bf16: await createNativeBackend(m.model, { dtype: 'bf16' }),
       });
     }
   });
@@ -104,7 +104,7 @@ describe('cuda backend on the GPU', { skip }, () => {
   }
 
   test('device memory is counted and matrix products can be timed', async () => {
-    const b = backends.get('llama MQA, head dim 128')!.bf16 as CudaBackend;
+    const b = backends.get('llama MQA, head dim 128')!.bf16 as NativeBackend;
     const mem = b.memory();
     assert.ok(mem.inUseBytes > 0 && mem.peakBytes >= mem.inUseBytes);
     const s = b.timeMatmul(1024, 1024, 1024, 5);
@@ -115,17 +115,17 @@ describe('cuda backend on the GPU', { skip }, () => {
 const goldenCases = existsSync(GOLDEN_ROOT) ? findGoldenCases(GOLDEN_ROOT) : [];
 const goldenSkip = skip || (goldenCases.length === 0 ? `no golden cases at ${GOLDEN_ROOT}` : false);
 
-describe('cuda backend on the GPU: golden cases', { skip: goldenSkip }, () => {
+describe('native backend on the GPU: golden cases', { skip: goldenSkip }, () => {
   for (const dir of goldenCases) {
     const name = dir.split('/').pop()!;
     test(`f32: ${name}`, async () => {
-      const r = await replayGolden(dir, (m) => createCudaBackend(m, { dtype: 'f32' }));
+      const r = await replayGolden(dir, (m) => createNativeBackend(m, { dtype: 'f32' }));
       assert.ok(r.greedyEqual, `greedy ids differ (${r.greedyMatches}/${r.greedySteps})`);
       assert.ok(r.maxDiff <= r.atol, `max |Δlogit| ${r.maxDiff.toExponential(2)} > ${r.atol}`);
     });
     test(`bf16: ${name}`, async (t) => {
-      const gpu = await replayGolden(dir, (m) => createCudaBackend(m, { dtype: 'bf16' }));
-      const emul = await replayGolden(dir, (m) => createCudaBackend(m, { device: 'host', dtype: 'bf16' }));
+      const gpu = await replayGolden(dir, (m) => createNativeBackend(m, { dtype: 'bf16' }));
+      const emul = await replayGolden(dir, (m) => createNativeBackend(m, { device: 'host', dtype: 'bf16' }));
       t.diagnostic(
         `bf16 max |Δlogit| ${gpu.maxDiff.toFixed(3)}, greedy ${gpu.greedyMatches}/${gpu.greedySteps}` +
           ` (host emulation: ${emul.maxDiff.toFixed(3)}, ${emul.greedyMatches}/${emul.greedySteps})`,
