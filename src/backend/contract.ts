@@ -4,7 +4,9 @@
 // which keys each row may see, which stored rows survive, which logits are wanted. A backend
 // decides *how*: the tensor math and where the KV rows live (JS arrays, ONNX Runtime tensors, GPU
 // memory). The same sequence of requests must give the same logits on every backend, to float32
-// rounding; the reference backend is the oracle.
+// rounding; the reference backend is the oracle. What a request means for a step independently of
+// the device — its checks, the keys each row sees, TokenSelect's choice — is worked out once, in
+// ./step/, which every backend calls.
 //
 // Storage model. A Sequence holds, for every layer, a list of M stored KV rows (the same M for
 // every layer). Keys are stored BEFORE RoPE, so rows can change position: a stored row's RoPE
