@@ -109,7 +109,7 @@ class NativeSequence implements Sequence {
     try {
       if (plan.keys) {
         logits = await this.native.step(input, addonKeys(plan.keys));
-        if (plan.selectsAll) for (let l = 0; l < this.model.config.numLayers; l++) selection.push(allRows(plan.T));
+        if (plan.selectsAll && req.reportSelection) for (let l = 0; l < this.model.config.numLayers; l++) selection.push(allRows(plan.T));
       } else {
         logits = await this.stepLayerByLayer(input, plan.select!, plan.n, plan.T, selection);
       }
