@@ -18,7 +18,7 @@
 
 import { CtxError } from '../errors.js';
 import type { ModelConfig } from './config.js';
-import type { WeightStore } from './weights.js';
+import type { ModelWeights } from './weights.js';
 
 /** What a module is; loaders use it to pick a storage type (matrices vs f32 vectors). */
 export type ModuleKind = 'embedding' | 'linear' | 'norm';
@@ -158,7 +158,7 @@ export function distinctTensors(t: ModelTensors): TensorRef[] {
   return [...seen.values()];
 }
 
-function resolveRows(rows: ModuleRow[], prefix: string, c: ModelConfig, w: WeightStore, dir: string): Modules {
+function resolveRows(rows: ModuleRow[], prefix: string, c: ModelConfig, w: Pick<ModelWeights, 'has' | 'info'>, dir: string): Modules {
   const out: Modules = {};
   for (const row of rows) {
     if (row.when && !row.when(c)) continue;
@@ -192,7 +192,7 @@ function resolveRows(rows: ModuleRow[], prefix: string, c: ModelConfig, w: Weigh
  * The model's tensors by role, checked: every required tensor exists with the shape the config
  * implies (a CtxError naming the first that does not, in table order).
  */
-export function resolveTensors(table: ArchTensors, c: ModelConfig, w: WeightStore, dir: string): ModelTensors {
+export function resolveTensors(table: ArchTensors, c: ModelConfig, w: Pick<ModelWeights, 'has' | 'info'>, dir: string): ModelTensors {
   const model = resolveRows(table.model, '', c, w, dir);
   const layers = Array.from({ length: c.numLayers }, (_, i) => resolveRows(table.layer, `model.layers.${i}.`, c, w, dir));
   return { model, layers };

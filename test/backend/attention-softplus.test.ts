@@ -15,7 +15,8 @@ import {
   softplusWeightsInPlace,
   type SoftplusAttention,
 } from '../../src/backend/attention-softplus.js';
-import { linear, rmsNorm, RopeCache, silu } from '../../src/backend/reference/math.js';
+import { linear, rmsNorm, silu } from '../../src/backend/reference/math.js';
+import { RopeTables } from '../../src/backend/step/rope.js';
 import { findGoldenCases, loadGoldenCase, readExpectedTensor } from '../../src/engine/golden.js';
 import { baseInvFreq } from '../../src/engine/rope.js';
 import type { CtxError } from '../../src/errors.js';
@@ -174,7 +175,7 @@ function softplusDecoder(dir: string, sp: SoftplusAttention) {
   const embed = get('model.embed_tokens.weight');
   const norm = get('model.norm.weight');
   const head = c.tieWordEmbeddings ? embed : get('lm_head.weight');
-  const rope = new RopeCache();
+  const rope = new RopeTables(D);
   const invFreq = baseInvFreq(D, c.ropeTheta);
   const stats = { rows: 0, topWeight: 0, minRowMaxX: Infinity, maxRowMaxX: 0, keptShare: 0, keptRows: 0 };
   let pos = 0;
@@ -183,7 +184,7 @@ function softplusDecoder(dir: string, sp: SoftplusAttention) {
     stats,
     /** Feeds one token at the next position; returns its logits [V]. */
     feed(token: number): Float32Array {
-      rope.ensure(invFreq, 1, pos + 1);
+      rope.use({ invFreq, scale: 1 }, pos);
       const x = embed.slice(token * H, (token + 1) * H);
       const h = new Float32Array(H);
       for (const L of layers) {
@@ -194,8 +195,8 @@ function softplusDecoder(dir: string, sp: SoftplusAttention) {
         linear(h, 1, H, L.q.w, L.q.b, Hq * D, q);
         linear(h, 1, H, L.k.w, L.k.b, Hkv * D, k);
         linear(h, 1, H, L.v.w, L.v.b, Hkv * D, v);
-        rope.rotate(q, 0, Hq, D, pos);
-        rope.rotate(k, 0, Hkv, D, pos);
+        rope.rotate(q, 0, q, 0, Hq, pos);
+        rope.rotate(k, 0, k, 0, Hkv, pos);
         L.keys.push(k);
         L.values.push(v);
         const n = L.keys.length;

@@ -11,7 +11,6 @@ import { SUPPORTED_TYPE_NAMES, type SupportedType } from '../../../src/model/ggu
 import { llamaRowOrder } from '../../../src/model/gguf/names.js';
 import { quantize } from '../../../src/model/gguf/quantize.js';
 import { GgufWeights } from '../../../src/model/gguf/weights.js';
-import { EMBED } from '../../../src/model/model.js';
 import type { ModelWeights } from '../../../src/model/weights.js';
 import { wideModel, writeFixture } from './helpers.js';
 
@@ -58,6 +57,7 @@ describe('GGUF model read back', () => {
         }
         // The embedding lookup reads only the rows asked for, and gives what the whole table gives.
         const ids = [5, 0, 299, 5, 17];
+        const EMBED = model.tensors.model.embed.tensors.weight.name;
         const table = w.float32(EMBED);
         const rows = w.gatherRows(EMBED, ids);
         ids.forEach((id, k) => sameBits(rows.subarray(k * 256, (k + 1) * 256), table.subarray(id * 256, (id + 1) * 256), `row ${id}`));
