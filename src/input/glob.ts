@@ -1,82 +1,45 @@
-// Glob patterns → regular expressions. One translator serves both the globs a user types
-// (`ctx ask 'src/**/*.ts'`) and the patterns in .gitignore files, which share the same syntax:
+// Command-line globs (`ctx ask 'src/**/*.ts'`), matched by picomatch:
 //   *    any run of characters except "/"
 //   ?    one character except "/"
 //   [..] one character from a set ([!..] or [^..] negates); never "/"
 //   **   any number of whole path components: "**/x", "a/**/b", "a/**"
 //   \c   the character c itself
-// Node 20's path.matchesGlob exists but prints an ExperimentalWarning, so ctx has its own.
+// Everything else is literal: no {a,b} braces, no extglobs, no "!" negation, as before picomatch.
+// (Ignore files have their own matcher, the `ignore` package: see ignore.ts.)
+//
+// Two picomatch behaviours are adjusted, both seen on picomatch 4.0.7:
+//   - "(", ")" and "|" pass into its regular expression as a group and an alternation, even with
+//     extglobs off: 'report (1)*.pdf' would not match "report (1).pdf". They are escaped first.
+//   - "[!0-9]" is a negated class only with `posix: true`; without it "file[!0-9].txt" matched "file7.txt".
+// test/input/glob.test.ts holds each of these cases.
 
-const REGEX_SPECIAL = /[.*+?^${}()|[\]\\/]/;
+import picomatch from 'picomatch';
+
+const OPTIONS: picomatch.PicomatchOptions = {
+  dot: true, // "*.ts" matches ".ts", as in a shell with dotglob: ctx's walk applies ignore rules instead
+  noextglob: true,
+  nobrace: true,
+  nonegate: true,
+  posix: true,
+  strictSlashes: true,
+};
+
+/**
+ * Escapes what picomatch would otherwise read as regular-expression syntax (see above), and braces,
+ * which `nobrace` keeps literal in matching but picomatch.scan still counts as glob syntax.
+ */
+function literalParens(glob: string): string {
+  return glob.replace(/\\.|[()|{}]/g, (m) => (m.length === 2 ? m : `\\${m}`));
+}
 
 /** True when `text` holds an unescaped glob metacharacter. */
 export function hasGlobChars(text: string): boolean {
-  for (let i = 0; i < text.length; i++) {
-    const c = text[i];
-    if (c === '\\') i++;
-    else if (c === '*' || c === '?' || c === '[') return true;
-  }
-  return false;
+  return picomatch.scan(literalParens(text), OPTIONS).isGlob;
 }
 
-/**
- * Translates a glob into a regular-expression source matching a whole "/"-separated relative path
- * (no anchors added; callers add ^…$ or a prefix).
- */
-export function globToRegExpSource(glob: string): string {
-  let out = '';
-  let i = 0;
-  while (i < glob.length) {
-    const c = glob[i]!;
-    if (c === '*') {
-      if (glob[i + 1] === '*') {
-        const atStart = i === 0 || glob[i - 1] === '/';
-        const end = i + 2;
-        if (atStart && glob[end] === '/') {
-          // "**/" — zero or more leading directories.
-          out += '(?:.*/)?';
-          i = end + 1;
-          continue;
-        }
-        if (atStart && end === glob.length) {
-          // Trailing "**" — everything below (at least one character, so "a/**" is not "a/").
-          out += i === 0 ? '.*' : '.+';
-          i = end;
-          continue;
-        }
-        // "**" inside a component ("a**b") is an ordinary star.
-        out += '[^/]*';
-        i = end;
-        continue;
-      }
-      out += '[^/]*';
-      i++;
-    } else if (c === '?') {
-      out += '[^/]';
-      i++;
-    } else if (c === '[') {
-      const cls = readCharClass(glob, i);
-      if (cls) {
-        out += cls.source;
-        i = cls.end;
-      } else {
-        out += '\\[';
-        i++;
-      }
-    } else if (c === '\\' && i + 1 < glob.length) {
-      out += escapeChar(glob[i + 1]!);
-      i += 2;
-    } else {
-      out += escapeChar(c);
-      i++;
-    }
-  }
-  return out;
-}
-
-/** A compiled glob matching whole relative paths ("src/a.ts"). */
+/** A compiled glob matching whole "/"-separated relative paths ("src/a.ts"). */
 export function globToRegExp(glob: string): RegExp {
-  return new RegExp(`^${globToRegExpSource(glob)}$`);
+  return picomatch.makeRe(literalParens(glob), OPTIONS);
 }
 
 /**
@@ -87,42 +50,7 @@ export function splitGlob(spec: string): { base: string; pattern: string } {
   const parts = spec.split('/');
   let n = 0;
   while (n < parts.length - 1 && !hasGlobChars(parts[n]!)) n++;
-  const baseParts = parts.slice(0, n);
-  let base = baseParts.join('/');
+  let base = parts.slice(0, n).join('/');
   if (spec.startsWith('/') && base === '') base = '/';
   return { base: base === '' ? '.' : base, pattern: parts.slice(n).join('/') };
-}
-
-function escapeChar(c: string): string {
-  return REGEX_SPECIAL.test(c) ? `\\${c}` : c;
-}
-
-/** "[a-z]" at `start` → a regex class that never matches "/", or null when "[" is not closed. */
-function readCharClass(glob: string, start: number): { source: string; end: number } | null {
-  let i = start + 1;
-  let negate = false;
-  if (glob[i] === '!' || glob[i] === '^') {
-    negate = true;
-    i++;
-  }
-  let body = '';
-  // A "]" right after "[" or "[!" is a literal member, as in fnmatch.
-  if (glob[i] === ']') {
-    body += '\\]';
-    i++;
-  }
-  while (i < glob.length && glob[i] !== ']') {
-    const c = glob[i]!;
-    if (c === '\\' && i + 1 < glob.length) {
-      body += `\\${glob[i + 1]}`;
-      i += 2;
-    } else {
-      // Inside a class only these need escaping for the regex engine; "-" keeps its range meaning.
-      body += c === '[' || c === '^' || c === '\\' ? `\\${c}` : c;
-      i++;
-    }
-  }
-  if (i >= glob.length) return null;
-  const source = negate ? `(?![/])[^${body}]` : `(?![/])[${body}]`;
-  return { source, end: i + 1 };
 }

@@ -1,30 +1,17 @@
 // Ignore rules with git's semantics (gitignore(5)), used for .gitignore, .ignore and .ctxignore
-// files and for ctx's built-in defaults.
-//
-// The rules that matter, and how they are met here:
-//   - "#" starts a comment, blank lines are skipped, trailing spaces are dropped unless escaped.
-//   - "!" negates: a later "!x" re-includes what an earlier pattern excluded.
-//   - A trailing "/" matches directories only.
-//   - A "/" at the start or in the middle anchors the pattern to the folder of the file that holds it;
-//     otherwise the pattern matches a name at any depth below that folder.
-//   - "**" spans folders (see glob.ts).
-//   - The last matching pattern wins, and files in deeper folders win over shallower ones.
-//   - A file inside an excluded folder cannot be re-included: the walker never enters such a folder.
+// files and for ctx's built-in defaults. One file's patterns are matched by the `ignore` package
+// (what eslint and prettier use), case-sensitively as git does on Linux. This file adds what spans
+// several files:
+//   - patterns are relative to the folder of the file that holds them;
+//   - files in deeper folders win over shallower ones (within a file, the last matching pattern wins);
+//   - a file inside an excluded folder cannot be re-included: the walker never enters such a folder.
 
 import { readFile } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { globToRegExpSource } from './glob.js';
+import ignore, { type Ignore } from 'ignore';
 
 /** The ignore files ctx reads in every folder, lowest precedence first (ripgrep's order). */
 export const IGNORE_FILES = ['.gitignore', '.ignore', '.ctxignore'] as const;
-
-export interface IgnoreRule {
-  /** The pattern as written, for skip reasons. */
-  pattern: string;
-  negate: boolean;
-  dirOnly: boolean;
-  regex: RegExp;
-}
 
 /** The rules of one ignore file (or the defaults), with the folder they are relative to. */
 export interface RuleSet {
@@ -32,14 +19,11 @@ export interface RuleSet {
   base: string;
   /** Where the rules came from, for skip reasons: ".gitignore", "src/.ctxignore", "default". */
   label: string;
-  rules: IgnoreRule[];
+  matcher: Ignore;
 }
 
-export interface IgnoreMatch {
-  ignored: boolean;
-  rule: IgnoreRule;
-  label: string;
-}
+/** Which rule decided, as written (for skip reasons), and in which file; a re-inclusion ("!x") keeps the path. */
+export type IgnoreMatch = { ignored: true; pattern: string; label: string } | { ignored: false; label: string };
 
 /**
  * What ctx leaves out of a folder unless an ignore file re-includes it with "!": version-control
@@ -72,49 +56,31 @@ export const DEFAULT_IGNORES: readonly string[] = [
   '*.min.js', '*.min.css', '*.map',
 ];
 
-/** Parses one line of an ignore file; null for blank lines and comments. */
-export function parseIgnoreLine(line: string): IgnoreRule | null {
-  let text = line.replace(/\r$/, '');
-  if (text === '' || text.startsWith('#')) return null;
-  // Trailing spaces are dropped unless the last one is escaped with a backslash.
-  text = text.replace(/(?<!\\) +$/, '');
-  if (text.endsWith('\\ ')) text = `${text.slice(0, -2)} `;
-  if (text === '') return null;
-
-  let negate = false;
-  if (text.startsWith('!')) {
-    negate = true;
-    text = text.slice(1);
-  } else if (text.startsWith('\\!') || text.startsWith('\\#')) {
-    text = text.slice(1);
-  }
-
-  let dirOnly = false;
-  if (text.endsWith('/')) {
-    dirOnly = true;
-    text = text.replace(/\/+$/, '');
-  }
-  if (text === '') return null;
-
-  // A slash anywhere but at the end anchors the pattern to the ignore file's folder.
-  const anchored = text.includes('/');
-  const body = text.startsWith('/') ? text.slice(1) : text;
-  const source = globToRegExpSource(body);
-  const regex = new RegExp(anchored ? `^${source}$` : `^(?:.*/)?${source}$`);
-  return { pattern: line.trim(), negate, dirOnly, regex };
+/** The rules of an ignore file's text; `base` is the folder it sits in. */
+export function ruleSet(base: string, label: string, text: string | readonly string[]): RuleSet {
+  return { base, label, matcher: ignore({ ignorecase: false }).add(text) };
 }
 
-export function parseIgnoreText(text: string): IgnoreRule[] {
-  const rules: IgnoreRule[] = [];
-  for (const line of text.split('\n')) {
-    const rule = parseIgnoreLine(line);
-    if (rule) rules.push(rule);
-  }
-  return rules;
+/**
+ * The rules of an ignore file above the walk root, applied to what is below the root only: the root
+ * was named by the user, so neither it nor the folders between the file and it count as excluded
+ * ("build/" in repo/.gitignore does not stop `ctx ask repo/build/logs`). git itself would call
+ * everything under them ignored; the matcher would too, because it checks a path's parents, so each
+ * of those folders is re-included after the file's own rules.
+ */
+export function enteringFolder(set: RuleSet, rootAbs: string): RuleSet {
+  const parts = relative(set.base, rootAbs).split(sep).filter((p) => p !== '');
+  const chain = parts.map((_, i) => `!/${parts.slice(0, i + 1).map(escapePattern).join('/')}/`);
+  return { ...set, matcher: ignore({ ignorecase: false }).add(set.matcher).add(chain) };
+}
+
+/** A folder name as a literal ignore pattern. */
+function escapePattern(name: string): string {
+  return name.replace(/[\\*?[\]!#]/g, '\\$&').replace(/ $/, '\\ ');
 }
 
 export function defaultRuleSet(base: string): RuleSet {
-  return { base, label: 'default', rules: DEFAULT_IGNORES.map((p) => parseIgnoreLine(p)!) };
+  return ruleSet(base, 'default', DEFAULT_IGNORES);
 }
 
 /**
@@ -141,27 +107,24 @@ export async function loadFolderRules(
       if (code !== 'ENOENT' && code !== 'ENOTDIR' && code !== 'EISDIR') onUnreadable(file, e);
       continue;
     }
-    const rules = parseIgnoreText(text);
-    if (rules.length) sets.push({ base: dir, label: labelPrefix + name, rules });
+    sets.push(ruleSet(dir, labelPrefix + name, text));
   }
   return sets;
 }
 
 /**
  * Decides whether `absPath` is ignored. `stack` holds rule sets from the shallowest folder to the
- * deepest (defaults first); the deepest set and, within a set, the last rule, are asked first, and
- * the first rule that matches decides.
+ * deepest (defaults first); the deepest set that has a matching rule decides.
  */
 export function matchIgnore(stack: readonly RuleSet[], absPath: string, isDir: boolean): IgnoreMatch | null {
   for (let s = stack.length - 1; s >= 0; s--) {
     const set = stack[s]!;
     const rel = relative(set.base, absPath).split(sep).join('/');
     if (rel === '' || rel.startsWith('../')) continue;
-    for (let r = set.rules.length - 1; r >= 0; r--) {
-      const rule = set.rules[r]!;
-      if (rule.dirOnly && !isDir) continue;
-      if (rule.regex.test(rel)) return { ignored: !rule.negate, rule, label: set.label };
-    }
+    // A trailing slash tells the matcher it is a folder, for "build/"-style patterns.
+    const r = set.matcher.test(isDir ? `${rel}/` : rel);
+    if (r.ignored) return { ignored: true, pattern: r.rule?.pattern ?? '', label: set.label };
+    if (r.unignored) return { ignored: false, label: set.label };
   }
   return null;
 }

@@ -13,7 +13,7 @@ import { readdir, realpath, stat } from 'node:fs/promises';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fsError } from '../errors.js';
 import { formatBytes } from '../units.js';
-import { defaultRuleSet, loadFolderRules, matchIgnore, type RuleSet } from './ignore.js';
+import { defaultRuleSet, enteringFolder, loadFolderRules, matchIgnore, type RuleSet } from './ignore.js';
 import type { SkipCategory } from './rejection.js';
 
 export const DEFAULT_MAX_FILE_BYTES = 1024 * 1024;
@@ -99,7 +99,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
         const code = (e as NodeJS.ErrnoException).code;
         const hit = matchIgnore(rules, abs, false);
         if (!reportable(false)) continue;
-        if (hit?.ignored) skip(display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
+        if (hit?.ignored) skip(display, 'ignored', ignoredReason(hit.label, hit.pattern));
         else if (code === 'ELOOP') skip(display, 'symlink loop', 'is a symlink loop');
         else if (code === 'ENOENT') skip(display, 'unreadable', 'is a broken symlink');
         else skip(display, 'unreadable', `cannot be read: ${fsError(e, '').message}`);
@@ -109,7 +109,7 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
       const isDir = st.isDirectory();
       const hit = matchIgnore(rules, abs, isDir);
       if (hit?.ignored) {
-        if (reportable(isDir)) skip(isDir ? display + '/' : display, 'ignored', ignoredReason(hit.label, hit.rule.pattern));
+        if (reportable(isDir)) skip(isDir ? display + '/' : display, 'ignored', ignoredReason(hit.label, hit.pattern));
         continue;
       }
 
@@ -177,7 +177,7 @@ async function ancestorRules(rootAbs: string, onUnreadable: (file: string, e: un
   const sets: RuleSet[] = [];
   for (const folder of chain) {
     const label = relative(process.cwd(), folder) || '.';
-    sets.push(...(await loadFolderRules(folder, labelPrefix(label), onUnreadable)));
+    for (const set of await loadFolderRules(folder, labelPrefix(label), onUnreadable)) sets.push(enteringFolder(set, rootAbs));
   }
   return sets;
 }

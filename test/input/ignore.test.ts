@@ -1,10 +1,10 @@
 // gitignore(5) semantics: line syntax, anchoring, dir-only, negation, precedence across files.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { matchIgnore, parseIgnoreLine, parseIgnoreText, type RuleSet } from '../../src/input/ignore.js';
+import { enteringFolder, matchIgnore, ruleSet, type RuleSet } from '../../src/input/ignore.js';
 
 function set(base: string, text: string, label = `${base}/.gitignore`): RuleSet {
-  return { base, label, rules: parseIgnoreText(text) };
+  return ruleSet(base, label, text);
 }
 
 /** ignored / not ignored / no rule matched, for a path below /r. */
@@ -13,44 +13,49 @@ function decide(stack: RuleSet[], path: string, isDir = false): 'ignored' | 'kep
   return m === null ? 'no match' : m.ignored ? 'ignored' : 'kept';
 }
 
-describe('parseIgnoreLine', () => {
+/** Whether the one-line ignore file `line` at /r ignores /r/<rel>. */
+function lineIgnores(line: string, rel: string, isDir = false): boolean {
+  return decide([set('/r', line)], `/r/${rel}`, isDir) === 'ignored';
+}
+
+// Line syntax: these cases once tested a hand-written parser; they now hold the `ignore` package to
+// the same behaviour.
+describe('ignore-file lines', () => {
   it('skips blank lines and comments; "\\#" is a literal hash', () => {
-    assert.equal(parseIgnoreLine(''), null);
-    assert.equal(parseIgnoreLine('# comment'), null);
-    assert.equal(parseIgnoreLine('   '), null);
-    const hash = parseIgnoreLine('\\#notes')!;
-    assert.ok(hash.regex.test('#notes'));
-    assert.equal(hash.negate, false);
+    assert.equal(decide([set('/r', '')], '/r/x'), 'no match');
+    assert.equal(decide([set('/r', '# comment')], '/r/# comment'), 'no match');
+    assert.equal(decide([set('/r', '   ')], '/r/   '), 'no match');
+    assert.ok(lineIgnores('\\#notes', '#notes'));
   });
 
   it('reads negation, and "\\!" as a literal exclamation mark', () => {
-    assert.equal(parseIgnoreLine('!keep.log')!.negate, true);
-    const bang = parseIgnoreLine('\\!important')!;
-    assert.equal(bang.negate, false);
-    assert.ok(bang.regex.test('!important'));
+    assert.equal(decide([set('/r', '*.log\n!keep.log')], '/r/keep.log'), 'kept');
+    assert.ok(lineIgnores('\\!important', '!important'));
   });
 
   it('drops trailing spaces unless escaped, and CR of CRLF files', () => {
-    assert.ok(parseIgnoreLine('a.txt   ')!.regex.test('a.txt'));
-    assert.ok(parseIgnoreLine('a.txt\r')!.regex.test('a.txt'));
-    const escaped = parseIgnoreLine('name\\ ')!;
-    assert.ok(escaped.regex.test('name '));
-    assert.ok(!escaped.regex.test('name'));
+    assert.ok(lineIgnores('a.txt   ', 'a.txt'));
+    assert.ok(lineIgnores('a.txt\r', 'a.txt'));
+    assert.ok(lineIgnores('name\\ ', 'name '));
+    assert.ok(!lineIgnores('name\\ ', 'name'));
   });
 
   it('a trailing slash means folders only', () => {
-    const r = parseIgnoreLine('build/')!;
-    assert.equal(r.dirOnly, true);
-    assert.ok(r.regex.test('build'));
-    assert.ok(r.regex.test('src/build'), 'without another slash it matches at any depth');
+    assert.ok(lineIgnores('build/', 'build', true));
+    assert.ok(!lineIgnores('build/', 'build', false));
+    assert.ok(lineIgnores('build/', 'src/build', true), 'without another slash it matches at any depth');
   });
 
-  it('a leading or middle slash anchors the pattern to the ignore file\'s folder', () => {
-    assert.ok(parseIgnoreLine('/out')!.regex.test('out'));
-    assert.ok(!parseIgnoreLine('/out')!.regex.test('src/out'));
-    assert.ok(parseIgnoreLine('doc/frotz')!.regex.test('doc/frotz'));
-    assert.ok(!parseIgnoreLine('doc/frotz')!.regex.test('a/doc/frotz'));
-    assert.ok(parseIgnoreLine('frotz')!.regex.test('a/doc/frotz'));
+  it("a leading or middle slash anchors the pattern to the ignore file's folder", () => {
+    assert.ok(lineIgnores('/out', 'out'));
+    assert.ok(!lineIgnores('/out', 'src/out'));
+    assert.ok(lineIgnores('doc/frotz', 'doc/frotz'));
+    assert.ok(!lineIgnores('doc/frotz', 'a/doc/frotz'));
+    assert.ok(lineIgnores('frotz', 'a/doc/frotz'));
+  });
+
+  it('matches case-sensitively, as git does on Linux', () => {
+    assert.ok(!lineIgnores('*.LOG', 'app.log'));
   });
 });
 
@@ -92,7 +97,8 @@ describe('matchIgnore', () => {
   it('reports the rule and its file', () => {
     const m = matchIgnore([set('/r', '*.log\n', 'repo/.gitignore')], '/r/a.log', false)!;
     assert.equal(m.label, 'repo/.gitignore');
-    assert.equal(m.rule.pattern, '*.log');
+    assert.ok(m.ignored);
+    assert.equal(m.pattern, '*.log');
   });
 
   it('** spans folders in ignore files too', () => {
@@ -102,5 +108,13 @@ describe('matchIgnore', () => {
     assert.equal(decide(s, '/r/x/y/tmp', true), 'ignored');
     assert.equal(decide(s, '/r/logs/today.txt'), 'ignored');
     assert.equal(decide(s, '/r/logs', true), 'no match', 'logs/** matches what is inside, not the folder');
+  });
+
+  it('an ignore file above a named folder applies below it, but does not exclude the folder itself', () => {
+    const above = enteringFolder(set('/r', 'build/\n*.log\n/build/logs/old/\n'), '/r/build/logs');
+    assert.equal(decide([above], '/r/build/logs/a.txt'), 'no match');
+    assert.equal(decide([above], '/r/build/logs/a.log'), 'ignored');
+    assert.equal(decide([above], '/r/build/logs/old', true), 'ignored');
+    assert.equal(decide([set('/r', 'build/\n')], '/r/build/logs/a.txt'), 'ignored', 'without it, the parent rule reaches down');
   });
 });
