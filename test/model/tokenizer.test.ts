@@ -1,61 +1,18 @@
-// Tokenizer: golden ids, cut rules, parallel == single-thread, chat templates, streaming decode, errors.
-// Real tokenizers come from ../shared (beside the repo); those tests skip with the reason when it is absent.
+// The tokenizer as the engine sees it: golden ids, specials, chat templates, encodeSegments on this
+// thread, errors. Its parts have their own tests under test/model/tokenizer/.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
-import { Tokenizer } from '@huggingface/tokenizers';
 import { CtxError } from '../../src/errors.js';
 import type { Segment } from '../../src/input/document.js';
-import { cutText, loadTokenizer, StreamingDetokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
 import { buildTinyTokenizer, writeTinyTokenizer } from '../../scripts/make-tiny-tokenizer.js';
-
-const repoRoot = fileURLToPath(new URL('../../', import.meta.url));
-const SHARED = join(repoRoot, '..', 'shared');
-const QWEN_DIR = join(SHARED, 'models', 'tokenizers', 'qwen3');
-const AIDREAMS_DIR = join(SHARED, 'models', 'aidreams260K-hf');
-const GOLDEN = join(SHARED, 'golden', 'tokenizer', 'aidreams260K-encode.json');
-const BOOKS = join(SHARED, 'data', 'gutenberg');
-const skipNoShared = existsSync(QWEN_DIR) && existsSync(AIDREAMS_DIR) ? false : `../shared is absent (${SHARED}): no real tokenizers to test`;
+import { AIDREAMS_DIR, GOLDEN, QWEN_DIR, readJson, sameIds, skipNoShared } from '../helpers/tokenizers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'ctx-tokenizer-test-'));
 after(() => rmSync(tmp, { recursive: true, force: true }));
-
-const readJson = (p: string) => JSON.parse(readFileSync(p, 'utf8'));
-
-/** The library on its own, encoding a whole text in one call: the reference every cut is checked against. */
-function libraryEncoder(dir: string): (text: string) => number[] {
-  const tok = new Tokenizer(readJson(join(dir, 'tokenizer.json')), readJson(join(dir, 'tokenizer_config.json')));
-  return (text) => (text.length ? tok.encode(text, { add_special_tokens: false }).ids : []);
-}
-
-function book(name: string): string {
-  return readFileSync(join(BOOKS, name), 'utf8');
-}
-
-/** Slices of real prose plus awkward hand-written texts. */
-function sampleTexts(): string[] {
-  const texts = [
-    'hello   world\n\nnew  paragraph\ttab 12345 67.89',
-    'naïve café — “quotes” ε λ μ ° ö 日本語 🙂 and ünïcödé wörds',
-    "It's what they'll do, isn't it? A B C d e f",
-    '  leading and trailing  ',
-  ];
-  if (!skipNoShared) {
-    for (const f of readdirSync(BOOKS).filter((f) => f.endsWith('.txt'))) {
-      const text = book(f);
-      for (let k = 0; k < 6; k++) {
-        const start = Math.floor(((k + 1) * text.length) / 8);
-        texts.push(text.slice(start, start + 4000));
-      }
-    }
-  }
-  return texts;
-}
-
-const sameIds = (a: ArrayLike<number>, b: ArrayLike<number>) => a.length === b.length && Array.prototype.every.call(a, (v, i) => v === b[i]);
 
 describe('tiny tokenizer (scripts/make-tiny-tokenizer.ts)', () => {
   let dir: string;
@@ -197,36 +154,6 @@ describe('Qwen3 tokenizer (byte-level BPE, regex pre-tokenizer)', { skip: skipNo
   });
 });
 
-describe('cut rule: cutting never changes tokens', { skip: skipNoShared }, () => {
-  for (const [name, dir] of [
-    ['qwen3', QWEN_DIR],
-    ['aidreams260K', AIDREAMS_DIR],
-  ] as const) {
-    it(`${name}: every text cut at every ~40th character encodes like the whole`, async () => {
-      const tok = await loadTokenizer(dir);
-      const whole = libraryEncoder(dir);
-      const rule = tok.cutRule.rule;
-      assert.ok(rule, tok.cutRule.reason);
-      let cuts = 0;
-      for (const text of sampleTexts()) {
-        const pieces = cutText(text, rule, 40);
-        cuts += pieces.length - 1;
-        const expected = whole(text);
-        assert.deepEqual(pieces.flatMap((p) => whole(p)), expected, JSON.stringify(text.slice(0, 60)));
-        assert.deepEqual(tok.encode(text), expected);
-      }
-      assert.ok(cuts > 500, `only ${cuts} cuts were tried`);
-    });
-  }
-
-  it('cuts only between two letters at a single space, keeping or dropping that space', () => {
-    assert.deepEqual(cutText('ab cd ef', 'keep-space', 1), ['ab', ' cd', ' ef']);
-    assert.deepEqual(cutText('ab cd ef', 'drop-space', 1), ['ab', 'cd', 'ef']);
-    assert.deepEqual(cutText('a1 2b  c. d', 'keep-space', 1), ['a1 2b  c. d'], 'no letter|space|letter point');
-    assert.deepEqual(cutText('short text', 'keep-space', 100), ['short text']);
-  });
-});
-
 describe('encodeSegments', () => {
   it('maps each segment to its first token, empty segments included (tiny tokenizer, this thread)', async () => {
     const dir = join(tmp, 'tiny-seg');
@@ -251,107 +178,6 @@ describe('encodeSegments', () => {
     assert.ok(tok.encode('a <s> b').includes(296));
   });
 
-  it('qwen3: worker threads give exactly the ids of a single-thread encode of each segment (multi-MB)', { skip: skipNoShared, timeout: 600_000 }, async (t) => {
-    const tok = await loadTokenizer(QWEN_DIR);
-    const whole = libraryEncoder(QWEN_DIR);
-    const books = readdirSync(BOOKS).filter((f) => f.endsWith('.txt')).sort();
-    const segments: Segment[] = books.map((f) => ({ text: book(f), source: { path: f } }));
-    segments.splice(1, 0, { text: '', source: { path: 'empty' } });
-    const chars = segments.reduce((n, s) => n + s.text.length, 0);
-    assert.ok(chars > 2_000_000, `${chars} characters`);
-
-    let progressCalls = 0;
-    let t0 = performance.now();
-    const parallel = await tok.encodeSegments(segments, { workers: 2, parallelThreshold: 0, onProgress: () => progressCalls++ });
-    const parallelS = (performance.now() - t0) / 1000;
-    t0 = performance.now();
-    const single = await tok.encodeSegments(segments, { workers: 0 });
-    const singleS = (performance.now() - t0) / 1000;
-
-    assert.ok(sameIds(parallel.ids, single.ids), 'parallel ids differ from single-thread ids');
-    assert.deepEqual([...parallel.segmentStarts], [...single.segmentStarts]);
-    assert.ok(progressCalls > 10);
-    // And each segment equals the library encoding that segment whole, in one call.
-    segments.forEach((s, i) => {
-      const end = i + 1 < segments.length ? parallel.segmentStarts[i + 1] : parallel.ids.length;
-      assert.ok(sameIds(parallel.ids.subarray(parallel.segmentStarts[i], end), whole(s.text)), `segment ${s.source.path}`);
-    });
-    const mb = chars / 1e6;
-    t.diagnostic(
-      `qwen3 ${mb.toFixed(2)} M chars, ${parallel.ids.length} tokens: 2 workers ${parallelS.toFixed(2)} s (${(mb / parallelS).toFixed(2)} M chars/s, start-up included), ` +
-        `this thread ${singleS.toFixed(2)} s (${(mb / singleS).toFixed(2)} M chars/s)`,
-    );
-  });
-
-  it('aidreams: worker threads equal this thread, which equals the library on whole segments', { skip: skipNoShared, timeout: 300_000 }, async () => {
-    const tok = await loadTokenizer(AIDREAMS_DIR);
-    const whole = libraryEncoder(AIDREAMS_DIR);
-    const text = book('sherlock_holmes_pg1661.txt');
-    // The library encodes a sentencepiece-style text as one BPE word: slow and memory-hungry when
-    // whole, so the direct comparison uses 150K characters and the parallel one the whole book.
-    const small = text.slice(0, 150_000);
-    assert.ok(sameIds(tok.encode(small), whole(small)));
-    const segments: Segment[] = [
-      { text, source: { path: 'sherlock' } },
-      { text: small, source: { path: 'small' } },
-    ];
-    const parallel = await tok.encodeSegments(segments, { workers: 2, parallelThreshold: 0 });
-    const single = await tok.encodeSegments(segments, { workers: 0 });
-    assert.ok(sameIds(parallel.ids, single.ids));
-    assert.deepEqual([...parallel.segmentStarts], [...single.segmentStarts]);
-  });
-});
-
-describe('StreamingDetokenizer', () => {
-  // Rare characters (𓀀 🫠 ꙮ 𝔘 🦩 鬱 龘) are several tokens even in Qwen's large vocabulary.
-  const texts = ['Hello 😀 world 日本語のテキスト, naïve ✓ 🙂🙂 end', '中文 🧪 mixed 한국어 text ₿', 'rare: 𓀀🫠ꙮ 𝔘 🦩 鬱龘 done'];
-
-  /** Streams `text` id by id; returns how often a push emitted nothing (a character was incomplete). */
-  async function checkStream(tok: TextTokenizer, text: string): Promise<number> {
-    const ids = tok.encode(text);
-    const stream = new StreamingDetokenizer(tok);
-    const chunks: string[] = [];
-    let heldBack = 0;
-    for (const id of ids) {
-      const piece = stream.push(id);
-      if (piece === '') heldBack++;
-      assert.ok(!piece.includes('\uFFFD'), `half a character emitted: ${JSON.stringify(piece)}`);
-      assert.ok(!/[\uD800-\uDBFF]$/.test(piece), 'split surrogate pair');
-      chunks.push(piece);
-    }
-    chunks.push(stream.flush());
-    assert.equal(chunks.join(''), tok.decode(ids, { skipSpecialTokens: true }));
-    assert.equal(chunks.join(''), text);
-    return heldBack;
-  }
-
-  async function checkAll(tok: TextTokenizer) {
-    let heldBack = 0;
-    for (const text of texts) heldBack += await checkStream(tok, text);
-    assert.ok(heldBack > 0, 'multi-token characters were expected to be held back at least once');
-  }
-
-  it('tiny byte-level tokenizer: emoji and CJK come out whole', async () => {
-    const dir = join(tmp, 'tiny-stream');
-    writeTinyTokenizer(dir);
-    await checkAll(await loadTokenizer(dir));
-  });
-
-  it('qwen3 (byte-level) and aidreams (<0xNN> byte fallback, leading-space strip)', { skip: skipNoShared }, async () => {
-    for (const dir of [QWEN_DIR, AIDREAMS_DIR]) await checkAll(await loadTokenizer(dir));
-  });
-
-  it('flush gives an incomplete trailing character as U+FFFD rather than dropping it', async () => {
-    const dir = join(tmp, 'tiny-flush');
-    writeTinyTokenizer(dir);
-    const tok = await loadTokenizer(dir);
-    const ids = tok.encode('ok 😀');
-    const stream = new StreamingDetokenizer(tok);
-    let out = '';
-    for (const id of ids.slice(0, -1)) out += stream.push(id);
-    assert.equal(out, 'ok ');
-    assert.match(stream.flush(), /^\uFFFD+$/);
-  });
 });
 
 describe('tokenizer errors', () => {

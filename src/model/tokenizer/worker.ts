@@ -1,8 +1,9 @@
-// Worker thread for encodeSegments (tokenizer.ts): loads the model folder's tokenizer once, then
-// encodes the pieces of text it is sent and returns their ids. All scheduling lives in tokenizer.ts.
+// Worker thread of the encoding pool (pool.ts): loads the model folder's tokenizer once, then encodes
+// the pieces of text it is sent and returns their ids. All scheduling lives in pool.ts.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadEncoderCore, type EncoderCore, type FromWorker, type ToWorker, type WorkerInit } from './tokenizer.js';
+import { loadEncoderCore, type EncoderCore } from './encoder.js';
+import type { FromWorker, ToWorker, WorkerInit } from './pool.js';
 
 const port = parentPort!;
 const init = workerData as WorkerInit;
