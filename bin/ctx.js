@@ -9,4 +9,7 @@ if (!existsSync(fileURLToPath(main))) {
   process.exit(1);
 }
 const { run } = await import(main.href);
-process.exitCode = await run(process.argv);
+const code = await run(process.argv);
+// Interrupted: exit now rather than wait for abandoned work (a worker, a blocked read) to drain.
+if (code === 130) process.exit(code);
+process.exitCode = code;

@@ -66,7 +66,14 @@ export async function modelFolder(nameOrPath: string, r: Renderer, env: NodeJS.P
 /** Inputs → (markers) → model → tokens. Emits source, skipped, model and tokenize events. */
 export async function prepareDocument(specs: string[], o: EngineCliOptions, r: Renderer, signal: AbortSignal, hooks: OpenHooks = {}): Promise<PreparedDocument> {
   const run = hooks.run ?? runOrProcess();
-  const read = await readInputs(specs, { maxFileBytes: o.maxFileBytes, signal, stdin: run.stdin, implicitStdin: hooks.implicitStdin });
+  const read = await readInputs(specs, {
+    maxFileBytes: o.maxFileBytes,
+    followLinks: o.followLinks,
+    signal,
+    stdin: run.stdin,
+    implicitStdin: hooks.implicitStdin,
+    warn: (message) => r.event({ type: 'warning', message }),
+  });
   const doc = hooks.transform ? hooks.transform(read) : read;
   for (const s of doc.sources) r.event({ type: 'source', ...s });
   for (const s of doc.skipped) r.event({ type: 'skipped', ...s });
@@ -81,7 +88,7 @@ export async function prepareDocument(specs: string[], o: EngineCliOptions, r: R
   });
   r.event({ type: 'model', name: modelName, dir: modelDir, backend: engine.backend.name, numeric: engine.backend.numeric });
 
-  const tokenized = await tokenizeDocument(engine, doc, (doneChars, totalChars) => r.event({ type: 'tokenize', doneChars, totalChars }));
+  const tokenized = await tokenizeDocument(engine, doc, (doneChars, totalChars) => r.event({ type: 'tokenize', doneChars, totalChars }), signal);
   if (tokenized.ids.length === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
   return { specs, doc, engine, modelName, modelDir, tokenized };
 }

@@ -9,7 +9,7 @@ import { failCurrentRenderer } from '../ui/pick.js';
 import type { SamplingOptions } from '../engine/sampler.js';
 import type { RopeScalingName } from '../engine/rope.js';
 import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
-import { byteSizeArg, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
+import { byteSizeArg, followLinksOption, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
 
 export interface EngineCliOptions {
   model?: string;
@@ -38,6 +38,7 @@ export interface EngineCliOptions {
   rope?: RopeScalingName;
   ropeFactor?: number;
   maxFileBytes: number;
+  followLinks?: boolean;
   maxKvMemory?: number;
   /** Use and fill the session cache (`--no-cache` turns it off). */
   cache: boolean;
@@ -89,6 +90,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--rope <type>', 'full: RoPE scaling').choices(['none', 'linear', 'ntk', 'dynamic', 'yarn', 'truncated']))
     .addOption(new Option('--rope-factor <s>', 'full: RoPE scaling factor (target length / native window)').argParser(num(1)))
     .addOption(maxFileBytesOption())
+    .addOption(followLinksOption())
     .addOption(new Option('--max-kv-memory <size>', 'refuse runs whose KV memory would exceed this (default 75% of RAM)').argParser(byteSizeArg))
     .addOption(new Option('--events', 'print what happens as JSON Lines on stdout (source, progress, token, done, error)'))
     .addOption(new Option('--plain', 'plain text output even on a terminal (no interactive display)'))

@@ -21,7 +21,7 @@ import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { currentRun, documentInputs, formatCount, formatTable, out } from './io.js';
-import { maxFileBytesOption, modelOption, strategyOption } from './options.js';
+import { followLinksOption, maxFileBytesOption, modelOption, strategyOption } from './options.js';
 
 /** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
 export const CHARS_PER_TOKEN = 4;
@@ -31,6 +31,7 @@ interface InspectOptions {
   model?: string;
   strategy: StrategyName | 'auto';
   maxFileBytes: number;
+  followLinks?: boolean;
   json?: boolean;
   quiet?: boolean;
 }
@@ -42,6 +43,7 @@ export function inspectCommand(): Command {
     .addOption(modelOption())
     .addOption(strategyOption())
     .addOption(maxFileBytesOption())
+    .addOption(followLinksOption())
     .option('--devices', 'show the backends ctx can use here: GPUs (name, memory, compute capability, driver) or why there is none')
     .action(async (inputs: string[], _opts: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<InspectOptions>();
@@ -100,12 +102,13 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
   }
   const doc = await readInputs(specs, {
     maxFileBytes: opts.maxFileBytes,
+    followLinks: opts.followLinks,
     stdin: run.stdin,
     implicitStdin,
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
   });
-  const tokens = model ? await countTokens(doc, model.dir) : estimateTokens(doc);
+  const tokens = model ? await countTokens(doc, model.dir, run.signal) : estimateTokens(doc);
   const plan = model ? planRun(model.config, { documentTokens: tokens.total, strategy: opts.strategy }) : null;
 
   const report = buildReport(doc, tokens, model, plan);
@@ -116,9 +119,9 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
 }
 
 /** Exact counts with the model's tokenizer, segment by segment (as the engine will encode them). */
-async function countTokens(doc: Document, modelDir: string): Promise<TokenCount> {
+async function countTokens(doc: Document, modelDir: string, signal: AbortSignal): Promise<TokenCount> {
   const tokenizer = await loadTokenizer(modelDir);
-  const { ids, segmentStarts } = await tokenizer.encodeSegments(doc.segments);
+  const { ids, segmentStarts } = await tokenizer.encodeSegments(doc.segments, { signal });
   const perSource = new Map<string, number>();
   doc.segments.forEach((seg, i) => {
     const end = i + 1 < segmentStarts.length ? segmentStarts[i + 1]! : ids.length;

@@ -206,6 +206,10 @@ export function maxFileBytesOption(): Option {
     .default(DEFAULT_MAX_FILE_BYTES, '1M');
 }
 
+export function followLinksOption(): Option {
+  return new Option('--follow-links', 'in folders and globs, also read symbolic links that lead outside the folder');
+}
+
 export function byteSizeArg(text: string): number {
   const n = parseByteSize(text);
   if (n === undefined || n <= 0) throw new InvalidArgumentError('not a size (use e.g. 1048576, 512K or 4M)');

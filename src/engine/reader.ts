@@ -36,9 +36,10 @@ export async function tokenizeDocument(
   engine: Engine,
   doc: Document,
   onProgress?: (doneChars: number, totalChars: number) => void,
+  signal?: AbortSignal,
 ): Promise<TokenizedDocument> {
   const t0 = performance.now();
-  const { ids, segmentStarts } = await engine.tokenizer.encodeSegments(doc.segments, { onProgress });
+  const { ids, segmentStarts } = await engine.tokenizer.encodeSegments(doc.segments, { onProgress, signal });
   return { ids, segmentStarts, seconds: (performance.now() - t0) / 1000 };
 }
 

@@ -9,6 +9,7 @@
 // All inputs are resolved (stat, walk, glob) before any is read, so a typo in the last argument fails
 // at once rather than after a long PDF.
 
+import type { Stats } from 'node:fs';
 import { open, realpath, stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -16,7 +17,7 @@ import { CtxError, fsError } from '../errors.js';
 import type { Document, Segment, SourceInfo } from './document.js';
 import { looksLikePdf } from './encoding.js';
 import { globToRegExp, hasGlobChars, splitGlob } from './glob.js';
-import { PdfReader } from './pdf.js';
+import { PdfReader, type PdfLimits } from './pdf.js';
 import { Rejection } from './rejection.js';
 import { STDIN_PATH, readStdin } from './stdin.js';
 import { readTextFile } from './text.js';
@@ -33,8 +34,12 @@ export interface ReadOptions {
    */
   implicitStdin?: boolean;
   signal?: AbortSignal;
-  /** Non-fatal problems (an unreadable .gitignore). */
+  /** Non-fatal problems (an unreadable .gitignore, a file that changed while it was read). */
   warn?: (message: string) => void;
+  /** Follow symbolic links that lead outside a folder being walked (`--follow-links`). Default false. */
+  followLinks?: boolean;
+  /** Memory and time limits for parsing each PDF (pdf.ts has the defaults). */
+  pdfLimits?: PdfLimits;
 }
 
 /** One file or stdin to read, in document order. */
@@ -58,7 +63,7 @@ export async function readInputs(specs: string[], opts: ReadOptions = {}): Promi
   const doc: Document = { segments: [], sources: [], skipped: [] };
   const reads: ItemRead[] = [];
   const seen: SeenFiles = { read: new Map(), direct: await directPaths(items) };
-  const pdf = new PdfReader();
+  const pdf = new PdfReader(opts.pdfLimits);
   try {
     for (const item of items) {
       opts.signal?.throwIfAborted();
@@ -140,7 +145,7 @@ async function resolveSpecs(specs: string[], opts: ReadOptions): Promise<{ items
 }
 
 function walkOptions(opts: ReadOptions): WalkOptions {
-  return { maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, signal: opts.signal, warn: opts.warn };
+  return { maxFileBytes: opts.maxFileBytes ?? DEFAULT_MAX_FILE_BYTES, signal: opts.signal, warn: opts.warn, followLinks: opts.followLinks };
 }
 
 /** A glob that names no existing file: the files below its fixed prefix that match it. */
@@ -191,7 +196,8 @@ async function readFileItem(
 ): Promise<ItemRead | null> {
   const { abs, display } = item;
   try {
-    const regular = (await stat(abs)).isFile();
+    const before = await stat(abs);
+    const regular = before.isFile();
     if (regular) {
       // Pipes and devices (/dev/fd/63 from `<(cmd)`) have no path to compare; each is its own input.
       const real = await realpath(abs);
@@ -204,9 +210,11 @@ async function readFileItem(
 
     if (await isPdf(abs, regular)) {
       const r = await pdf.read({ path: abs }, display, opts.signal);
+      if (regular) await warnIfChanged(abs, display, before, r.bytes, opts.warn);
       return { segments: r.segments, info: { path: display, kind: 'pdf', bytes: r.bytes, pages: r.pages } };
     }
-    const r = await readTextFile(abs, display, { signal: opts.signal });
+    const r = await readTextFile(abs, display, { signal: opts.signal, fifo: before.isFIFO() });
+    if (regular) await warnIfChanged(abs, display, before, r.bytes, opts.warn);
     return { segments: r.segments, info: { path: display, kind: 'text', bytes: r.bytes, encoding: r.encoding } };
   } catch (e) {
     if (opts.signal?.aborted) throw e;
@@ -229,6 +237,18 @@ async function readFileItem(
     }
     throw e;
   }
+}
+
+/**
+ * tar's "file changed as we read it": a file written or truncated while ctx read it gives a document
+ * that matches neither version, so the run goes on but says so (size, modification time, and the
+ * bytes actually read are compared with what stat said before reading).
+ */
+async function warnIfChanged(abs: string, display: string, before: Stats, bytesRead: number, warn?: (message: string) => void): Promise<void> {
+  const after = await stat(abs).catch(() => null);
+  if (after && after.size === before.size && after.mtimeMs === before.mtimeMs && bytesRead === before.size) return;
+  const sizes = after === null ? `${before.size} bytes, then removed` : after.size !== before.size ? `${before.size} → ${after.size} bytes` : `${before.size} bytes`;
+  warn?.(`${display}: file changed as we read it (${sizes}, ${bytesRead} read); the answer may not match either version`);
 }
 
 /** Files already read, and files walks found directly, both by realpath → display path. */

@@ -19,6 +19,7 @@ export type SkipCategory =
   | 'unreadable'
   | 'duplicate'
   | 'symlink loop'
+  | 'outside the folder'
   | 'not a regular file';
 
 export class Rejection extends Error {

@@ -6,7 +6,9 @@
 //   - segments end at a line break near SEGMENT_CHARS, so each one knows its first line.
 
 import { isUtf8 } from 'node:buffer';
-import { createReadStream } from 'node:fs';
+import { constants, createReadStream, openSync } from 'node:fs';
+import { Socket } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Segment } from './document.js';
 import {
   SNIFF_BYTES,
@@ -199,22 +201,44 @@ function countNewlines(text: string): number {
 
 /**
  * Reads a text file into segments, streaming. fs errors (ENOENT, EACCES, EISDIR) are thrown as they
- * come; content problems as Rejections.
+ * come; content problems as Rejections. The signal stops the read at once, even while it waits for
+ * data that never comes (a pipe whose writer is idle).
  */
 export async function readTextFile(
   absPath: string,
   displayPath: string,
-  opts: { signal?: AbortSignal; segmentChars?: number } = {},
+  opts: { signal?: AbortSignal; segmentChars?: number; fifo?: boolean } = {},
 ): Promise<TextReadResult> {
+  opts.signal?.throwIfAborted();
   const segmenter = new TextSegmenter(displayPath, opts.segmentChars);
-  const stream = createReadStream(absPath, { highWaterMark: 64 * 1024 });
+  const stream = opts.fifo ? await openFifo(absPath) : createReadStream(absPath, { highWaterMark: 64 * 1024 });
+  const onAbort = () => stream.destroy();
+  opts.signal?.addEventListener('abort', onAbort, { once: true });
   try {
     for await (const chunk of stream) {
       opts.signal?.throwIfAborted();
       segmenter.push(chunk as Buffer);
     }
+  } catch (e) {
+    opts.signal?.throwIfAborted();
+    throw e;
   } finally {
+    opts.signal?.removeEventListener('abort', onAbort);
     stream.destroy();
   }
+  opts.signal?.throwIfAborted();
   return segmenter.end();
+}
+
+/**
+ * A named pipe as a stream that never blocks a thread. A plain open() of a FIFO waits in Node's
+ * thread pool until a writer appears, and nothing can cancel that wait (ctx ended with
+ * "interrupted" and stayed alive). Opened non-blocking, the pipe is read through the event loop like
+ * stdin, and the stream can be destroyed at any time; it still waits for a writer, and ends when the
+ * last writer closes.
+ */
+async function openFifo(path: string): Promise<Readable> {
+  // Synchronous is fine here: a non-blocking open returns at once. The socket owns the descriptor.
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  return new Socket({ fd, readable: true, writable: false });
 }

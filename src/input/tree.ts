@@ -4,13 +4,15 @@
 //   - ignore rules: .gitignore, .ignore, .ctxignore in every folder (and in the folders above the
 //     root up to the repository's top, as git does), over ctx's defaults (ignore.ts);
 //   - a size cap (maxFileBytes) for files found here; files named on the command line have none;
-//   - symlinks are followed, but a folder is entered once: a link back to an ancestor is a loop;
+//   - symlinks are followed within the walked folder, and a folder is entered once (a link back to an
+//     ancestor is a loop); a link that leads outside the folder is skipped unless followLinks, so a
+//     link to / or /etc inside a project cannot make ctx read the system;
 //   - order: README* files at the top level first, then path order, compared by code unit (not
 //     locale) so every machine reads the same document.
 
 import { existsSync } from 'node:fs';
 import { readdir, realpath, stat } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { dirname, join, relative, resolve, sep } from 'node:path';
 import { fsError } from '../errors.js';
 import { formatBytes } from '../units.js';
 import { defaultRuleSet, enteringFolder, loadFolderRules, matchIgnore, type RuleSet } from './ignore.js';
@@ -42,6 +44,8 @@ export interface WalkOptions {
   signal?: AbortSignal;
   /** Told about ignore files that exist but cannot be read. */
   warn?: (message: string) => void;
+  /** Follow symbolic links that lead outside the walked folder (`--follow-links`). Default false. */
+  followLinks?: boolean;
 }
 
 export interface WalkResult {
@@ -57,6 +61,9 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
   const onUnreadable = (file: string, e: unknown) =>
     warn(`${file}: ignore file cannot be read (${fsError(e, '').message}); its rules are not applied`);
 
+  const rootReal = await realpath(rootAbs).catch((e) => {
+    throw fsError(e, rootDisplay);
+  });
   // Folder realpaths entered so far → their display path (a second link to one is a duplicate).
   const entered = new Map<string, string>();
   const skip = (path: string, category: SkipCategory, reason: string) => skipped.push({ path, reason, category });
@@ -112,6 +119,13 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
         if (reportable(isDir)) skip(isDir ? display + '/' : display, 'ignored', ignoredReason(hit.label, hit.pattern));
         continue;
       }
+      if (links.has(name) && !opts.followLinks) {
+        const target = await realpath(abs).catch(() => null);
+        if (target !== null && !isInside(rootReal, target)) {
+          if (reportable(isDir)) skip(isDir ? display + '/' : display, 'outside the folder', `is a symbolic link to ${target}, outside ${rootDisplay} (--follow-links reads it)`);
+          continue;
+        }
+      }
 
       if (isDir) {
         if (opts.maxDepth !== undefined && depth + 1 > opts.maxDepth) continue;
@@ -150,9 +164,6 @@ export async function walkDirectory(rootAbs: string, rootDisplay: string, opts: 
     }
   }
 
-  const rootReal = await realpath(rootAbs).catch((e) => {
-    throw fsError(e, rootDisplay);
-  });
   entered.set(rootReal, rootDisplay);
   const baseRules = [defaultRuleSet(rootAbs), ...(await ancestorRules(rootAbs, onUnreadable))];
   await walkDir(rootAbs, rootDisplay, '', 0, baseRules, new Set([rootReal]), false);
@@ -188,6 +199,11 @@ function labelPrefix(dirDisplay: string): string {
 
 function ignoredReason(label: string, pattern: string): string {
   return label === 'default' ? `ignored by default (${pattern})` : `ignored by ${label} (${pattern})`;
+}
+
+/** Whether `path` is `folder` or below it (both real paths). */
+function isInside(folder: string, path: string): boolean {
+  return path === folder || path.startsWith(folder.endsWith(sep) ? folder : folder + sep);
 }
 
 export function compareCodeUnits(a: string, b: string): number {

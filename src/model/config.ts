@@ -81,11 +81,31 @@ function num(cfg: Json, key: string, path: string, fallback?: number): number {
   throw new CtxError('model', `config.json "${key}" is not a number`, { path });
 }
 
+/**
+ * Upper bounds on sizes, checked before anything is built from them: a config.json is untrusted
+ * input, and `num_hidden_layers: 16777216` once had ctx build the expected shape of every layer until
+ * the heap ran out. Each bound is far above any released model (Llama 3.1 405B: 126 layers, hidden
+ * size 16384, 128 heads; Gemma: 256K vocabulary; 1M-token windows).
+ */
+const MAX_SIZE: Record<string, number> = {
+  num_hidden_layers: 1024,
+  hidden_size: 1 << 16,
+  intermediate_size: 1 << 20,
+  num_attention_heads: 1024,
+  num_key_value_heads: 1024,
+  head_dim: 1024,
+  vocab_size: 1 << 23,
+  max_position_embeddings: 1 << 24,
+  beacon_window: 1 << 20,
+};
+
 function positiveInt(cfg: Json, key: string, path: string, fallback?: number): number {
   const v = num(cfg, key, path, fallback);
-  if (!Number.isInteger(v) || v <= 0 || v > 1 << 24) {
+  if (!Number.isInteger(v) || v <= 0) {
     throw new CtxError('model', `config.json "${key}" must be a positive integer, got ${v}`, { path });
   }
+  const max = MAX_SIZE[key] ?? 1 << 24;
+  if (v > max) throw new CtxError('model', `config.json "${key}" is ${v}, more than ctx accepts (${max})`, { path });
   return v;
 }
 

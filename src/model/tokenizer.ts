@@ -260,12 +260,13 @@ export class HfTextTokenizer implements TextTokenizer {
     const results: Int32Array[] = [];
     let done = 0;
     for (const p of pieces) {
+      // Yield first: a Ctrl-C that arrived just before this piece is handled now, not after it.
+      await new Promise((r) => setImmediate(r));
       signal?.throwIfAborted();
       const ids = this.bounded(() => (parse ? this.core.encodeText(p.text) : this.core.encodeDocumentText(p.text)), p.text.length);
       results.push(Int32Array.from(ids));
       done += p.text.length;
       onProgress?.(done);
-      await new Promise((r) => setImmediate(r));
     }
     return results;
   }

@@ -1,0 +1,188 @@
+// Hostile documents (issue 21.2, 21.6, 21.7, 21.9, 21.11): links out of a folder, pipes with no writer,
+// files that change while read, PDF decompression bombs and garbage PDFs.
+import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
+import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { deflateSync } from 'node:zlib';
+import { PdfReader } from '../../src/input/pdf.js';
+import { readInputs } from '../../src/input/read.js';
+import { Rejection } from '../../src/input/rejection.js';
+import { scratchDir } from '../helpers/fixtures.js';
+import { ctxLimited, withinLimits } from './limits.js';
+
+const LIMITS = { timeoutMs: 20_000, maxRssMb: 400 };
+
+function readlinkSafe(path: string): string | null {
+  try {
+    return readlinkSync(path);
+  } catch {
+    return null;
+  }
+}
+
+describe('symbolic links that leave the folder', () => {
+  function project(): { root: string; outside: string } {
+    const base = scratchDir('links');
+    const outside = join(base, 'outside');
+    mkdirSync(join(outside, 'secrets'), { recursive: true });
+    writeFileSync(join(outside, 'secrets', 'shadow'), 'root:$6$not-for-ctx\n');
+    writeFileSync(join(outside, 'passwd'), 'root:x:0:0\n');
+    const root = join(base, 'project');
+    mkdirSync(join(root, 'docs'), { recursive: true });
+    writeFileSync(join(root, 'README.md'), '# project\n');
+    writeFileSync(join(root, 'docs', 'guide.md'), 'a guide\n');
+    symlinkSync(join(outside, 'secrets'), join(root, 'etc')); // a folder outside
+    symlinkSync(join(outside, 'passwd'), join(root, 'pw')); // a file outside
+    symlinkSync(join(root, 'docs'), join(root, 'docs-link')); // inside: still followed
+    return { root, outside };
+  }
+
+  it('are skipped with the reason, links inside the folder still followed', async () => {
+    const { root, outside } = project();
+    const r = withinLimits(await ctxLimited(['inspect', root, '--json'], LIMITS, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), LIMITS);
+    assert.equal(r.code, 0, r.stderr);
+    const report = JSON.parse(r.stdout);
+    const read = report.sources.map((s: { path: string }) => s.path);
+    assert.ok(read.every((p: string) => !p.includes('etc') && !p.endsWith('/pw')), `read outside the folder: ${read}`);
+    const skipped = Object.fromEntries(report.skipped.map((s: { path: string; reason: string }) => [s.path.slice(root.length + 1), s.reason]));
+    assert.match(skipped['etc/'], new RegExp(`is a symbolic link to ${join(outside, 'secrets')}, outside .*--follow-links`));
+    assert.match(skipped.pw, /is a symbolic link to .*passwd, outside/);
+    assert.match(skipped['docs-link/'] ?? '', /same folder as/, 'the inside link is followed (and found to be a duplicate)');
+  });
+
+  it('are read with --follow-links', async () => {
+    const { root } = project();
+    const r = withinLimits(await ctxLimited(['inspect', root, '--json', '--follow-links'], LIMITS, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), LIMITS);
+    assert.equal(r.code, 0, r.stderr);
+    const read = JSON.parse(r.stdout).sources.map((s: { path: string }) => s.path.slice(root.length + 1));
+    assert.ok(read.includes('etc/shadow') && read.includes('pw'), String(read));
+  });
+});
+
+describe('pipes', () => {
+  it('a named pipe with no writer: Ctrl-C exits 130 within a second', async () => {
+    const fifo = join(scratchDir('fifo'), 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const r = withinLimits(await ctxLimited(['inspect', fifo], LIMITS, { interruptAfterMs: 1500, env: { CTX_CACHE_DIR: scratchDir('cache') } }), LIMITS);
+    assert.equal(r.code, 130, r.stderr);
+    assert.ok(r.exitAfterSignalMs! < 1000, `exited ${r.exitAfterSignalMs} ms after Ctrl-C`);
+  });
+
+  it('the read itself stops on the abort signal (no thread is left blocked in open)', async () => {
+    const fifo = join(scratchDir('fifo'), 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const ac = new AbortController();
+    setTimeout(() => ac.abort(new Error('stop')), 200);
+    const t0 = performance.now();
+    await assert.rejects(readInputs([fifo], { signal: ac.signal }), /stop/);
+    assert.ok(performance.now() - t0 < 1500);
+  });
+
+  it('a named pipe with a late writer is read', async () => {
+    const fifo = join(scratchDir('fifo'), 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    spawn('sh', ['-c', `sleep 0.2; printf 'late text\\n' > '${fifo}'`]);
+    const doc = await readInputs([fifo]);
+    assert.equal(doc.segments.map((s) => s.text).join(''), 'late text\n');
+  });
+});
+
+describe('a file that changes while it is read', () => {
+  it('warns like tar ("file changed as we read it")', { skip: existsSync('/proc/self/fd') ? false : 'needs /proc' }, async () => {
+    const path = join(scratchDir('changing'), 'log.txt');
+    writeFileSync(path, 'a line of log text that repeats\n'.repeat(1_000_000)); // 32 MB
+    const warnings: string[] = [];
+    const reading = readInputs([path], { warn: (m) => warnings.push(m) });
+    // Truncate it once ctx has it open (seen in /proc/self/fd), so the read is surely under way.
+    while (!readdirSync('/proc/self/fd').some((fd) => readlinkSafe(`/proc/self/fd/${fd}`) === path)) await new Promise((r) => setImmediate(r));
+    truncateSync(path, 1000);
+    await reading;
+    assert.equal(warnings.length, 1, String(warnings));
+    assert.match(warnings[0]!, /log\.txt: file changed as we read it \(32000000 → 1000 bytes/);
+  });
+
+  it('an unchanged file gives no warning', async () => {
+    const path = join(scratchDir('still'), 'a.txt');
+    writeFileSync(path, 'steady\n');
+    const warnings: string[] = [];
+    await readInputs([path], { warn: (m) => warnings.push(m) });
+    assert.deepEqual(warnings, []);
+  });
+});
+
+/** A one-page PDF whose content stream inflates to `inflated` bytes of spaces. */
+function bombPdf(inflated: number): Buffer {
+  const stream = deflateSync(Buffer.alloc(inflated, 0x20), { level: 9 });
+  const parts: Buffer[] = [];
+  const offsets: number[] = [];
+  let at = 0;
+  const add = (b: Buffer | string) => {
+    const buf = typeof b === 'string' ? Buffer.from(b, 'latin1') : b;
+    parts.push(buf);
+    at += buf.length;
+  };
+  add('%PDF-1.4\n');
+  const obj = (n: number, body: string | Buffer[]) => {
+    offsets[n] = at;
+    add(`${n} 0 obj\n`);
+    if (typeof body === 'string') add(body);
+    else for (const b of body) add(b);
+    add('\nendobj\n');
+  };
+  obj(1, '<< /Type /Catalog /Pages 2 0 R >>');
+  obj(2, '<< /Type /Pages /Kids [3 0 R] /Count 1 >>');
+  obj(3, '<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R >>');
+  obj(4, [Buffer.from(`<< /Length ${stream.length} /Filter /FlateDecode >>\nstream\n`, 'latin1'), stream, Buffer.from('\nendstream', 'latin1')]);
+  const xref = at;
+  add(`xref\n0 5\n0000000000 65535 f \n${offsets.slice(1).map((o) => `${String(o).padStart(10, '0')} 00000 n \n`).join('')}`);
+  add(`trailer\n<< /Size 5 /Root 1 0 R >>\nstartxref\n${xref}\n%%EOF\n`);
+  return Buffer.concat(parts);
+}
+
+let bombBytes: Buffer | null = null;
+/** 400 MB of spaces in a 400 KB PDF, made once. */
+function bomb(): Buffer {
+  bombBytes ??= bombPdf(400 * 1024 * 1024);
+  return bombBytes;
+}
+
+describe('PDF decompression bombs', () => {
+  it('are stopped at the memory limit with a clear reason', { timeout: 60_000 }, async () => {
+    const path = join(scratchDir('bomb'), 'bomb.pdf');
+    writeFileSync(path, bomb());
+    const reader = new PdfReader({ maxMemoryBytes: 100 * 1024 * 1024 });
+    const t0 = performance.now();
+    try {
+      await assert.rejects(reader.read({ path }, 'bomb.pdf'), (e: unknown) => {
+        assert.ok(e instanceof Rejection, String(e));
+        assert.match(e.message, /needed more than 100 MiB of memory to parse .*decompression bomb/);
+        return true;
+      });
+    } finally {
+      await reader.close();
+    }
+    assert.ok(performance.now() - t0 < 30_000);
+  });
+
+  it('a page that takes too long is stopped at the page limit', { timeout: 60_000 }, async () => {
+    const path = join(scratchDir('slow'), 'slow.pdf');
+    writeFileSync(path, bomb());
+    const reader = new PdfReader({ pageTimeoutMs: 200 });
+    try {
+      await assert.rejects(reader.read({ path }, 'slow.pdf'), /page 1 took more than 200 ms to parse/);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('garbage named .pdf is one line naming the file and the cause', async () => {
+    const path = join(scratchDir('garbage'), 'report.pdf');
+    writeFileSync(path, Buffer.concat([Buffer.from('%PDF-1.7\n'), Buffer.alloc(200_000, 0xab)]));
+    const r = withinLimits(await ctxLimited(['inspect', path], LIMITS, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), LIMITS);
+    assert.equal(r.code, 3, r.stderr);
+    assert.match(r.stderr, /^ctx: .*report\.pdf: is not a valid PDF/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+});

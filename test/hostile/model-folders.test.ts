@@ -1,0 +1,110 @@
+// Hostile model folders (issue 21.1, 21.6, 21.7): a model folder is untrusted input. Its chat template
+// and tokenizer regexes are programs and its config.json sizes drive allocation; none may hang ctx,
+// ignore Ctrl-C, or exhaust memory. Each case runs the CLI under its own time and memory limit.
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { CtxError } from '../../src/errors.js';
+import { loadTokenizer } from '../../src/model/tokenizer.js';
+import { scratchDir } from '../helpers/fixtures.js';
+import { ctxLimited, hostileModel, withinLimits } from './limits.js';
+
+const LIMITS = { timeoutMs: 30_000, maxRssMb: 600 };
+
+function doc(text: string): string {
+  const path = join(scratchDir('doc'), 'doc.txt');
+  writeFileSync(path, text);
+  return path;
+}
+
+/** A Split pre-tokenizer with a catastrophically backtracking regex, before the tiny tokenizer's ByteLevel. */
+function backtrackingTokenizer(t: Record<string, unknown>): void {
+  t.pre_tokenizer = {
+    type: 'Sequence',
+    pretokenizers: [{ type: 'Split', pattern: { Regex: '(a+)+$' }, behavior: 'Isolated', invert: false }, t.pre_tokenizer],
+  };
+}
+const BACKTRACKING_TEXT = `${'a'.repeat(40)}b`;
+
+describe('hostile chat templates', () => {
+  it('a template whose loops do not end stops at its deadline with one line naming the file', async () => {
+    const model = hostileModel('loops', { template: '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}' });
+    const r = withinLimits(await ctxLimited(['ask', doc('hello world'), 'q?', '-m', model, '--max-tokens', '2'], LIMITS), LIMITS);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /^ctx: .*tokenizer_config\.json: chat template took more than 5000 ms to render/);
+    assert.equal(r.stderr.trim().split('\n').length, 1, r.stderr);
+  });
+
+  it('range(1000000000) is refused before it is built (it crashed the process)', async () => {
+    const model = hostileModel('range', { template: '{% for i in range(1000000000) %}x{% endfor %}' });
+    const r = withinLimits(await ctxLimited(['ask', doc('hello world'), 'q?', '-m', model], LIMITS), LIMITS);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /tokenizer_config\.json: chat template failed: range\(\) of 1000000000 items is more than ctx allows/);
+  });
+
+  it('a template rendering far more text than its messages is refused', async () => {
+    const model = hostileModel('output', { template: "{% for i in range(100000) %}{{ 'xxxxxxxxxxxxxxxxxxxx' }}{% endfor %}" });
+    const r = withinLimits(await ctxLimited(['ask', doc('hello world'), 'q?', '-m', model], LIMITS), LIMITS);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /chat template rendered 2000000 characters .* more than ctx allows/);
+  });
+});
+
+describe('hostile tokenizer regexes', () => {
+  it('a backtracking regex stops at the deadline with an error naming tokenizer.json', async () => {
+    const model = hostileModel('regex-deadline', { tokenizer: backtrackingTokenizer });
+    const tok = await loadTokenizer(model, { limits: { encodeMs: 300 } });
+    const t0 = performance.now();
+    await assert.rejects(
+      tok.encodeSegments([{ text: BACKTRACKING_TEXT, source: { path: 'x' } }], { workers: 0 }),
+      (e: unknown) => e instanceof CtxError && e.kind === 'model' && /tokenizer\.json: the tokenizer took more than \d+ ms on 41 characters/.test(e.message),
+    );
+    assert.ok(performance.now() - t0 < 5000, 'stopped near its deadline');
+    assert.throws(() => tok.encode(BACKTRACKING_TEXT), /took more than/);
+  });
+
+  it('in worker threads too: the pool stops at the deadline', async () => {
+    const model = hostileModel('regex-pool', { tokenizer: backtrackingTokenizer });
+    const tok = await loadTokenizer(model, { limits: { encodeMs: 500 } });
+    await assert.rejects(
+      tok.encodeSegments([{ text: BACKTRACKING_TEXT, source: { path: 'x' } }], { workers: 1, parallelThreshold: 0 }),
+      /tokenizer\.json: the tokenizer took more than 1 s to encode 41 characters/,
+    );
+  });
+
+  it('Ctrl-C during a backtracking regex exits 130 within a second', async () => {
+    const model = hostileModel('regex-sigint', { tokenizer: backtrackingTokenizer });
+    const r = withinLimits(
+      await ctxLimited(['ask', doc(BACKTRACKING_TEXT), 'q?', '-m', model, '--events'], LIMITS, { interruptWhen: /"type":"model"/ }),
+      LIMITS,
+    );
+    assert.equal(r.code, 130, r.stderr);
+    assert.ok(r.exitAfterSignalMs !== null && r.exitAfterSignalMs < 1000, `exited ${r.exitAfterSignalMs} ms after Ctrl-C`);
+  });
+});
+
+describe('hostile sizes in config.json', () => {
+  it('num_hidden_layers: 16777216 is refused at once, before any shape is built', async () => {
+    const model = hostileModel('layers', { config: (c) => (c.num_hidden_layers = 16777216) });
+    const limits = { timeoutMs: 15_000, maxRssMb: 400 };
+    const r = withinLimits(await ctxLimited(['ask', doc('hello world'), 'q?', '-m', model], limits), limits);
+    assert.equal(r.code, 5, r.stderr);
+    assert.match(r.stderr, /config\.json: config\.json "num_hidden_layers" is 16777216, more than ctx accepts \(1024\)/);
+    assert.ok(r.ms < 10_000, `took ${r.ms} ms`);
+  });
+});
+
+describe('Ctrl-C while tokenizing a long document', () => {
+  it('exits 130 within a second', async () => {
+    const model = hostileModel('plain');
+    const words = 'the quick brown fox jumps over the lazy dog and keeps running through the field ';
+    const text = words.repeat(Math.ceil(12_000_000 / words.length));
+    const r = withinLimits(
+      await ctxLimited(['ask', doc(text), 'q?', '-m', model, '--events', '--no-cache'], { timeoutMs: 60_000, maxRssMb: 1500 }, { interruptWhen: /"type":"tokenize"/ }),
+      { timeoutMs: 60_000, maxRssMb: 1500 },
+    );
+    assert.equal(r.code, 130, r.stderr);
+    assert.ok(r.exitAfterSignalMs !== null && r.exitAfterSignalMs < 1000, `exited ${r.exitAfterSignalMs} ms after Ctrl-C`);
+  });
+});
