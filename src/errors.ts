@@ -47,7 +47,8 @@ export function fsError(e: unknown, path: string, kind: ExitKind = 'input'): Ctx
     : code === 'ENOTDIR' ? 'a path component is not a directory'
     : code === 'ELOOP' ? 'too many levels of symbolic links'
     : code === 'ENOSPC' ? 'no space left on device'
+    : code === 'EROFS' ? 'read-only file system'
     : code === 'EMFILE' ? 'too many open files'
     : (e as Error)?.message ?? String(e);
-  return new CtxError(code === 'ENOSPC' ? 'io' : kind, cause, { path, cause: e });
+  return new CtxError(code === 'ENOSPC' || code === 'EROFS' ? 'io' : kind, cause, { path, cause: e });
 }

@@ -9,7 +9,9 @@
 //     end-32   sha256 of everything above  32 bytes
 //
 // The checksum covers the header too, so a flipped bit anywhere, or a truncated file, is caught
-// before anything is used. Arrays are written and read in pieces, so an entry larger than a Node
+// before anything is used. Sizes in a file are not trusted before they are checked: the header may
+// be at most MAX_HEAD_BYTES, and a payload over VERIFY_FIRST_BYTES is checksummed in a first pass that
+// allocates nothing, so a forged entry that claims gigabytes costs a read, never the memory. Arrays are written and read in pieces, so an entry larger than a Node
 // Buffer (2 GiB) still works and memory stays at one copy of the snapshot. Typed arrays are stored
 // in the machine's byte order, which the store checks is little-endian before using the cache.
 
@@ -25,6 +27,10 @@ const PREAMBLE = 16;
 const DIGEST = 32;
 /** Bytes moved per read or write call: big enough to be fast, small enough to check for Ctrl-C often. */
 const PIECE = 16 * 1024 * 1024;
+/** The preamble and header together; a real header lists a few arrays per layer (kilobytes). */
+export const MAX_HEAD_BYTES = 16 * 1024 * 1024;
+/** Payloads larger than this are checksummed before their arrays are allocated. */
+const VERIFY_FIRST_BYTES = 64 * 1024 * 1024;
 
 /** What `ctx cache ls` shows about an entry; written by the run that read the document. */
 export interface EntryMeta {
@@ -159,6 +165,7 @@ export async function readHeader(fh: FileHandle, fileSize: number): Promise<{ he
   if (version !== FORMAT_VERSION) throw new CorruptEntry(`format version ${version}, this ctx reads ${FORMAT_VERSION}`);
   const length = pre.readUInt32LE(12);
   if (PREAMBLE + length + DIGEST > fileSize) throw new CorruptEntry('header runs past the end of the file');
+  if (PREAMBLE + length > MAX_HEAD_BYTES) throw new CorruptEntry(`header of ${length} bytes is larger than any ctx writes`);
   const json = Buffer.alloc(length);
   await readExactly(fh, json, PREAMBLE);
   let header: EntryHeader;
@@ -187,6 +194,7 @@ export async function readEntry(fh: FileHandle, fileSize: number, signal?: Abort
   if (payloadStart + payloadBytes + DIGEST !== fileSize) {
     throw new CorruptEntry(`size ${fileSize} bytes does not match its header (${payloadStart + payloadBytes + DIGEST})`);
   }
+  if (payloadBytes > VERIFY_FIRST_BYTES) await verifyChecksum(fh, fileSize, signal);
   const arrays = new Map<string, Float32Array | Int32Array>();
   let at = payloadStart;
   for (const a of header.arrays) {
@@ -200,6 +208,22 @@ export async function readEntry(fh: FileHandle, fileSize: number, signal?: Abort
   await readExactly(fh, digest, at);
   if (!digest.equals(hash.digest())) throw new CorruptEntry('checksum mismatch');
   return { header, session: assemble(header, arrays) };
+}
+
+/** Checks the whole file's checksum through one reused buffer (a first pass before big allocations). */
+async function verifyChecksum(fh: FileHandle, fileSize: number, signal?: AbortSignal): Promise<void> {
+  const hash = createHash('sha256');
+  const buf = Buffer.alloc(Math.min(PIECE, fileSize - DIGEST));
+  for (let at = 0; at < fileSize - DIGEST; ) {
+    signal?.throwIfAborted();
+    const piece = buf.subarray(0, Math.min(buf.length, fileSize - DIGEST - at));
+    await readExactly(fh, piece, at);
+    hash.update(piece);
+    at += piece.length;
+  }
+  const digest = Buffer.alloc(DIGEST);
+  await readExactly(fh, digest, fileSize - DIGEST);
+  if (!digest.equals(hash.digest())) throw new CorruptEntry('checksum mismatch');
 }
 
 function assemble(header: EntryHeader, arrays: Map<string, Float32Array | Int32Array>): StoredSession {

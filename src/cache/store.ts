@@ -8,19 +8,25 @@
 //          the caller gets a one-line reason: a cache problem never fails a run. Ctrl-C while
 //          saving removes the temp file too and lets the interruption through.
 //   evict  after each save, least recently used entries go until the cache fits its size cap.
+//   temp   a save in progress is ".tmp-<key>-<owner>-<random>", where <owner> is the writing process
+//          (pid and start time, model/owner.ts). Temp files whose owner is gone (a killed run) are
+//          removed by the next run that opens the cache; live ones count toward the size cap.
+//
+// The folder is private to the user (0700) and entries are 0600: they hold a document's tokens.
 
 import { randomBytes } from 'node:crypto';
-import { mkdir, open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
+import { open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
-import { fsError } from '../errors.js';
+import { CtxError, fsError } from '../errors.js';
 import { formatBytes } from '../units.js';
-import { ctxCacheDir } from '../model/paths.js';
-import { CorruptEntry, readEntry, readHeader, writeEntry, type EntryHeader, type EntryMeta, type StoredSession } from './format.js';
+import { isRunning, ownerTag, parseTag } from '../model/owner.js';
+import { ctxCacheDir, makePrivateDir } from '../model/paths.js';
+import { CorruptEntry, MAX_HEAD_BYTES, readEntry, readHeader, writeEntry, type EntryHeader, type EntryMeta, type StoredSession } from './format.js';
 
 export const ENTRY_SUFFIX = '.ctxs';
 const TEMP_PREFIX = '.tmp-';
-/** A temp file this old was left by a killed process; eviction removes it. */
+/** A temp file of an older ctx (no start time in its name) this old was left by a killed process. */
 const STALE_TEMP_MS = 60 * 60 * 1000;
 export const DEFAULT_CACHE_MAX_BYTES = 4 * 1024 ** 3;
 
@@ -58,6 +64,7 @@ export interface SessionCacheOptions {
 
 export class SessionCache {
   readonly maxBytes: number;
+  private cleaned = false;
 
   constructor(
     readonly dir: string,
@@ -76,6 +83,7 @@ export class SessionCache {
   }
 
   async load(key: string, signal?: AbortSignal): Promise<LoadResult> {
+    await this.removeStaleTemps();
     const path = this.pathOf(key);
     const t0 = performance.now();
     let fh: FileHandle;
@@ -87,6 +95,8 @@ export class SessionCache {
     }
     try {
       const { size } = await fh.stat();
+      // No save writes more than the cap, so a bigger file is not ours: refuse it before reading any of it.
+      if (size > this.maxBytes + MAX_HEAD_BYTES) throw new CorruptEntry(`${formatBytes(size)} is more than the cache size cap ${formatBytes(this.maxBytes)}`);
       const { header, session } = await readEntry(fh, size, signal);
       if (header.key !== key) throw new CorruptEntry(`holds the entry ${header.key.slice(0, 12)}…, not ${key.slice(0, 12)}…`);
       await fh.close();
@@ -116,12 +126,12 @@ export class SessionCache {
     }
     const t0 = performance.now();
     const path = this.pathOf(key);
-    const tmp = join(this.dir, `${TEMP_PREFIX}${key.slice(0, 16)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+    const tmp = join(this.dir, `${TEMP_PREFIX}${key.slice(0, 16)}-${ownerTag()}-${randomBytes(4).toString('hex')}`);
     let fh: FileHandle | undefined;
     let bytes: number;
     try {
-      await mkdir(this.dir, { recursive: true });
-      fh = await open(tmp, 'wx', 0o644);
+      makePrivateDir(this.dir);
+      fh = await open(tmp, 'wx', 0o600);
       bytes = await writeEntry(fh, key, meta, session, { signal, failWith: this.o.failWritesWith });
       await fh.sync();
       await fh.close();
@@ -132,8 +142,7 @@ export class SessionCache {
       await fh?.close().catch(() => {});
       await rm(tmp, { force: true }).catch(() => {});
       if (signal?.aborted) throw e;
-      const cause = fsError(e, this.dir).message;
-      return { kind: 'failed', message: `could not save the document to the cache (${cause}); the cache is unchanged` };
+      return { kind: 'failed', message: `could not save the document to the cache (${cacheProblem(e, this.dir)}); the cache is unchanged` };
     }
     const evicted = await this.evict(key);
     return { kind: 'saved', bytes, seconds: (performance.now() - t0) / 1000, evicted };
@@ -141,6 +150,7 @@ export class SessionCache {
 
   /** Every entry, most recently used first. A missing folder is an empty cache. */
   async list(): Promise<CacheEntryInfo[]> {
+    await this.removeStaleTemps();
     const out: CacheEntryInfo[] = [];
     for (const name of await this.names()) {
       if (!name.endsWith(ENTRY_SUFFIX)) continue;
@@ -157,7 +167,7 @@ export class SessionCache {
         }
         out.push({ id: name.slice(0, -ENTRY_SUFFIX.length), path, bytes: st.size, lastUsed: st.mtime, header });
       } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, path);
+        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw fsError(e, path, 'io');
       } finally {
         await fh?.close().catch(() => {});
       }
@@ -194,17 +204,19 @@ export class SessionCache {
    */
   async evict(keep: string): Promise<number> {
     const entries: Array<{ path: string; bytes: number; used: number; id: string }> = [];
+    let inProgress = 0;
     for (const name of await this.names()) {
       const path = join(this.dir, name);
       const st = await stat(path).catch(() => null);
       if (!st) continue;
       if (name.startsWith(TEMP_PREFIX)) {
-        if (Date.now() - st.mtimeMs > STALE_TEMP_MS) await rm(path, { force: true }).catch(() => {});
+        if (tempIsStale(name, st.mtimeMs)) await rm(path, { force: true }).catch(() => {});
+        else inProgress += st.size; // another run's save: it will be an entry soon
       } else if (name.endsWith(ENTRY_SUFFIX)) {
         entries.push({ path, bytes: st.size, used: st.mtimeMs, id: name.slice(0, -ENTRY_SUFFIX.length) });
       }
     }
-    let total = entries.reduce((n, e) => n + e.bytes, 0);
+    let total = inProgress + entries.reduce((n, e) => n + e.bytes, 0);
     let evicted = 0;
     for (const e of entries.sort((a, b) => a.used - b.used)) {
       if (total <= this.maxBytes) break;
@@ -216,14 +228,59 @@ export class SessionCache {
     return evicted;
   }
 
+  /**
+   * Removes temp files left by runs that were killed while saving (their owner is gone); once per
+   * cache object, so each run cleans up after the ones before it. Returns what was removed.
+   */
+  async removeStaleTemps(): Promise<{ count: number; bytes: number }> {
+    const removed = { count: 0, bytes: 0 };
+    if (this.cleaned) return removed;
+    this.cleaned = true;
+    let names: string[];
+    try {
+      names = await this.names();
+    } catch {
+      return removed; // the caller meets the problem itself, with its own message
+    }
+    for (const name of names) {
+      if (!name.startsWith(TEMP_PREFIX)) continue;
+      const path = join(this.dir, name);
+      const st = await stat(path).catch(() => null);
+      if (!st || !tempIsStale(name, st.mtimeMs)) continue;
+      await rm(path, { force: true }).then(
+        () => ((removed.count += 1), (removed.bytes += st.size)),
+        () => {},
+      );
+    }
+    return removed;
+  }
+
   private async names(): Promise<string[]> {
     try {
       return await readdir(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-      throw fsError(e, this.dir);
+      throw new CtxError('io', `the session cache cannot be read: ${cacheProblem(e, this.dir)}`, { path: this.dir, cause: e });
     }
   }
+}
+
+/** Whether a temp file was left by a run that is gone: its owner (in its name) is not running. */
+function tempIsStale(name: string, mtimeMs: number): boolean {
+  // ".tmp-<key16>-<owner>-<random>"
+  const owner = parseTag(name.slice(TEMP_PREFIX.length).split('-')[1] ?? '');
+  if (owner === null) return Date.now() - mtimeMs > STALE_TEMP_MS;
+  if (owner.start === null) return !isRunning(owner) || Date.now() - mtimeMs > STALE_TEMP_MS;
+  return !isRunning(owner);
+}
+
+/** Why the cache folder cannot be used, in words: a file in its place, a read-only disk, permissions. */
+function cacheProblem(e: unknown, dir: string): string {
+  const code = (e as NodeJS.ErrnoException).code;
+  if (code === 'ENOTDIR' || code === 'EEXIST') return `${dir} (or a folder above it) is a file, not a folder; remove it or set CTX_CACHE_DIR`;
+  if (code === 'EROFS') return `${dir} is on a read-only file system; set CTX_CACHE_DIR to a writable folder, or use --no-cache`;
+  if (code === 'EACCES' || code === 'EPERM') return `permission denied on ${dir}; set CTX_CACHE_DIR to a folder of yours, or use --no-cache`;
+  return fsError(e, dir).message;
 }
 
 /** The entry's size without the header (a few hundred bytes), for the size-cap check. */

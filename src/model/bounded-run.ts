@@ -17,9 +17,11 @@ const script = new vm.Script('run()', { filename: 'ctx-bounded-run' });
 let depth = 0;
 
 /**
- * Calls `fn` with a deadline of `ms` milliseconds. When it passes, throws `onTimeout()` (a CtxError
- * naming the file whose code ran too long). Ctrl-C during the call stops it with an `interrupted`
- * CtxError and is then raised again, so the process's own SIGINT handling sees it as usual.
+ * Calls `fn` with a deadline of `ms` milliseconds (Infinity: none). When it passes, throws
+ * `onTimeout()` (a CtxError naming the file whose code ran too long). Ctrl-C during the call stops it
+ * with an `interrupted` CtxError and is then raised again, so the process's own SIGINT handling sees
+ * it as usual. Also used without a deadline, to keep long synchronous work (hashing a model's
+ * weights) stoppable by Ctrl-C.
  */
 export function runBounded<T>(fn: () => T, ms: number, onTimeout: () => Error): T {
   // A bounded call inside another is already covered by the outer deadline.
@@ -27,7 +29,8 @@ export function runBounded<T>(fn: () => T, ms: number, onTimeout: () => Error): 
   depth++;
   context.run = fn;
   try {
-    return script.runInContext(context, { timeout: Math.max(1, Math.ceil(ms)), breakOnSigint: true }) as T;
+    const timeout = Number.isFinite(ms) ? Math.max(1, Math.ceil(ms)) : undefined;
+    return script.runInContext(context, { timeout, breakOnSigint: true }) as T;
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     if (code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw onTimeout();

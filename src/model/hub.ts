@@ -2,12 +2,13 @@
 //   download/folder.ts   the download folders: a model appears under its name only once complete
 //   download/http.ts     one file over HTTP: resume, redirects without the token, checksums, retries
 
-import { rmSync, mkdirSync, existsSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
 import { checkDiskSpace, claimTmpDir, folderBytes, MARKER, readDownloadRecord, type DownloadRecord } from './download/folder.js';
 import { downloadFile, hubEndpoint, type PullState } from './download/http.js';
-import { modelsCacheDir } from './paths.js';
+import { parseByteSize } from '../units.js';
+import { makePrivateDir, modelsCacheDir } from './paths.js';
 import type { HubEntry } from './registry.js';
 
 export { folderBytes, MARKER, readDownloadRecord, type DownloadRecord } from './download/folder.js';
@@ -39,6 +40,26 @@ export interface PullOptions {
   retries?: number;
   /** Give up on a connection that delivers nothing for this long (default 60 s). */
   idleTimeoutMs?: number;
+  /**
+   * Drop a connection slower than this many bytes per second over `speedWindowMs` (default: the
+   * environment's CTX_DOWNLOAD_MIN_SPEED, e.g. "10K", else 1 KiB/s over 60 s). It counts as an attempt.
+   */
+  minBytesPerSecond?: number;
+  speedWindowMs?: number;
+  /**
+   * The most a file may grow to when neither the registry nor the server says its size (default:
+   * CTX_DOWNLOAD_MAX_BYTES, else twice the model's approximate size, else 64 GiB).
+   */
+  maxUnknownBytes?: number;
+}
+
+/** A size from an environment variable, or undefined when unset; a bad value is a usage error naming it. */
+function envSize(env: NodeJS.ProcessEnv, name: string): number | undefined {
+  const text = env[name];
+  if (text === undefined || text === '') return undefined;
+  const n = parseByteSize(text);
+  if (n === undefined || n <= 0) throw new CtxError('usage', `${name}=${text} is not a size (use e.g. 10K, 512M or 4G)`);
+  return n;
 }
 
 /** Downloads `entry` into the cache (or finds it already there) and returns its folder. */
@@ -51,7 +72,7 @@ export async function pullModel(entry: HubEntry, opts: PullOptions = {}): Promis
     throw new CtxError('download', `a folder is in the way of the download and was not made by ctx; remove it or use it with --model ${finalDir}`, { path: finalDir });
   }
   try {
-    mkdirSync(cacheDir, { recursive: true });
+    makePrivateDir(cacheDir);
   } catch (e) {
     throw fsError(e, cacheDir, 'io');
   }
@@ -67,6 +88,10 @@ export async function pullModel(entry: HubEntry, opts: PullOptions = {}): Promis
     signal: opts.signal,
     retries: opts.retries ?? 3,
     idleTimeoutMs: opts.idleTimeoutMs ?? 60_000,
+    minBytesPerSecond: opts.minBytesPerSecond ?? envSize(env, 'CTX_DOWNLOAD_MIN_SPEED') ?? 1024,
+    speedWindowMs: opts.speedWindowMs ?? 60_000,
+    cacheRoot: dirname(cacheDir),
+    maxUnknownBytes: opts.maxUnknownBytes ?? envSize(env, 'CTX_DOWNLOAD_MAX_BYTES') ?? (entry.approxBytes ? 2 * entry.approxBytes : 64 * 1024 ** 3),
     report: (i, fileDone, resumedFrom) => {
       if (!opts.onProgress) return;
       doneBefore[i] = fileDone;
@@ -97,7 +122,7 @@ export async function pullModel(entry: HubEntry, opts: PullOptions = {}): Promis
   record.downloadedAt = new Date().toISOString();
   // The per-file notes of verified files were only for resuming; the marker now says it all.
   for (const f of entry.files) rmSync(join(tmpDir, `${f.path}.ctx-verified`), { force: true });
-  writeFileSync(join(tmpDir, MARKER), JSON.stringify(record, null, 2) + '\n');
+  writeFileSync(join(tmpDir, MARKER), JSON.stringify(record, null, 2) + '\n', { mode: 0o600 });
   try {
     renameSync(tmpDir, finalDir);
   } catch (e) {

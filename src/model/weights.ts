@@ -2,9 +2,10 @@
 // Tensors are read lazily by name; nothing is loaded until a backend asks for it.
 
 import { createHash } from 'node:crypto';
-import { closeSync, existsSync, openSync, readFileSync, readSync, statSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
+import { fileSha256 } from './content-hash.js';
 import { readTensorBytes, SafetensorsFile, toFloat32, type TensorInfo } from './safetensors.js';
 
 /**
@@ -26,6 +27,7 @@ export class WeightStore implements ModelWeights {
   readonly dir: string;
   readonly files: SafetensorsFile[];
   private readonly byName = new Map<string, TensorInfo>();
+  private identity: string | null = null;
 
   private constructor(dir: string, files: SafetensorsFile[]) {
     this.dir = dir;
@@ -102,29 +104,24 @@ export class WeightStore implements ModelWeights {
   }
 
   /**
-   * A content fingerprint of the weights, cheap even for 15 GB: sha256 over each shard's size and
-   * header plus 16 blocks of 64 KiB sampled across its data. Used in cache keys, not for integrity
-   * (downloads are verified against the registry's full sha256).
+   * The weights' identity: sha256 over each shard's file name and full-content SHA-256
+   * (content-hash.ts: computed once per file and remembered). Keys the converted-weights cache and
+   * the session cache, so two models that differ anywhere never share either.
    */
   fingerprint(): string {
-    const h = createHash('sha256');
-    for (const f of this.files) {
-      h.update(`${statSync(f.path).size}\0`);
-      const fd = openSync(f.path, 'r');
-      try {
-        const head = Buffer.alloc(f.dataStart);
-        readSync(fd, head, 0, head.length, 0);
-        h.update(head);
-        const block = Buffer.alloc(64 * 1024);
-        const span = Math.max(0, f.fileSize - f.dataStart - block.length);
-        for (let i = 0; i < 16; i++) {
-          const n = readSync(fd, block, 0, block.length, f.dataStart + Math.floor((span * i) / 15));
-          h.update(block.subarray(0, n));
+    if (this.identity === null) {
+      const h = createHash('sha256');
+      for (const f of this.files) {
+        let sha: string;
+        try {
+          sha = fileSha256(f.path);
+        } catch (e) {
+          throw fsError(e, f.path, 'model');
         }
-      } finally {
-        closeSync(fd);
+        h.update(`${basename(f.path)}\0${sha}\n`);
       }
+      this.identity = h.digest('hex');
     }
-    return h.digest('hex');
+    return this.identity;
   }
 }

@@ -9,6 +9,7 @@ import { createReferenceBackend } from '../../src/backend/reference/index.js';
 import type { EntryMeta } from '../../src/cache/format.js';
 import { canonicalJson, sessionKey, strategyKey } from '../../src/cache/key.js';
 import { SessionCache } from '../../src/cache/store.js';
+import { ownerTag } from '../../src/model/owner.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type StrategyOptions } from '../../src/engine/strategies/index.js';
 import { scratchDir } from '../helpers/fixtures.js';
@@ -162,16 +163,18 @@ describe('session cache: writes and eviction', () => {
     assert.equal(existsSync(tiny.pathOf('3'.repeat(64))), false);
   });
 
-  it('removes temp files abandoned by killed runs when they are old', async () => {
+  it('removes temp files of runs that are gone, keeps those of live ones (counted toward the cap)', async () => {
     const { session } = await readSession('tiny', { strategy: 'full' }, 20);
     const dir = scratchDir('cache-stale');
     const cache = new SessionCache(dir);
     await cache.save('4'.repeat(64), META, session.snapshot());
-    const stale = join(dir, '.tmp-dead-1'), fresh = join(dir, '.tmp-live-2');
-    writeFileSync(stale, 'x');
-    writeFileSync(fresh, 'x');
-    utimesSync(stale, Date.now() / 1000 - 7200, Date.now() / 1000 - 7200);
+    const key16 = '5'.repeat(16);
+    const dead = join(dir, `.tmp-${key16}-999999999.1-aaaaaaaa`); // a killed run, just now
+    const live = join(dir, `.tmp-${key16}-${ownerTag()}-bbbbbbbb`); // this process: a save in progress
+    const legacy = join(dir, '.tmp-dead-1'); // an older ctx's name, two hours old
+    for (const f of [dead, live, legacy]) writeFileSync(f, 'x');
+    utimesSync(legacy, Date.now() / 1000 - 7200, Date.now() / 1000 - 7200);
     await cache.evict('');
-    assert.deepEqual(leftovers(dir), ['.tmp-live-2']);
+    assert.deepEqual(leftovers(dir), [live.slice(dir.length + 1)]);
   });
 });

@@ -1,15 +1,18 @@
 // The download folders of the models cache:
 //
-//   <cache>/models/.tmp-<name>-<pid>/          while downloading; a file in progress is "<file>.part"
+//   <cache>/models/.tmp-<name>-<owner>/        while downloading; a file in progress is "<file>.part";
+//                                               <owner> is the pid and start time of the pull (owner.ts)
 //   <cache>/models/<name>/                      only ever created by renaming a finished .tmp folder
 //   <cache>/models/<name>/.ctx-model.json       what was downloaded (repo, revision, sizes, sha256)
 //
 // So a folder under its final name is always complete. An interrupted pull leaves its .tmp folder;
-// the next pull adopts it (once its process is gone) and resumes each .part file.
+// the next pull adopts it (once its process is gone) and resumes each .part file. Folders and files
+// are private to the user (0700/0600).
 
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { CtxError } from '../../errors.js';
+import { CtxError, fsError } from '../../errors.js';
+import { isRunning, ownerTag, parseTag, type Owner } from '../owner.js';
 import type { HubEntry } from '../registry.js';
 
 export const MARKER = '.ctx-model.json';
@@ -40,17 +43,15 @@ export function readDownloadRecord(dir: string): DownloadRecord | null {
   }
 }
 
-/** Whether a process id is running (signal 0 checks without sending anything). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
+/** A download folder left by a ctx too old to record its start time: its pid alone is trusted this long after its last write. */
+const LEGACY_IDLE_MS = 10 * 60 * 1000;
+
+interface TmpDir {
+  dir: string;
+  owner: Owner;
 }
 
-function tmpDirsOf(cacheDir: string, name: string): Array<{ dir: string; pid: number }> {
+function tmpDirsOf(cacheDir: string, name: string): TmpDir[] {
   const prefix = `.tmp-${name}-`;
   let names: string[];
   try {
@@ -58,9 +59,32 @@ function tmpDirsOf(cacheDir: string, name: string): Array<{ dir: string; pid: nu
   } catch {
     return [];
   }
-  return names
-    .filter((n) => n.startsWith(prefix) && /^\d+$/.test(n.slice(prefix.length)))
-    .map((n) => ({ dir: join(cacheDir, n), pid: Number(n.slice(prefix.length)) }));
+  const out: TmpDir[] = [];
+  for (const n of names) {
+    if (!n.startsWith(prefix)) continue;
+    const owner = parseTag(n.slice(prefix.length));
+    if (owner) out.push({ dir: join(cacheDir, n), owner });
+  }
+  return out;
+}
+
+/** Whether the pull that owns `t` is still running. */
+function inUse(t: TmpDir): boolean {
+  if (t.owner.start !== null) return isRunning(t.owner);
+  // pid only: that pid may now be another program; a pull writes often, so an idle folder is stale.
+  return isRunning(t.owner) && Date.now() - lastWrite(t.dir) < LEGACY_IDLE_MS;
+}
+
+function lastWrite(dir: string): number {
+  let latest = statSync(dir, { throwIfNoEntry: false })?.mtimeMs ?? 0;
+  let names: string[] = [];
+  try {
+    names = readdirSync(dir);
+  } catch {
+    // unreadable: its own mtime will do
+  }
+  for (const n of names) latest = Math.max(latest, statSync(join(dir, n), { throwIfNoEntry: false })?.mtimeMs ?? 0);
+  return latest;
 }
 
 /**
@@ -68,14 +92,22 @@ function tmpDirsOf(cacheDir: string, name: string): Array<{ dir: string; pid: nu
  * its partial files resume; one whose process is still running means two pulls of the same model.
  */
 export function claimTmpDir(cacheDir: string, name: string): string {
-  const mine = join(cacheDir, `.tmp-${name}-${process.pid}`);
-  for (const { dir, pid } of tmpDirsOf(cacheDir, name)) {
-    if (pid === process.pid) continue;
-    if (pidAlive(pid)) throw new CtxError('download', `another ctx (pid ${pid}) is downloading "${name}"; wait for it to finish or stop it`);
-    if (!existsSync(mine)) renameSync(dir, mine);
-    else rmSync(dir, { recursive: true, force: true });
+  const mine = join(cacheDir, `.tmp-${name}-${ownerTag()}`);
+  for (const t of tmpDirsOf(cacheDir, name)) {
+    if (t.dir === mine) continue;
+    if (inUse(t)) throw new CtxError('download', `another ctx (pid ${t.owner.pid}) is downloading "${name}"; wait for it to finish or stop it`);
+    try {
+      if (!existsSync(mine)) renameSync(t.dir, mine);
+      else rmSync(t.dir, { recursive: true, force: true });
+    } catch (e) {
+      throw fsError(e, t.dir, 'io');
+    }
   }
-  mkdirSync(mine, { recursive: true });
+  try {
+    mkdirSync(mine, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw fsError(e, mine, 'io');
+  }
   return mine;
 }
 
@@ -84,7 +116,8 @@ export function removeDownload(name: string, cacheDir: string): { removed: boole
   let bytes = 0;
   let removed = false;
   const finalDir = join(cacheDir, name);
-  const dirs = tmpDirsOf(cacheDir, name).filter(({ pid }) => pid === process.pid || !pidAlive(pid)).map(({ dir }) => dir);
+  // Unfinished downloads whose pull has ended (a pid now used by another program included).
+  const dirs = tmpDirsOf(cacheDir, name).filter((t) => t.owner.pid === process.pid || !inUse(t)).map((t) => t.dir);
   if (readDownloadRecord(finalDir)) dirs.push(finalDir);
   for (const dir of dirs) {
     bytes += folderBytes(dir);

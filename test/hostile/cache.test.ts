@@ -1,0 +1,135 @@
+// Hostile and damaged cache state (issue 21.2, 21.3, 21.6, 21.8, 21.11): forged entries, a model that
+// differs where a sampled fingerprint would not look, files left by killed runs, a cache path that is
+// a file, and what other users can read.
+import assert from 'node:assert/strict';
+import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { createReferenceBackend } from '../../src/backend/reference/index.js';
+import { SessionCache } from '../../src/cache/store.js';
+import { Session } from '../../src/engine/session.js';
+import { resolveStrategy } from '../../src/engine/strategies/index.js';
+import { fileSha256 } from '../../src/model/content-hash.js';
+import { openModel } from '../../src/model/model.js';
+import { PRESETS, writeRandomModel } from '../../tools/random-model.js';
+import { scratchDir } from '../helpers/fixtures.js';
+import { tinyModel, tokens } from '../helpers/models.js';
+import { ctxLimited, withinLimits } from './limits.js';
+
+const META = { inputs: ['doc.txt'], model: 'tiny', modelDir: '/m', strategy: 's', backend: 'reference', numeric: 'f32', tokens: 40 };
+
+async function savedEntry(dir: string, key: string, maxBytes?: number): Promise<SessionCache> {
+  const model = tinyModel('tiny');
+  const session = new Session(await createReferenceBackend(model), resolveStrategy(model.config, { strategy: 'full' }, 50));
+  await session.feed(tokens(40, 3));
+  const cache = new SessionCache(dir, { maxBytes });
+  assert.equal((await cache.save(key, META, session.snapshot())).kind, 'saved');
+  return cache;
+}
+
+/**
+ * Rewrites a saved entry so that its header claims `payloadBytes` of arrays, with a file of exactly
+ * the matching size (sparse: it takes no disk) — consistent everywhere but the checksum.
+ */
+function forge(path: string, payloadBytes: number): void {
+  const good = readFileSync(path);
+  const headerLength = good.readUInt32LE(12);
+  const header = JSON.parse(good.subarray(16, 16 + headerLength).toString('utf8'));
+  header.arrays = [{ name: 'keys.0', kind: 'f32', length: payloadBytes / 4 }];
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - ((16 + json.length) % 8)) % 8, 0x20)]);
+  const pre = Buffer.from(good.subarray(0, 16));
+  pre.writeUInt32LE(json.length, 12);
+  const fd = openSync(path, 'w');
+  writeSync(fd, Buffer.concat([pre, json]));
+  closeSync(fd);
+  truncateSync(path, 16 + json.length + payloadBytes + 32);
+}
+
+describe('forged cache entries', () => {
+  it('an entry larger than the cache cap (4.5 GiB, cap 4 GiB) is refused by its size before anything is read', { timeout: 20_000 }, async () => {
+    const key = 'f'.repeat(64);
+    const cache = await savedEntry(scratchDir('forged-4g'), key);
+    forge(cache.pathOf(key), 4.5 * 1024 ** 3);
+    const rss = process.memoryUsage.rss();
+    const t0 = performance.now();
+    const r = await cache.load(key);
+    assert.equal(r.kind, 'discarded');
+    if (r.kind === 'discarded') assert.match(r.message, /discarded a corrupt cache entry \(4\.5 GiB is more than the cache size cap 4 GiB/);
+    assert.ok(performance.now() - t0 < 2000, `${performance.now() - t0} ms`);
+    assert.ok(process.memoryUsage.rss() - rss < 200 * 1024 ** 2, 'nothing of its size was allocated');
+  });
+
+  it('a large entry within the cap is checksummed before its arrays are allocated', { timeout: 60_000 }, async () => {
+    const key = 'e'.repeat(64);
+    const cache = await savedEntry(scratchDir('forged-big'), key, 1024 ** 3);
+    forge(cache.pathOf(key), 512 * 1024 ** 2);
+    const rss = process.memoryUsage.rss();
+    const r = await cache.load(key);
+    assert.equal(r.kind, 'discarded');
+    if (r.kind === 'discarded') assert.match(r.message, /checksum mismatch/);
+    assert.ok(process.memoryUsage.rss() - rss < 200 * 1024 ** 2, `grew by ${(process.memoryUsage.rss() - rss) / 2 ** 20} MB`);
+  });
+});
+
+describe('model identity', () => {
+  it('two models that differ outside any sampled block have different fingerprints', () => {
+    // Big enough that 16 sampled 64 KiB blocks (the old fingerprint) leave most of it unread.
+    const spec = { ...PRESETS.tiny!, vocab: 32000, hidden: 64, intermediate: 128 };
+    const a = join(scratchDir('model-a'), 'm');
+    writeRandomModel(a, spec);
+    const b = join(scratchDir('model-b'), 'm');
+    mkdirSync(b);
+    for (const f of readdirSync(a)) copyFileSync(join(a, f), join(b, f));
+    const weights = join(b, 'model.safetensors');
+    const bytes = readFileSync(weights);
+    const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
+    bytes[headerEnd + 100_000] ^= 0xff; // after the first sampled block, far before the second
+    writeFileSync(weights, bytes);
+    assert.notEqual(openModel(b).weights.fingerprint(), openModel(a).weights.fingerprint());
+  });
+
+  it('a file hash is remembered by identity, and computed again when the file is rewritten', () => {
+    const cacheDir = scratchDir('hashes');
+    const file = join(scratchDir('hashed'), 'w.bin');
+    writeFileSync(file, Buffer.alloc(1 << 20, 7));
+    const first = fileSha256(file, cacheDir);
+    assert.equal(readdirSync(join(cacheDir, 'file-hashes')).length, 1);
+    assert.equal(fileSha256(file, cacheDir), first);
+    // Same size, same mtime, other bytes: the change time still differs.
+    const { atime, mtime } = statSync(file);
+    const other = Buffer.alloc(1 << 20, 7);
+    other[12345] = 8;
+    writeFileSync(file, other);
+    utimesSync(file, atime, mtime); // what a forger would restore; the change time moves regardless
+    assert.notEqual(fileSha256(file, cacheDir), first);
+  });
+});
+
+describe('what the cache leaves and who can read it', () => {
+  it('entries and the sessions folder are private to the user (0600/0700)', async () => {
+    const dir = join(scratchDir('private'), 'sessions');
+    const cache = await savedEntry(dir, 'a'.repeat(64));
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    assert.equal(statSync(cache.pathOf('a'.repeat(64))).mode & 0o777, 0o600);
+  });
+
+  it('temp files of killed runs are removed by the next run that opens the cache', async () => {
+    const dir = scratchDir('stale');
+    await savedEntry(dir, 'b'.repeat(64));
+    writeFileSync(join(dir, `.tmp-${'c'.repeat(16)}-999999999.5-0000aaaa`), Buffer.alloc(4096));
+    const next = new SessionCache(dir);
+    assert.equal((await next.load('d'.repeat(64))).kind, 'miss');
+    assert.deepEqual(readdirSync(dir), [`${'b'.repeat(64)}.ctxs`]);
+  });
+
+  it('a cache path that is a file is one clear line, a write failure (8), not an input error (3)', async () => {
+    const file = join(scratchDir('cache-file'), 'cache');
+    writeFileSync(file, 'not a folder');
+    const limits = { timeoutMs: 20_000, maxRssMb: 400 };
+    const r = withinLimits(await ctxLimited(['cache', 'ls'], limits, { env: { CTX_CACHE_DIR: file } }), limits);
+    assert.equal(r.code, 8, r.stderr);
+    assert.match(r.stderr, /^ctx: .*cache\/sessions: the session cache cannot be read: .*is a file, not a folder/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+});
