@@ -8,9 +8,9 @@
 // default location and looser, e.g. made by an older ctx), its sub-folders are made with
 // makePrivateDir, and the files ctx writes there are 0600.
 
-import { chmodSync, mkdirSync, statSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { isAbsolute, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /** An XDG variable counts only when it is an absolute path; the spec says relative ones are ignored. */
@@ -42,7 +42,18 @@ const prepared = new Set<string>();
  * folder of this user that others may read is set to 0700. Throws the fs error.
  */
 export function makePrivateDir(dir: string, o: { tighten?: boolean } = {}): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  try {
+    mkdirSync(dir, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    // Node's recursive mkdir says ENOENT where the real cause is a read-only file system or missing
+    // permission (seen on Node 20 with a read-only mount): make the first missing folder alone to
+    // get the real error.
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
+    let first = resolve(dir);
+    while (!existsSync(dirname(first)) && dirname(first) !== first) first = dirname(first);
+    mkdirSync(first, { mode: 0o700 });
+    throw e;
+  }
   if (o.tighten === false) return;
   const st = statSync(dir);
   if ((st.mode & 0o077) !== 0 && st.uid === process.getuid?.()) chmodSync(dir, 0o700);

@@ -2,6 +2,7 @@
 // differs where a sampled fingerprint would not look, files left by killed runs, a cache path that is
 // a file, and what other users can read.
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
 import { closeSync, copyFileSync, mkdirSync, openSync, readdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
@@ -12,9 +13,9 @@ import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import { fileSha256 } from '../../src/model/content-hash.js';
 import { openModel } from '../../src/model/model.js';
 import { PRESETS, writeRandomModel } from '../../tools/random-model.js';
-import { scratchDir } from '../helpers/fixtures.js';
+import { isRoot, scratchDir } from '../helpers/fixtures.js';
 import { tinyModel, tokens } from '../helpers/models.js';
-import { ctxLimited, withinLimits } from './limits.js';
+import { ctxLimited, hostileModel, withinLimits } from './limits.js';
 
 const META = { inputs: ['doc.txt'], model: 'tiny', modelDir: '/m', strategy: 's', backend: 'reference', numeric: 'f32', tokens: 40 };
 
@@ -131,5 +132,29 @@ describe('what the cache leaves and who can read it', () => {
     assert.equal(r.code, 8, r.stderr);
     assert.match(r.stderr, /^ctx: .*cache\/sessions: the session cache cannot be read: .*is a file, not a folder/);
     assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
+
+  it('a read-only cache: the answer still comes, with one warning that says so', { skip: isRoot ? false : 'needs root to mount a read-only tmpfs' }, async (t) => {
+    const mnt = join(scratchDir('ro-cache'), 'mnt');
+    mkdirSync(mnt);
+    try {
+      execFileSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=32k', 'tmpfs', mnt], { stdio: 'pipe' });
+    } catch (e) {
+      t.skip(`mount -t tmpfs failed here: ${(e as Error).message.split('\n')[0]}`);
+      return;
+    }
+    try {
+      const doc = join(scratchDir('ro-doc'), 'doc.txt');
+      writeFileSync(doc, 'The answer is 42.\n');
+      const limits = { timeoutMs: 60_000, maxRssMb: 600 };
+      const r = withinLimits(
+        await ctxLimited(['ask', doc, 'q?', '-m', hostileModel('ro'), '--backend', 'reference', '--max-tokens', '3'], limits, { env: { CTX_CACHE_DIR: mnt } }),
+        limits,
+      );
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stderr, /could not save the document to the cache \(.*mnt\/sessions is on a read-only file system; set CTX_CACHE_DIR to a writable folder, or use --no-cache\)/);
+    } finally {
+      execFileSync('umount', [mnt]);
+    }
   });
 });
