@@ -22,7 +22,9 @@
 import { CtxError } from '../../errors.js';
 import type { Segment } from '../../input/document.js';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from '../chat-template.js';
-import { cutText, EncoderCore, type CutRule, type DecodeOptions, type EncodedSegments, type EncodeOptions, type EncodeSegmentsOptions, type TextTokenizer } from '../tokenizer.js';
+import type { CutRule, DecodeOptions, EncodedSegments, EncodeOptions, EncodeSegmentsOptions, TextTokenizer } from '../tokenizer.js';
+import { cutText } from '../tokenizer/cut-rule.js';
+import { EncoderCore } from '../tokenizer/encoder.js';
 import type { GgufFile } from './file.js';
 
 type Json = Record<string, unknown>;
@@ -303,10 +305,11 @@ export class GgufTextTokenizer implements TextTokenizer {
       const ids: number[] = [];
       const pieces = this.core.cut.rule === null ? [s.text] : cutText(s.text, this.core.cut.rule, 1 << 17);
       for (const piece of pieces) {
+        await new Promise((r) => setImmediate(r));
+        opts.signal?.throwIfAborted();
         for (const id of parse ? this.core.encodeText(piece) : this.documentEncoder().encodeText(piece)) ids.push(id);
         done += piece.length;
         opts.onProgress?.(done, totalChars);
-        await new Promise((r) => setImmediate(r));
       }
       perSegment.push(ids);
     }

@@ -9,6 +9,7 @@ import { createHash } from 'node:crypto';
 import { closeSync, openSync, readSync } from 'node:fs';
 import { CtxError, fsError } from '../../errors.js';
 import type { ModelConfig } from '../config.js';
+import { fileSha256 } from '../content-hash.js';
 import type { ModelWeights } from '../weights.js';
 import { dequantize } from './blocks.js';
 import { ggufModelConfig } from './config.js';
@@ -141,26 +142,18 @@ export class GgufWeights implements ModelWeights {
   }
 
   /**
-   * A content fingerprint, cheap for a multi-gigabyte file: sha256 over the file size, the whole
-   * header (metadata and tensor table) and 16 blocks of 64 KiB sampled across the data. Used in
-   * cache keys, as WeightStore.fingerprint is.
+   * The file's identity for cache keys, as WeightStore.fingerprint: its full SHA-256, computed once
+   * and remembered (content-hash.ts); a sampled fingerprint let models that differ elsewhere share
+   * converted weights and sessions.
    */
   fingerprint(): string {
-    const h = createHash('sha256');
-    const f = this.file;
-    h.update(`gguf\0${f.fileSize}\0`);
-    withFd(f.path, (fd) => {
-      const head = Buffer.alloc(f.dataStart);
-      readSync(fd, head, 0, head.length, 0);
-      h.update(head);
-      const block = Buffer.alloc(64 * 1024);
-      const span = Math.max(0, f.fileSize - f.dataStart - block.length);
-      for (let i = 0; i < 16; i++) {
-        const n = readSync(fd, block, 0, block.length, f.dataStart + Math.floor((span * i) / 15));
-        h.update(block.subarray(0, n));
-      }
-    });
-    return h.digest('hex');
+    let sha: string;
+    try {
+      sha = fileSha256(this.file.path);
+    } catch (e) {
+      throw fsError(e, this.file.path, 'model');
+    }
+    return createHash('sha256').update(`gguf\0${sha}`).digest('hex');
   }
 }
 
