@@ -38,6 +38,8 @@ import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, rea
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { CtxError, fsError } from '../../errors.js';
+import { isRunning, ownerTag, parseTag } from '../../model/owner.js';
+import { makePrivateDir } from '../../model/paths.js';
 import type { Model } from '../../model/model.js';
 import type { ModuleTensors, Modules } from '../../model/tensors.js';
 import { DTYPE_BYTES, readTensorRange, toFloat32, type TensorInfo } from '../../model/safetensors.js';
@@ -101,7 +103,7 @@ class WeightsFileWriter {
   readonly linears: Record<string, [number, number]> = {};
 
   constructor(private readonly path: string) {
-    this.fd = openSync(path, 'w');
+    this.fd = openSync(path, 'w', 0o600);
   }
 
   private align(): void {
@@ -127,7 +129,14 @@ class WeightsFileWriter {
   close(): number {
     fsyncSync(this.fd);
     closeSync(this.fd);
+    this.fd = -1;
     return this.pos;
+  }
+
+  /** Closes the file after a failure, so a deleted weights.bin does not keep holding disk space. */
+  abandon(): void {
+    if (this.fd >= 0) closeSync(this.fd);
+    this.fd = -1;
   }
 }
 
@@ -235,11 +244,15 @@ function writeModules(w: WeightsFileWriter, model: Model, prefix: string, mods: 
 /** Writes every tensor the graphs need into `dir` (weights.bin + layout.json). */
 function convertInto(dir: string, model: Model, dtype: WeightDType, fingerprint: string): Layout {
   const w = new WeightsFileWriter(join(dir, 'weights.bin'));
-  model.tensors.layers.forEach((mods, l) => writeModules(w, model, `${l}.`, mods, dtype));
-  writeModules(w, model, '', model.tensors.model, dtype);
-  w.close();
+  try {
+    model.tensors.layers.forEach((mods, l) => writeModules(w, model, `${l}.`, mods, dtype));
+    writeModules(w, model, '', model.tensors.model, dtype);
+    w.close();
+  } finally {
+    w.abandon();
+  }
   const layout: Layout = { version: CONVERTER_VERSION, dtype, fingerprint, file: 'weights.bin', tensors: w.tensors, linears: w.linears };
-  writeFileSync(join(dir, 'layout.json'), JSON.stringify(layout));
+  writeFileSync(join(dir, 'layout.json'), JSON.stringify(layout), { mode: 0o600 });
   return layout;
 }
 
@@ -274,13 +287,14 @@ export function convertedWeights(model: Model, dtype: WeightDType, cacheDir: str
   const ready = loadIfComplete(dir, fingerprint);
   if (ready) return { dir, layout: ready };
   onProgress?.(`converting weights to ${dtype} for onnxruntime (once per model) into ${dir}`);
-  const tmp = join(root, `.tmp-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const tmp = join(root, `.tmp-${ownerTag()}-${randomBytes(4).toString('hex')}`);
   try {
-    mkdirSync(tmp, { recursive: true });
+    makePrivateDir(root);
+    mkdirSync(tmp, { mode: 0o700 });
     const layout = convertInto(tmp, model, dtype, fingerprint);
     const sizes: Record<string, number> = {};
     for (const f of ['weights.bin', 'layout.json']) sizes[f] = statSync(join(tmp, f)).size;
-    writeFileSync(join(tmp, 'complete.json'), JSON.stringify({ fingerprint, sizes } satisfies Marker));
+    writeFileSync(join(tmp, 'complete.json'), JSON.stringify({ fingerprint, sizes } satisfies Marker), { mode: 0o600 });
     if (existsSync(dir)) {
       // Another process finished first (use its folder), or a stale incomplete folder is in the way.
       const other = loadIfComplete(dir, fingerprint);
@@ -302,22 +316,16 @@ export function convertedWeights(model: Model, dtype: WeightDType, cacheDir: str
 
 /**
  * Removes what earlier runs left for this model and dtype: folders of other converter versions,
- * and temporary folders of conversions whose process is gone.
+ * and temporary folders of conversions whose process is gone (pid + start time: a reused pid does
+ * not keep a dead conversion's folder alive).
  */
 function removeStale(root: string, key: string, dtype: WeightDType, keep: string): void {
   for (const name of readdirSync(root)) {
     const path = join(root, name);
     if (path === keep) continue;
-    const tmp = /^\.tmp-(\d+)-/.exec(name);
-    const alive = (pid: number) => {
-      try {
-        process.kill(pid, 0); // signal 0: only asks whether the process exists
-        return true;
-      } catch (e) {
-        return (e as NodeJS.ErrnoException).code === 'EPERM';
-      }
-    };
-    if (name.startsWith(`${key}-${dtype}-v`) || (tmp && !alive(Number(tmp[1])))) rmSync(path, { recursive: true, force: true });
+    const tmp = /^\.tmp-([\d.]+)-/.exec(name);
+    const owner = tmp ? parseTag(tmp[1]) : null;
+    if (name.startsWith(`${key}-${dtype}-v`) || (tmp && (!owner || !isRunning(owner)))) rmSync(path, { recursive: true, force: true });
   }
 }
 

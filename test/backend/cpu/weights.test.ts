@@ -1,11 +1,27 @@
 // Converted weights in the cache: made once, reused, never reused half-written, old versions cleared.
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, rmSync, statSync, truncateSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { CONVERTER_VERSION, convertedWeights } from '../../../src/backend/cpu/weights.js';
-import { tinyModel } from '../../helpers/models.js';
+import { openModel } from '../../../src/model/model.js';
+import { tinyModel, tinyModelDir } from '../../helpers/models.js';
+
+/** Paths this process holds open (Linux); null where /proc is missing. */
+function openPaths(): string[] | null {
+  try {
+    return readdirSync('/proc/self/fd').flatMap((fd) => {
+      try {
+        return [readlinkSync(`/proc/self/fd/${fd}`)];
+      } catch {
+        return [];
+      }
+    });
+  } catch {
+    return null;
+  }
+}
 
 const cache = mkdtempSync(join(tmpdir(), 'ctx-weights-test-'));
 after(() => rmSync(cache, { recursive: true, force: true }));
@@ -53,5 +69,26 @@ describe('converted weights', () => {
     convertedWeights(model, 'q4', cache);
     assert.ok(!existsSync(old), 'older version removed');
     assert.ok(!existsSync(dead), 'dead temporary folder removed');
+  });
+
+  it('are private to the user: the folder 0700, its files 0600', () => {
+    const { dir } = convertedWeights(model, 'f32', cache);
+    assert.equal(statSync(dir).mode & 0o777, 0o700);
+    for (const f of readdirSync(dir)) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+  });
+
+  it('close weights.bin and remove the temporary folder when a conversion fails (issue 21.8)', (t) => {
+    if (openPaths() === null) return t.skip('no /proc/self/fd to list open files');
+    const src = mkdtempSync(join(tmpdir(), 'ctx-weights-cut-'));
+    t.after(() => rmSync(src, { recursive: true, force: true }));
+    cpSync(tinyModelDir('tiny', { seed: 22 }), src, { recursive: true });
+    const cut = openModel(src); // opened whole, then the weights are cut short under it
+    const file = join(src, 'model.safetensors');
+    truncateSync(file, statSync(file).size - 4096);
+    const own = mkdtempSync(join(tmpdir(), 'ctx-weights-fail-'));
+    t.after(() => rmSync(own, { recursive: true, force: true }));
+    assert.throws(() => convertedWeights(cut, 'f32', own));
+    assert.deepEqual(openPaths()!.filter((p) => p.includes(own)), [], 'no handle into the cache is left open');
+    assert.deepEqual(readdirSync(join(own, 'onnx')), [], 'the temporary folder is gone');
   });
 });
