@@ -1,7 +1,7 @@
 // Deterministic random-weight models in Hugging Face layout, for tests, fixtures and benchmarks.
 // Speed does not depend on weight values, so benchmarks use these in the shapes of real models.
 //
-//   node --import tsx tools/random-model.ts <out-dir> [--preset tiny|tiny-beacon|tiny-beacon-v1|qwen2.5-0.5b|qwen2.5-0.5b-beacon] [--seed N] [--dtype F32|F16|BF16]
+//   node --import tsx tools/random-model.ts <out-dir> [--preset tiny|tiny-beacon|tiny-beacon-v1|tiny-focus|qwen2.5-0.5b|qwen2.5-0.5b-beacon] [--seed N] [--dtype F32|F16|BF16]
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -21,6 +21,11 @@ export interface RandomModelSpec {
   tie?: boolean;
   /** Beacon checkpoint: v3 (interleave) or v1 (append, q/k/v/o). */
   beacon?: { version: 'v3' | 'v1'; window: number; stride?: number; ratios: number[]; ratioMix?: string; sinkSize?: number; attn?: string };
+  /**
+   * FocusLLM checkpoint: random candidate projections beacon_{q,k,v}(+o)_proj and a (never read)
+   * beacon_embed_tokens; config local_window, memory_stride, beacon_param and ctx's chunking threshold.
+   */
+  focus?: { localWindow: number; stride: number; shortPromptLimit: number; param?: string[] };
   seed?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
   bos?: number;
@@ -36,6 +41,10 @@ export const PRESETS: Record<string, RandomModelSpec> = {
   'tiny-beacon-v1': {
     arch: 'llama', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 128,
     beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'step-expansion' },
+  },
+  'tiny-focus': {
+    arch: 'llama', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 128,
+    focus: { localWindow: 32, stride: 24, shortPromptLimit: 96 },
   },
   'qwen2.5-0.5b': { arch: 'qwen2', vocab: 151936, hidden: 896, intermediate: 4864, layers: 24, heads: 14, kvHeads: 2, maxPositions: 32768, ropeTheta: 1000000, tie: true },
   'qwen2.5-0.5b-beacon': {
@@ -68,21 +77,23 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
   const norm = (n: number) => Float32Array.from({ length: n }, () => 1 + (rand() - 0.5) * 0.5);
   const qkvBias = s.arch === 'qwen2';
   add('model.embed_tokens.weight', [s.vocab, s.hidden], normal(rand, s.vocab * s.hidden, 1));
-  if (s.beacon) add('model.beacon_embed_tokens.weight', [1, s.hidden], normal(rand, s.hidden, 1));
+  if (s.beacon || s.focus) add('model.beacon_embed_tokens.weight', [1, s.hidden], normal(rand, s.hidden, 1));
+  const focusParam = s.focus ? s.focus.param ?? ['q', 'k', 'v', 'o'] : [];
   const projs: Array<[string, number, number]> = [['q', s.heads * D, s.hidden], ['k', s.kvHeads * D, s.hidden], ['v', s.kvHeads * D, s.hidden]];
   for (let l = 0; l < s.layers; l++) {
     const p = `model.layers.${l}`;
     add(`${p}.input_layernorm.weight`, [s.hidden], norm(s.hidden));
     add(`${p}.post_attention_layernorm.weight`, [s.hidden], norm(s.hidden));
-    const prefixes = s.beacon ? ['', 'beacon_'] : [''];
+    const prefixes = s.beacon || s.focus ? ['', 'beacon_'] : [''];
     for (const pre of prefixes) {
       for (const [name, out, inp] of projs) {
+        if (pre && s.focus && !focusParam.includes(name)) continue;
         add(`${p}.self_attn.${pre}${name}_proj.weight`, [out, inp], normal(rand, out * inp, lin));
         if (qkvBias) add(`${p}.self_attn.${pre}${name}_proj.bias`, [out], normal(rand, out, 0.2));
       }
     }
     add(`${p}.self_attn.o_proj.weight`, [s.hidden, s.heads * D], normal(rand, s.hidden * s.heads * D, lin));
-    if (s.beacon?.version === 'v1') add(`${p}.self_attn.beacon_o_proj.weight`, [s.hidden, s.heads * D], normal(rand, s.hidden * s.heads * D, lin));
+    if (s.beacon?.version === 'v1' || focusParam.includes('o')) add(`${p}.self_attn.beacon_o_proj.weight`, [s.hidden, s.heads * D], normal(rand, s.hidden * s.heads * D, lin));
     add(`${p}.mlp.gate_proj.weight`, [s.intermediate, s.hidden], normal(rand, s.intermediate * s.hidden, lin));
     add(`${p}.mlp.up_proj.weight`, [s.intermediate, s.hidden], normal(rand, s.intermediate * s.hidden, lin));
     add(`${p}.mlp.down_proj.weight`, [s.hidden, s.intermediate], normal(rand, s.hidden * s.intermediate, 1.6 / Math.sqrt(s.intermediate)));
@@ -111,6 +122,15 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
     torch_dtype: 'float32',
   };
   if (s.beacon) Object.assign(config, beaconConfigKeys(s.beacon));
+  if (s.focus) {
+    Object.assign(config, {
+      local_window: s.focus.localWindow,
+      memory_stride: [s.focus.stride],
+      beacon_param: focusParam,
+      focus_short_prompt_limit: s.focus.shortPromptLimit,
+      focus_bos_token_id: s.bos ?? 1,
+    });
+  }
   writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }
 

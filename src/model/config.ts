@@ -4,6 +4,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
+import { parseFocusSettings, type FocusSettings } from './focus-config.js';
 import { LLAMA_DECODER, type ArchTensors } from './tensors.js';
 
 export type ArchName = 'qwen2' | 'llama' | 'mistral';
@@ -67,6 +68,8 @@ export interface ModelConfig {
   bosTokenId: number | null;
   eosTokenIds: number[];
   beacon: BeaconConfig | null;
+  /** FocusLLM checkpoints (`memory_stride` in config.json): the candidate projections' settings (focus-config.ts). */
+  focus: FocusSettings | null;
 }
 
 type Json = Record<string, unknown>;
@@ -211,6 +214,10 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
   const eos = cfg.eos_token_id;
   const eosTokenIds = Array.isArray(eos) ? eos.map(Number) : typeof eos === 'number' ? [eos] : [];
   const qkvBias = typeof cfg.attention_bias === 'boolean' ? cfg.attention_bias : ARCHITECTURES[arch].qkvBias;
+  const beacon = parseBeacon(cfg, path);
+  const focus = parseFocusSettings(cfg, path);
+  // Both read the beacon_* tensors, as condensing beacons or as FocusLLM's candidate projections.
+  if (beacon && focus) throw new CtxError('model', 'config.json has both Activation Beacon (beacon_window) and FocusLLM (memory_stride) keys; the beacon_* tensors can be only one of them', { path });
   return {
     arch,
     vocabSize: positiveInt(cfg, 'vocab_size', path),
@@ -228,7 +235,8 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
     qkvBias,
     bosTokenId: typeof cfg.bos_token_id === 'number' ? cfg.bos_token_id : null,
     eosTokenIds,
-    beacon: parseBeacon(cfg, path),
+    beacon,
+    focus,
   };
 }
 

@@ -59,6 +59,15 @@ const inter: Dim = (c) => c.intermediateSize;
 const vocab: Dim = (c) => c.vocabSize;
 const isBeacon = (c: ModelConfig) => c.beacon !== null;
 
+/**
+ * Which beacon projections a model's rows may use (`beacon_param`): Activation Beacon's beacon rows
+ * or FocusLLM's candidate rows (config.ts, focus-config.ts); null for a model without them.
+ */
+export function beaconParams(c: ModelConfig): string[] | null {
+  return c.beacon?.param ?? c.focus?.param ?? null;
+}
+const hasBeaconProjections = (c: ModelConfig) => beaconParams(c) !== null;
+
 type RowOptions = Omit<ModuleRow, 'role' | 'kind' | 'path' | 'tensors'>;
 
 /** A linear layer y = x Wᵀ (+ b): weight [out, in], with an optional bias [out] when `bias`. */
@@ -88,6 +97,7 @@ function embedding(role: string, path: string, rows: Dim, o: RowOptions = {}): M
 export const LLAMA_DECODER: ArchTensors = {
   model: [
     embedding('embed', 'model.embed_tokens', vocab),
+    // FocusLLM checkpoints carry it too, but never read it (FOCUSLLM.md §2): only Activation Beacon's.
     embedding('beaconEmbed', 'model.beacon_embed_tokens', () => 1, { when: isBeacon }),
     rmsNorm('finalNorm', 'model.norm'),
     linear('lmHead', 'lm_head', vocab, hidden, { readWhen: (c) => !c.tieWordEmbeddings, fallback: 'embed', quantizable: true }),
@@ -97,15 +107,16 @@ export const LLAMA_DECODER: ArchTensors = {
     linear('k', 'self_attn.k_proj', kvDim, hidden, { bias: true }),
     linear('v', 'self_attn.v_proj', kvDim, hidden, { bias: true }),
     linear('o', 'self_attn.o_proj', hidden, qDim, { bias: true }),
-    // Beacon rows (ALGORITHMS.md §1): the reference's from_pretrained copies base q/k/v/o into any
-    // beacon projection the checkpoint lacks; beacon_o_proj is used only when "o" is a beacon_param.
-    linear('beaconQ', 'self_attn.beacon_q_proj', qDim, hidden, { bias: true, when: isBeacon, optional: true, fallback: 'q' }),
-    linear('beaconK', 'self_attn.beacon_k_proj', kvDim, hidden, { bias: true, when: isBeacon, optional: true, fallback: 'k' }),
-    linear('beaconV', 'self_attn.beacon_v_proj', kvDim, hidden, { bias: true, when: isBeacon, optional: true, fallback: 'v' }),
+    // Beacon rows (ALGORITHMS.md §1) and FocusLLM's candidate rows (FOCUSLLM.md §2): the reference
+    // codes' from_pretrained copy base q/k/v/o into any beacon projection the checkpoint lacks;
+    // beacon_o_proj is used only when "o" is a beacon_param.
+    linear('beaconQ', 'self_attn.beacon_q_proj', qDim, hidden, { bias: true, when: hasBeaconProjections, optional: true, fallback: 'q' }),
+    linear('beaconK', 'self_attn.beacon_k_proj', kvDim, hidden, { bias: true, when: hasBeaconProjections, optional: true, fallback: 'k' }),
+    linear('beaconV', 'self_attn.beacon_v_proj', kvDim, hidden, { bias: true, when: hasBeaconProjections, optional: true, fallback: 'v' }),
     linear('beaconO', 'self_attn.beacon_o_proj', hidden, qDim, {
       bias: true,
-      when: isBeacon,
-      readWhen: (c) => c.beacon!.param.includes('o'),
+      when: hasBeaconProjections,
+      readWhen: (c) => beaconParams(c)!.includes('o'),
       optional: true,
       fallback: 'o',
     }),

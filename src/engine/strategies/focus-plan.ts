@@ -18,66 +18,7 @@
 // attention (N + k): the tail and every generated token are stored once per chunk. Each generated
 // token runs 2C chunk rows plus the LW + 1 + k local rows through every layer.
 
-import { CtxError } from '../../errors.js';
-
-type Json = Record<string, unknown>;
-
-/** FocusLLM's settings: the model's config keys, with the official code's defaults and constants. */
-export interface FocusSettings {
-  /** LW: `local_window` (official default 1024). */
-  localWindow: number;
-  /** S: the one value of `memory_stride` (official default [1024]). */
-  stride: number;
-  /** Prompts shorter than this are plain attention: `focus_short_prompt_limit` (official code: 4096, hard-coded). */
-  shortPromptLimit: number;
-  /** Largest tail T: `focus_tail_cap` (official code: 512, hard-coded). */
-  tailCap: number;
-  /** The BOS id put in front of the tail and the local window: `focus_bos_token_id` (official code: 1, hard-coded). */
-  bosId: number;
-  /** Which candidate projections the checkpoint has: `beacon_param` (official default q, k, v, o). */
-  param: string[];
-}
-
-export const FOCUS_DEFAULTS = { localWindow: 1024, stride: 1024, shortPromptLimit: 4096, tailCap: 512, bosId: 1, param: ['q', 'k', 'v', 'o'] } as const;
-
-/**
- * Reads FocusLLM's keys from a config.json object; null for a model without `memory_stride` (not a
- * FocusLLM model). The three `focus_*` keys are ctx's own (the official code hard-codes them); a
- * FocusLLM checkpoint does not carry them and gets the official values.
- */
-export function parseFocusSettings(cfg: Json, path: string): FocusSettings | null {
-  if (cfg.memory_stride === undefined) return null;
-  const bad = (what: string): never => {
-    throw new CtxError('model', `config.json ${what}`, { path });
-  };
-  const count = (key: string, fallback: number, min = 1): number => {
-    const v = cfg[key] ?? fallback;
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < min) return bad(`"${key}" must be an integer ≥ ${min}, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const strides = cfg.memory_stride;
-  if (!Array.isArray(strides) || strides.length !== 1 || !Number.isInteger(strides[0]) || strides[0] < 1) {
-    bad(`"memory_stride" must hold exactly one positive stride at inference, got ${JSON.stringify(strides)}`);
-  }
-  // The official code draws random.choice(range(30, LW − 1)) even at inference: LW ≥ 32.
-  const localWindow = count('local_window', FOCUS_DEFAULTS.localWindow, 32);
-  const shortPromptLimit = count('focus_short_prompt_limit', FOCUS_DEFAULTS.shortPromptLimit);
-  if (localWindow >= shortPromptLimit) {
-    bad(`"local_window" ${localWindow} must be smaller than the chunking threshold ${shortPromptLimit}, so a chunked prompt has context to chunk`);
-  }
-  const param = cfg.beacon_param ?? FOCUS_DEFAULTS.param;
-  if (!Array.isArray(param) || !param.every((p) => ['q', 'k', 'v', 'o', 'mlp'].includes(String(p)))) {
-    bad(`"beacon_param" must list some of q, k, v, o, mlp, got ${JSON.stringify(param)}`);
-  }
-  return {
-    localWindow,
-    stride: (strides as number[])[0],
-    shortPromptLimit,
-    tailCap: count('focus_tail_cap', FOCUS_DEFAULTS.tailCap),
-    bosId: count('focus_bos_token_id', FOCUS_DEFAULTS.bosId, 0),
-    param: (param as unknown[]).map(String),
-  };
-}
+import type { FocusSettings } from '../../model/focus-config.js';
 
 /** The plan of one prompt. Token ranges are [start, end) in the prompt. */
 export interface FocusPlan {
@@ -101,10 +42,15 @@ export interface FocusPlan {
   chunkPassLengths: number[];
 }
 
-export function planFocus(prompt: ArrayLike<number>, s: FocusSettings): FocusPlan {
-  const N = prompt.length;
+/**
+ * The plan of `prompt`, or of a prompt of that many tokens whose ids are not known yet (run plans,
+ * `ctx inspect`): then the BOS checks assume a BOS is put in front, the case with one row more.
+ */
+export function planFocus(prompt: ArrayLike<number> | number, s: FocusSettings): FocusPlan {
+  const N = typeof prompt === 'number' ? prompt : prompt.length;
+  const idAt = (i: number) => (typeof prompt === 'number' ? -1 : prompt[i]);
   if (N < s.shortPromptLimit) {
-    const bos = N === 0 || prompt[0] !== s.bosId;
+    const bos = N === 0 || idAt(0) !== s.bosId;
     return { chunked: false, n: N, nContext: 0, chunks: [], tailLen: 0, tailStart: N, tailBos: false, localStart: 0, localBos: bos, prefillRows: N + (bos ? 1 : 0), chunkPassLengths: [] };
   }
   const LW = s.localWindow;
@@ -114,8 +60,8 @@ export function planFocus(prompt: ArrayLike<number>, s: FocusSettings): FocusPla
   for (let start = 0; start < nContext; start += S) chunks.push([start, Math.min(start + S, nContext)]);
   const tailLen = Math.min(s.tailCap, S, LW);
   const tailStart = N - tailLen;
-  const tailBos = prompt[tailStart] !== s.bosId;
-  const localBos = prompt[nContext] !== s.bosId;
+  const tailBos = idAt(tailStart) !== s.bosId;
+  const localBos = idAt(nContext) !== s.bosId;
   const tailRows = tailLen + (tailBos ? 1 : 0);
   return {
     chunked: true,
@@ -174,6 +120,8 @@ export interface FocusCost {
   rowsPerToken: number;
   /** Full attention over the same tokens holds N + k rows. */
   fullAttentionRows: number;
+  /** RoPE positions the passes use: max(S_i + |P| + k, C + LW + 1 + k) chunked, else N + 1 + k (BOS counted). */
+  positions: number;
 }
 
 export function focusCost(plan: FocusPlan, k: number): FocusCost {
@@ -194,18 +142,33 @@ export function focusCost(plan: FocusPlan, k: number): FocusCost {
     peakRows: plan.chunked ? kvRows + localPassRows : kvRows,
     rowsPerToken: plan.chunked ? 2 * C + localPassRows : 1,
     fullAttentionRows: plan.n + k,
+    positions: plan.chunked ? Math.max(Math.max(...plan.chunkPassLengths) + k, C + localPassRows) : localPassRows,
   };
 }
 
-/** One line for `ctx inspect` and the plan: the chunking and what it costs after k generated tokens. */
-export function describeFocusPlan(plan: FocusPlan, k: number): string {
+/** What the other strategies would hold for the same tokens, for the plan line (engine/plan.ts). */
+export interface FocusComparison {
+  /** KV rows select holds (all of them, like full attention); it runs one row per generated token. */
+  selectRows: number;
+  /** KV rows beacon holds at `ratio` (condensed); one row per generated token. */
+  beacon: { ratio: number; rows: number };
+}
+
+/**
+ * One line for `ctx inspect` and the plan: the chunking and what it costs after k generated tokens,
+ * against full attention, or against select and beacon when `compare` is given.
+ */
+export function describeFocusPlan(plan: FocusPlan, k: number, compare?: FocusComparison): string {
   const fmt = (n: number) => n.toLocaleString('en-US');
   if (!plan.chunked) return `focus: ${fmt(plan.n)} tokens, below the chunking threshold: plain attention`;
   const c = focusCost(plan, k);
   const S = plan.chunks[0][1] - plan.chunks[0][0];
+  const others = compare
+    ? `select: ${fmt(compare.selectRows)}, beacon at ratio ${compare.beacon.ratio}: ≈ ${fmt(compare.beacon.rows)}`
+    : `full attention: ${fmt(c.fullAttentionRows)}`;
   return (
     `focus: ${plan.chunks.length} chunks of ≤ ${fmt(S)} + tail ${fmt(plan.tailLen)}, local window ${fmt(plan.n - plan.localStart)}; ` +
-    `KV ${fmt(c.kvRows)} rows/layer after ${fmt(k)} tokens (full attention: ${fmt(c.fullAttentionRows)}); ` +
-    `each token re-encodes ${fmt(c.rowsPerToken)} rows`
+    `KV ${fmt(c.kvRows)} rows/layer after ${fmt(k)} tokens (${others}); ` +
+    `each token re-encodes ${fmt(c.rowsPerToken)} rows${compare ? ' (select and beacon: 1)' : ''}`
   );
 }

@@ -81,7 +81,7 @@ function modelMetadata(c: ModelConfig): { meta: Record<string, GgufValue>; ropeF
 /** Writes `model` as GGUF at `path` (atomically). */
 export function writeModelGguf(model: Model, path: string, opts: GgufExportOptions): void {
   const c = model.config;
-  if (c.beacon) throw new Error('GGUF export: beacon checkpoints have tensors llama.cpp does not know');
+  if (c.beacon || c.focus) throw new Error('GGUF export: beacon and FocusLLM checkpoints have tensors llama.cpp does not know');
   const typeOf = opts.typeOf ?? (() => 'F32' as SupportedType);
   const tensors: GgufTensorToWrite[] = [];
   const { meta, ropeFreqs } = modelMetadata(c);

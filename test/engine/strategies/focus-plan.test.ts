@@ -6,29 +6,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findGoldenCases, loadGoldenCase, type FocusCaseSettings } from '../../../src/engine/golden.js';
-import { describeFocusPlan, focusCost, focusStep, parseFocusSettings, planFocus, type FocusSettings } from '../../../src/engine/strategies/focus-plan.js';
-import type { CtxError } from '../../../src/errors.js';
+import { describeFocusPlan, focusCost, focusStep, planFocus } from '../../../src/engine/strategies/focus-plan.js';
+import { parseFocusSettings, type FocusSettings } from '../../../src/model/focus-config.js';
 import { SHARED } from '../../helpers/models.js';
 
 const settings = (extra: Partial<FocusSettings> = {}): FocusSettings => ({ localWindow: 64, stride: 100, shortPromptLimit: 4096, tailCap: 512, bosId: 1, param: ['q', 'k', 'v', 'o'], ...extra });
 /** A prompt of n ids ≥ 3 (no BOS anywhere), with chosen ids at chosen places. */
 const prompt = (n: number, at: Record<number, number> = {}) => Int32Array.from({ length: n }, (_, i) => at[i] ?? 3 + (i % 50));
-
-describe('FocusLLM settings', () => {
-  it('a config without memory_stride is not a FocusLLM model', () => assert.equal(parseFocusSettings({ local_window: 80 }, 'c.json'), null));
-  it('official defaults for what a checkpoint does not state; ctx keys override the hard-coded constants', () => {
-    assert.deepEqual(parseFocusSettings({ memory_stride: [1024] }, 'c.json'), settings({ localWindow: 1024, stride: 1024 }));
-    const s = parseFocusSettings({ memory_stride: [72], local_window: 80, focus_short_prompt_limit: 512, focus_tail_cap: 16, focus_bos_token_id: 0 }, 'c.json');
-    assert.deepEqual(s, settings({ localWindow: 80, stride: 72, shortPromptLimit: 512, tailCap: 16, bosId: 0 }));
-  });
-  it('refuses several strides, a window under 32, and a window as large as the threshold (exit 5, file named)', () => {
-    const refused = (cfg: Record<string, unknown>, re: RegExp) => assert.throws(() => parseFocusSettings(cfg, 'm/config.json'), (e: CtxError) => e.exitCode === 5 && e.message.startsWith('m/config.json: ') && re.test(e.message));
-    refused({ memory_stride: [512, 1024] }, /"memory_stride" must hold exactly one positive stride at inference, got \[512,1024\]/);
-    refused({ memory_stride: [64], local_window: 16 }, /"local_window" must be an integer ≥ 32, got 16/);
-    refused({ memory_stride: [64], local_window: 4096 }, /"local_window" 4096 must be smaller than the chunking threshold 4096/);
-    refused({ memory_stride: [64], beacon_param: ['q', 'x'] }, /"beacon_param" must list some of q, k, v, o, mlp/);
-  });
-});
 
 describe('FocusLLM plan', () => {
   it('below the threshold: plain attention over bos(prompt), no chunks', () => {
