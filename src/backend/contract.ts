@@ -17,6 +17,8 @@
 //   stream  retain sink + recent rows before each chunk (positions = cache index)
 //   beacon  after a full window, retain [sink ; beacon memory ; the window's beacon rows]
 //   select  keep everything; each layer attends to a per-layer selection (SelectSpec)
+//   focus   one sequence per chunk (each at positions 0..) and one for the local pass, into which
+//           `importRows` copies each chunk's candidate row; retain drops a chunk's old candidate
 //
 // Shapes: n = new rows in the step, M = stored rows before it, T = M + n, V = vocab size,
 // Hq/Hkv = query/KV heads, D = head dim. "Key index" means an index into the concatenation
@@ -67,10 +69,16 @@ export interface SelectSpec {
 }
 
 export interface StepRequest {
-  /** [n] token ids. Beacon rows may carry any id (it is ignored for them). */
+  /** [n] token ids. Rows that take the beacon embedding may carry any id (it is ignored for them). */
   tokens: Int32Array;
-  /** [n] 1 for a beacon row: beacon embedding, beacon q/k/v(/o) projections. Absent = all 0. */
+  /** [n] 1 for a row that runs through the beacon q/k/v(/o) projections. Absent = all 0. */
   beacon?: Uint8Array;
+  /**
+   * [n] 1 for a row whose input is the beacon embedding, 0 for its token's embedding. Absent = the
+   * `beacon` flags: Activation Beacon's beacon rows take both. FocusLLM's candidate rows take the
+   * beacon projections with their token's embedding (all 0 here).
+   */
+  beaconEmbedding?: Uint8Array;
   /** [n] RoPE positions of the new rows (queries and their keys). */
   positions: Int32Array;
   mask: MaskSpec;
@@ -107,6 +115,12 @@ export interface Sequence {
   step(req: StepRequest): Promise<StepResult>;
   /** Keeps only the given stored rows, in the given order: storage = storage[rows]. */
   retain(rows: Int32Array): void;
+  /**
+   * Appends copies of `source`'s stored rows `rows` (every layer's pre-RoPE key and value) after
+   * this sequence's stored rows, where they take the positions of their new storage index.
+   * `source` is another sequence of the same backend.
+   */
+  importRows(source: Sequence, rows: Int32Array): void;
   /** Bytes of KV storage currently held. */
   kvBytes(): number;
   snapshot(): SequenceSnapshot;

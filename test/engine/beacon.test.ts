@@ -24,6 +24,7 @@ function recording(seq: Sequence): { seq: Sequence; requests: StepRequest[] } {
       return seq.step(r);
     },
     retain: (rows) => seq.retain(rows),
+    importRows: (source, rows) => seq.importRows(source, rows),
     kvBytes: () => seq.kvBytes(),
     snapshot: () => seq.snapshot(),
     restore: (s) => seq.restore(s),
@@ -40,7 +41,7 @@ describe('beacon v1 (append)', () => {
       const rec = recording(backend.newSequence());
       const W = 8, S = 4, r = 2;
       const strat = new BeaconAppendStrategy(
-        { seq: rec.seq, config: model.config, rope: () => ropeTable(model.config, null, 0) },
+        { seq: rec.seq, newSequence: () => backend.newSequence(), config: model.config, rope: () => ropeTable(model.config, null, 0) },
         { window: W, stride: S, ratio: r, attn, attendPrev: true, maxTokens: 1e9 },
       );
       await strat.feed(tokens(20));

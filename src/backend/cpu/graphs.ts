@@ -11,7 +11,8 @@
 //   head       x [m,H]                 -> logits [m,V] = rms(x) Wlm
 //   attention  (weight-free, attention.ts)  and  vote (weight-free, select.ts)
 //
-// Beacon checkpoints: rows flagged as beacons use the beacon projections. The graphs take the
+// Checkpoints with beacon projections (Activation Beacon, FocusLLM's candidates): rows flagged
+// `beacon` use them. The graphs take the
 // raw and beacon row indices (rawIdx [nr], bcnIdx [nb]) and the inverse permutation `order` [n]:
 //   y = Gather(Concat(h[rawIdx] W_base, h[bcnIdx] W_beacon), order)
 // which handles nb = 0 (an empty Gather) with the same graph.
@@ -23,6 +24,7 @@
 // whole matrix on every call: 35 ms for one 896×4864 row-vector product instead of 0.2 ms.)
 
 import type { ModelConfig } from '../../model/config.js';
+import { beaconParams } from '../../model/tensors.js';
 import { Graph } from './graph.js';
 import { BLOCK, storedLinear, type Layout, type StoredTensor } from './weights.js';
 
@@ -95,7 +97,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
   const H = c.hiddenSize;
   const qDim = c.numHeads * c.headDim;
   const W = qkvWidth(c);
-  const beacon = c.beacon !== null;
+  const beacon = beaconParams(c) !== null;
   const has = (name: string) => name in layout.linears;
 
   const qkvOf = (g: WeightGraph, x: string, l: number, split: ReturnType<WeightGraph['beaconInputs']> | null) =>

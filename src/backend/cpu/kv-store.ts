@@ -83,6 +83,22 @@ export class KvStore {
     }
   }
 
+  /** Appends copies of `source`'s rows `rows` after the stored rows (rotated keys: untouched, they cover a prefix). */
+  importRows(source: KvStore, rows: Int32Array): void {
+    const D = this.headDim;
+    this.layers.forEach((L, l) => {
+      const from = source.layers[l];
+      L.reserve(this.rows + rows.length);
+      for (let g = 0; g < this.kvHeads; g++) {
+        rows.forEach((r, k) => {
+          L.k[g].set(from.k[g].subarray(r * D, (r + 1) * D), (this.rows + k) * D);
+          L.v[g].set(from.v[g].subarray(r * D, (r + 1) * D), (this.rows + k) * D);
+        });
+      }
+    });
+    this.rows += rows.length;
+  }
+
   /** storage = storage[rows]; rotated keys stay valid only on the unchanged prefix. */
   retain(rows: Int32Array): void {
     const D = this.headDim;

@@ -15,6 +15,7 @@
 // KV lives in JavaScript typed arrays owned by the sequence; ORT reads them in place.
 
 import type * as ortTypes from 'onnxruntime-node';
+import { beaconParams } from '../../model/tensors.js';
 import type { Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
 import { RopeTables } from '../step/rope.js';
@@ -84,10 +85,10 @@ export class CpuSequence implements Sequence {
     const t0 = performance.now();
     let t = 0;
 
-    // Embeddings; beacon rows take the beacon embedding.
+    // Embeddings; beacon-embedding rows take the beacon embedding.
     const x = this.buffer('x', n * H);
     for (let i = 0; i < n; i++) {
-      if (plan.beacon?.[i] === 1) x.set(b.embedding.beacon!, i * H);
+      if (plan.beaconEmbedding?.[i] === 1) x.set(b.embedding.beacon!, i * H);
       else b.embedding.row(req.tokens[i], x, i * H);
     }
     const chunks = this.rowChunks(plan);
@@ -149,8 +150,8 @@ export class CpuSequence implements Sequence {
 
   /**
    * The step's rows in chunks of at most ROW_CHUNK for the weight graphs (their activations stay
-   * bounded however long a step is, e.g. a 2,304-row beacon window). Beacon checkpoints: each
-   * chunk says which of its rows use the beacon projections (graphs.ts).
+   * bounded however long a step is, e.g. a 2,304-row beacon window). Checkpoints with beacon
+   * projections (Activation Beacon, FocusLLM): each chunk says which of its rows use them (graphs.ts).
    */
   private rowChunks(plan: StepPlan): RowChunk[] {
     const ort = this.b.ort;
@@ -158,7 +159,7 @@ export class CpuSequence implements Sequence {
     for (let r0 = 0; r0 < plan.n; r0 += ROW_CHUNK) {
       const r1 = Math.min(plan.n, r0 + ROW_CHUNK);
       const split: Record<string, ortTypes.Tensor> = {};
-      if (this.b.model.config.beacon) {
+      if (beaconParams(this.b.model.config)) {
         const raw: number[] = [];
         const bcn: number[] = [];
         for (let i = r0; i < r1; i++) (plan.beacon?.[i] === 1 ? bcn : raw).push(i - r0);
@@ -275,6 +276,12 @@ export class CpuSequence implements Sequence {
     checkRetain(rows, this.kv.rows);
     this.kv.retain(rows);
     this.selector.reset();
+  }
+
+  importRows(source: Sequence, rows: Int32Array): void {
+    if (!(source instanceof CpuSequence) || source.b !== this.b) throw new Error('importRows: the source is not a sequence of this backend');
+    checkRetain(rows, source.kv.rows, 'importRows');
+    this.kv.importRows(source.kv, rows);
   }
 
   snapshot(): SequenceSnapshot {

@@ -37,6 +37,12 @@ function translate(e: unknown): unknown {
   return e;
 }
 
+/** What the native backend says to a FocusLLM run: it has neither candidate rows nor importRows yet. */
+const FOCUS_UNSUPPORTED =
+  'the cuda backend does not run the focus strategy (FocusLLM) yet: it has no rows with beacon projections on their token embedding and no importRows; use --backend cpu';
+
+const sameFlags = (a: Uint8Array, b: Uint8Array | null) => b !== null && a.every((f, i) => (f === 1) === (b[i] === 1));
+
 const addonKeys = (k: LayerKeys): AddonKeys => ({
   rows: k.rows ?? undefined,
   firstNew: k.firstNew,
@@ -97,6 +103,8 @@ class NativeSequence implements Sequence {
 
   async step(req: StepRequest): Promise<StepResult> {
     const plan = planStep(req, this.rows, this.model);
+    // The addon's rows take the beacon embedding exactly where they take the beacon projections.
+    if (plan.beacon && !sameFlags(plan.beacon, plan.beaconEmbedding)) throw new CtxError('usage', FOCUS_UNSUPPORTED);
     const input: AddonStep = {
       tokens: req.tokens,
       beacon: plan.beacon ?? undefined,
@@ -142,6 +150,10 @@ class NativeSequence implements Sequence {
       this.native.abort();
       throw e;
     }
+  }
+
+  importRows(_source: Sequence, _rows: Int32Array): void {
+    throw new CtxError('usage', FOCUS_UNSUPPORTED);
   }
 
   retain(rows: Int32Array): void {

@@ -119,10 +119,10 @@ class ReferenceSequence implements Sequence {
     const isBeacon = (i: number) => plan.beacon?.[i] === 1;
     this.rope.use(req.rope, plan.maxPosition);
 
-    // x [n, H]: token embeddings; beacon rows take the single beacon embedding row.
+    // x [n, H]: token embeddings; beacon-embedding rows take the single beacon embedding row.
     const x = new Float32Array(n * H);
     for (let i = 0; i < n; i++) {
-      if (isBeacon(i)) x.set(this.b.top.beaconEmbed.w, i * H);
+      if (plan.beaconEmbedding?.[i] === 1) x.set(this.b.top.beaconEmbed.w, i * H);
       else x.set(this.b.top.embed.w.subarray(req.tokens[i] * H, (req.tokens[i] + 1) * H), i * H);
     }
 
@@ -255,6 +255,20 @@ class ReferenceSequence implements Sequence {
     }
     this.rows = rows.length;
     this.selector.reset();
+  }
+
+  importRows(source: Sequence, rows: Int32Array): void {
+    if (!(source instanceof ReferenceSequence) || source.b !== this.b) throw new Error('importRows: the source is not a sequence of this backend');
+    checkRetain(rows, source.rows, 'importRows');
+    const T = this.rows + rows.length;
+    const copy = (to: KvStore, from: KvStore) => {
+      to.reserve(T);
+      const d = to.kvDim;
+      rows.forEach((r, k) => to.data.set(from.data.subarray(r * d, (r + 1) * d), (this.rows + k) * d));
+    };
+    this.keys.forEach((store, l) => copy(store, source.keys[l]));
+    this.values.forEach((store, l) => copy(store, source.values[l]));
+    this.rows = T;
   }
 
   snapshot(): SequenceSnapshot {

@@ -35,8 +35,10 @@ export interface StepPlan {
   /** Rows stored before the step. */
   M: number;
   T: number;
-  /** [n] 1 for a beacon row, or null when there is none. */
+  /** [n] 1 for a row that uses the beacon projections, or null when there is none. */
   beacon: Uint8Array | null;
+  /** [n] 1 for a row whose input is the beacon embedding, or null when there is none. */
+  beaconEmbedding: Uint8Array | null;
   /** The keys of a dense step, the same for every layer; null when each layer selects (`select`). */
   keys: LayerKeys | null;
   /** A TokenSelect step whose layers select: candidates [spec.nInit, localStart), local [localStart, T). */
@@ -59,11 +61,15 @@ export function planStep(req: StepRequest, M: number, model: Model): StepPlan {
   if (n === 0) fail('no rows');
   if (req.rope.invFreq.length !== c.headDim / 2) fail(`rope.invFreq has ${req.rope.invFreq.length} entries, head_dim/2 is ${c.headDim / 2}`);
   if (req.beacon && req.beacon.length !== n) fail(`beacon flags have ${req.beacon.length} entries for ${n} rows`);
+  if (req.beaconEmbedding && req.beaconEmbedding.length !== n) fail(`beaconEmbedding flags have ${req.beaconEmbedding.length} entries for ${n} rows`);
   const beacon = req.beacon?.some((b) => b === 1) ? req.beacon : null;
-  if (beacon && !(model.tensors.model.beaconEmbed && model.tensors.layers[0].beaconQ)) fail('beacon rows need a beacon checkpoint');
+  const embedFlags = req.beaconEmbedding ?? req.beacon;
+  const beaconEmbedding = embedFlags?.some((b) => b === 1) ? embedFlags : null;
+  if (beacon && !model.tensors.layers[0].beaconQ) fail('beacon rows need a checkpoint with beacon projections');
+  if (beaconEmbedding && !model.tensors.model.beaconEmbed) fail('rows with the beacon embedding need a beacon checkpoint');
   for (let i = 0; i < n; i++) {
     const id = req.tokens[i];
-    if (beacon?.[i] !== 1 && !(id >= 0 && id < c.vocabSize)) fail(`token id ${id} is outside the vocabulary (${c.vocabSize})`);
+    if (beaconEmbedding?.[i] !== 1 && !(id >= 0 && id < c.vocabSize)) fail(`token id ${id} is outside the vocabulary (${c.vocabSize})`);
   }
   for (const r of req.logitRows) if (!(r >= 0 && r < n)) fail(`logit row ${r} is outside the step's rows (0..${n - 1})`);
 
@@ -71,10 +77,10 @@ export function planStep(req: StepRequest, M: number, model: Model): StepPlan {
     const spec = req.select;
     if (!(spec.nInit >= 0 && spec.topK >= 0 && spec.nLocal >= 0)) fail('select sizes must be non-negative');
     const { localStart, all } = selectionBounds(T, n, spec);
-    if (!all) return { n, M, T, beacon, keys: null, select: { spec, localStart }, selectsAll: false, maxPosition: Math.max(T - 1, spec.nLocal + n - 1) };
+    if (!all) return { n, M, T, beacon, beaconEmbedding, keys: null, select: { spec, localStart }, selectsAll: false, maxPosition: Math.max(T - 1, spec.nLocal + n - 1) };
     const positions = Int32Array.from({ length: n }, (_, i) => M + i);
     const keys: LayerKeys = { rows: null, count: T, firstNew: M, positions, mask: { kind: 'causal' } };
-    return { n, M, T, beacon, keys, select: null, selectsAll: true, maxPosition: T - 1 };
+    return { n, M, T, beacon, beaconEmbedding, keys, select: null, selectsAll: true, maxPosition: T - 1 };
   }
 
   if (req.positions.length !== n) fail(`positions has ${req.positions.length} entries for ${n} rows`);
@@ -105,7 +111,7 @@ export function planStep(req: StepRequest, M: number, model: Model): StepPlan {
     maxPosition = Math.max(maxPosition, p);
   }
   const keys: LayerKeys = { rows: null, count: T, firstNew: M, positions: req.positions, mask };
-  return { n, M, T, beacon, keys, select: null, selectsAll: false, maxPosition };
+  return { n, M, T, beacon, beaconEmbedding, keys, select: null, selectsAll: false, maxPosition };
 }
 
 /** The keys of one layer of a TokenSelect step: the selected rows S, re-numbered by rank. */
@@ -143,10 +149,10 @@ export function allRows(T: number): Int32Array {
   return Int32Array.from({ length: T }, (_, j) => j);
 }
 
-/** Checks a retain list against `stored` rows. */
-export function checkRetain(rows: Int32Array, stored: number): void {
+/** Checks a retain (or importRows) list against `stored` rows. */
+export function checkRetain(rows: Int32Array, stored: number, op = 'retain'): void {
   for (const r of rows) {
-    if (!(r >= 0 && r < stored)) throw new Error(`retain: row ${r} is outside the stored rows (0..${stored - 1})`);
+    if (!(r >= 0 && r < stored)) throw new Error(`${op}: row ${r} is outside the stored rows (0..${stored - 1})`);
   }
 }
 
