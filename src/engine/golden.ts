@@ -13,14 +13,15 @@ import { createBackend } from '../backend/index.js';
 import { openModel } from '../model/model.js';
 import { SafetensorsFile, toFloat32 } from '../model/safetensors.js';
 import { Session } from './session.js';
+import { planFocus } from './strategies/focus-plan.js';
 import { resolveStrategy } from './strategies/index.js';
 
 /** Every kind the golden folders hold (case.json "kind"). */
 export const GOLDEN_KINDS = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'softplus', 'focusllm', 'clex'] as const;
 export type GoldenKind = (typeof GOLDEN_KINDS)[number];
 
-/** The kinds runGoldenCase runs today; the others belong to issues 17 (clex), 18 (softplus), 19 (focusllm). */
-export const SUPPORTED_GOLDEN_KINDS: readonly string[] = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion'];
+/** The kinds runGoldenCase runs today; the others belong to issues 17 (clex) and 18 (softplus). */
+export const SUPPORTED_GOLDEN_KINDS: readonly string[] = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'focusllm'];
 
 /** CLEX case settings: the model's rope_scaling and the scale factor the reference used per call. */
 export interface ClexCaseSettings {
@@ -197,6 +198,8 @@ export interface GoldenResult {
   /** null when the case records no memory sizes. */
   memoryEqual: boolean | null;
   ratioEqual: boolean | null;
+  /** FocusLLM: whether ctx's chunk plan is the recorded one; null for other kinds. */
+  planEqual: boolean | null;
   atol: number;
   passed: boolean;
   detail: string[];
@@ -248,13 +251,23 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
 
   const backend = await createBackend(backendName, model);
   const n = gc.input_ids.length;
-  const resolved = gc.kind === 'plain'
-    ? resolveStrategy(model.config, { strategy: 'full' }, n)
-    : resolveStrategy(model.config, { strategy: 'beacon' }, n);
+  const strategy = gc.kind === 'plain' ? 'full' : gc.kind === 'focusllm' ? 'focus' : 'beacon';
+  const resolved = resolveStrategy(model.config, { strategy }, n);
   const session = new Session(backend, resolved);
 
+  // FocusLLM computes logits only for its local pass: BOS and the local window (golden-seeds README).
+  const rows = gc.focus ? gc.focus.prefill_rows : n;
+  let planEqual: boolean | null = null;
+  if (gc.focus) {
+    const p = planFocus(gc.input_ids, model.config.focus!);
+    const f = gc.focus;
+    const got = [p.chunked, p.nContext, p.chunks, p.tailLen, p.tailStart, p.tailBos, p.localStart, p.localBos, p.prefillRows, p.chunkPassLengths];
+    const want = [f.chunked, f.n_context, f.chunks, f.tail_len, f.tail_start, f.tail_bos_prepended, f.local_start, f.local_bos_prepended, f.prefill_rows, f.chunk_pass_lengths_prefill];
+    planEqual = JSON.stringify(got) === JSON.stringify(want);
+    if (!planEqual) detail.push(`chunk plan ${JSON.stringify(got)} != ${JSON.stringify(want)}`);
+  }
   const logits = await session.feed(Int32Array.from(gc.input_ids), { allLogits: true });
-  if (logits.length !== n * V) throw new Error(`${gc.name}: got ${logits.length / V} logit rows, expected ${n}`);
+  if (logits.length !== rows * V) throw new Error(`${gc.name}: got ${logits.length / V} logit rows, expected ${rows}`);
   const maxDiffPrefill = maxAbsDiff(logits, prefill);
 
   let ratioEqual: boolean | null = null;
@@ -272,7 +285,7 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
   };
   const memPrefill = memDiff(gc.memory_after_prefill, 'after prefill');
 
-  const ids: number[] = [argmax(logits, (n - 1) * V, V)];
+  const ids: number[] = [argmax(logits, (rows - 1) * V, V)];
   let maxDiffSteps = 0;
   for (let i = 0; i < gc.greedy_steps; i++) {
     const step = await session.feed(Int32Array.of(ids[i]), { decoding: true });
@@ -285,7 +298,7 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
   const memoryEqual = memPrefill === null && memGen === null ? null : memPrefill !== false && memGen !== false;
   session.dispose();
   await backend.dispose();
-  const passed = greedyEqual && maxDiffPrefill <= atol && maxDiffSteps <= atol && memoryEqual !== false && ratioEqual !== false;
+  const passed = greedyEqual && maxDiffPrefill <= atol && maxDiffSteps <= atol && memoryEqual !== false && ratioEqual !== false && planEqual !== false;
   return {
     name: gc.name,
     maxDiffPrefill,
@@ -293,6 +306,7 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
     greedyEqual,
     memoryEqual,
     ratioEqual,
+    planEqual,
     atol,
     passed,
     detail,
@@ -303,5 +317,6 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
 export function formatGoldenResult(r: GoldenResult): string {
   const mem = r.memoryEqual === null ? 'memory n/a' : r.memoryEqual ? 'memory equal' : 'memory DIFFERS';
   const ratio = r.ratioEqual === null ? '' : r.ratioEqual ? ', ratio equal' : ', ratio DIFFERS';
-  return `${r.passed ? 'PASS' : 'FAIL'}  ${r.name}  max|Δlogit| prefill ${r.maxDiffPrefill.toExponential(2)} steps ${r.maxDiffSteps.toExponential(2)}  greedy ${r.greedyEqual ? 'equal' : 'DIFFER'}, ${mem}${ratio}  (${r.seconds.toFixed(2)} s)${r.detail.length ? `\n      ${r.detail.join('\n      ')}` : ''}`;
+  const plan = r.planEqual === null ? '' : r.planEqual ? ', chunk plan equal' : ', chunk plan DIFFERS';
+  return `${r.passed ? 'PASS' : 'FAIL'}  ${r.name}  max|Δlogit| prefill ${r.maxDiffPrefill.toExponential(2)} steps ${r.maxDiffSteps.toExponential(2)}  greedy ${r.greedyEqual ? 'equal' : 'DIFFER'}, ${mem}${ratio}${plan}  (${r.seconds.toFixed(2)} s)${r.detail.length ? `\n      ${r.detail.join('\n      ')}` : ''}`;
 }

@@ -6,6 +6,7 @@ import { totalmem } from 'node:os';
 import type { ModelConfig } from '../model/config.js';
 import { kvBytesPerToken } from '../model/config.js';
 import { formatBytes } from '../units.js';
+import { describeFocusPlan, focusCost, planFocus } from './strategies/focus-plan.js';
 import { describeResolved, resolveStrategy, type ResolvedStrategy, type StrategyOptions } from './strategies/index.js';
 
 export interface PlanInput {
@@ -110,6 +111,28 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
           `beacon at ratio ${r.ratio} ${choice.forced ? '(--beacon-ratio)' : `(the largest of [${choice.candidates}])`} ` +
           `holds ${fmt(choice.maxTokens)} within ${fmt(c.maxPositions)} positions. Use --strategy select (any length), ` +
           `or force a larger ratio with --beacon-ratio (untrained ratios lose detail)`;
+      }
+      break;
+    }
+    case 'focus': {
+      // KV and positions from the chunk plan of a prompt of this length (its ids unknown: BOS assumed).
+      const focus = planFocus(promptTokens, r.settings);
+      const cost = focusCost(focus, maxNew);
+      kvRows = cost.peakRows;
+      attendedRows = cost.positions;
+      // A FocusLLM checkpoint has no Activation Beacon weights: beacon's cost is shown at its usual
+      // ratio 8, one row per 8 tokens (its open window aside).
+      const compare = { selectRows: plannedTokens, beacon: { ratio: 8, rows: Math.ceil(plannedTokens / 8) } };
+      notes.push(describeFocusPlan(focus, maxNew, compare));
+      if (focus.chunked) {
+        notes.push(`focus keeps ${fmt(cost.kvRows)} KV rows, no fewer than the ${fmt(plannedTokens)} tokens; every generated token re-encodes the local window (${fmt(cost.rowsPerToken)} rows)`);
+      }
+      if (cost.positions > r.capacity) {
+        fits = false;
+        reason =
+          `the run needs ${need}; focus uses ${fmt(cost.positions)} positions for it ` +
+          (focus.chunked ? `(${fmt(focus.chunks.length)} candidates + a local window of ${fmt(focus.prefillRows)} rows + the answer)` : `(plain attention below its chunking threshold ${fmt(r.settings.shortPromptLimit)})`) +
+          `; the model has ${fmt(r.capacity)}. Use --strategy select (any length)`;
       }
       break;
     }

@@ -5,7 +5,7 @@ import type { Backend, RopeTable, Sequence, SequenceSnapshot } from '../backend/
 import { CtxError } from '../errors.js';
 import { ropeDependsOnLength, ropeTable } from './rope.js';
 import { buildStrategy, type ResolvedStrategy } from './strategies/index.js';
-import type { FeedOptions, MemoryStats, Strategy, StrategyState } from './strategies/strategy.js';
+import type { FeedOptions, MemoryStats, RowStorage, Strategy, StrategyState } from './strategies/strategy.js';
 
 export interface SessionSnapshot {
   resolved: ResolvedStrategy;
@@ -39,7 +39,12 @@ export class Session {
       const fixed = ropeTable(c, userRope, 0);
       rope = () => fixed;
     }
-    this.strategy = buildStrategy({ seq: this.seq, config: c, rope }, resolved);
+    this.strategy = buildStrategy({ seq: this.seq, newSequence: () => backend.newSequence(), config: c, rope }, resolved);
+  }
+
+  /** The strategy's rows: the sequence, or the strategy's own storage of several (focus). */
+  private get rows(): RowStorage {
+    return this.strategy.storage ?? this.seq;
   }
 
   /**
@@ -77,7 +82,7 @@ export class Session {
   }
 
   stats(): MemoryStats & { kvBytes: number } {
-    return { ...this.strategy.stats(), kvBytes: this.seq.kvBytes() };
+    return { ...this.strategy.stats(), kvBytes: this.rows.kvBytes() };
   }
 
   remainingCapacity(): number {
@@ -90,7 +95,7 @@ export class Session {
       strategyState: this.strategy.saveState(),
       tokens: Int32Array.from(this.fed),
       pending: Int32Array.from(this.pending),
-      sequence: this.seq.snapshot(),
+      sequence: this.rows.snapshot(),
     };
   }
 
@@ -101,14 +106,14 @@ export class Session {
     if (snap.sequence.keys.length !== c.numLayers || snap.sequence.keys.some((k) => k.length !== want)) {
       throw new CtxError('input', 'saved session does not match this model (layer or KV shape differs)');
     }
-    s.seq.restore(snap.sequence);
     s.strategy.loadState(snap.strategyState);
+    s.rows.restore(snap.sequence);
     s.fed = Array.from(snap.tokens);
     s.pending = Array.from(snap.pending);
     return s;
   }
 
   dispose(): void {
-    this.seq.dispose();
+    this.rows.dispose();
   }
 }

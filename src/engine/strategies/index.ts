@@ -6,6 +6,8 @@ import { ropeCapacity, type RopeScalingOptions } from '../rope.js';
 import { BeaconAppendStrategy } from './beacon-append.js';
 import { BeaconInterleaveStrategy } from './beacon-interleave.js';
 import { chooseRatio, type RatioChoice } from './beacon-ratio.js';
+import { FocusStrategy } from './focus.js';
+import type { FocusSettings } from '../../model/focus-config.js';
 import { FullStrategy } from './full.js';
 import { SelectStrategy } from './select.js';
 import { StreamStrategy } from './stream.js';
@@ -16,7 +18,7 @@ export type { Strategy, StrategyName } from './strategy.js';
 /** What a user may set (CLI flags); everything is optional and defaults per model. */
 export interface StrategyOptions {
   strategy?: StrategyName | 'auto';
-  /** Prefill step in tokens (full, stream; select uses min(chunk, nLocal)). */
+  /** Prefill step in tokens (full, stream, focus below its threshold; select uses min(chunk, nLocal)). */
   chunk?: number;
   /** RoPE scaling for `full` (PI, NTK, dynamic NTK, YaRN, truncated). */
   rope?: RopeScalingOptions | null;
@@ -36,7 +38,8 @@ export type ResolvedStrategy =
   | { name: 'full'; chunk: number; capacity: number; rope: RopeScalingOptions | null }
   | { name: 'stream'; chunk: number; sink: number; recent: number }
   | { name: 'select'; chunk: number; nInit: number; topK: number; nLocal: number; reuseCosine: number | null }
-  | { name: 'beacon'; version: 'v1' | 'v3'; ratio: number; window: number; stride: number; ratioChoice: RatioChoice };
+  | { name: 'beacon'; version: 'v1' | 'v3'; ratio: number; window: number; stride: number; ratioChoice: RatioChoice }
+  | { name: 'focus'; chunk: number; capacity: number; settings: FocusSettings };
 
 /** Positions the beacon ratio rule works with: P × the model's own rope scaling factor. */
 export function beaconPositions(c: ModelConfig): number {
@@ -80,12 +83,21 @@ export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedToken
       const ratioChoice = chooseRatio(b, beaconPositions(c), plannedTokens, o.beaconRatio);
       return { name, version: b.version, ratio: ratioChoice.ratio, window: b.window, stride: b.stride, ratioChoice };
     }
+    case 'focus': {
+      // Its settings are the checkpoint's (config.json, with the official defaults): a FocusLLM model
+      // is trained for one local window and stride.
+      if (!c.focus) throw new CtxError('usage', 'the focus strategy needs a FocusLLM checkpoint (memory_stride in config.json, beacon_* candidate projections); this model has none — use --strategy select');
+      return { name, chunk, capacity: ropeCapacity(c, null), settings: c.focus };
+    }
   }
 }
 
 function autoStrategy(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens: number): StrategyName {
   if (c.beacon && chooseRatio(c.beacon, beaconPositions(c), promptTokens, o.beaconRatio).fits) return 'beacon';
-  return promptTokens + answerTokens > ropeCapacity(c, o.rope ?? null) ? 'select' : 'full';
+  const beyond = promptTokens + answerTokens > ropeCapacity(c, o.rope ?? null);
+  // A FocusLLM checkpoint past its window: what it was trained for.
+  if (beyond && c.focus) return 'focus';
+  return beyond ? 'select' : 'full';
 }
 
 export function buildStrategy(ctx: StrategyContext, r: ResolvedStrategy): Strategy {
@@ -104,6 +116,8 @@ export function buildStrategy(ctx: StrategyContext, r: ResolvedStrategy): Strate
         ? new BeaconInterleaveStrategy(ctx, { window: b.window, ratio: r.ratio, sinkSize: b.sinkSize, maxTokens })
         : new BeaconAppendStrategy(ctx, { window: b.window, stride: b.stride, ratio: r.ratio, attn: b.attn, attendPrev: b.attendPrev, maxTokens });
     }
+    case 'focus':
+      return new FocusStrategy(ctx, { settings: r.settings, capacity: r.capacity, chunk: r.chunk });
   }
 }
 
@@ -117,5 +131,7 @@ export function describeResolved(r: ResolvedStrategy): string {
       return `select (init ${r.nInit} + top ${r.topK} + local ${r.nLocal})`;
     case 'beacon':
       return `beacon ${r.version} (ratio ${r.ratio}, window ${r.window})`;
+    case 'focus':
+      return `focus (local window ${r.settings.localWindow}, chunks of ${r.settings.stride}, from ${r.settings.shortPromptLimit} tokens)`;
   }
 }

@@ -5,10 +5,14 @@
 import type { RopeTable, Sequence, StepRequest } from '../../backend/contract.js';
 import type { ModelConfig } from '../../model/config.js';
 
-export type StrategyName = 'full' | 'stream' | 'select' | 'beacon';
+export type StrategyName = 'full' | 'stream' | 'select' | 'beacon' | 'focus';
 
 export interface FeedOptions {
-  /** Return the logits of every raw token fed (goldens, perplexity), not only the last one. */
+  /**
+   * Return the logits of every raw token fed (goldens, perplexity), not only the last one. focus
+   * computes logits only in its local pass: it returns that pass's rows (a BOS row first where it
+   * puts one in front), or one row per token while decoding.
+   */
   allLogits?: boolean;
   /** True while generating: one token per call (select then uses its reuse cache). */
   decoding?: boolean;
@@ -17,12 +21,13 @@ export interface FeedOptions {
   signal?: AbortSignal;
 }
 
-/** KV rows held, by kind, for plans, progress and tests (beacon names match the golden cases). */
+/** KV rows held, by kind, for plans, progress and tests (beacon and focus names match the golden cases). */
 export interface MemoryStats {
   totalRows: number;
   /** Raw tokens the strategy has consumed (document position). */
   consumed: number;
-  [kind: string]: number;
+  /** A count, or one count per part (focus: per chunk). */
+  [kind: string]: number | number[];
 }
 
 /** Serializable strategy state (saved with the backend's sequence snapshot). */
@@ -37,11 +42,21 @@ export interface Strategy {
   loadState(state: StrategyState): void;
   /** Tokens that can still be fed before the strategy runs out of positions (Infinity if none). */
   remainingCapacity(): number;
+  /**
+   * Where the strategy's rows live, when not only in ctx.seq (focus: one sequence per chunk too):
+   * the session counts, snapshots, restores (after loadState) and frees them through it.
+   */
+  readonly storage?: RowStorage;
 }
+
+/** A strategy's KV rows as the session sees them: ctx.seq itself, or several sequences as one. */
+export type RowStorage = Pick<Sequence, 'kvBytes' | 'snapshot' | 'restore' | 'dispose'>;
 
 /** What a strategy is built from. */
 export interface StrategyContext {
   seq: Sequence;
+  /** Another sequence on the same backend (focus runs each chunk in one of its own). */
+  newSequence: () => Sequence;
   config: ModelConfig;
   /** RoPE table for a step whose largest position is seqLen − 1. */
   rope: (seqLen: number) => RopeTable;
