@@ -39,6 +39,11 @@ describe('cpu vs reference: strategies', () => {
     ['full, 1100-row steps', 'tiny', { maxPositions: 2048 }, { strategy: 'full', chunk: 1100 }, 1300, 4],
     ['beacon v3, 1152-row windows', 'tiny-beacon', { maxPositions: 4096, beacon: { version: 'v3', window: 1024, ratios: [8] } }, { strategy: 'beacon' }, 2200, 4],
     ['beacon v1 full-coverage', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'full-coverage' } }, { strategy: 'beacon' }, 200, 8],
+    // FocusLLM with random beacon_{q,k,v,o} candidate projections: 12 chunks; a prompt in 3 calls
+    // (plain attention, then chunked, then re-planned keeping the chunks); below its threshold.
+    ['focus (FocusLLM), 12 chunks', 'tiny-focus', {}, { strategy: 'focus' }, 300, 10],
+    ['focus, prompt in 3 calls', 'tiny-focus', { seed: 4 }, { strategy: 'focus' }, 250, 6, 90],
+    ['focus below its threshold (plain attention)', 'tiny-focus', { seed: 6 }, { strategy: 'focus' }, 80, 8],
   ];
   for (const [name, preset, overrides, opts, n, decode, feed] of cases) {
     it(name, async () => {
