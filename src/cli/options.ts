@@ -182,7 +182,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 // --quiet, --verbose) live on the program in main.ts.
 
 /** The strategies a user can name; `auto` lets the engine choose from the model and the length. */
-export const STRATEGY_CHOICES = ['auto', 'beacon', 'select', 'stream', 'full'] as const satisfies readonly (StrategyName | 'auto')[];
+export const STRATEGY_CHOICES = ['auto', 'beacon', 'select', 'stream', 'full', 'focus'] as const satisfies readonly (StrategyName | 'auto')[];
 
 export function modelOption(): Option {
   return new Option('-m, --model <name>', `model: a name from \`ctx models list\`, or a model folder (default ${DEFAULT_MODEL}, downloaded on first use)`);

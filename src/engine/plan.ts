@@ -124,14 +124,13 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
       // ratio 8, one row per 8 tokens (its open window aside).
       const compare = { selectRows: plannedTokens, beacon: { ratio: 8, rows: Math.ceil(plannedTokens / 8) } };
       notes.push(describeFocusPlan(focus, maxNew, compare));
-      if (focus.chunked) {
-        notes.push(`focus keeps ${fmt(cost.kvRows)} KV rows, no fewer than the ${fmt(plannedTokens)} tokens; every generated token re-encodes the local window (${fmt(cost.rowsPerToken)} rows)`);
-      }
       if (cost.positions > r.capacity) {
         fits = false;
         reason =
           `the run needs ${need}; focus uses ${fmt(cost.positions)} positions for it ` +
-          (focus.chunked ? `(${fmt(focus.chunks.length)} candidates + a local window of ${fmt(focus.prefillRows)} rows + the answer)` : `(plain attention below its chunking threshold ${fmt(r.settings.shortPromptLimit)})`) +
+          (focus.chunked
+            ? `(chunk passes of up to ${fmt(Math.max(...focus.chunkPassLengths))} rows, a local pass of ${fmt(focus.chunks.length)} candidates + ${fmt(focus.prefillRows)} rows, each with the answer)`
+            : `(plain attention below its chunking threshold ${fmt(r.settings.shortPromptLimit)})`) +
           `; the model has ${fmt(r.capacity)}. Use --strategy select (any length)`;
       }
       break;

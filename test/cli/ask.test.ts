@@ -12,6 +12,7 @@ const BIN = join(import.meta.dirname, '..', '..', 'bin', 'ctx.js');
 let doc: string;
 let beaconModel: string;
 let plainModel: string;
+let focusModel: string;
 
 let cacheDir: string;
 function ctx(args: string[], input?: string) {
@@ -25,6 +26,7 @@ before(() => {
   writeFileSync(doc, 'The fox jumps over the lazy dog. The answer is 42.\n'.repeat(12));
   beaconModel = fixtureModel('tiny-beacon');
   plainModel = fixtureModel('tiny');
+  focusModel = fixtureModel('tiny-focus');
 });
 
 describe('ctx ask', () => {
@@ -39,6 +41,35 @@ describe('ctx ask', () => {
       assert.equal(out.backend, 'cpu', 'cpu is the default backend without a GPU');
     });
   }
+
+  for (const backend of ['cpu', 'reference']) {
+    it(`--strategy focus on a FocusLLM model (random candidate projections), ${backend} backend, from the cache the second time`, () => {
+      const args = ['ask', doc, 'What is the answer?', '-m', focusModel, '--strategy', 'focus', '--backend', backend, '--max-tokens', '5', '--json'];
+      const runs = [ctx(args), ctx(args)];
+      for (const r of runs) assert.equal(r.status, 0, r.stderr);
+      const [first, second] = runs.map((r) => JSON.parse(r.stdout));
+      assert.match(first.strategy, /^focus \(local window 32, chunks of 24, from 96 tokens\)$/);
+      assert.ok(first.tokens.document > 96, 'past the chunking threshold');
+      assert.equal(first.tokens.generated, 5);
+      assert.ok(first.kv.rows > first.tokens.document, 'its KV is not reduced: every chunk holds the tail and the answer');
+      assert.deepEqual([second.timings.cached, second.answer, second.kv], [true, first.answer, first.kv]);
+    });
+  }
+
+  it('ctx inspect shows focus\'s KV and per-token re-encoding against select and beacon', () => {
+    const r = ctx(['inspect', doc, '-m', focusModel, '--strategy', 'focus', '--json']);
+    assert.equal(r.status, 7, 'the default 512-token answer reserve needs more positions than the model has');
+    const plan = JSON.parse(r.stdout).plan;
+    assert.match(plan.notes[0], /^focus: \d+ chunks of ≤ 24 \+ tail 24, local window 32; KV [\d,]+ rows\/layer after 512 tokens \(select: [\d,]+, beacon at ratio 8: ≈ [\d,]+\); each token re-encodes [\d,]+ rows \(select and beacon: 1\)$/);
+    assert.match(plan.reason, /focus uses [\d,]+ positions .*; the model has 128/);
+  });
+
+  it('--strategy focus on a model without FocusLLM weights is one line with exit 2', () => {
+    const r = ctx(['ask', doc, 'What?', '-m', plainModel, '--strategy', 'focus']);
+    assert.equal(r.status, 2);
+    assert.match(r.stderr, /^ctx: the focus strategy needs a FocusLLM checkpoint .*\n$/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
+  });
 
   it('runs on the reference backend when asked', () => {
     const r = ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--backend', 'reference', '--max-tokens', '4', '--json']);

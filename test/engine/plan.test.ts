@@ -47,6 +47,24 @@ describe('planRun', () => {
     assert.match(p.reason!, /ratio 8/);
     assert.equal(planRun(beacon, { documentTokens: 5000 }).strategy.name, 'select');
   });
+  it('focus holds every token and more, says what it re-encodes per token, against select and beacon', () => {
+    const focus = tinyModel('tiny-focus').config; // LW 32, S 24, T 24, chunking from 96 tokens, P = 128
+    const p = planRun(focus, { documentTokens: 300, questionTokens: 8, maxNewTokens: 10, strategy: 'focus' });
+    assert.equal(p.fits, true);
+    // 12 chunks of 24 + 20 tokens; each keeps its tokens, BOS + tail 24 and the 10 answer tokens, plus its candidate.
+    const held = 276 + 12 * (25 + 10);
+    assert.equal(p.kvRows, held + 33 + 10, 'at its peak the local pass is alive too');
+    assert.equal(p.attendedRows, Math.max(24 + 25 + 10, 12 + 33 + 10), 'positions: a chunk pass here');
+    assert.equal(
+      p.notes[0],
+      `focus: 12 chunks of ≤ 24 + tail 24, local window 32; KV ${held.toLocaleString('en-US')} rows/layer after 10 tokens (select: 318, beacon at ratio 8: ≈ 40); each token re-encodes 67 rows (select and beacon: 1)`,
+    );
+    assert.equal(planRun(focus, { documentTokens: 300, maxNewTokens: 10 }).strategy.name, 'focus', 'auto, past the window of a FocusLLM model');
+    assert.equal(planRun(focus, { documentTokens: 60, maxNewTokens: 10 }).strategy.name, 'full', 'auto, within it');
+    const far = planRun(focus, { documentTokens: 3000, maxNewTokens: 10, strategy: 'focus' });
+    assert.equal(far.fits, false);
+    assert.match(far.reason!, /focus uses 167 positions for it \(chunk passes of up to 49 rows, a local pass of 124 candidates \+ 33 rows, each with the answer\); the model has 128\. Use --strategy select/);
+  });
   it('refuses a plan over the memory budget', () => {
     const p = planRun(plain, { documentTokens: 100000, strategy: 'select', memoryBudgetBytes: 1024 * 1024 });
     assert.equal(p.fits, false);
