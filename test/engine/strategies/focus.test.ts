@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { Backend, Sequence, StepRequest } from '../../../src/backend/contract.js';
+import { createNativeBackend, nativeAvailable } from '../../../src/backend/native/index.js';
 import { createReferenceBackend } from '../../../src/backend/reference/index.js';
 import { findGoldenCases, formatGoldenResult, loadGoldenCase, runGoldenCase } from '../../../src/engine/golden.js';
 import { ropeTable } from '../../../src/engine/rope.js';
@@ -209,6 +210,19 @@ describe('focus on a tiny FocusLLM model', async () => {
     const near = session();
     await near.feed(tokens(95, 5, 3, V)); // plain: 96 rows, 32 more tokens fit
     assert.equal(near.remainingCapacity(), 32);
+  });
+
+  const native = nativeAvailable();
+  it('the native backend refuses it at the first chunk pass, in one line that names the way out', { skip: native.available ? false : `native addon unavailable: ${native.reason}` }, async () => {
+    const host = await createNativeBackend(model, { device: 'host' });
+    try {
+      const run = new Session(host, resolveStrategy(model.config, { strategy: 'focus' }, 300));
+      await assert.rejects(run.feed(prompt), (e: CtxError) => e.exitCode === 2 && /^the cuda backend does not run the focus strategy \(FocusLLM\) yet: .*; use --backend cpu$/.test(e.message));
+      assert.equal(run.tokens().length, 0);
+      run.dispose();
+    } finally {
+      await host.dispose();
+    }
   });
 
   it('needs a FocusLLM checkpoint', () => {
