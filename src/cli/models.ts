@@ -248,12 +248,15 @@ export function estimateParams(c: ModelConfig): number {
   const mlp = 3 * c.hiddenSize * c.intermediateSize;
   const norms = 2 * c.hiddenSize;
   let beacon = 0;
-  if (c.beacon) {
-    beacon = c.hiddenSize * (q + 2 * kv) + (c.qkvBias ? q + 2 * kv : 0) + (c.beacon.param.includes('o') ? q * c.hiddenSize : 0);
+  // Activation Beacon's projections, or FocusLLM's candidate ones (both checkpoints store beacon_embed_tokens).
+  const param = c.beacon?.param ?? c.focus?.param;
+  if (param) {
+    const qkv = (param.includes('q') ? q : 0) + (param.includes('k') ? kv : 0) + (param.includes('v') ? kv : 0);
+    beacon = c.hiddenSize * qkv + (c.qkvBias ? qkv : 0) + (param.includes('o') ? q * c.hiddenSize : 0);
   }
   const perLayer = attn + mlp + norms + beacon;
   const embed = c.vocabSize * c.hiddenSize;
-  return embed * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * perLayer + c.hiddenSize + (c.beacon ? c.hiddenSize : 0);
+  return embed * (c.tieWordEmbeddings ? 1 : 2) + c.numLayers * perLayer + c.hiddenSize + (param ? c.hiddenSize : 0);
 }
 
 function formatParams(n: number): string {
@@ -369,8 +372,12 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
         `projections ${b.param.join('')}${b.sinkSize ? `, sink ${b.sinkSize}` : ''}`,
     );
   }
-  const strategy = c ? (c.beacon ? 'beacon' : 'select') : r.registry?.recommendedStrategy;
-  if (strategy) kv('strategy', `${strategy} recommended${c && !c.beacon ? ' (no beacon weights)' : ''}`);
+  if (c?.focus) {
+    const f = c.focus;
+    kv('focus', `FocusLLM, local window ${f.localWindow}, chunks of ${f.stride}, from ${f.shortPromptLimit} tokens, candidate projections ${f.param.join('')}`);
+  }
+  const strategy = c ? (c.beacon ? 'beacon' : c.focus ? 'focus' : 'select') : r.registry?.recommendedStrategy;
+  if (strategy) kv('strategy', `${strategy} recommended${c && !c.beacon && !c.focus ? ' (no beacon weights)' : ''}`);
   if (r.tokenizer) {
     const t = r.tokenizer;
     kv('tokenizer', `${formatCount(t.vocabSize)} ids, BOS ${t.bosId ?? 'none'}${t.addBos ? ' (added)' : ''}, EOS ${t.eosIds.join(', ') || 'none'}, chat template ${t.chatTemplate ? 'yes' : 'no'}`);
