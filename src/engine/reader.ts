@@ -104,7 +104,7 @@ export async function readDocument(
     });
   };
   try {
-    await session.feed(tokens, { signal: opts.signal, onStep: report });
+    await session.feed(tokens, { signal: opts.signal, onStep: report, noLogits: true });
   } catch (e) {
     session.dispose();
     throw e;

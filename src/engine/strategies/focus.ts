@@ -17,8 +17,9 @@
 // The prompt is everything fed before the first decoding feed. A feed that is not decoding ends the
 // prompt again: the plan is made anew over every token fed so far (FocusLLM's memory.reset() for a
 // new prompt). A chunk's own rows depend on its tokens only, so a chunk that was run before keeps
-// them and runs only its new tokens, the tail and the candidate (`ctx ask` feeds the document, then
-// the question: the document's chunks are read once).
+// them and runs only its new tokens, the tail and the candidate. `ctx ask` reads the document with
+// noLogits (only the chunks' own rows), then feeds the question: the document is read once, and the
+// tails, candidates and local pass are run once, for the whole prompt.
 
 import type { Sequence, SequenceSnapshot } from '../../backend/contract.js';
 import { CtxError } from '../../errors.js';
@@ -41,6 +42,8 @@ interface Chunk {
   start: number;
   /** Leading rows of seq that hold the chunk's own tokens [start, start + own): valid whatever follows. */
   own: number;
+  /** Whether seq ends with the chunk's candidate row (after its tail and generated tokens). */
+  candidate: boolean;
 }
 
 const NONE = new Int32Array(0);
@@ -56,7 +59,7 @@ export class FocusStrategy implements Strategy {
   private generated = 0;
   private chunks: Chunk[] = [];
   /** Set by loadState: how many rows ctx.seq and each chunk take from the snapshot storage.restore gets. */
-  private restoring: { plain: number; chunks: Array<{ start: number; own: number; rows: number }> } | null = null;
+  private restoring: { plain: number; chunks: Array<Omit<Chunk, 'seq'> & { rows: number }> } | null = null;
 
   constructor(private readonly ctx: StrategyContext, private readonly opts: FocusOptions) {
     this.storage = {
@@ -99,11 +102,20 @@ export class FocusStrategy implements Strategy {
     }
   }
 
-  /** Plans the prompt tokens[0, N) and runs it: plain attention, or the chunk passes and the local pass. */
+  /**
+   * Plans the prompt tokens[0, N) and runs it: plain attention, or the chunk passes and the local
+   * pass. With noLogits, only the chunks' own rows (which the question does not change) are run, and
+   * the prompt stays open.
+   */
   private async runPrompt(opts: FeedOptions, fed: (prefixLength: number) => void): Promise<Float32Array> {
     this.plan = null;
     this.generated = 0;
     const plan = planFocus(this.tokens, this.opts.settings);
+    if (opts.noLogits) {
+      if (plan.chunked) await this.runChunks(plan, opts, fed);
+      fed(plan.n);
+      return new Float32Array(0);
+    }
     this.checkPositions(plan, 0);
     const logits = plan.chunked ? await this.runChunks(plan, opts, fed) : await this.runPlain(plan, opts, fed);
     fed(plan.n);
@@ -141,28 +153,35 @@ export class FocusStrategy implements Strategy {
     return concatLogits(parts);
   }
 
-  /** Chunk passes (chunks run before keep their own rows), then the local pass. */
+  /**
+   * Chunk passes (chunks run before keep their own rows), then the local pass. With noLogits, only
+   * the chunks' own rows.
+   */
   private async runChunks(plan: FocusPlan, opts: FeedOptions, fed: (prefixLength: number) => void): Promise<Float32Array> {
     const s = this.opts.settings;
     if (this.ctx.seq.length > 0) this.ctx.seq.retain(NONE);
-    const tail = [...(plan.tailBos ? [s.bosId] : []), ...this.tokens.slice(plan.tailStart, plan.n)];
+    const tail = opts.noLogits ? [] : [...(plan.tailBos ? [s.bosId] : []), ...this.tokens.slice(plan.tailStart, plan.n)];
     for (const c of this.chunks.splice(plan.chunks.length)) c.seq.dispose();
     for (let i = 0; i < plan.chunks.length; i++) {
       const [a, b] = plan.chunks[i];
       let chunk = this.chunks[i];
       if (!chunk || chunk.start !== a) {
         chunk?.seq.dispose();
-        chunk = this.chunks[i] = { seq: this.ctx.newSequence(), start: a, own: 0 };
+        chunk = this.chunks[i] = { seq: this.ctx.newSequence(), start: a, own: 0, candidate: false };
       }
       const keep = Math.min(chunk.own, b - a);
       if (chunk.seq.length > keep) chunk.seq.retain(range(0, keep));
       chunk.own = keep;
+      chunk.candidate = false;
       const rows = Int32Array.from([...this.tokens.slice(a + keep, b), ...tail]);
-      await this.step(chunk.seq, { tokens: rows, candidateLast: true, positions: range(keep, rows.length), logitRows: NONE }, opts.signal);
+      if (rows.length > 0) {
+        await this.step(chunk.seq, { tokens: rows, candidateLast: !opts.noLogits, positions: range(keep, rows.length), logitRows: NONE }, opts.signal);
+      }
       chunk.own = b - a;
+      chunk.candidate = !opts.noLogits;
       fed(b);
     }
-    return this.localPass(plan, opts.allLogits ?? false, opts.signal);
+    return opts.noLogits ? new Float32Array(0) : this.localPass(plan, opts.allLogits ?? false, opts.signal);
   }
 
   /** The C candidates at 0..C−1 and bos(local window) ‖ generated tokens after them; nothing is kept. */
@@ -239,12 +258,12 @@ export class FocusStrategy implements Strategy {
   }
 
   stats(): MemoryStats {
-    const chunkRaw = this.chunks.map((c) => c.seq.length - 1);
+    const chunkRaw = this.chunks.map((c) => c.seq.length - (c.candidate ? 1 : 0));
     const held = this.sequences().reduce((sum, q) => sum + q.length, 0);
     return {
       totalRows: held,
       consumed: this.tokens.length,
-      candidate_kv: this.chunks.length,
+      candidate_kv: this.chunks.filter((c) => c.candidate).length,
       chunk_raw_kv: chunkRaw,
       chunk_raw_kv_total: chunkRaw.reduce((sum, r) => sum + r, 0),
     };
@@ -256,7 +275,7 @@ export class FocusStrategy implements Strategy {
       promptLength: this.plan ? this.plan.n : -1,
       generated: this.generated,
       plainRows: this.ctx.seq.length,
-      chunks: this.chunks.map((c) => ({ start: c.start, own: c.own, rows: c.seq.length })),
+      chunks: this.chunks.map((c) => ({ start: c.start, own: c.own, candidate: c.candidate, rows: c.seq.length })),
     };
   }
 
@@ -267,7 +286,7 @@ export class FocusStrategy implements Strategy {
     this.plan = promptLength >= 0 ? planFocus(this.tokens.slice(0, promptLength), this.opts.settings) : null;
     this.generated = Number(s.generated);
     this.dropChunks();
-    this.restoring = { plain: Number(s.plainRows), chunks: s.chunks as Array<{ start: number; own: number; rows: number }> };
+    this.restoring = { plain: Number(s.plainRows), chunks: s.chunks as Array<Omit<Chunk, 'seq'> & { rows: number }> };
   }
 
   private restoreRows(s: SequenceSnapshot): void {
@@ -279,7 +298,7 @@ export class FocusStrategy implements Strategy {
     this.chunks = layout.chunks.map((c, i) => {
       const seq = this.ctx.newSequence();
       seq.restore(parts[i + 1]);
-      return { seq, start: c.start, own: c.own };
+      return { seq, start: c.start, own: c.own, candidate: c.candidate };
     });
   }
 }

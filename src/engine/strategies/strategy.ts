@@ -16,6 +16,12 @@ export interface FeedOptions {
   allLogits?: boolean;
   /** True while generating: one token per call (select then uses its reuse cache). */
   decoding?: boolean;
+  /**
+   * The caller does not read the logits (a document read before its question): a strategy may skip
+   * the work only they need and return none. focus then runs only its chunks' own rows; its tails,
+   * candidates and local pass wait for the question.
+   */
+  noLogits?: boolean;
   /** Called after each step with the raw tokens consumed so far in this feed. */
   onStep?: (consumed: number) => void;
   signal?: AbortSignal;

@@ -142,6 +142,25 @@ describe('focus on a tiny FocusLLM model', async () => {
     assert.deepEqual(pieces.tokens(), whole.tokens());
   });
 
+  it('a document read without logits runs only its chunks\' own rows; the question then gives the one-feed logits', async () => {
+    const log: Array<{ seq: Sequence; req?: StepRequest; imported?: number; retained?: number }> = [];
+    const main = recorded(backend.newSequence(), log);
+    const ctx = { seq: main, newSequence: () => recorded(backend.newSequence(), log), config: model.config, rope: () => ropeTable(model.config, null, 0) };
+    const focus = new FocusStrategy(ctx, { settings: s, capacity: model.config.maxPositions, chunk: 512 });
+    assert.equal((await focus.feed(prompt.subarray(0, 80), { noLogits: true })).length, 0);
+    assert.equal(log.length, 0, 'below the threshold nothing is run yet');
+    await focus.feed(prompt.subarray(80, 280), { noLogits: true });
+    const docPlan = planFocus(prompt.subarray(0, 280), s);
+    assert.equal(log.filter((e) => e.req).length, docPlan.chunks.length);
+    for (const e of log) assert.ok(e.req && e.req.beacon === undefined && e.req.tokens.length <= 24, 'own rows only: no tail, no candidate');
+    assert.deepEqual(focus.stats().candidate_kv, 0);
+    assert.equal(focus.stats().totalRows, docPlan.nContext);
+    const a = await focus.feed(prompt.subarray(280));
+    const b = await session().feed(prompt);
+    assert.ok(maxAbsDiff(a, b) <= 1e-5);
+    assert.deepEqual(focus.stats().chunk_raw_kv, focusCost(planFocus(prompt, s), 0).chunkRaw);
+  });
+
   it('a later prompt plans anew over everything fed (a follow-up question): the same as one prompt', async () => {
     const follow = session();
     await follow.feed(prompt.subarray(0, 200));
