@@ -104,6 +104,12 @@ export class KvStore {
     const D = this.headDim;
     let same = 0;
     while (same < rows.length && rows[same] === same) same++;
+    if (same === rows.length) {
+      // A prefix (focus drops a chunk's candidate every token): nothing moves.
+      this.rows = rows.length;
+      for (const L of this.layers) L.rotValid = Math.min(L.rotValid, same);
+      return;
+    }
     const tmp = new Float32Array(rows.length * D);
     const gather = (a: Float32Array) => {
       for (let r = 0; r < rows.length; r++) tmp.set(a.subarray(rows[r] * D, (rows[r] + 1) * D), r * D);
