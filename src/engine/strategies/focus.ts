@@ -91,7 +91,7 @@ export class FocusStrategy implements Strategy {
     };
     try {
       if (opts.decoding && this.plan) return await this.decode(tokens, opts, report);
-      this.tokens.push(...tokens);
+      for (const t of tokens) this.tokens.push(t);
       return await this.runPrompt(opts, (fed) => report(fed - before));
     } catch (e) {
       // The tokens reported stay fed (the session records them); the rest is undone, and the next
