@@ -65,8 +65,8 @@ export function planStep(req: StepRequest, M: number, model: Model): StepPlan {
   const beacon = req.beacon?.some((b) => b === 1) ? req.beacon : null;
   const embedFlags = req.beaconEmbedding ?? req.beacon;
   const beaconEmbedding = embedFlags?.some((b) => b === 1) ? embedFlags : null;
-  if (beacon && !model.tensors.layers[0].beaconQ) fail('beacon rows need a checkpoint with beacon projections');
-  if (beaconEmbedding && !model.tensors.model.beaconEmbed) fail('rows with the beacon embedding need a beacon checkpoint');
+  if (beacon && !model.tensors.layers[0].beaconQ) fail('beacon rows need a beacon checkpoint (beacon projections)');
+  if (beaconEmbedding && !model.tensors.model.beaconEmbed) fail('rows with the beacon embedding need an Activation Beacon checkpoint');
   for (let i = 0; i < n; i++) {
     const id = req.tokens[i];
     if (beaconEmbedding?.[i] !== 1 && !(id >= 0 && id < c.vocabSize)) fail(`token id ${id} is outside the vocabulary (${c.vocabSize})`);

@@ -81,6 +81,18 @@ describe('planStep', () => {
     assert.throws(() => checkRetain(Int32Array.of(0, 4), 4), /retain: row 4 is outside the stored rows \(0\.\.3\)/);
   });
 
+  it('beacon projections and the beacon embedding are separate row flags (FocusLLM candidates take only the first)', () => {
+    const beacon = tinyModel('tiny-beacon');
+    const both = planStep(req({ beacon: Uint8Array.of(0, 1, 1) }), 4, beacon);
+    assert.deepEqual([[...both.beacon!], [...both.beaconEmbedding!]], [[0, 1, 1], [0, 1, 1]], 'absent: the beacon flags');
+    const focus = tinyModel('tiny-focus');
+    const candidate = planStep(req({ beacon: Uint8Array.of(0, 0, 1), beaconEmbedding: new Uint8Array(3) }), 4, focus);
+    assert.deepEqual([[...candidate.beacon!], candidate.beaconEmbedding], [[0, 0, 1], null]);
+    assert.throws(() => planStep(req({ beacon: Uint8Array.of(0, 0, 1) }), 4, focus), /rows with the beacon embedding need an Activation Beacon checkpoint/);
+    assert.throws(() => planStep(req({ beaconEmbedding: Uint8Array.of(1) }), 4, focus), /beaconEmbedding flags have 1 entries for 3 rows/);
+    assert.throws(() => checkRetain(Int32Array.of(5), 4, 'importRows'), /importRows: row 5 is outside the stored rows/);
+  });
+
   it('a refused step stores nothing on a backend', async () => {
     const backend = await createReferenceBackend(model);
     const seq = backend.newSequence();
