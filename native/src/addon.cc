@@ -130,6 +130,8 @@ ctx::StepInput parseStep(const Napi::Object& req) {
   in.invFreq = getArray<float, napi_float32_array>(req, "invFreq", true);
   Napi::Value scale = req.Get("ropeScale");
   in.ropeScale = scale.IsNumber() ? scale.As<Napi::Number>().FloatValue() : 1.0f;
+  Napi::Value queryScale = req.Get("queryScale");
+  in.queryScale = queryScale.IsNumber() ? queryScale.As<Napi::Number>().FloatValue() : 1.0f;
   in.meanQueryAt = getInt(req, "meanQueryAt", -1);
   return in;
 }

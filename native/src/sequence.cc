@@ -224,6 +224,7 @@ std::vector<float> Sequence::begin(const StepInput& in) {
   st.T = static_cast<int32_t>(T);
   st.logitRows = in.logitRows;
   st.ropeScale = in.ropeScale;
+  st.queryScale = in.queryScale;
   st.meanQueryAt = in.meanQueryAt;
   st.allBeacon = nBeacon == n;
   st.mixed = nBeacon > 0 && nBeacon < n;
@@ -427,8 +428,9 @@ void Sequence::attention(const LayerKeys& keys) {
   float* qr = B.qr.as<float>(static_cast<size_t>(n) * s.heads * D);
   K.rope(qr, DType::F32, B.q.as<float>(0), DType::F32, nullptr, B.qpos.as<int32_t>(0), n, s.heads, D, invFreq, st.ropeScale);
   void* attn = B.attn.get(static_cast<size_t>(n) * s.heads * D * dtypeSize(K.computeType()));
+  // (s·q)·k/√D: the query scale joins the score scale.
   K.attention(attn, K.computeType(), qr, keysRot, values, n, count, s.heads, s.kvHeads, D,
-              1.0f / std::sqrt(static_cast<float>(D)), mask);
+              st.queryScale / std::sqrt(static_cast<float>(D)), mask);
 }
 
 /** x += attn · Woᵀ (+ b) (beacon rows through beaconO), then x += down(silu(gate(norm(x))) * up(norm(x))). */

@@ -26,6 +26,8 @@ struct StepInput {
   std::vector<int32_t> logitRows;
   std::vector<float> invFreq;  // [D/2]
   float ropeScale = 1;
+  /** Multiplies the rotated queries (CLEX's log_scale); applied as the attention's score scale. */
+  float queryScale = 1;
   /** >= 0: compute each layer's q̄ = mean_i RoPE(q_i, meanQueryAt + i) (TokenSelect's nLocal). */
   int32_t meanQueryAt = -1;
 };
@@ -84,6 +86,7 @@ class Sequence {
     std::vector<int32_t> rawRows, beaconRows;
     std::vector<int32_t> logitRows;
     float ropeScale = 1;
+    float queryScale = 1;
     int32_t meanQueryAt = -1;
     const LayerKeys* keysOnDevice = nullptr;  // whose positions, rows and ranges are uploaded (within one call)
   };

@@ -26,12 +26,20 @@
 
 import type { Model } from '../model/model.js';
 
-/** RoPE frequencies for a step: angle(pos, i) = fround(pos * invFreq[i]), i < D/2, rotate-half layout. */
+/**
+ * RoPE frequencies for a step: angle(pos, i) = fround(pos * invFreq[i]), i < R/2, rotate-half layout
+ * over the first R = rotaryDim dims of each head (the rest pass unrotated; R = D except Phi).
+ */
 export interface RopeTable {
   /** [D/2] inverse frequencies (already scaled for PI / NTK / YaRN / truncated / llama3). */
   invFreq: Float32Array;
   /** Multiplies cos and sin (YaRN's attention factor); 1 otherwise. */
   scale: number;
+  /**
+   * Multiplies the rotated queries only, not the keys (CLEX's log_scale: ln(L)/ln(P)); absent = 1.
+   * TokenSelect's mean query for its vote is not scaled.
+   */
+  queryScale?: number;
 }
 
 /**

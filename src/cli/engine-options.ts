@@ -5,6 +5,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BackendChoice } from '../backend/index.js';
 import { DEFAULT_CACHE_MAX_BYTES } from '../cache/store.js';
+import { CtxError } from '../errors.js';
 import { failCurrentRenderer } from '../ui/pick.js';
 import type { SamplingOptions } from '../engine/sampler.js';
 import type { RopeScalingName } from '../engine/rope.js';
@@ -87,7 +88,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--select-reuse <cos>', 'select: reuse a layer\'s selection while decoding when cos(q̄) ≥ this (1.01 = never)').argParser(num(-1, 1.01)))
     .addOption(new Option('--sink <n>', 'stream: first tokens always kept').argParser(int(0)))
     .addOption(new Option('--recent <n>', 'stream: recent tokens kept').argParser(int(1)))
-    .addOption(new Option('--rope <type>', 'full: RoPE scaling').choices(['none', 'linear', 'ntk', 'dynamic', 'yarn', 'truncated']))
+    .addOption(new Option('--rope <type>', 'full: RoPE scaling (clex: a CLEX checkpoint\'s own, its default)').choices(['none', 'linear', 'ntk', 'dynamic', 'yarn', 'truncated', 'clex']))
     .addOption(new Option('--rope-factor <s>', 'full: RoPE scaling factor (target length / native window)').argParser(num(1)))
     .addOption(maxFileBytesOption())
     .addOption(followLinksOption())
@@ -119,7 +120,7 @@ function reportFailures(cmd: Command): Command {
 }
 
 export function strategyOptions(o: EngineCliOptions): StrategyOptions {
-  return {
+  const opts: StrategyOptions = {
     strategy: o.strategy,
     chunk: o.chunk,
     beaconRatio: o.beaconRatio,
@@ -131,6 +132,10 @@ export function strategyOptions(o: EngineCliOptions): StrategyOptions {
     recent: o.recent,
     rope: o.rope && o.rope !== 'none' ? { type: o.rope, factor: o.ropeFactor ?? 2 } : null,
   };
+  if (o.rope === 'clex' && o.ropeFactor !== undefined) {
+    throw new CtxError('usage', '--rope-factor does not apply to --rope clex: CLEX chooses its scale factor per call from the length, up to the config\'s max_factor');
+  }
+  return opts;
 }
 
 export function samplingOptions(o: EngineCliOptions): SamplingOptions & { stopStrings?: string[] } {

@@ -350,8 +350,16 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
   if (c) {
     kv('architecture', `${c.arch}: ${c.numLayers} layers, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}`);
     kv('attention', `${c.numHeads} query heads, ${c.numKvHeads} key/value heads, head dim ${c.headDim}${c.qkvBias ? ', q/k/v bias' : ''}`);
-    const scaling = c.ropeScaling ? `, RoPE scaling ${c.ropeScaling.type} x${c.ropeScaling.factor}` : '';
-    kv('window', `${formatCount(c.maxPositions)} tokens (rope theta ${c.ropeTheta}${scaling})`);
+    const s = c.ropeScaling;
+    const scaling = s ? `, RoPE scaling ${s.type} x${s.type === 'clex' ? s.maxFactor : s.factor}` : '';
+    kv('window', `${formatCount(c.maxPositions)} tokens (rope theta ${c.ropeTheta}${scaling}${c.rotaryDim !== c.headDim ? `, ${c.rotaryDim} of ${c.headDim} dims rotated` : ''})`);
+    if (s?.type === 'clex') {
+      kv(
+        'clex',
+        `t = min(ceil(L / ${formatCount(c.maxPositions)}), ${s.maxFactor}) per forward call (L = tokens so far); reach ${formatCount(c.maxPositions * s.maxFactor)} tokens ` +
+          `(${formatCount(c.maxPositions)} x max_factor ${s.maxFactor}); ODE ${s.act}, param_factor ${s.paramFactor}${s.logScale ? ', log_scale queries' : ''}`,
+      );
+    }
     kv('vocabulary', formatCount(c.vocabSize));
   } else if (entry) {
     if (entry.arch) kv('architecture', entry.arch);

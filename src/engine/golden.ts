@@ -10,8 +10,9 @@ import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type { BackendName } from '../backend/contract.js';
 import { createBackend } from '../backend/index.js';
-import { openModel } from '../model/model.js';
+import { openModel, type Model } from '../model/model.js';
 import { SafetensorsFile, toFloat32 } from '../model/safetensors.js';
+import { clexRope } from './rope.js';
 import { Session } from './session.js';
 import { planFocus } from './strategies/focus-plan.js';
 import { resolveStrategy } from './strategies/index.js';
@@ -20,8 +21,8 @@ import { resolveStrategy } from './strategies/index.js';
 export const GOLDEN_KINDS = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'softplus', 'focusllm', 'clex'] as const;
 export type GoldenKind = (typeof GOLDEN_KINDS)[number];
 
-/** The kinds runGoldenCase runs today; the others belong to issues 17 (clex) and 18 (softplus). */
-export const SUPPORTED_GOLDEN_KINDS: readonly string[] = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'focusllm'];
+/** The kinds runGoldenCase runs today; softplus belongs to issue 18. */
+export const SUPPORTED_GOLDEN_KINDS: readonly string[] = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'focusllm', 'clex'];
 
 /** CLEX case settings: the model's rope_scaling and the scale factor the reference used per call. */
 export interface ClexCaseSettings {
@@ -251,8 +252,10 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
 
   const backend = await createBackend(backendName, model);
   const n = gc.input_ids.length;
-  const strategy = gc.kind === 'plain' ? 'full' : gc.kind === 'focusllm' ? 'focus' : 'beacon';
+  // CLEX: `full` on the model's own CLEX; the prompt is one feed, so one t (CLEX.md §5), however it is chunked.
+  const strategy = gc.kind === 'plain' || gc.kind === 'clex' ? 'full' : gc.kind === 'focusllm' ? 'focus' : 'beacon';
   const resolved = resolveStrategy(model.config, { strategy }, n);
+  const clexOk = gc.kind === 'clex' ? checkClexTable(model, caseDir, gc, detail) : null;
   const session = new Session(backend, resolved);
 
   // FocusLLM computes logits only for its local pass: BOS and the local window (golden-seeds README).
@@ -298,7 +301,7 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
   const memoryEqual = memPrefill === null && memGen === null ? null : memPrefill !== false && memGen !== false;
   session.dispose();
   await backend.dispose();
-  const passed = greedyEqual && maxDiffPrefill <= atol && maxDiffSteps <= atol && memoryEqual !== false && ratioEqual !== false && planEqual !== false;
+  const passed = greedyEqual && maxDiffPrefill <= atol && maxDiffSteps <= atol && memoryEqual !== false && ratioEqual !== false && planEqual !== false && clexOk !== false;
   return {
     name: gc.name,
     maxDiffPrefill,
@@ -312,6 +315,37 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
     detail,
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/**
+ * CLEX cases: the ODE's frequencies f(t) for t = 1 … max_factor against `clex_scaled_inv_freq`
+ * (relative, within the case's rtol), and the scale factor of the prefill and of every decode call
+ * against `settings`. Adds what differs to `detail`; returns whether all agree.
+ */
+function checkClexTable(model: Model, caseDir: string, gc: GoldenCase, detail: string[]): boolean {
+  const rope = clexRope(model);
+  const want = readExpectedTensor(caseDir, 'clex_scaled_inv_freq');
+  const half = model.config.rotaryDim / 2;
+  let ok = true;
+  if (want.shape[0] !== rope.table.length || want.shape[1] !== half) {
+    detail.push(`clex_scaled_inv_freq is [${want.shape}], ctx's table [${rope.table.length}, ${half}]`);
+    return false;
+  }
+  let maxRel = 0;
+  rope.table.forEach((row, r) => row.forEach((v, i) => (maxRel = Math.max(maxRel, Math.abs(v - want.data[r * half + i]) / want.data[r * half + i]))));
+  const rtol = gc.tolerance!.suggested_rtol_clex_scaled_inv_freq!;
+  if (!(maxRel <= rtol)) {
+    detail.push(`clex f(t) max relative difference ${maxRel.toExponential(2)} > ${rtol}`);
+    ok = false;
+  }
+  const s = gc.settings as unknown as ClexCaseSettings;
+  const got = [gc.n_input, ...s.scale_factor_steps.map((_, i) => gc.n_input + i + 1)].map((L) => rope.forLength(L).t);
+  const expected = [s.scale_factor_prefill, ...s.scale_factor_steps];
+  if (got.join() !== expected.join()) {
+    detail.push(`clex scale factors ${got.join(',')} != ${expected.join(',')}`);
+    ok = false;
+  }
+  return ok;
 }
 
 export function formatGoldenResult(r: GoldenResult): string {

@@ -80,6 +80,12 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
       if (plannedTokens > r.capacity) {
         fits = false;
         const factor = Math.ceil((plannedTokens / c.maxPositions) * 10) / 10;
+        if (r.rope?.type === 'clex') {
+          reason =
+            `the run needs ${need}; CLEX reaches ${fmt(r.capacity)} tokens on this model (max_position_embeddings ${fmt(c.maxPositions)} × max_factor ${r.rope.factor}). ` +
+            'Use --strategy select (any length)';
+          break;
+        }
         reason =
           `the run needs ${need}; full attention on this model holds ${fmt(r.capacity)} (max_position_embeddings ${fmt(c.maxPositions)}` +
           `${r.rope ? ` × rope ${r.rope.factor}` : ''}). Use --strategy select (any length)` +
@@ -145,7 +151,7 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
   }
   return {
     strategy: r,
-    description: describeResolved(r),
+    description: describeResolved(r, { prompt: promptTokens, planned: plannedTokens }),
     nativeWindow: c.maxPositions,
     documentTokens: input.documentTokens,
     plannedTokens,

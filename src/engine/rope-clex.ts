@@ -16,65 +16,10 @@
 // besides the three CLEX tensors; the backends take the table for the call's t.
 
 import { CtxError } from '../errors.js';
-
-type Json = Record<string, unknown>;
-
-/** The three checkpoint tensors of the one CLEX module all layers share (D = rotary dim, p = param_factor). */
-export const CLEX_TENSORS = {
-  /** [D/2] the frequencies at t = 1 (a persistent buffer: the stored value wins over rope_theta). */
-  invFreq: 'model.clex_layer.inv_freq',
-  /** [D/2, p·D] W_up, used as x · W_up (a Parameter, not an nn.Linear: no transpose, no bias). */
-  up: 'model.clex_layer.proj_func.ode_up_proj',
-  /** [p·D, D/2] W_down. */
-  down: 'model.clex_layer.proj_func.ode_down_proj',
-} as const;
-
-/** `rope_scaling` of a CLEX config plus the model-level `log_scale` flag. */
-export interface ClexScaling {
-  type: 'clex';
-  /** Largest scale factor t; inputs longer than P·maxFactor are refused. */
-  maxFactor: number;
-  /** Width multiplier p of the ODE network (hidden width p·D). */
-  paramFactor: number;
-  act: 'tanh' | 'silu';
-  /** Integrator step (0.01 in every released config). */
-  timeDt: number;
-  /**
-   * Multiply the rotated queries by ln(L)/ln(P) before attention. The official code does this only
-   * on its flash-attention path, which is how the released 16K Llama models are meant to run; so
-   * ctx applies it when `log_scale` is true unless `use_flashattn` is explicitly false.
-   */
-  logScale: boolean;
-}
+import type { ClexScaling } from '../model/clex-config.js';
 
 /** The ODE's time-embedding base: a constant of the official code (CLEX.md §6 quirk 2). */
 const TIME_EMBEDDING_BASE = 10000;
-
-/**
- * Reads a CLEX `rope_scaling` object (type "clex") and the config's `log_scale` / `use_flashattn`.
- * `act` and `time_dt` default to silu and 0.01, the values the October-2023 code hard-coded, so the
- * early CLEX-7B-Chat-16K config (which lacks both keys) loads. `factor` is read by the official
- * Llama code but unused; ctx neither requires nor uses it.
- */
-export function parseClexScaling(rs: Json, cfg: Json, path: string): ClexScaling {
-  const bad = (what: string): never => {
-    throw new CtxError('model', `config.json rope_scaling (clex): ${what}`, { path });
-  };
-  const int = (key: string): number => {
-    const v = rs[key];
-    if (v === undefined || v === null) return bad(`no "${key}"`);
-    if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > 4096) return bad(`"${key}" must be a positive integer, got ${JSON.stringify(v)}`);
-    return v;
-  };
-  const maxFactor = int('max_factor');
-  const paramFactor = int('param_factor');
-  const act = rs.act ?? 'silu';
-  if (act !== 'tanh' && act !== 'silu') bad(`"act" must be "tanh" or "silu", got ${JSON.stringify(act)}`);
-  const timeDt = rs.time_dt ?? 0.01;
-  if (typeof timeDt !== 'number' || !(timeDt > 0 && timeDt <= 1)) bad(`"time_dt" must be a number in (0, 1], got ${JSON.stringify(timeDt)}`);
-  const logScale = cfg.log_scale === true && cfg.use_flashattn !== false;
-  return { type: 'clex', maxFactor, paramFactor, act: act as ClexScaling['act'], timeDt: timeDt as number, logScale };
-}
 
 /** The longest input a CLEX model addresses: P·max_factor (the official cos/sin table ends there). */
 export function clexReach(maxPositions: number, s: Pick<ClexScaling, 'maxFactor'>): number {
@@ -118,15 +63,15 @@ export function checkClexWeights(w: ClexWeights, rotaryDim: number, s: ClexScali
   const half = rotaryDim / 2;
   const width = s.paramFactor * rotaryDim;
   const want: Array<[string, Float32Array, number, string]> = [
-    [CLEX_TENSORS.invFreq, w.invFreq, half, `[${half}]`],
-    [CLEX_TENSORS.up, w.up, half * width, `[${half}, ${width}]`],
-    [CLEX_TENSORS.down, w.down, width * half, `[${width}, ${half}]`],
+    ['inv_freq', w.invFreq, half, `[${half}]`],
+    ['ode_up_proj', w.up, half * width, `[${half}, ${width}]`],
+    ['ode_down_proj', w.down, width * half, `[${width}, ${half}]`],
   ];
   for (const [name, t, n, shape] of want) {
-    if (t.length !== n) throw new CtxError('model', `${name} has ${t.length} values, expected ${shape} for rotary dim ${rotaryDim} and param_factor ${s.paramFactor}`, { path });
+    if (t.length !== n) throw new CtxError('model', `CLEX ${name} has ${t.length} values, expected ${shape} for rotary dim ${rotaryDim} and param_factor ${s.paramFactor}`, { path });
   }
   for (const v of w.invFreq) {
-    if (!(v > 0 && Number.isFinite(v))) throw new CtxError('model', `${CLEX_TENSORS.invFreq} holds ${v}; every frequency must be positive`, { path });
+    if (!(v > 0 && Number.isFinite(v))) throw new CtxError('model', `CLEX inv_freq holds ${v}; every frequency must be positive`, { path });
   }
 }
 

@@ -1,18 +1,22 @@
 // RoPE frequencies: the model's own table (with its config's rope_scaling) and the training-free
 // scalings a user can ask for with the `full` strategy (ALGORITHMS.md §3). Each returns the
-// [D/2] inverse frequencies θ_i and a cos/sin multiplier; backends apply them at attention time.
+// [D/2] inverse frequencies θ_i (D = the rotary dims) and a cos/sin multiplier; backends apply
+// them at attention time. CLEX (rope-clex.ts) is the one scaling computed from the checkpoint's
+// own tensors: `runRope` gives every run its tables, CLEX's included.
 //
 // θ_i = 1 / base^(2i/D), computed the way PyTorch does in float32 (exponent rounded to float32,
 // power rounded to float32, reciprocal rounded to float32) so angles match the reference exactly.
 
 import type { RopeTable } from '../backend/contract.js';
 import type { ModelConfig, ModelRopeScaling } from '../model/config.js';
+import type { Model } from '../model/model.js';
+import { ClexRope } from './rope-clex.js';
 
-export type RopeScalingName = 'none' | 'linear' | 'ntk' | 'dynamic' | 'yarn' | 'truncated';
+export type RopeScalingName = 'none' | 'linear' | 'ntk' | 'dynamic' | 'yarn' | 'truncated' | 'clex';
 
 export interface RopeScalingOptions {
   type: RopeScalingName;
-  /** s = target length / native length. */
+  /** s = target length / native length (clex: max_factor, set from the model's config). */
   factor: number;
 }
 
@@ -26,7 +30,7 @@ export function baseInvFreq(headDim: number, base: number): Float32Array {
 
 /** Applies the model's own `rope_scaling` (llama3, yarn, linear) to the base table. */
 function modelTable(c: ModelConfig, scaling: ModelRopeScaling | null, seqLen: number): RopeTable {
-  const D = c.headDim;
+  const D = c.rotaryDim;
   if (!scaling) return { invFreq: baseInvFreq(D, c.ropeTheta), scale: 1 };
   switch (scaling.type) {
     case 'linear':
@@ -37,6 +41,8 @@ function modelTable(c: ModelConfig, scaling: ModelRopeScaling | null, seqLen: nu
       return yarn(D, c.ropeTheta, scaling.factor, scaling.originalMaxPositions, scaling.betaFast, scaling.betaSlow, scaling.attentionFactor);
     case 'llama3':
       return llama3(D, c.ropeTheta, scaling);
+    case 'clex':
+      throw new Error('CLEX tables come from the checkpoint (runRope), not from the config alone');
   }
 }
 
@@ -57,7 +63,7 @@ function llama3(D: number, base: number, s: Extract<ModelRopeScaling, { type: 'l
 
 /** Dynamic NTK (HF): base' = base · (s·n/L − (s − 1))^(D/(D−2)) once n > L. */
 function dynamicNtk(c: ModelConfig, s: number, L: number, seqLen: number): RopeTable {
-  const D = c.headDim;
+  const D = c.rotaryDim;
   if (seqLen <= L) return { invFreq: baseInvFreq(D, c.ropeTheta), scale: 1 };
   const base = c.ropeTheta * Math.pow((s * seqLen) / L - (s - 1), D / (D - 2));
   return { invFreq: baseInvFreq(D, base), scale: 1 };
@@ -98,7 +104,7 @@ function truncated(D: number, base: number, Lc: number): RopeTable {
  */
 export function ropeTable(c: ModelConfig, user: RopeScalingOptions | null, seqLen: number): RopeTable {
   if (!user || user.type === 'none') return modelTable(c, c.ropeScaling, seqLen);
-  const D = c.headDim;
+  const D = c.rotaryDim;
   const L = c.maxPositions;
   const s = user.factor;
   switch (user.type) {
@@ -112,21 +118,76 @@ export function ropeTable(c: ModelConfig, user: RopeScalingOptions | null, seqLe
       return yarn(D, c.ropeTheta, s, L);
     case 'truncated':
       return truncated(D, c.ropeTheta, L);
+    case 'clex':
+      throw new Error('CLEX tables come from the checkpoint (runRope), not from the config alone');
   }
 }
 
 /** Whether the table changes with the sequence length (then it is recomputed per step). */
 export function ropeDependsOnLength(c: ModelConfig, user: RopeScalingOptions | null): boolean {
-  if (user && user.type !== 'none') return user.type === 'dynamic';
-  return c.ropeScaling?.type === 'dynamic';
+  if (user && user.type !== 'none') return user.type === 'dynamic' || user.type === 'clex';
+  return c.ropeScaling?.type === 'dynamic' || c.ropeScaling?.type === 'clex';
 }
 
 /** Positions a model can address with this scaling (the `full` strategy's capacity). */
 export function ropeCapacity(c: ModelConfig, user: RopeScalingOptions | null): number {
   if (!user || user.type === 'none') {
     const s = c.ropeScaling;
+    if (s?.type === 'clex') return c.maxPositions * s.maxFactor;
     // llama3 configs already state the extended length in max_position_embeddings.
     return s && s.type !== 'llama3' ? Math.floor(c.maxPositions * s.factor) : c.maxPositions;
   }
   return Math.floor(c.maxPositions * user.factor);
+}
+
+/** The model's CLEX scaling when this run uses it (the model's own, or `--rope clex`), else null. */
+export function clexOf(c: ModelConfig, user: RopeScalingOptions | null) {
+  const s = c.ropeScaling;
+  return s?.type === 'clex' && (!user || user.type === 'none' || user.type === 'clex') ? s : null;
+}
+
+/** The RoPE tables of a run: `table(seqLen)` for a step whose largest position is seqLen − 1. */
+export interface RunRope {
+  table: (seqLen: number) => RopeTable;
+  /**
+   * CLEX: the table is that of a forward call's total length, so every chunk of one feed (a prompt
+   * cut into steps) takes the table of the length the feed reaches, as one call would.
+   */
+  perCall: boolean;
+}
+
+/** Each model's CLEX frequencies, integrated once (they depend only on the weights). */
+const clexRopes = new WeakMap<Model, ClexRope>();
+
+/** The CLEX frequencies of a model with a CLEX checkpoint (its `model.clex_layer` tensors). */
+export function clexRope(model: Model): ClexRope {
+  let rope = clexRopes.get(model);
+  if (!rope) {
+    const c = model.config;
+    if (c.ropeScaling?.type !== 'clex') throw new Error('clexRope: the model has no CLEX rope_scaling');
+    const t = model.tensors.model.clex.tensors;
+    const read = (key: string) => model.weights.float32(t[key].name);
+    const weights = { invFreq: read('inv_freq'), up: read('proj_func.ode_up_proj'), down: read('proj_func.ode_down_proj') };
+    rope = new ClexRope(weights, c.rotaryDim, c.maxPositions, c.ropeScaling, model.dir);
+    clexRopes.set(model, rope);
+  }
+  return rope;
+}
+
+/** The tables of a run on `model` with the user's scaling (null: the model's own). */
+export function runRope(model: Model, user: RopeScalingOptions | null): RunRope {
+  const c = model.config;
+  if (clexOf(c, user)) {
+    const clex = clexRope(model);
+    return {
+      table: (seqLen) => {
+        const call = clex.forLength(seqLen);
+        return { invFreq: call.invFreq, scale: 1, queryScale: call.queryScale };
+      },
+      perCall: true,
+    };
+  }
+  if (ropeDependsOnLength(c, user)) return { table: (seqLen) => ropeTable(c, user, seqLen), perCall: false };
+  const fixed = ropeTable(c, user, 0);
+  return { table: () => fixed, perCall: false };
 }

@@ -1,9 +1,9 @@
 // A Session is one document being read by one strategy on one backend sequence: it feeds tokens,
 // reports memory, and can be saved to bytes and restored to continue with identical logits.
 
-import type { Backend, RopeTable, Sequence, SequenceSnapshot } from '../backend/contract.js';
+import type { Backend, Sequence, SequenceSnapshot } from '../backend/contract.js';
 import { CtxError } from '../errors.js';
-import { ropeDependsOnLength, ropeTable } from './rope.js';
+import { runRope } from './rope.js';
 import { buildStrategy, type ResolvedStrategy } from './strategies/index.js';
 import type { FeedOptions, MemoryStats, RowStorage, Strategy, StrategyState } from './strategies/strategy.js';
 
@@ -31,15 +31,8 @@ export class Session {
     this.resolved = resolved;
     this.seq = backend.newSequence();
     const c = backend.model.config;
-    const userRope = resolved.name === 'full' ? resolved.rope : null;
-    let rope: (seqLen: number) => RopeTable;
-    if (ropeDependsOnLength(c, userRope)) {
-      rope = (seqLen) => ropeTable(c, userRope, seqLen);
-    } else {
-      const fixed = ropeTable(c, userRope, 0);
-      rope = () => fixed;
-    }
-    this.strategy = buildStrategy({ seq: this.seq, newSequence: () => backend.newSequence(), config: c, rope }, resolved);
+    const rope = runRope(backend.model, resolved.name === 'full' ? resolved.rope : null);
+    this.strategy = buildStrategy({ seq: this.seq, newSequence: () => backend.newSequence(), config: c, rope: rope.table, ropePerCall: rope.perCall }, resolved);
   }
 
   /** The strategy's rows: the sequence, or the strategy's own storage of several (focus). */

@@ -4,10 +4,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
+import { parseClexScaling, type ClexScaling } from './clex-config.js';
 import { parseFocusSettings, type FocusSettings } from './focus-config.js';
-import { LLAMA_DECODER, type ArchTensors } from './tensors.js';
+import { LLAMA_DECODER, PHI_DECODER, type ArchTensors } from './tensors.js';
 
-export type ArchName = 'qwen2' | 'llama' | 'mistral';
+export type ArchName = 'qwen2' | 'llama' | 'mistral' | 'phi';
 
 /** What differs between the decoder-only architectures ctx runs. */
 interface ArchSpec {
@@ -17,12 +18,42 @@ interface ArchSpec {
   classes: string[];
   /** Its tensors (tensors.ts): what every loader reads and the model check verifies. */
   tensors: ArchTensors;
+  /** How a decoder block is built from those tensors. */
+  block: BlockShape;
+  /** The `hidden_act` values that name the block's activation. */
+  hiddenActs: string[];
 }
 
+/**
+ * The shape of a decoder block, which the backends' math follows:
+ *   norm      'rms':   w ⊙ x / sqrt(mean(x²) + eps)
+ *             'layer': w ⊙ (x − mean(x)) / sqrt(var(x) + eps) + b          (LayerNorm with bias)
+ *   mlp       'swiglu':    down(silu(gate(h)) ⊙ up(h))
+ *             'gelu_tanh': down(gelu_tanh(up(h)))   gelu_tanh(v) = v/2 · (1 + tanh(√(2/π)·(v + 0.044715 v³)))
+ *   parallel  false: x += attn(norm1(x)); x += mlp(norm2(x))     (Llama, Qwen2)
+ *             true:  h = norm1(x); x += attn(h) + mlp(h)          (Phi-2: one norm per layer)
+ */
+export interface BlockShape {
+  norm: 'rms' | 'layer';
+  mlp: 'swiglu' | 'gelu_tanh';
+  parallel: boolean;
+}
+
+const LLAMA_BLOCK: BlockShape = { norm: 'rms', mlp: 'swiglu', parallel: false };
+
 export const ARCHITECTURES: Record<ArchName, ArchSpec> = {
-  qwen2: { qkvBias: true, classes: ['Qwen2ForCausalLM'], tensors: LLAMA_DECODER },
-  llama: { qkvBias: false, classes: ['LlamaForCausalLM'], tensors: LLAMA_DECODER },
-  mistral: { qkvBias: false, classes: ['MistralForCausalLM'], tensors: LLAMA_DECODER },
+  qwen2: { qkvBias: true, classes: ['Qwen2ForCausalLM'], tensors: LLAMA_DECODER, block: LLAMA_BLOCK, hiddenActs: ['silu'] },
+  llama: { qkvBias: false, classes: ['LlamaForCausalLM'], tensors: LLAMA_DECODER, block: LLAMA_BLOCK, hiddenActs: ['silu'] },
+  mistral: { qkvBias: false, classes: ['MistralForCausalLM'], tensors: LLAMA_DECODER, block: LLAMA_BLOCK, hiddenActs: ['silu'] },
+  // Phi-2 (transformers' PhiForCausalLM): partial rotary (partial_rotary_factor), LayerNorm with bias,
+  // parallel attention + MLP, gelu_new (= the tanh GELU), biases on every projection and the LM head.
+  phi: {
+    qkvBias: true,
+    classes: ['PhiForCausalLM'],
+    tensors: PHI_DECODER,
+    block: { norm: 'layer', mlp: 'gelu_tanh', parallel: true },
+    hiddenActs: ['gelu_new', 'gelu_pytorch_tanh'],
+  },
 };
 
 /** The model's own RoPE scaling from config.json (`rope_scaling`). */
@@ -30,7 +61,8 @@ export type ModelRopeScaling =
   | { type: 'linear'; factor: number }
   | { type: 'dynamic'; factor: number }
   | { type: 'yarn'; factor: number; originalMaxPositions: number; betaFast: number; betaSlow: number; attentionFactor?: number }
-  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number };
+  | { type: 'llama3'; factor: number; lowFreqFactor: number; highFreqFactor: number; originalMaxPositions: number }
+  | ClexScaling;
 
 /** Activation Beacon settings (ALGORITHMS.md §1.7), normalised over the v1 and v3 config keys. */
 export interface BeaconConfig {
@@ -58,6 +90,9 @@ export interface ModelConfig {
   numHeads: number;
   numKvHeads: number;
   headDim: number;
+  /** Dimensions of each head that RoPE rotates (the first ones): head_dim, or Phi's partial_rotary_factor · head_dim. */
+  rotaryDim: number;
+  /** The epsilon of every norm: rms_norm_eps, or layer_norm_eps for LayerNorm blocks (Phi). */
   rmsNormEps: number;
   ropeTheta: number;
   ropeScaling: ModelRopeScaling | null;
@@ -70,6 +105,8 @@ export interface ModelConfig {
   beacon: BeaconConfig | null;
   /** FocusLLM checkpoints (`memory_stride` in config.json): the candidate projections' settings (focus-config.ts). */
   focus: FocusSettings | null;
+  /** The block's norm, MLP and residual layout (the architecture's). */
+  block: BlockShape;
 }
 
 type Json = Record<string, unknown>;
@@ -144,6 +181,8 @@ function parseRopeScaling(cfg: Json, path: string): ModelRopeScaling | null {
         betaSlow: num(rs, 'beta_slow', path, 1),
         attentionFactor: typeof rs.attention_factor === 'number' ? rs.attention_factor : undefined,
       };
+    case 'clex':
+      return parseClexScaling(rs, cfg, path);
     case 'llama3':
       return {
         type: 'llama3',
@@ -198,6 +237,16 @@ function parseBeacon(cfg: Json, path: string): BeaconConfig | null {
   };
 }
 
+/** Phi's rotary dimensions: int(partial_rotary_factor · head_dim) (0.5 is PhiConfig's default), even and at least 2. */
+function partialRotaryDim(cfg: Json, headDim: number, path: string): number {
+  const factor = num(cfg, 'partial_rotary_factor', path, 0.5);
+  const dim = Math.floor(factor * headDim);
+  if (!(factor > 0 && factor <= 1) || dim < 2 || dim % 2 !== 0) {
+    throw new CtxError('model', `partial_rotary_factor ${factor} gives ${dim} rotary dimensions of head_dim ${headDim}; they must be even and at least 2`, { path });
+  }
+  return dim;
+}
+
 /** Parses an already-loaded config.json object. `path` is only used in error messages. */
 export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
   const arch = resolveArch(cfg, path);
@@ -209,8 +258,13 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
     throw new CtxError('model', `num_attention_heads ${numHeads} is not a multiple of num_key_value_heads ${numKvHeads}`, { path });
   }
   if (headDim % 2 !== 0) throw new CtxError('model', `head_dim ${headDim} must be even for RoPE`, { path });
-  const act = cfg.hidden_act ?? 'silu';
-  if (act !== 'silu') throw new CtxError('model', `unsupported hidden_act "${String(act)}" (ctx runs silu)`, { path });
+  const spec = ARCHITECTURES[arch];
+  const act = cfg.hidden_act ?? spec.hiddenActs[0];
+  if (!spec.hiddenActs.includes(String(act))) {
+    throw new CtxError('model', `unsupported hidden_act "${String(act)}" for ${arch} (ctx runs ${spec.hiddenActs.join(' or ')})`, { path });
+  }
+  const rotaryDim = arch === 'phi' ? partialRotaryDim(cfg, headDim, path) : headDim;
+  if (cfg.qk_layernorm === true) throw new CtxError('model', 'qk_layernorm is not supported (ctx runs Phi-2 without it)', { path });
   const eos = cfg.eos_token_id;
   const eosTokenIds = Array.isArray(eos) ? eos.map(Number) : typeof eos === 'number' ? [eos] : [];
   const qkvBias = typeof cfg.attention_bias === 'boolean' ? cfg.attention_bias : ARCHITECTURES[arch].qkvBias;
@@ -227,7 +281,8 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
     numHeads,
     numKvHeads,
     headDim,
-    rmsNormEps: num(cfg, 'rms_norm_eps', path, 1e-6),
+    rotaryDim,
+    rmsNormEps: spec.block.norm === 'layer' ? num(cfg, 'layer_norm_eps', path, 1e-5) : num(cfg, 'rms_norm_eps', path, 1e-6),
     ropeTheta: num(cfg, 'rope_theta', path, 10000),
     ropeScaling: parseRopeScaling(cfg, path),
     maxPositions: positiveInt(cfg, 'max_position_embeddings', path),
@@ -237,6 +292,7 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
     eosTokenIds,
     beacon,
     focus,
+    block: spec.block,
   };
 }
 

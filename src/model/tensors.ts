@@ -20,8 +20,12 @@ import { CtxError } from '../errors.js';
 import type { ModelConfig } from './config.js';
 import type { ModelWeights } from './weights.js';
 
-/** What a module is; loaders use it to pick a storage type (matrices vs f32 vectors). */
-export type ModuleKind = 'embedding' | 'linear' | 'norm';
+/**
+ * What a module is; loaders use it to pick a storage type (matrices vs f32 vectors). A `host`
+ * module is read by the engine on the host and never by a backend (CLEX's ODE, which turns into
+ * the RoPE frequencies every step carries): no backend stores or uploads it.
+ */
+export type ModuleKind = 'embedding' | 'linear' | 'norm' | 'host';
 
 export interface TensorSpec {
   shape: (c: ModelConfig) => number[];
@@ -58,6 +62,7 @@ const kvDim: Dim = (c) => c.numKvHeads * c.headDim;
 const inter: Dim = (c) => c.intermediateSize;
 const vocab: Dim = (c) => c.vocabSize;
 const isBeacon = (c: ModelConfig) => c.beacon !== null;
+const isClex = (c: ModelConfig) => c.ropeScaling?.type === 'clex';
 
 /**
  * Which beacon projections a model's rows may use (`beacon_param`): Activation Beacon's beacon rows
@@ -83,6 +88,32 @@ function rmsNorm(role: string, path: string, dim: Dim = hidden): ModuleRow {
   return { role, kind: 'norm', path, tensors: { weight: { shape: (c) => [dim(c)] } } };
 }
 
+/** A LayerNorm's weight and bias [dim] each. */
+function layerNorm(role: string, path: string, dim: Dim = hidden): ModuleRow {
+  return { role, kind: 'norm', path, tensors: { weight: { shape: (c) => [dim(c)] }, bias: { shape: (c) => [dim(c)] } } };
+}
+
+/**
+ * CLEX's ODE (src/engine/rope-clex.ts), one module shared by every layer, D = the rotary dims,
+ * p = rope_scaling.param_factor: the frequencies at t = 1 (a stored buffer, used as stored) and the
+ * two matrices of the network, used as x · W (no transpose, no bias).
+ */
+const CLEX_ROW: ModuleRow = {
+  role: 'clex',
+  kind: 'host',
+  path: 'model.clex_layer',
+  when: isClex,
+  tensors: {
+    inv_freq: { shape: (c) => [c.rotaryDim / 2] },
+    'proj_func.ode_up_proj': { shape: (c) => [c.rotaryDim / 2, clexWidth(c)] },
+    'proj_func.ode_down_proj': { shape: (c) => [clexWidth(c), c.rotaryDim / 2] },
+  },
+};
+
+function clexWidth(c: ModelConfig): number {
+  return c.ropeScaling?.type === 'clex' ? c.ropeScaling.paramFactor * c.rotaryDim : 0;
+}
+
 /** An embedding table [rows, hidden]. */
 function embedding(role: string, path: string, rows: Dim, o: RowOptions = {}): ModuleRow {
   return { role, kind: 'embedding', path, tensors: { weight: { shape: (c) => [rows(c), c.hiddenSize] } }, ...o };
@@ -101,6 +132,7 @@ export const LLAMA_DECODER: ArchTensors = {
     embedding('beaconEmbed', 'model.beacon_embed_tokens', () => 1, { when: isBeacon }),
     rmsNorm('finalNorm', 'model.norm'),
     linear('lmHead', 'lm_head', vocab, hidden, { readWhen: (c) => !c.tieWordEmbeddings, fallback: 'embed', quantizable: true }),
+    CLEX_ROW,
   ],
   layer: [
     linear('q', 'self_attn.q_proj', qDim, hidden, { bias: true }),
@@ -125,6 +157,30 @@ export const LLAMA_DECODER: ArchTensors = {
     linear('gate', 'mlp.gate_proj', inter, hidden, { quantizable: true }),
     linear('up', 'mlp.up_proj', inter, hidden, { quantizable: true }),
     linear('down', 'mlp.down_proj', hidden, inter, { quantizable: true }),
+  ],
+};
+
+/**
+ * Phi-2 (transformers' PhiForCausalLM): one LayerNorm per layer feeding attention and the MLP in
+ * parallel; q/k/v and the output projection `dense` with biases; a two-matrix GELU MLP (fc1 = the
+ * up projection [I, H], fc2 = the down projection [H, I]) with biases; a final LayerNorm and an LM
+ * head with a bias. CLEX-Phi-2 checkpoints add the CLEX row.
+ */
+export const PHI_DECODER: ArchTensors = {
+  model: [
+    embedding('embed', 'model.embed_tokens', vocab),
+    layerNorm('finalNorm', 'model.final_layernorm'),
+    linear('lmHead', 'lm_head', vocab, hidden, { bias: true, readWhen: (c) => !c.tieWordEmbeddings, fallback: 'embed', quantizable: true }),
+    CLEX_ROW,
+  ],
+  layer: [
+    linear('q', 'self_attn.q_proj', qDim, hidden, { bias: true }),
+    linear('k', 'self_attn.k_proj', kvDim, hidden, { bias: true }),
+    linear('v', 'self_attn.v_proj', kvDim, hidden, { bias: true }),
+    linear('o', 'self_attn.dense', hidden, qDim, { bias: true }),
+    layerNorm('inputNorm', 'input_layernorm'),
+    linear('up', 'mlp.fc1', inter, hidden, { bias: true, quantizable: true }),
+    linear('down', 'mlp.fc2', hidden, inter, { bias: true, quantizable: true }),
   ],
 };
 
@@ -208,3 +264,4 @@ export function resolveTensors(table: ArchTensors, c: ModelConfig, w: Pick<Model
   const layers = Array.from({ length: c.numLayers }, (_, i) => resolveRows(table.layer, `model.layers.${i}.`, c, w, dir));
   return { model, layers };
 }
+

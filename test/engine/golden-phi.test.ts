@@ -1,13 +1,18 @@
 // The plain Phi-2 golden cases in fixtures/golden-phi (tools/golden-phi/make_cases.py): the files are
-// complete and self-consistent, the model holds exactly the tensors a Phi-2 checkpoint holds, and,
-// once the engine runs the Phi architecture, every case passes on the reference backend.
+// complete and self-consistent, the model holds exactly the tensors a Phi-2 checkpoint holds, every
+// case passes on the reference and cpu backends, and the native backend refuses Phi with a clear
+// message (it runs Llama-style blocks only).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findGoldenCases, formatGoldenResult, loadGoldenCase, readExpectedTensor, runGoldenCase } from '../../src/engine/golden.js';
+import { createNativeBackend } from '../../src/backend/native/index.js';
+import { CtxError } from '../../src/errors.js';
 import { parseModelConfig } from '../../src/model/config.js';
+import { openModel } from '../../src/model/model.js';
 import { WeightStore } from '../../src/model/weights.js';
+import { testCacheDir } from '../backend/cpu/helpers.js';
 import { argmaxRows } from '../helpers/compare.js';
 
 const ROOT = join(import.meta.dirname, '..', '..', 'fixtures', 'golden-phi');
@@ -60,17 +65,32 @@ describe('Phi-2 golden fixtures', () => {
     for (const [name, shape] of Object.entries(want)) assert.deepEqual(w.info(name).shape, shape, name);
   });
 
-  // Runs as soon as the config table knows Phi (issue 17); until then it says why it does not.
-  let unsupported: string | false = false;
-  try {
-    parseModelConfig(config, MODEL);
-  } catch (e) {
-    unsupported = `the engine does not run Phi-2 yet (issue 17): ${(e as Error).message}`;
+  it('parses as phi: partial rotary 8 of 16 dims, LayerNorm eps 1e-5, GELU (tanh), parallel blocks, biases', () => {
+    const c = parseModelConfig(config, MODEL);
+    assert.equal(c.arch, 'phi');
+    assert.deepEqual([c.headDim, c.rotaryDim, c.rmsNormEps, c.qkvBias], [16, 8, 1e-5, true]);
+    assert.deepEqual(c.block, { norm: 'layer', mlp: 'gelu_tanh', parallel: true });
+    assert.throws(() => parseModelConfig({ ...config, hidden_act: 'gelu' }, MODEL), /unsupported hidden_act "gelu" for phi \(ctx runs gelu_new or gelu_pytorch_tanh\)/);
+    assert.throws(() => parseModelConfig({ ...config, qk_layernorm: true }, MODEL), /qk_layernorm is not supported/);
+    assert.throws(() => parseModelConfig({ ...config, partial_rotary_factor: 0.1 }, MODEL), /partial_rotary_factor 0.1 gives 1 rotary dimensions/);
+  });
+
+  // runGoldenCase builds its backend through createBackend: the cpu backend's converted weights go to a temporary folder.
+  process.env.CTX_CACHE_DIR = testCacheDir();
+  for (const backend of ['reference', 'cpu'] as const) {
+    for (const dir of dirs) {
+      it(`${dir.split('/').pop()} on the ${backend} backend`, async (t) => {
+        const r = await runGoldenCase(ROOT, dir, backend);
+        t.diagnostic(formatGoldenResult(r));
+        assert.ok(r.passed, formatGoldenResult(r));
+      });
+    }
   }
-  for (const dir of dirs) {
-    it(`${dir.split('/').pop()} on the reference backend`, { skip: unsupported }, async () => {
-      const r = await runGoldenCase(ROOT, dir, 'reference');
-      assert.ok(r.passed, formatGoldenResult(r));
-    });
-  }
+
+  it('the native backend refuses Phi before loading anything, naming the backends that run it', async () => {
+    await assert.rejects(
+      createNativeBackend(openModel(MODEL), { device: 'host' }),
+      (e: CtxError) => e.exitCode === 2 && /the cuda backend runs Llama-style blocks .* runs on --backend cpu or --backend reference/.test(e.message),
+    );
+  });
 });

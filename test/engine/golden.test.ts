@@ -66,15 +66,15 @@ describe('golden-seeds cases: loader', { skip: seedsAbsent }, () => {
       assert.deepEqual(rows.slice(0, c.greedy_steps), c.expected_greedy_ids, c.name);
     }
   });
-  it('reports the clex and softplus cases as an unsupported kind until issues 17-18 land; focusllm runs (test/engine/strategies/focus.test.ts)', () => {
+  it('runs the clex and focusllm cases (golden-clex.test.ts, strategies/focus.test.ts); reports softplus as unsupported until issue 18 lands', () => {
     for (const dir of dirs) {
       const c = loadGoldenCase(dir);
-      assert.equal(unsupportedReason(c), c.kind === 'focusllm' ? null : `unsupported kind ${c.kind}`);
+      assert.equal(unsupportedReason(c), c.kind === 'clex' || c.kind === 'focusllm' ? null : `unsupported kind ${c.kind}`);
     }
   });
   it('runGoldenCase refuses an unsupported kind without opening its model', async () => {
-    const clex = dirs.find((d) => loadGoldenCase(d).kind === 'clex')!;
-    await assert.rejects(runGoldenCase(seeds, clex, 'reference'), /: unsupported kind clex$/);
+    const focus = dirs.find((d) => loadGoldenCase(d).kind === 'focusllm')!;
+    await assert.rejects(runGoldenCase(seeds, focus, 'reference'), /: unsupported kind focusllm$/);
   });
 });
 

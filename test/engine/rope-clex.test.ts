@@ -5,7 +5,8 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { findGoldenCases, loadGoldenCase, readExpectedTensor, type ClexCaseSettings } from '../../src/engine/golden.js';
-import { CLEX_TENSORS, ClexRope, clexFrequencyTable, clexQueryScale, clexScaleFactor, parseClexScaling, type ClexScaling, type ClexWeights } from '../../src/engine/rope-clex.js';
+import { ClexRope, clexFrequencyTable, clexQueryScale, clexScaleFactor, type ClexWeights } from '../../src/engine/rope-clex.js';
+import { parseClexScaling, type ClexScaling } from '../../src/model/clex-config.js';
 import { CtxError } from '../../src/errors.js';
 import { WeightStore } from '../../src/model/weights.js';
 import { SHARED } from '../helpers/models.js';
@@ -100,7 +101,7 @@ describe('CLEX frequency table', () => {
   });
   it('rejects tensors of the wrong size for D and param_factor', () => {
     const w = weights(8, 1);
-    assert.throws(() => new ClexRope(w, 8, 16, scaling({ paramFactor: 2 }), 'm'), new RegExp(`m: ${CLEX_TENSORS.up} has 32 values, expected \\[4, 16\\]`));
+    assert.throws(() => new ClexRope(w, 8, 16, scaling({ paramFactor: 2 }), 'm'), /m: CLEX ode_up_proj has 32 values, expected \[4, 16\]/);
   });
 });
 
@@ -115,7 +116,11 @@ describe('CLEX table against the official code (golden-seeds clex_scaled_inv_fre
     it(gc.name, (t) => {
       const s = gc.settings as unknown as ClexCaseSettings;
       const store = WeightStore.open(join(ROOT, gc.model));
-      const w: ClexWeights = { invFreq: store.float32(CLEX_TENSORS.invFreq), up: store.float32(CLEX_TENSORS.up), down: store.float32(CLEX_TENSORS.down) };
+      const w: ClexWeights = {
+        invFreq: store.float32('model.clex_layer.inv_freq'),
+        up: store.float32('model.clex_layer.proj_func.ode_up_proj'),
+        down: store.float32('model.clex_layer.proj_func.ode_down_proj'),
+      };
       const scaling = parseClexScaling(s.rope_scaling, { log_scale: s.log_scale, use_flashattn: s.log_scale }, dir);
       const rope = new ClexRope(w, s.head_dim, s.max_position_embeddings, scaling);
       const expected = readExpectedTensor(dir, 'clex_scaled_inv_freq');

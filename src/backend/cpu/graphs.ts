@@ -8,8 +8,12 @@
 //   layer l    x [n,H], attn_l [n,qDim] -> x' [n,H]  (+ qkv_{l+1} when l < L-1)
 //              x1 = x + attn_l Wo ;  x' = x1 + down(silu(gate(rms(x1))) ⊙ up(rms(x1)))
 //              qkv_{l+1} = rms(x') Wqkv_{l+1} + b
-//   head       x [m,H]                 -> logits [m,V] = rms(x) Wlm
+//   head       x [m,H]                 -> logits [m,V] = rms(x) Wlm (+ b)
 //   attention  (weight-free, attention.ts)  and  vote (weight-free, select.ts)
+//
+// The block's shape follows the config (config.ts BlockShape): LayerNorm with bias instead of rms,
+// a GELU MLP down(gelu_tanh(up(h))), and the parallel layout of Phi-2, where one norm feeds both
+// the attention and the MLP: layer l then computes x' = x + attn_l Wo + mlp(norm_l(x)).
 //
 // Checkpoints with beacon projections (Activation Beacon, FocusLLM's candidates): rows flagged
 // `beacon` use them. The graphs take the
@@ -65,9 +69,19 @@ class WeightGraph extends Graph {
     return y;
   }
 
-  /** w ⊙ x / sqrt(mean(x²) + eps) over the last axis. */
-  rmsNorm(x: string, weight: string): string {
-    return this.op('SimplifiedLayerNormalization', [x, this.vector(weight)], { axis: -1, epsilon: { float: this.c.rmsNormEps }, stash_type: 1 });
+  /** The block's norm over the last axis: w ⊙ x / sqrt(mean(x²) + eps), or LayerNorm with its bias. */
+  norm(x: string, weight: string): string {
+    const attrs = { axis: -1, epsilon: { float: this.c.rmsNormEps }, stash_type: 1 };
+    if (this.c.block.norm === 'layer') return this.op('LayerNormalization', [x, this.vector(weight), this.vector(`${weight}.bias`)], attrs);
+    return this.op('SimplifiedLayerNormalization', [x, this.vector(weight)], attrs);
+  }
+
+  /** The MLP of layer l on h [rows, H]: down(silu(gate(h)) ⊙ up(h)), or down(gelu_tanh(up(h))). */
+  mlp(h: string, l: number): string {
+    if (this.c.block.mlp === 'gelu_tanh') return this.linear(this.op('Gelu', [this.linear(h, `${l}.up`)], { approximate: 'tanh' }), `${l}.down`);
+    const gate = this.linear(h, `${l}.gate`);
+    const up = this.linear(h, `${l}.up`);
+    return this.linear(this.op('Mul', [this.op('Mul', [gate, this.op('Sigmoid', [gate])]), up]), `${l}.down`);
   }
 
   /** The beacon row-split inputs (beacon checkpoints only). */
@@ -101,7 +115,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
   const has = (name: string) => name in layout.linears;
 
   const qkvOf = (g: WeightGraph, x: string, l: number, split: ReturnType<WeightGraph['beaconInputs']> | null) =>
-    g.mixedLinear(g.rmsNorm(x, `${l}.inputNorm`), `${l}.qkv`, beacon ? `${l}.beaconQkv` : null, split);
+    g.mixedLinear(g.norm(x, `${l}.inputNorm`), `${l}.qkv`, beacon ? `${l}.beaconQkv` : null, split);
 
   // first: the qkv projection of layer 0.
   const first = new WeightGraph('first', layout, c);
@@ -118,11 +132,9 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
     const attn = g.input('attn', 'float', ['n', qDim]);
     const split = beacon ? g.beaconInputs() : null;
     const x1 = g.op('Add', [x, g.mixedLinear(attn, `${l}.o`, has(`${l}.beaconO`) ? `${l}.beaconO` : null, split)]);
-    const h = g.rmsNorm(x1, `${l}.postNorm`);
-    const gate = g.linear(h, `${l}.gate`);
-    const up = g.linear(h, `${l}.up`);
-    const act = g.op('Mul', [g.op('Mul', [gate, g.op('Sigmoid', [gate])]), up]);
-    const x2 = g.op('Add', [x1, g.linear(act, `${l}.down`)]);
+    // Parallel blocks: the MLP reads the norm of the layer's input x (recomputed here: it is cheap).
+    const h = c.block.parallel ? g.norm(x, `${l}.inputNorm`) : g.norm(x1, `${l}.postNorm`);
+    const x2 = g.op('Add', [x1, g.mlp(h, l)]);
     g.output(x2, 'xout', 'float', ['n', H]);
     if (l + 1 < c.numLayers) g.output(qkvOf(g, x2, l + 1, split), 'qkv', 'float', ['n', W]);
     layers.push(g.encode());
@@ -131,7 +143,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
   const head = new WeightGraph('head', layout, c);
   {
     const x = head.input('x', 'float', ['m', H]);
-    head.output(head.linear(head.rmsNorm(x, 'finalNorm'), 'lmHead'), 'logits', 'float', ['m', c.vocabSize]);
+    head.output(head.linear(head.norm(x, 'finalNorm'), 'lmHead'), 'logits', 'float', ['m', c.vocabSize]);
   }
   return { first: first.encode(), layers, head: head.encode() };
 }

@@ -60,7 +60,7 @@ export class CpuSequence implements Sequence {
   constructor(private readonly b: CpuBackend) {
     const c = b.model.config;
     this.kv = new KvStore(c.numLayers, c.numKvHeads, c.headDim);
-    this.rope = new RopeTables(c.headDim);
+    this.rope = new RopeTables(c.headDim, c.rotaryDim);
     this.selector = new TokenSelector(c.numLayers);
   }
 
@@ -124,6 +124,9 @@ export class CpuSequence implements Sequence {
       }
       if (req.reportSelection && (plan.select || plan.selectsAll)) selection.push(keys.rows ?? allRows(T));
       for (let i = 0; i < n; i++) this.rope.rotate(qkv, i * W, qrot, i * qDim, c.numHeads, keys.positions[i]);
+      // CLEX's log_scale multiplies the rotated queries only (contract.ts RopeTable.queryScale).
+      const qs = req.rope.queryScale ?? 1;
+      if (qs !== 1) for (let j = 0; j < n * qDim; j++) qrot[j] *= qs;
       t = performance.now();
       await attend(b.ort, b.sessions.attention, c, { q: qrot, n, keys: keyHeads, values: valueHeads, T: keys.count, mask }, attn);
       prof.attention += performance.now() - t;

@@ -234,7 +234,8 @@ function writeModules(w: WeightsFileWriter, model: Model, prefix: string, mods: 
     for (const r of roles) stored.add(mods[r]);
   }
   for (const [role, m] of Object.entries(mods)) {
-    if (stored.has(m) || (m.kind === 'embedding' && role !== 'lmHead')) continue;
+    // Embeddings are read on demand (embedding.ts); host modules (CLEX's ODE) are the engine's.
+    if (stored.has(m) || (m.kind === 'embedding' && role !== 'lmHead') || m.kind === 'host') continue;
     stored.add(m);
     if (m.kind === 'norm') writeNorm(w, model, `${prefix}${role}`, m);
     else writeLinear(w, model, `${prefix}${role}`, [m], m.quantizable ? dtype : 'f32');

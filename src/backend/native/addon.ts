@@ -42,6 +42,8 @@ export interface AddonStep {
   logitRows: Int32Array;
   invFreq: Float32Array;
   ropeScale: number;
+  /** Multiplies the rotated queries (CLEX's log_scale); absent = 1. */
+  queryScale?: number;
   /** TokenSelect: each layer's q̄ is the mean of its queries rotated at meanQueryAt + i. */
   meanQueryAt?: number;
 }
@@ -164,10 +166,13 @@ export function probeDevices(): DeviceProbe {
  */
 export function modelSpec(model: Model, device: 'cuda' | 'host', dtype: 'f32' | 'bf16', randomSeed?: number): ModelSpec {
   const c = model.config;
-  const refs = distinctTensors(model.tensors);
+  // Host modules (CLEX's ODE) stay on the host: a step carries the frequencies they give.
+  const onDevice = (mods: Modules): Modules => Object.fromEntries(Object.entries(mods).filter(([, m]) => m.kind !== 'host'));
+  const tensors = { model: onDevice(model.tensors.model), layers: model.tensors.layers.map(onDevice) };
+  const refs = distinctTensors(tensors);
   const index = new Map(refs.map((r, i) => [r.name, i]));
   const norms = new Set<string>();
-  for (const mods of [model.tensors.model, ...model.tensors.layers]) {
+  for (const mods of [tensors.model, ...tensors.layers]) {
     for (const m of Object.values(mods)) if (m.kind === 'norm') norms.add(m.tensors.weight.name);
   }
   const roles = (mods: Modules): RoleMap =>
@@ -189,8 +194,8 @@ export function modelSpec(model: Model, device: 'cuda' | 'host', dtype: 'f32' | 
       const t = model.weights.info(r.name);
       return { file: t.file, offset: t.offset, dtype: t.dtype, shape: r.shape, norm: norms.has(r.name) };
     }),
-    model: roles(model.tensors.model),
-    layers: model.tensors.layers.map(roles),
+    model: roles(tensors.model),
+    layers: tensors.layers.map(roles),
     randomSeed,
   };
 }

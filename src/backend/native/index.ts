@@ -111,6 +111,7 @@ class NativeSequence implements Sequence {
       logitRows: req.logitRows,
       invFreq: req.rope.invFreq,
       ropeScale: req.rope.scale,
+      queryScale: req.rope.queryScale ?? 1,
     };
     const selection: Int32Array[] = [];
     let logits: Float32Array;
@@ -194,6 +195,15 @@ export async function createNativeBackend(model: Model, opts: NativeBackendOptio
   const dtype = opts.dtype ?? 'f32';
   if (dtype !== 'f32' && dtype !== 'bf16') {
     throw new CtxError('usage', `the cuda backend runs dtype f32 or bf16, not "${dtype}"`);
+  }
+  const c = model.config;
+  if (c.block.norm !== 'rms' || c.block.mlp !== 'swiglu' || c.block.parallel || c.rotaryDim !== c.headDim) {
+    throw new CtxError(
+      'usage',
+      `the cuda backend runs Llama-style blocks (RMSNorm, SwiGLU MLP, RoPE over whole heads); this ${c.arch} model ` +
+        '(LayerNorm, GELU MLP, parallel attention and MLP, partial rotary) runs on --backend cpu or --backend reference',
+      { path: model.dir },
+    );
   }
   const a = loadAddon();
   if (!a) throw new CtxError('usage', `no GPU: ${addonError()}`);

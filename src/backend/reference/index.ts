@@ -9,10 +9,14 @@
 //   q,k,v  = h Wq,k,v (+ b)   — beacon rows use the beacon projections
 //   store k (pre-RoPE), v at rows [M, T)
 //   keys   = the plan's (dense), or the layer's selection S (TokenSelect: q̄ and the vote here)
-//   attn_i = softmax_j(RoPE(q_i, p_i) · RoPE(k_j, p_j) / √D) v_j   over the keys row i sees
+//   attn_i = softmax_j(s·RoPE(q_i, p_i) · RoPE(k_j, p_j) / √D) v_j   over the keys row i sees
+//            (s = the rope table's query scale, CLEX's log_scale; 1 otherwise)
 //   x     += attn Wo (+ b)    — beacon rows use beaconO (the base o_proj unless the checkpoint has one)
 //   x     += down(silu(gate(rmsNorm(x))) ⊙ up(rmsNorm(x)))
-// logits = rmsNorm(x[logitRows]) Wlm.
+// logits = rmsNorm(x[logitRows]) Wlm (+ b).
+// The block's shape comes from the config (config.ts BlockShape): LayerNorm instead of RMSNorm, a
+// GELU MLP down(gelu_tanh(up(h))), and Phi's parallel layout, where the MLP reads the same h as the
+// attention (x += attn Wo + mlp(h)); RoPE rotates the first rotaryDim dims of each head.
 
 import type { Model } from '../../model/model.js';
 import type { ModuleTensors, Modules } from '../../model/tensors.js';
@@ -20,7 +24,7 @@ import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, 
 import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys } from '../step/plan.js';
 import { RopeTables } from '../step/rope.js';
 import { meanRotatedQuery, TokenSelector } from '../step/select.js';
-import { linear, rmsNorm, silu, softmaxInPlace, softVoteTopK } from './math.js';
+import { geluTanh, layerNorm, linear, rmsNorm, silu, softmaxInPlace, softVoteTopK } from './math.js';
 
 /** A module's tensors as float32: w (a linear's [out, in] weight, a norm's [dim]) and b, its bias. */
 interface Weights {
@@ -51,7 +55,9 @@ export class ReferenceBackend implements Backend {
       return t;
     };
     const load = (m: ModuleTensors): Weights => ({ w: get(m.tensors.weight.name), b: m.tensors.bias ? get(m.tensors.bias.name) : undefined });
-    const loadAll = (mods: Modules): RoleWeights => Object.fromEntries(Object.entries(mods).map(([role, m]) => [role, load(m)]));
+    // Host modules (CLEX's ODE) are the engine's: they reach a step as its RoPE table.
+    const loadAll = (mods: Modules): RoleWeights =>
+      Object.fromEntries(Object.entries(mods).filter(([, m]) => m.kind !== 'host').map(([role, m]) => [role, load(m)]));
     this.top = loadAll(model.tensors.model);
     this.layers = model.tensors.layers.map(loadAll);
   }
@@ -96,7 +102,7 @@ class ReferenceSequence implements Sequence {
     this.keys = Array.from({ length: c.numLayers }, () => new KvStore(kvDim));
     this.values = Array.from({ length: c.numLayers }, () => new KvStore(kvDim));
     this.selector = new TokenSelector(c.numLayers);
-    this.rope = new RopeTables(c.headDim);
+    this.rope = new RopeTables(c.headDim, c.rotaryDim);
   }
 
   get length(): number {
@@ -143,7 +149,7 @@ class ReferenceSequence implements Sequence {
       V.reserve(T);
 
       // Projections, row by row so beacon rows can use their own weights.
-      rmsNorm(x, n, H, L.inputNorm.w, c.rmsNormEps, h);
+      this.norm(x, n, L.inputNorm, h);
       for (let i = 0; i < n; i++) {
         const [pq, pk, pv] = isBeacon(i) ? [L.beaconQ, L.beaconK, L.beaconV] : [L.q, L.k, L.v];
         const hi = h.subarray(i * H, (i + 1) * H);
@@ -163,7 +169,7 @@ class ReferenceSequence implements Sequence {
         keys = plan.keys!;
       }
       if (req.reportSelection && (plan.select || plan.selectsAll)) selection.push(keys.rows ?? allRows(T));
-      this.attend(keys, q, K.data, V.data, n, attn);
+      this.attend(keys, q, K.data, V.data, n, attn, req.rope.queryScale ?? 1);
 
       // Output projection and MLP, residuals.
       for (let i = 0; i < n; i++) {
@@ -171,12 +177,18 @@ class ReferenceSequence implements Sequence {
         linear(attn.subarray(i * qDim, (i + 1) * qDim), 1, qDim, o.w, o.b, H, rowOut);
         for (let d = 0; d < H; d++) x[i * H + d] += rowOut[d];
       }
-      rmsNorm(x, n, H, L.postNorm.w, c.rmsNormEps, h);
+      // Parallel blocks: h still holds the input norm of x before attention, which the MLP reads too.
+      if (!c.block.parallel) this.norm(x, n, L.postNorm, h);
       for (let i = 0; i < n; i++) {
         const hi = h.subarray(i * H, (i + 1) * H);
-        linear(hi, 1, H, L.gate.w, L.gate.b, c.intermediateSize, gate);
-        linear(hi, 1, H, L.up.w, L.up.b, c.intermediateSize, up);
-        for (let j = 0; j < c.intermediateSize; j++) gate[j] = silu(gate[j]) * up[j];
+        if (c.block.mlp === 'swiglu') {
+          linear(hi, 1, H, L.gate.w, L.gate.b, c.intermediateSize, gate);
+          linear(hi, 1, H, L.up.w, L.up.b, c.intermediateSize, up);
+          for (let j = 0; j < c.intermediateSize; j++) gate[j] = silu(gate[j]) * up[j];
+        } else {
+          linear(hi, 1, H, L.up.w, L.up.b, c.intermediateSize, gate);
+          for (let j = 0; j < c.intermediateSize; j++) gate[j] = geluTanh(gate[j]);
+        }
         linear(gate, 1, c.intermediateSize, L.down.w, L.down.b, H, mlpOut);
         for (let d = 0; d < H; d++) x[i * H + d] += mlpOut[d];
       }
@@ -188,18 +200,26 @@ class ReferenceSequence implements Sequence {
     const picked = new Float32Array(nl * H);
     for (let k = 0; k < nl; k++) picked.set(x.subarray(req.logitRows[k] * H, (req.logitRows[k] + 1) * H), k * H);
     const normed = new Float32Array(nl * H);
-    rmsNorm(picked, nl, H, this.b.top.finalNorm.w, c.rmsNormEps, normed);
+    this.norm(picked, nl, this.b.top.finalNorm, normed);
     const logits = new Float32Array(nl * c.vocabSize);
     const head = this.b.top.lmHead;
     linear(normed, nl, H, head.w, head.b, c.vocabSize, logits);
     return { logits, selection: req.reportSelection ? selection : undefined };
   }
 
+  /** out [rows, H] = the block's norm of x [rows, H] (RMSNorm, or LayerNorm with its bias). */
+  private norm(x: Float32Array, rows: number, w: Weights, out: Float32Array): void {
+    const c = this.b.model.config;
+    if (c.block.norm === 'layer') layerNorm(x, rows, c.hiddenSize, w.w, w.b!, c.rmsNormEps, out);
+    else rmsNorm(x, rows, c.hiddenSize, w.w, c.rmsNormEps, out);
+  }
+
   /**
-   * attn [n, Hq·D] = per row and head, softmax over the keys the row sees of RoPE(q_i)·RoPE(k_j)/√D,
-   * times the values (GQA: query head hq uses KV head hq / (Hq/Hkv)). K, V: [T, Hkv·D] pre-RoPE.
+   * attn [n, Hq·D] = per row and head, softmax over the keys the row sees of
+   * (queryScale·RoPE(q_i))·RoPE(k_j)/√D, times the values (GQA: query head hq uses KV head
+   * hq / (Hq/Hkv)). K, V: [T, Hkv·D] pre-RoPE.
    */
-  private attend(keys: LayerKeys, q: Float32Array, K: Float32Array, V: Float32Array, n: number, attn: Float32Array): void {
+  private attend(keys: LayerKeys, q: Float32Array, K: Float32Array, V: Float32Array, n: number, attn: Float32Array, queryScale: number): void {
     const c = this.b.model.config;
     const D = c.headDim;
     const Hq = c.numHeads;
@@ -225,6 +245,7 @@ class ReferenceSequence implements Sequence {
       const nr = visibleRanges(keys, i, ranges);
       for (let k = 0; k < nr; k++) for (let j = ranges[k][0]; j < ranges[k][1]; j++) seen[ns++] = j;
       this.rope.rotate(q, i * qDim, qi, 0, Hq, keys.positions[i]);
+      if (queryScale !== 1) for (let d = 0; d < qDim; d++) qi[d] *= queryScale;
       for (let hq = 0; hq < Hq; hq++) {
         const kvo = Math.floor(hq / group) * D;
         for (let s = 0; s < ns; s++) {

@@ -59,6 +59,25 @@ export function rmsNorm(x: Float32Array, rows: number, dim: number, w: Float32Ar
   }
 }
 
+/** out = w ⊙ (x − mean(x)) / sqrt(var(x) + eps) + b, per row of length dim (LayerNorm; var is the biased one). */
+export function layerNorm(x: Float32Array, rows: number, dim: number, w: Float32Array, b: Float32Array, eps: number, out: Float32Array): void {
+  for (let r = 0; r < rows; r++) {
+    const o = r * dim;
+    let sum = 0;
+    for (let i = 0; i < dim; i++) sum += x[o + i];
+    const mean = sum / dim;
+    let ss = 0;
+    for (let i = 0; i < dim; i++) ss += (x[o + i] - mean) * (x[o + i] - mean);
+    const inv = 1 / Math.sqrt(ss / dim + eps);
+    for (let i = 0; i < dim; i++) out[o + i] = (x[o + i] - mean) * inv * w[i] + b[i];
+  }
+}
+
+/** GELU, tanh approximation (HF "gelu_new"): v/2 · (1 + tanh(√(2/π)·(v + 0.044715 v³))). */
+export function geluTanh(v: number): number {
+  return 0.5 * v * (1 + Math.tanh(Math.sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v)));
+}
+
 export function silu(v: number): number {
   return v / (1 + Math.exp(-v));
 }

@@ -59,7 +59,7 @@ export function planStep(req: StepRequest, M: number, model: Model): StepPlan {
   const n = req.tokens.length;
   const T = M + n;
   if (n === 0) fail('no rows');
-  if (req.rope.invFreq.length !== c.headDim / 2) fail(`rope.invFreq has ${req.rope.invFreq.length} entries, head_dim/2 is ${c.headDim / 2}`);
+  if (req.rope.invFreq.length !== c.rotaryDim / 2) fail(`rope.invFreq has ${req.rope.invFreq.length} entries, rotary dims/2 is ${c.rotaryDim / 2}`);
   if (req.beacon && req.beacon.length !== n) fail(`beacon flags have ${req.beacon.length} entries for ${n} rows`);
   if (req.beaconEmbedding && req.beaconEmbedding.length !== n) fail(`beaconEmbedding flags have ${req.beaconEmbedding.length} entries for ${n} rows`);
   const beacon = req.beacon?.some((b) => b === 1) ? req.beacon : null;

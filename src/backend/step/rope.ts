@@ -1,8 +1,10 @@
 // RoPE cos/sin tables for the TypeScript backends, and the rotation that uses them.
 //
-// For a head vector x (D values, rotate-half layout) at position p and i < D/2:
+// For a head vector x (D values) whose first R dims rotate (R = rotaryDim: D, or Phi's partial
+// rotary), rotate-half layout within them, at position p and i < R/2:
 //   a = fround(p · invFreq[i]),  c = fround(cos a) · scale,  s = fround(sin a) · scale
-//   x'[i] = x[i]·c − x[i+D/2]·s,   x'[i+D/2] = x[i+D/2]·c + x[i]·s      (float64, stored as float32)
+//   x'[i] = x[i]·c − x[i+R/2]·s,   x'[i+R/2] = x[i+R/2]·c + x[i]·s      (float64, stored as float32)
+//   x'[j] = x[j]  for R ≤ j < D
 // fround(cos a) and fround(sin a) are tabulated per position once per frequency table and reused by
 // every layer and head; `scale` (YaRN's attention factor) multiplies them at rotation, so the same
 // table serves TokenSelect's mean query, which rotates with scale 1. The inverse frequencies
@@ -15,10 +17,14 @@ export class RopeTables {
   private cosT = new Float32Array(0);
   private sinT = new Float32Array(0);
   private rows = 0;
+  /** R/2: the number of frequencies. */
   readonly half: number;
 
-  constructor(readonly headDim: number) {
-    this.half = headDim >> 1;
+  constructor(
+    readonly headDim: number,
+    readonly rotaryDim = headDim,
+  ) {
+    this.half = rotaryDim >> 1;
   }
 
   /** The current table's cos/sin multiplier. */
@@ -71,7 +77,8 @@ export class RopeTables {
 
   /**
    * Rotates `heads` consecutive head vectors of one row: src[srcOff + h·D + d] → dst[dstOff + h·D + d]
-   * at position `pos` (src and dst may be the same array and offset), cos and sin × `scale`.
+   * at position `pos` (src and dst may be the same array and offset), cos and sin × `scale`; dims
+   * past the rotary ones are copied.
    */
   rotate(src: Float32Array, srcOff: number, dst: Float32Array, dstOff: number, heads: number, pos: number, scale = this.scale): void {
     const h2 = this.half;
@@ -90,6 +97,7 @@ export class RopeTables {
         dst[d0 + i] = x1 * c - x2 * s;
         dst[d0 + i + h2] = x2 * c + x1 * s;
       }
+      for (let j = 2 * h2; j < D; j++) dst[d0 + j] = src[s0 + j];
     }
   }
 }

@@ -27,7 +27,9 @@ export class FullStrategy implements Strategy {
         `full attention holds ${this.opts.capacity} tokens; ${this.ctx.seq.length + tokens.length} were needed`,
       );
     }
-    return feedInChunks(this.ctx, tokens, this.opts.chunk, opts);
+    // CLEX: the feed is one forward call of length M + tokens (CLEX.md §5): one t for all its chunks.
+    const end = this.ctx.seq.length + tokens.length;
+    return feedInChunks(this.ctx, tokens, this.opts.chunk, opts, this.ctx.ropePerCall ? { ropeLength: () => end } : {});
   }
 
   stats() {

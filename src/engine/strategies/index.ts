@@ -2,7 +2,8 @@
 
 import { CtxError } from '../../errors.js';
 import type { ModelConfig } from '../../model/config.js';
-import { ropeCapacity, type RopeScalingOptions } from '../rope.js';
+import { clexOf, ropeCapacity, type RopeScalingOptions } from '../rope.js';
+import { clexScaleFactor } from '../rope-clex.js';
 import { BeaconAppendStrategy } from './beacon-append.js';
 import { BeaconInterleaveStrategy } from './beacon-interleave.js';
 import { chooseRatio, type RatioChoice } from './beacon-ratio.js';
@@ -20,7 +21,7 @@ export interface StrategyOptions {
   strategy?: StrategyName | 'auto';
   /** Prefill step in tokens (full, stream, focus below its threshold; select uses min(chunk, nLocal)). */
   chunk?: number;
-  /** RoPE scaling for `full` (PI, NTK, dynamic NTK, YaRN, truncated). */
+  /** RoPE scaling for `full` (PI, NTK, dynamic NTK, YaRN, truncated; clex for a CLEX checkpoint). */
   rope?: RopeScalingOptions | null;
   sink?: number;
   recent?: number;
@@ -56,8 +57,10 @@ export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedToken
   const chunk = o.chunk ?? 512;
   const name = o.strategy && o.strategy !== 'auto' ? o.strategy : autoStrategy(c, o, plannedTokens, answerTokens);
   switch (name) {
-    case 'full':
-      return { name, chunk, capacity: ropeCapacity(c, o.rope ?? null), rope: o.rope ?? null };
+    case 'full': {
+      const rope = fullRope(c, o.rope ?? null);
+      return { name, chunk, capacity: ropeCapacity(c, rope), rope };
+    }
     case 'stream': {
       const sink = o.sink ?? 4;
       const recent = o.recent ?? P - sink;
@@ -92,9 +95,22 @@ export function resolveStrategy(c: ModelConfig, o: StrategyOptions, plannedToken
   }
 }
 
+/**
+ * `full`'s RoPE scaling: the user's, or the model's own CLEX made explicit (plans, events and cache
+ * keys then name it, and `--rope clex` on a CLEX model is the same run). CLEX's factor is its
+ * max_factor, so the capacity is its reach P·max_factor; t is chosen per call from the length.
+ */
+function fullRope(c: ModelConfig, user: RopeScalingOptions | null): RopeScalingOptions | null {
+  if (user?.type === 'clex' && c.ropeScaling?.type !== 'clex') {
+    throw new CtxError('usage', '--rope clex needs a CLEX checkpoint (rope_scaling type "clex" in config.json and its model.clex_layer tensors); this model has none');
+  }
+  const clex = clexOf(c, user);
+  return clex ? { type: 'clex', factor: clex.maxFactor } : user;
+}
+
 function autoStrategy(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens: number): StrategyName {
   if (c.beacon && chooseRatio(c.beacon, beaconPositions(c), promptTokens, o.beaconRatio).fits) return 'beacon';
-  const beyond = promptTokens + answerTokens > ropeCapacity(c, o.rope ?? null);
+  const beyond = promptTokens + answerTokens > ropeCapacity(c, fullRope(c, o.rope ?? null));
   // A FocusLLM checkpoint past its window: what it was trained for.
   if (beyond && c.focus) return 'focus';
   return beyond ? 'select' : 'full';
@@ -121,10 +137,21 @@ export function buildStrategy(ctx: StrategyContext, r: ResolvedStrategy): Strate
   }
 }
 
-export function describeResolved(r: ResolvedStrategy): string {
+/**
+ * The plan line's strategy. With `lengths` (the prompt, and the prompt + answer reserve) a CLEX
+ * run also shows its scale factor t: while reading the prompt → by the end of the answer.
+ */
+export function describeResolved(r: ResolvedStrategy, lengths?: { prompt: number; planned: number }): string {
   switch (r.name) {
-    case 'full':
+    case 'full': {
+      if (r.rope?.type === 'clex') {
+        const P = r.capacity / r.rope.factor;
+        const t = (L: number) => clexScaleFactor(Math.max(1, Math.min(L, r.capacity)), P, { maxFactor: r.rope!.factor });
+        const span = lengths ? `t ${t(lengths.prompt)}${t(lengths.planned) !== t(lengths.prompt) ? `→${t(lengths.planned)}` : ''} of ${r.rope.factor}, ` : '';
+        return `full (rope clex: ${span}reach ${r.capacity} = ${P} × max_factor ${r.rope.factor})`;
+      }
       return `full (window ${r.capacity}${r.rope ? `, rope ${r.rope.type} ×${r.rope.factor}` : ''})`;
+    }
     case 'stream':
       return `stream (sink ${r.sink} + recent ${r.recent})`;
     case 'select':

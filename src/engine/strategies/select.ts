@@ -34,8 +34,11 @@ export class SelectStrategy implements Strategy {
     const o = this.opts;
     const select = { nInit: o.nInit, topK: o.topK, nLocal: o.nLocal, reuseCosine: opts.decoding ? o.reuseCosine : null };
     // Positions are ranks in each layer's selection (the request's positions are ignored), so the
-    // RoPE table covers the largest rank, not the document length.
-    return feedInChunks(this.ctx, tokens, o.chunk, opts, { extra: () => ({ select }), ropeLength: () => this.maxPosition() });
+    // RoPE table is that of the largest rank + 1: every row while T fits the selection, else the
+    // selection's size (init + top-k + the local window, which covers the step's rows). A
+    // length-dependent table (CLEX's t and log_scale factor) thus follows the positions used.
+    const used = (M: number, n: number) => Math.min(M + n, o.nInit + o.topK + Math.max(o.nLocal, n));
+    return feedInChunks(this.ctx, tokens, o.chunk, opts, { extra: () => ({ select }), ropeLength: used });
   }
 
   stats() {

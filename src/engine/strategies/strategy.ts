@@ -66,6 +66,12 @@ export interface StrategyContext {
   config: ModelConfig;
   /** RoPE table for a step whose largest position is seqLen − 1. */
   rope: (seqLen: number) => RopeTable;
+  /**
+   * The table is that of a forward call's total length (CLEX): `full` then gives every chunk of a
+   * feed the table of the length the feed reaches, so a prompt cut into steps is rotated as one
+   * call would rotate it. Absent = false.
+   */
+  ropePerCall?: boolean;
 }
 
 export function range(start: number, n: number): Int32Array {
