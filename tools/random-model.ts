@@ -1,7 +1,7 @@
 // Deterministic random-weight models in Hugging Face layout, for tests, fixtures and benchmarks.
 // Speed does not depend on weight values, so benchmarks use these in the shapes of real models.
 //
-//   node --import tsx tools/random-model.ts <out-dir> [--preset tiny|tiny-beacon|tiny-beacon-v1|tiny-focus|qwen2.5-0.5b|qwen2.5-0.5b-beacon] [--seed N] [--dtype F32|F16|BF16]
+//   node --import tsx tools/random-model.ts <out-dir> [--preset tiny|tiny-beacon|tiny-beacon-v1|tiny-focus|tiny-clex|qwen2.5-0.5b|qwen2.5-0.5b-beacon] [--seed N] [--dtype F32|F16|BF16]
 
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,6 +26,11 @@ export interface RandomModelSpec {
    * beacon_embed_tokens; config local_window, memory_stride, beacon_param and ctx's chunking threshold.
    */
   focus?: { localWindow: number; stride: number; shortPromptLimit: number; param?: string[] };
+  /**
+   * A CLEX checkpoint (arXiv 2310.16450): the three model.clex_layer tensors and the config keys of
+   * the released CLEX models (rope_scaling type "clex", log_scale, use_flashattn, ...).
+   */
+  clex?: { maxFactor: number; paramFactor?: number; act?: 'tanh' | 'silu'; logScale?: boolean };
   seed?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
   bos?: number;
@@ -45,6 +50,11 @@ export const PRESETS: Record<string, RandomModelSpec> = {
   'tiny-focus': {
     arch: 'llama', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 128,
     focus: { localWindow: 32, stride: 24, shortPromptLimit: 96 },
+  },
+  // CLEX on a Llama base: window 64, reach 64 × 8 = 512 tokens.
+  'tiny-clex': {
+    arch: 'llama', vocab: 320, hidden: 32, intermediate: 64, layers: 2, heads: 4, kvHeads: 2, maxPositions: 64,
+    clex: { maxFactor: 8, paramFactor: 1, act: 'tanh' },
   },
   'qwen2.5-0.5b': { arch: 'qwen2', vocab: 151936, hidden: 896, intermediate: 4864, layers: 24, heads: 14, kvHeads: 2, maxPositions: 32768, ropeTheta: 1000000, tie: true },
   'qwen2.5-0.5b-beacon': {
@@ -100,6 +110,17 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
   }
   add('model.norm.weight', [s.hidden], norm(s.hidden));
   if (!s.tie) add('lm_head.weight', [s.vocab, s.hidden], normal(rand, s.vocab * s.hidden, 2.5 / Math.sqrt(s.hidden)));
+  if (s.clex) {
+    // inv_freq as the official layer stores it (θ^(−2i/D) in float32); the ODE weights random but
+    // small (as in ../shared/golden-seeds), so the learned term moves f(t) away from plain NTK.
+    const half = D / 2;
+    const width = (s.clex.paramFactor ?? 1) * D;
+    const theta = s.ropeTheta ?? 10000;
+    const invFreq = Float32Array.from({ length: half }, (_, i) => Math.fround(1 / Math.fround(Math.pow(theta, Math.fround((2 * i) / D)))));
+    tensors.push({ name: 'model.clex_layer.inv_freq', shape: [half], data: invFreq, dtype: 'F32' });
+    tensors.push({ name: 'model.clex_layer.proj_func.ode_up_proj', shape: [half, width], data: normal(rand, half * width, 0.1 / Math.sqrt(half)), dtype: 'F32' });
+    tensors.push({ name: 'model.clex_layer.proj_func.ode_down_proj', shape: [width, half], data: normal(rand, width * half, 0.1 / Math.sqrt(width)), dtype: 'F32' });
+  }
   writeSafetensors(join(dir, 'model.safetensors'), tensors);
 
   const config: Record<string, unknown> = {
@@ -131,7 +152,19 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
       focus_bos_token_id: s.bos ?? 1,
     });
   }
+  if (s.clex) Object.assign(config, clexConfigKeys(s.clex, s.maxPositions));
   writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
+}
+
+/** The config.json keys of a released CLEX checkpoint (CLEX.md §2); `factor` is unused but required by the official code. */
+export function clexConfigKeys(c: NonNullable<RandomModelSpec['clex']>, maxPositions: number): Record<string, unknown> {
+  return {
+    rope_scaling: { type: 'clex', factor: 1, max_factor: c.maxFactor, param_factor: c.paramFactor ?? 1, time_dt: 0.01, act: c.act ?? 'tanh' },
+    log_scale: Boolean(c.logScale),
+    use_flashattn: Boolean(c.logScale),
+    pretraining_tp: 1,
+    data_length: maxPositions,
+  };
 }
 
 /** The `beacon_*` config.json keys of a v3 (interleave) or v1 (append) beacon checkpoint. */

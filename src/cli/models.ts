@@ -385,7 +385,8 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
     kv('focus', `FocusLLM, local window ${f.localWindow}, chunks of ${f.stride}, from ${f.shortPromptLimit} tokens, candidate projections ${f.param.join('')}`);
   }
   const strategy = c ? (c.beacon ? 'beacon' : c.focus ? 'focus' : 'select') : r.registry?.recommendedStrategy;
-  if (strategy) kv('strategy', `${strategy} recommended${c && !c.beacon && !c.focus ? ' (no beacon weights)' : ''}`);
+  if (c?.ropeScaling?.type === 'clex') kv('strategy', `full with CLEX up to ${formatCount(c.maxPositions * c.ropeScaling.maxFactor)} tokens, select beyond (no beacon weights)`);
+  else if (strategy) kv('strategy', `${strategy} recommended${c && !c.beacon && !c.focus ? ' (no beacon weights)' : ''}`);
   if (r.tokenizer) {
     const t = r.tokenizer;
     kv('tokenizer', `${formatCount(t.vocabSize)} ids, BOS ${t.bosId ?? 'none'}${t.addBos ? ' (added)' : ''}, EOS ${t.eosIds.join(', ') || 'none'}, chat template ${t.chatTemplate ? 'yes' : 'no'}`);

@@ -3,7 +3,9 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Backend, RopeTable, StepRequest } from '../../../src/backend/contract.js';
+import { join } from 'node:path';
 import { baseInvFreq } from '../../../src/engine/rope.js';
+import { openModel } from '../../../src/model/model.js';
 import { tinyModel, tokens } from '../../helpers/models.js';
 import { bothBackends, maxAbsDiff, runDiff, runStrategy } from './helpers.js';
 
@@ -44,6 +46,12 @@ describe('cpu vs reference: strategies', () => {
     ['focus (FocusLLM), 12 chunks', 'tiny-focus', {}, { strategy: 'focus' }, 300, 10],
     ['focus, prompt in 3 calls', 'tiny-focus', { seed: 4 }, { strategy: 'focus' }, 250, 6, 90],
     ['focus below its threshold (plain attention)', 'tiny-focus', { seed: 6 }, { strategy: 'focus' }, 80, 8],
+    // CLEX (window 64): t = 3 while reading 190 tokens in 40-token chunks, 4 from the third decode
+    // step on, when every stored key (and the cpu's rotated-key cache) is re-rotated.
+    ['full with CLEX: t 3, then 4 while decoding', 'tiny-clex', {}, { strategy: 'full', chunk: 40 }, 190, 6],
+    ['full with CLEX log_scale, document in 3 calls (t per call)', 'tiny-clex', { clex: { maxFactor: 8, logScale: true } }, { strategy: 'full', chunk: 32 }, 200, 6, 70],
+    ['select on CLEX log_scale (ranks within the window: t = 1)', 'tiny-clex', { clex: { maxFactor: 8, logScale: true } }, { strategy: 'select', nInit: 4, topK: 16, nLocal: 16, chunk: 16, reuseCosine: null }, 200, 6],
+    ['stream on CLEX log_scale', 'tiny-clex', { clex: { maxFactor: 8, logScale: true } }, { strategy: 'stream', sink: 4, recent: 56, chunk: 24 }, 200, 6],
   ];
   for (const [name, preset, overrides, opts, n, decode, feed] of cases) {
     it(name, async () => {
@@ -55,6 +63,28 @@ describe('cpu vs reference: strategies', () => {
       assert.ok(d <= TOL, `max |Δlogit| ${d}`);
       assert.deepEqual(b.greedy, a.greedy);
       assert.deepEqual(b.stats, a.stats);
+    });
+  }
+});
+
+describe('cpu vs reference: Phi-2 (partial rotary, LayerNorm, GELU, parallel blocks)', () => {
+  const PHI = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'golden-phi', 'models', 'phi2-tiny');
+  const cases: Array<[string, object, number, number, number?]> = [
+    ['full, 48-token chunks, document in 2 calls', { strategy: 'full', chunk: 48 }, 200, 6, 120],
+    ['stream (sink 4 + recent 60)', { strategy: 'stream', sink: 4, recent: 60, chunk: 24 }, 200, 6],
+    ['select with reuse', { strategy: 'select', nInit: 4, topK: 24, nLocal: 16, chunk: 16, reuseCosine: 0.5 }, 200, 8],
+  ];
+  for (const [name, opts, n, decode, feed] of cases) {
+    it(name, async () => {
+      const model = openModel(PHI);
+      const { ref, cpu } = await bothBackends(model);
+      disposers.push(ref, cpu);
+      const doc = tokens(n, 4, 3, model.config.vocabSize);
+      const a = await runStrategy(ref, opts, doc, decode, feed);
+      const b = await runStrategy(cpu, opts, doc, decode, feed);
+      const d = runDiff(a, b);
+      assert.ok(d <= TOL, `max |Δlogit| ${d}`);
+      assert.deepEqual(b.greedy, a.greedy);
     });
   }
 });
