@@ -26,5 +26,6 @@ describe('models/registry.json', () => {
       assert.ok(weights.every((f) => f.sha256 !== null), `${repo}: every shard has a checksum`);
       assert.ok(e.notes?.some((n) => n.includes(reach)), `${repo}: notes give the reach ${reach}`);
     }
+    assert.equal(findByRepo(registry, 'DAMO-NLP-SG/CLEX-Phi-2-32K')!.arch, 'phi');
   });
 });
