@@ -9,6 +9,7 @@
 
 import type { RopeTable } from '../backend/contract.js';
 import type { ModelConfig, ModelRopeScaling } from '../model/config.js';
+import { CtxError } from '../errors.js';
 import type { Model } from '../model/model.js';
 import { ClexRope } from './rope-clex.js';
 
@@ -174,9 +175,12 @@ export function clexRope(model: Model): ClexRope {
   return rope;
 }
 
-/** The tables of a run on `model` with the user's scaling (null: the model's own). */
+/** The tables of a run on `model` with the user's scaling (null: the model's own; clex: its factor is ignored). */
 export function runRope(model: Model, user: RopeScalingOptions | null): RunRope {
   const c = model.config;
+  if (user?.type === 'clex' && !clexOf(c, user)) {
+    throw new CtxError('usage', 'CLEX needs a CLEX checkpoint (rope_scaling type "clex" in config.json and its model.clex_layer tensors); this model has none', { path: model.dir });
+  }
   if (clexOf(c, user)) {
     const clex = clexRope(model);
     return {

@@ -97,6 +97,17 @@ describe('CLEX in a run', () => {
     assert.deepEqual(asked, auto);
     assert.equal(resolveStrategy(model.config, {}, 480, 50).name, 'select');
     assert.throws(() => resolveStrategy(tinyModel('tiny').config, { strategy: 'full', rope: { type: 'clex', factor: 2 } }, 100), (e: CtxError) => e.exitCode === 2);
+    // A strategy built without resolveStrategy (the efficacy benchmark's `full` past the window) too.
+    assert.throws(() => runRope(tinyModel('tiny'), { type: 'clex', factor: 4 }), (e: CtxError) => e.exitCode === 2 && /CLEX needs a CLEX checkpoint/.test(e.message));
+  });
+
+  it('the efficacy benchmark\'s hook: full with rope clex (any factor, any capacity) runs the model\'s CLEX up to the reach', async () => {
+    const seen: RopeTable[] = [];
+    const backend = recording(await createReferenceBackend(model), seen);
+    const session = new Session(backend, { name: 'full', chunk: 256, capacity: Number.MAX_SAFE_INTEGER, rope: { type: 'clex', factor: 300 / 64 } });
+    await session.feed(tokens(300, 3, 3, 320));
+    assert.deepEqual(seen.map((r) => tOf(model, r)), [5, 5]);
+    await assert.rejects(session.feed(tokens(213, 3, 3, 320)), (e: CtxError) => e.exitCode === 7 && /513 tokens exceed this CLEX model's reach of 512/.test(e.message));
   });
 
   it('a snapshot restored mid-decode continues with the same logits (keys stored before RoPE)', async () => {
