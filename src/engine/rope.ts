@@ -8,8 +8,9 @@
 // power rounded to float32, reciprocal rounded to float32) so angles match the reference exactly.
 
 import type { RopeTable } from '../backend/contract.js';
-import type { ModelConfig, ModelRopeScaling } from '../model/config.js';
 import { CtxError } from '../errors.js';
+import type { ClexScaling } from '../model/clex-config.js';
+import type { ModelConfig, ModelRopeScaling } from '../model/config.js';
 import type { Model } from '../model/model.js';
 import { ClexRope } from './rope-clex.js';
 
@@ -142,7 +143,7 @@ export function ropeCapacity(c: ModelConfig, user: RopeScalingOptions | null): n
 }
 
 /** The model's CLEX scaling when this run uses it (the model's own, or `--rope clex`), else null. */
-export function clexOf(c: ModelConfig, user: RopeScalingOptions | null) {
+export function clexOf(c: ModelConfig, user: RopeScalingOptions | null): ClexScaling | null {
   const s = c.ropeScaling;
   return s?.type === 'clex' && (!user || user.type === 'none' || user.type === 'clex') ? s : null;
 }

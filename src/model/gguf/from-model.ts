@@ -37,6 +37,7 @@ function readRows(t: TensorInfo, row: number, rows: number): Float32Array {
 /** The <arch>.* metadata of a config (and rope_freqs values for llama 3 scaling). */
 function modelMetadata(c: ModelConfig): { meta: Record<string, GgufValue>; ropeFreqs: Float32Array | null } {
   const a = c.arch;
+  if (a === 'phi') throw new Error('GGUF export: the phi architecture has no GGUF form here');
   const meta: Record<string, GgufValue> = {
     [`${a}.context_length`]: gv.u32(c.maxPositions),
     [`${a}.embedding_length`]: gv.u32(c.hiddenSize),
