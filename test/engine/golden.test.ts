@@ -73,8 +73,8 @@ describe('golden-seeds cases: loader', { skip: seedsAbsent }, () => {
     }
   });
   it('runGoldenCase refuses an unsupported kind without opening its model', async () => {
-    const focus = dirs.find((d) => loadGoldenCase(d).kind === 'focusllm')!;
-    await assert.rejects(runGoldenCase(seeds, focus, 'reference'), /: unsupported kind focusllm$/);
+    const softplus = dirs.find((d) => loadGoldenCase(d).kind === 'softplus')!;
+    await assert.rejects(runGoldenCase(seeds, softplus, 'reference'), /: unsupported kind softplus$/);
   });
 });
 
