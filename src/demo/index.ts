@@ -3,7 +3,7 @@
 
 import { fileURLToPath } from 'node:url';
 
-export { makeNeedleDocument, WORDS_PER_LINE, type NeedleDocument, type NeedleOptions } from './needle.js';
+export { askAbout, makeNeedleDocument, WORDS_PER_LINE, type Fact, type NeedleDocument, type NeedleOptions } from './needle.js';
 export { mulberry32, randInt, type Rng } from './rng.js';
 export { FILLERS, KEYS, QUERY, SPECIALS, VALUES, WORDS } from './vocab.js';
 

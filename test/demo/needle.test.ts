@@ -1,10 +1,11 @@
-// The needle-language document generator (src/demo): deterministic, exact length, one planted pair at
-// the requested depth, and the same documents as the Python recipe (models/recipes/needle/language.py).
+// The needle-language document generator (src/demo): deterministic, exact length, the asked fact at the
+// requested depth, distinct names and numbers, distractors without a number, and the same documents as
+// the Python recipe (models/recipes/needle/language.py).
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { FILLERS, KEYS, QUERY, SPECIALS, VALUES, WORDS, makeNeedleDocument, mulberry32 } from '../../src/demo/index.js';
+import { FILLERS, KEYS, QUERY, SPECIALS, VALUES, WORDS, askAbout, makeNeedleDocument, mulberry32 } from '../../src/demo/index.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -52,7 +53,38 @@ describe('demo needle documents', () => {
     }
   }
 
+  for (const [tokens, facts, distractors] of [[10, 4, 2], [300, 4, 4], [5000, 8, 6], [64, 1, 3]] as const) {
+    it(`${tokens} tokens, ${facts} facts, ${distractors} distractors: every name once, numbers only after facts`, () => {
+      const d = makeNeedleDocument({ tokens, depth: 0.4, seed: tokens + facts, facts, distractors });
+      const words = d.text.split(/\s+/).filter(Boolean);
+      assert.equal(words.length, tokens);
+      assert.equal(d.facts.length, facts);
+      assert.equal(d.distractors.length, distractors);
+      const names = [...d.facts, ...d.distractors].map((f) => f.key);
+      assert.equal(new Set(names).size, names.length, 'names are distinct');
+      assert.equal(new Set(d.facts.map((f) => f.value)).size, facts, 'numbers are distinct');
+      for (const f of d.facts) {
+        assert.equal(words[f.index], f.key);
+        assert.equal(words[f.index + 1], f.value);
+      }
+      for (const f of d.distractors) {
+        assert.equal(words[f.index], f.key);
+        assert.ok(!VALUES.includes(words[f.index + 1] ?? ''), `distractor ${f.key} is followed by a number`);
+      }
+      const keyAt = words.flatMap((w, i) => (KEYS.includes(w) ? [i] : [])).sort((a, b) => a - b);
+      assert.deepEqual(keyAt, [...d.facts, ...d.distractors].map((f) => f.index).sort((a, b) => a - b));
+      assert.equal(words.filter((w) => VALUES.includes(w)).length, facts);
+      assert.equal(d.question, `${QUERY} ${d.facts[0].key}`);
+      assert.equal(d.answer, d.facts[0].value);
+      assert.deepEqual(askAbout(d, facts - 1), { question: `${QUERY} ${d.facts[facts - 1].key}`, answer: d.facts[facts - 1].value });
+    });
+  }
+
   it('rejects bad options', () => {
+    assert.throws(() => makeNeedleDocument({ tokens: 9, facts: 4, distractors: 2 }), RangeError);
+    assert.throws(() => makeNeedleDocument({ tokens: 100, facts: 0 }), RangeError);
+    assert.throws(() => makeNeedleDocument({ tokens: 100, facts: 60, distractors: 5 }), RangeError);
+    assert.throws(() => makeNeedleDocument({ tokens: 100, facts: 2.5 }), RangeError);
     assert.throws(() => makeNeedleDocument({ tokens: 1 }), RangeError);
     assert.throws(() => makeNeedleDocument({ tokens: 10.5 }), RangeError);
     assert.throws(() => makeNeedleDocument({ tokens: 10, depth: 1.5 }), RangeError);
@@ -73,11 +105,15 @@ describe('demo needle documents', () => {
   it('generates the same documents as the Python recipe', () => {
     const samples = JSON.parse(readFileSync(root + 'fixtures/demo/python-samples.json', 'utf8')) as {
       tokens: number; depth: number; seed: number; question: string; answer: string; needle_index: number; doc_ids: number[];
+      facts: [string, string, number][]; distractors: [string, number][];
     }[];
-    assert.ok(samples.length >= 5);
+    assert.ok(samples.length >= 10);
+    assert.ok(samples.some((s) => s.facts.length >= 4 && s.distractors.length >= 1));
     const id = new Map(WORDS.map((w, i) => [w, i]));
     for (const s of samples) {
-      const d = makeNeedleDocument({ tokens: s.tokens, depth: s.depth, seed: s.seed });
+      const d = makeNeedleDocument({ tokens: s.tokens, depth: s.depth, seed: s.seed, facts: s.facts.length, distractors: s.distractors.length });
+      assert.deepEqual(d.facts.map((f) => [f.key, f.value, f.index]), s.facts);
+      assert.deepEqual(d.distractors.map((f) => [f.key, f.index]), s.distractors);
       assert.equal(d.question, s.question);
       assert.equal(d.answer, s.answer);
       assert.equal(d.needleIndex, s.needle_index);

@@ -50,13 +50,13 @@ def run_case(golden: str, name: str) -> tuple[bool, str]:
     with torch.no_grad():
         if case["kind"] == "plain":
             seq = ids
-            pre = model.logits(model.forward_full(seq, sdpa=False))[0]
+            pre = model.logits(model.forward_full(seq, exact=True))[0]
             out_ids, step_logits = [], []
             nxt = int(pre[-1].argmax())
             for _ in range(steps):
                 out_ids.append(nxt)
                 seq = torch.cat([seq, torch.tensor([[nxt]])], dim=1)
-                lg = model.logits(model.forward_full(seq, sdpa=False))[0, -1]
+                lg = model.logits(model.forward_full(seq, exact=True))[0, -1]
                 step_logits.append(lg)
                 nxt = int(lg.argmax())
             info = ""

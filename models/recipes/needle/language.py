@@ -1,14 +1,16 @@
-"""The needle language: vocabulary, token ids, and document generation.
+"""The needle language: vocabulary, token ids, documents and training batches.
 
-A document is filler words with one planted pair `<Name> <number>` somewhere in it; the question that
-follows it is `recall <Name>` and the answer is `<number>` then end of sequence:
+A document is filler words with planted facts `<Name> <number>` and, optionally, distractor names that
+get no number. The question that follows it names one fact's name; the answer is that name's number,
+then end of sequence:
 
-    <s> the house Alice 417 over ... quiet
-    recall Alice            -> 417 </s>
+    <s> the house Alice 417 over ... Bob ... Carol 233 quiet ...
+    recall Carol            -> 233 </s>
 
 `make_needle_document` is the same algorithm as `makeNeedleDocument` in src/demo/ (TypeScript): the same
 seed gives the same text, word for word (mulberry32 PRNG, see `Mulberry32`). Training uses the faster,
-equally distributed `sample_batch` (numpy).
+equally distributed `sample_batch` (numpy), which asks about every fact of a document in turn
+(multi-query associative recall).
 """
 
 from __future__ import annotations
@@ -61,38 +63,86 @@ class Mulberry32:
 
 
 @dataclass
-class NeedleDocument:
-    text: str
-    question: str
-    answer: str
+class Fact:
     key: str
     value: str
-    words: list[str]  # the document's words (its tokens), pair included
-    needle_index: int  # index of the key word in `words`
+    index: int  # index of the key word in the document's words; the value follows it
 
 
-def make_needle_document(tokens: int, depth: float, seed: int) -> NeedleDocument:
-    """Same contract as makeNeedleDocument in src/demo/needle.ts."""
-    if not (isinstance(tokens, int) and tokens >= 2):
-        raise ValueError("tokens must be an integer >= 2")
+@dataclass
+class NeedleDocument:
+    text: str
+    question: str  # `recall <key of facts[0]>`
+    answer: str  # value of facts[0]
+    key: str
+    value: str
+    words: list[str]  # the document's words (its tokens), facts and distractors included
+    needle_index: int  # index of the asked key word in `words`
+    facts: list[Fact]  # facts[0] is the one asked, at the requested depth; the others at random depths
+    distractors: list[Fact]  # names without a number (value "")
+
+
+def _shuffled_prefix(rng: Mulberry32, n: int, k: int, start: int, pool: list[int]) -> None:
+    """Steps start..k-1 of a Fisher-Yates shuffle of `pool` (length n), in place: pool[:k] is then a
+    uniform draw without replacement."""
+    for i in range(start, k):
+        j = i + rng.int(n - i)
+        pool[i], pool[j] = pool[j], pool[i]
+
+
+def make_needle_document(tokens: int, depth: float, seed: int, facts: int = 1, distractors: int = 0) -> NeedleDocument:
+    """Same contract and algorithm as makeNeedleDocument in src/demo/needle.ts (same seed, same words).
+
+    `facts` pairs `<Name> <number>` (distinct names, distinct numbers) and `distractors` names that get no
+    number; the question asks the first fact, which sits at `depth`; the other items sit at random depths.
+    The draws: name 0, number 0, names 1.., numbers 1.., the filler words, then one slot per other item,
+    so a one-fact document is the same text as the first recipe's needle document."""
+    if not (isinstance(tokens, int) and isinstance(facts, int) and isinstance(distractors, int)):
+        raise ValueError("tokens, facts and distractors must be integers")
+    if not 1 <= facts <= N_VALUES or distractors < 0 or facts + distractors > N_KEYS:
+        raise ValueError(f"need 1 <= facts <= {N_VALUES}, distractors >= 0 and facts + distractors <= {N_KEYS}")
+    if tokens < 2 * facts + distractors:
+        raise ValueError(f"tokens must be >= {2 * facts + distractors} for {facts} facts and {distractors} distractors")
     if not (0.0 <= depth <= 1.0):
         raise ValueError("depth must be in [0, 1]")
     rng = Mulberry32(seed)
-    key = KEYS[rng.int(N_KEYS)]
-    value = VALUES[rng.int(N_VALUES)]
-    n_fill = tokens - 2
-    at = math.floor(depth * n_fill + 0.5)
+    names, values = list(range(N_KEYS)), list(range(N_VALUES))
+    n_items = facts + distractors
+    _shuffled_prefix(rng, N_KEYS, 1, 0, names)
+    _shuffled_prefix(rng, N_VALUES, 1, 0, values)
+    _shuffled_prefix(rng, N_KEYS, n_items, 1, names)
+    _shuffled_prefix(rng, N_VALUES, facts, 1, values)
+    n_fill = tokens - 2 * facts - distractors
     fill = [FILLERS[rng.int(N_FILLERS)] for _ in range(n_fill)]
-    words = fill[:at] + [key, value] + fill[at:]
+    slots = [math.floor(depth * n_fill + 0.5)] + [rng.int(n_fill + 1) for _ in range(n_items - 1)]
+    # items in a slot go before the filler word of that slot, in item order
+    by_slot: dict[int, list[int]] = {}
+    for item, s in enumerate(slots):
+        by_slot.setdefault(s, []).append(item)
+    words: list[str] = []
+    where = [0] * n_items
+    for s in range(n_fill + 1):
+        for item in by_slot.get(s, []):
+            where[item] = len(words)
+            words.append(KEYS[names[item]])
+            if item < facts:
+                words.append(VALUES[values[item]])
+        if s < n_fill:
+            words.append(fill[s])
+    fact_list = [Fact(KEYS[names[i]], VALUES[values[i]], where[i]) for i in range(facts)]
+    distractor_list = [Fact(KEYS[names[facts + j]], "", where[facts + j]) for j in range(distractors)]
     lines = [" ".join(words[i : i + WORDS_PER_LINE]) for i in range(0, len(words), WORDS_PER_LINE)]
+    asked = fact_list[0]
     return NeedleDocument(
         text="\n".join(lines) + "\n",
-        question=f"{QUERY} {key}",
-        answer=value,
-        key=key,
-        value=value,
+        question=f"{QUERY} {asked.key}",
+        answer=asked.value,
+        key=asked.key,
+        value=asked.value,
         words=words,
-        needle_index=at,
+        needle_index=asked.index,
+        facts=fact_list,
+        distractors=distractor_list,
     )
 
 
@@ -106,49 +156,79 @@ def prompt_ids(doc_text: str, question: str, bos: bool = True) -> list[int]:
     return ([BOS] if bos else []) + encode_words(doc_text) + encode_words(question)
 
 
-def sample_batch(rng: np.random.Generator, batch: int, doc_tokens: int, bos: bool = True, depth=None):
-    """A training batch: ids [B, T] = [bos] doc (doc_tokens words, pair included) recall K V, and the
-    targets: V predicted at the K row, </s> at the V row. Returns (ids, value_ids, key_ids, needle_pos)."""
-    n_fill = doc_tokens - 2
+@dataclass
+class Batch:
+    """A training batch of multi-query associative recall (MQAR): B sequences of T tokens,
+    `[bos] document (recall K V </s>)*q`; the loss is on `targets` at the rows `target_rows`."""
+
+    ids: np.ndarray  # [B, T] int64
+    target_rows: np.ndarray  # [q*2] rows whose next token is scored: each query's K row (-> V) and V row (-> </s>)
+    targets: np.ndarray  # [B, q*2] the expected next tokens at those rows
+    facts: int
+    queries: int
+
+
+def sample_batch(rng: np.random.Generator, batch: int, doc_tokens: int, facts: int, distractors: int, queries: int, bos: bool = True) -> Batch:
+    """B documents of `doc_tokens` words, each with `facts` pairs and `distractors` lone names at uniform
+    random slots (distinct names, distinct numbers per document), then `queries` questions, each about a
+    fact of that document (every fact once, in random order, then again while queries remain), each
+    followed by its answer and </s>, the way a ctx chat continues after an answer."""
+    n_fill = doc_tokens - 2 * facts - distractors
+    assert n_fill >= 0, "document too short for its facts"
+    n_items = facts + distractors
+    names = np.argsort(rng.random((batch, N_KEYS)), axis=1)[:, :n_items] + KEY0
+    vals = np.argsort(rng.random((batch, N_VALUES)), axis=1)[:, :facts] + VAL0
     fill = rng.integers(FIL0, FIL0 + N_FILLERS, size=(batch, n_fill))
-    keys = rng.integers(KEY0, KEY0 + N_KEYS, size=batch)
-    vals = rng.integers(VAL0, VAL0 + N_VALUES, size=batch)
-    if depth is None:
-        at = rng.integers(0, n_fill + 1, size=batch)
-    else:
-        at = np.full(batch, math.floor(depth * n_fill + 0.5))
+    slots = rng.integers(0, n_fill + 1, size=(batch, n_items))
     off = 1 if bos else 0
-    T = off + doc_tokens + 3
+    T = off + doc_tokens + 4 * queries
     ids = np.empty((batch, T), dtype=np.int64)
     if bos:
         ids[:, 0] = BOS
+    targets = np.empty((batch, 2 * queries), dtype=np.int64)
+    # sort key per document token: 2*slot for items (before the filler of that slot), 2*slot+1 for fillers
+    item_tok_key = np.repeat(2 * slots, [2] * facts + [1] * distractors, axis=1)  # [B, 2F+D]
+    item_tok = np.empty((batch, 2 * facts + distractors), dtype=np.int64)
+    item_tok[:, 0 : 2 * facts : 2] = names[:, :facts]
+    item_tok[:, 1 : 2 * facts : 2] = vals
+    item_tok[:, 2 * facts :] = names[:, facts:]
+    keys = np.concatenate([item_tok_key, 2 * np.arange(n_fill)[None, :].repeat(batch, 0) + 1], axis=1)
+    toks = np.concatenate([item_tok, fill], axis=1)
+    perm = np.argsort(keys, axis=1, kind="stable")
+    ids[:, off : off + doc_tokens] = np.take_along_axis(toks, perm, axis=1)
+    q0 = off + doc_tokens
     for b in range(batch):
-        a = at[b]
-        row = ids[b, off : off + doc_tokens]
-        row[:a] = fill[b, :a]
-        row[a] = keys[b]
-        row[a + 1] = vals[b]
-        row[a + 2 :] = fill[b, a:]
-    ids[:, -3] = QRY
-    ids[:, -2] = keys
-    ids[:, -1] = vals
-    return ids, vals, keys, at
+        asked = np.concatenate([rng.permutation(facts) for _ in range(-(-queries // facts))])[:queries]
+        for j, f in enumerate(asked):
+            ids[b, q0 + 4 * j : q0 + 4 * j + 4] = (QRY, names[b, f], vals[b, f], EOS)
+            targets[b, 2 * j] = vals[b, f]
+            targets[b, 2 * j + 1] = EOS
+    rows = np.empty(2 * queries, dtype=np.int64)
+    rows[0::2] = q0 + 4 * np.arange(queries) + 1  # the K row predicts V
+    rows[1::2] = q0 + 4 * np.arange(queries) + 2  # the V row predicts </s>
+    return Batch(ids, rows, targets, facts, queries)
 
 
-SAMPLE_CASES = [(2, 0.0, 0), (40, 0.25, 3), (300, 0.5, 7), (1000, 1.0, 12), (2500, 0.1, 4242), (4000, 0.9, 2**31 + 5)]
+# (tokens, depth, seed, facts, distractors)
+SAMPLE_CASES = [
+    (2, 0.0, 0, 1, 0), (40, 0.25, 3, 1, 0), (300, 0.5, 7, 1, 0), (1000, 1.0, 12, 1, 0), (2500, 0.1, 4242, 1, 0),
+    (4000, 0.9, 2**31 + 5, 1, 0), (9, 0.0, 5, 4, 1), (64, 1.0, 6, 4, 4), (777, 0.3, 99, 6, 3), (3000, 0.75, 2024, 4, 4),
+]
 
 
 def write_samples(path: str):
     """Token ids that this module gives for generated documents, for test/demo to compare with the JS
     tokenizer and generator (fixtures/demo/python-samples.json)."""
     out = []
-    for tokens, depth, seed in SAMPLE_CASES:
-        d = make_needle_document(tokens, depth, seed)
+    for tokens, depth, seed, facts, distractors in SAMPLE_CASES:
+        d = make_needle_document(tokens, depth, seed, facts, distractors)
         out.append(
             {
                 "tokens": tokens,
                 "depth": depth,
                 "seed": seed,
+                "facts": [[f.key, f.value, f.index] for f in d.facts],
+                "distractors": [[f.key, f.index] for f in d.distractors],
                 "question": d.question,
                 "answer": d.answer,
                 "needle_index": d.needle_index,
