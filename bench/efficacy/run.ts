@@ -1,144 +1,165 @@
-// bench/efficacy: retrieval accuracy of every strategy on ctx's demo model, by document length and
-// needle depth. Writes bench/results/efficacy.md (tables) and one heatmap SVG per strategy.
+// bench/efficacy: retrieval accuracy of ctx's strategies on its demo model, by task, document length
+// and depth of the fact asked about. Writes bench/results/efficacy.md (tables), efficacy.json and one
+// heatmap SVG per (task, strategy).
 //
-//   npm run bench:efficacy -- [--lengths 256,2048,8192,32768] [--docs 50] [--depths 0.05,0.25,0.5,0.75,0.95]
-//                             [--strategies full,stream,select,beacon,beacon-2,beacon-4,beacon-8] [--backend cpu] [--model <dir>]
-//                             [--max full=32768,beacon-2=32768]
+//   npm run bench:efficacy -- [--cells "<task>:<strategy>,…@<length>,…;…"] [--docs 50]
+//                             [--depths 0.05,0.25,0.5,0.75,0.95] [--backend cpu] [--model <dir>]
 //
-// `--docs` documents per (length, strategy) cell, spread evenly over the depths. `--max s=n` runs
-// strategy s only up to n tokens (the quadratic ones cost minutes per document at 100K); the cells
-// beyond say "not run". The same documents (seeded) are read by every strategy. Each answer is the
-// model's greedy next token after the question.
+// Tasks: `single` = one fact `<Name> <number>` in filler; `facts4` = 4 facts and 4 distractor names
+// (names without a number), asked about the fact at the given depth. Strategies: see
+// src/demo/efficacy.ts (`beacon` = ctx's ratio for the length, `beacon-<r>`, `full-<rope scaling>`).
+// `--docs` documents per (task, strategy, length) cell, spread evenly over the depths; the same documents
+// (seeded) are read by every strategy of a task. Each answer is the model's greedy next token.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { cpus, totalmem } from 'node:os';
+import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createBackend, type BackendName } from '../../src/backend/index.js';
-import { EFFICACY_STRATEGIES, efficacyStrategy, retrieve, type EfficacyStrategy } from '../../src/demo/efficacy.js';
+import { efficacyStrategy, isEfficacyStrategy, retrieve, type EfficacyStrategy } from '../../src/demo/efficacy.js';
 import { demoModelDir, makeNeedleDocument } from '../../src/demo/index.js';
 import { openModel } from '../../src/model/model.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { heatmapSvg } from './heatmap.js';
+
+const TASKS = {
+  single: { facts: 1, distractors: 0, title: 'one fact' },
+  facts4: { facts: 4, distractors: 4, title: '4 facts + 4 distractor names' },
+} as const;
+type Task = keyof typeof TASKS;
+
+/** The issue-15 table: single-fact beacon and its context, 4-facts select and beacon, and full + RoPE scalings at 2×, 4×, 8× the window. */
+const DEFAULT_CELLS =
+  'single:select,beacon,stream,full@256,2048,8192,32768,100000;' +
+  'facts4:select,beacon@256,2048,8192,32768,100000;' +
+  'facts4:full,full-linear,full-ntk,full-dynamic,full-yarn,full-truncated@1024,2048,4096,8192';
 
 const args = process.argv.slice(2);
 const opt = (name: string, fallback: string) => {
   const i = args.indexOf(`--${name}`);
   return i >= 0 ? args[i + 1] : fallback;
 };
-const lengths = opt('lengths', '256,2048,8192,32768').split(',').map(Number);
+const cellsArg = opt('cells', DEFAULT_CELLS);
 const depths = opt('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
 const docs = Number(opt('docs', '50'));
-const strategies = opt('strategies', EFFICACY_STRATEGIES.join(',')).split(',') as EfficacyStrategy[];
 const backendName = opt('backend', 'cpu') as BackendName;
-const maxTokens = new Map(
-  opt('max', '')
-    .split(',')
-    .filter(Boolean)
-    .map((kv) => kv.split('=') as [string, string])
-    .map(([s, n]) => [s, Number(n)]),
-);
-const runs = (s: string, len: number) => len <= (maxTokens.get(s) ?? Infinity);
 const modelDir = opt('model', demoModelDir());
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
+
+/** What to run: for each task, the lengths each strategy runs at. */
+const plan = new Map<Task, Map<EfficacyStrategy, number[]>>();
+for (const group of cellsArg.split(';').filter(Boolean)) {
+  const m = /^(\w+):([^@]+)@(.+)$/.exec(group);
+  if (!m || !(m[1] in TASKS)) throw new Error(`bad --cells group ${JSON.stringify(group)} (want task:strategy,…@length,…)`);
+  const task = m[1] as Task;
+  const lengths = m[3].split(',').map(Number);
+  for (const s of m[2].split(',')) {
+    if (!isEfficacyStrategy(s)) throw new Error(`unknown strategy ${s}`);
+    const byStrategy = plan.get(task) ?? new Map<EfficacyStrategy, number[]>();
+    byStrategy.set(s, [...new Set([...(byStrategy.get(s) ?? []), ...lengths])].sort((a, b) => a - b));
+    plan.set(task, byStrategy);
+  }
+}
 
 const model = openModel(modelDir);
 const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
 const backend = await createBackend(backendName, model);
 
-/** One (strategy, length, depth) cell: documents answered right, documents read, seconds spent. */
-type Cell = { right: number; total: number; seconds: number };
+/** One (task, strategy, length, depth) cell. */
+type Cell = { right: number; other: number; total: number; seconds: number; kvRows: number };
 const cells = new Map<string, Cell>();
-const cell = (s: string, len: number, d: number) => {
-  const k = `${s}|${len}|${d}`;
+const cell = (t: Task, s: string, len: number, d: number) => {
+  const k = `${t}|${s}|${len}|${d}`;
   let c = cells.get(k);
-  if (!c) cells.set(k, (c = { right: 0, total: 0, seconds: 0 }));
+  if (!c) cells.set(k, (c = { right: 0, other: 0, total: 0, seconds: 0, kvRows: 0 }));
   return c;
 };
 
 const t0 = performance.now();
+const load0 = loadavg()[0];
 const perDepth = Math.max(1, Math.round(docs / depths.length));
-for (const len of lengths) {
-  for (const [di, depth] of depths.entries()) {
-    for (let i = 0; i < perDepth; i++) {
-      const doc = makeNeedleDocument({ tokens: len, depth, seed: 1_000_000 * (di + 1) + 1000 * lengths.indexOf(len) + i + 7 });
-      for (const s of strategies) {
-        if (!runs(s, len)) continue;
-        const r = await retrieve(backend, tokenizer, doc, s);
-        const c = cell(s, len, depth);
-        c.total++;
-        c.seconds += r.seconds;
-        if (r.correct) c.right++;
+for (const [task, byStrategy] of plan) {
+  const lengths = [...new Set([...byStrategy.values()].flat())].sort((a, b) => a - b);
+  for (const [li, len] of lengths.entries()) {
+    const strategies = [...byStrategy].filter(([, ls]) => ls.includes(len)).map(([s]) => s);
+    for (const [di, depth] of depths.entries()) {
+      for (let i = 0; i < perDepth; i++) {
+        const { facts, distractors } = TASKS[task];
+        const doc = makeNeedleDocument({ tokens: len, depth, seed: 1_000_000 * (di + 1) + 1000 * li + i + 7, facts, distractors });
+        for (const s of strategies) {
+          const r = await retrieve(backend, tokenizer, doc, s);
+          const c = cell(task, s, len, depth);
+          c.total++;
+          c.seconds += r.seconds;
+          c.kvRows += r.kvRows;
+          if (r.correct) c.right++;
+          if (r.otherFact) c.other++;
+        }
       }
+      const line = strategies.map((s) => `${s} ${cell(task, s, len, depth).right}/${cell(task, s, len, depth).total}`).join('  ');
+      console.error(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${task}, ${len} tokens, depth ${depth}: ${line}`);
     }
-    const line = strategies.filter((s) => runs(s, len)).map((s) => `${s} ${cell(s, len, depth).right}/${cell(s, len, depth).total}`).join('  ');
-    console.error(`[${((performance.now() - t0) / 1000).toFixed(0)} s] ${len} tokens, depth ${depth}: ${line}`);
   }
 }
-const efficacyRatio = (len: number) => {
-  const r = efficacyStrategy(backend, 'beacon', len + 12);
-  return r.name === 'beacon' ? r.ratio : '?';
+const QUESTION_TOKENS = 3; // "\n\nrecall <Name>" is 2 words; the ratio is picked for the whole prompt (+ BOS)
+const ratioPicked = (len: number) => {
+  const r = efficacyStrategy(backend, 'beacon', len + QUESTION_TOKENS);
+  return r.name === 'beacon' ? `r${r.ratio}${r.ratioChoice.fits ? '' : ' (beyond its reach)'}` : '?';
 };
-const ratios = new Map(lengths.map((len) => [len, efficacyRatio(len)]));
 await backend.dispose();
 
 // ---- the report ----------------------------------------------------------------------------------
 
-const pct = (right: number, total: number) => (total ? `${Math.round((100 * right) / total)}%` : 'not run');
-const sum = (s: string, len: number) => {
-  let right = 0;
-  let total = 0;
-  let seconds = 0;
+const sum = (t: Task, s: string, len: number) => {
+  const out = { right: 0, other: 0, total: 0, seconds: 0, kvRows: 0 };
   for (const d of depths) {
-    const c = cell(s, len, d);
-    right += c.right;
-    total += c.total;
-    seconds += c.seconds;
+    const c = cell(t, s, len, d);
+    for (const k of Object.keys(out) as (keyof Cell)[]) out[k] += c[k];
   }
-  return { right, total, seconds };
+  return out;
 };
+const pct = (x: number, total: number) => `${Math.round((100 * x) / total)}%`;
 const label = (len: number) => (len % 1024 === 0 ? `${len / 1024}K` : len >= 1000 ? `${Math.round(len / 1000)}K` : String(len));
-const maxArg = maxTokens.size ? ` --max ${[...maxTokens].map(([s, n]) => `${s}=${n}`).join(',')}` : '';
-const command = `npm run bench:efficacy -- --lengths ${lengths.join(',')} --docs ${docs} --depths ${depths.join(',')} --strategies ${strategies.join(',')} --backend ${backendName}${maxArg}`;
+const command = `npm run bench:efficacy -- --cells "${cellsArg}" --docs ${docs} --depths ${depths.join(',')} --backend ${backendName}`;
+const minutes = (performance.now() - t0) / 60000;
 const c = model.config;
 const lines: string[] = [
   '# Long-context efficacy on the demo model',
   '',
-  `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; backend \`${backendName}\`; ${new Date().toISOString().slice(0, 10)}.`,
-  `Command: \`${command}\` (${((performance.now() - t0) / 60000).toFixed(1)} min).`,
+  `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; backend \`${backendName}\`; ${new Date().toISOString().slice(0, 10)}; load average ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other work shared the cores when it is above ~1).`,
+  `Command: \`${command}\` (${minutes.toFixed(1)} min).`,
   '',
   `Model: \`${modelDir.replace(/.*\/(models\/)/, '$1')}\` — Qwen2, ${c.numLayers} layers, hidden ${c.hiddenSize}, native window ${c.maxPositions} tokens; beacon window ${c.beacon?.window}, trained ratios [${c.beacon?.ratios}].`,
-  `Task: a needle document (filler words, one \`<Name> <number>\` pair at the given depth), then \`recall <Name>\`; correct when the greedy next token is the number. ${perDepth * depths.length} documents per cell (${perDepth} per depth × ${depths.length} depths), the same documents for every strategy.`,
+  `Tasks: \`single\` = ${TASKS.single.title}; \`facts4\` = ${TASKS.facts4.title}. The question \`recall <Name>\` asks about the fact at the given depth; correct when the greedy next token is its number; "another fact's number" counts answers that are the number of a different fact of the same document (a binding error). ${perDepth * depths.length} documents per cell (${perDepth} per depth × ${depths.length} depths), the same documents for every strategy of a task.`,
   '',
-  'Strategies: `full` = every token, positions 0..n−1, run past the window on purpose; `stream` = 4 sink + 252 recent tokens; `select` = TokenSelect with ctx\'s defaults for a 256-token window (16 init + top 128 + 64 local, 64-token chunks); `beacon` = Activation Beacon at the ratio ctx picks for the length (what `ctx ask` runs; the pick is in the table below); `beacon-r` = ratio r forced (reach within the model\'s 256 positions: (256 − 64)·r + 64 tokens; beyond it the run goes on past the trained positions).',
-  '',
-  '## Accuracy by length',
-  '',
-  `| strategy | ${lengths.map(label).join(' | ')} |`,
-  `|---|${lengths.map(() => '---:').join('|')}|`,
-  ...strategies.map((s) => `| ${s} | ${lengths.map((len) => { const t = sum(s, len); return pct(t.right, t.total); }).join(' | ')} |`),
-  '',
-  `Ratio ctx picks (\`beacon\`): ${lengths.map((len) => `${label(len)} → r${ratios.get(len)}`).join(', ')}.`,
-  '',
-  '## Seconds per document (read + answer)',
-  '',
-  `| strategy | ${lengths.map(label).join(' | ')} |`,
-  `|---|${lengths.map(() => '---:').join('|')}|`,
-  ...strategies.map((s) => `| ${s} | ${lengths.map((len) => { const t = sum(s, len); return t.total ? (t.seconds / t.total).toFixed(2) : 'not run'; }).join(' | ')} |`),
-  '',
-  '## By needle depth',
+  `Strategies: \`full\` = every token, positions 0..n−1, run past the window on purpose; \`full-<scaling>\` = the same with that training-free RoPE scaling at factor n / ${c.maxPositions}; \`stream\` = 4 sink + ${c.maxPositions - 4} recent tokens; \`select\` = TokenSelect with ctx's defaults for a ${c.maxPositions}-token window; \`beacon\` = Activation Beacon at the ratio ctx picks for the length (what \`ctx ask\` runs); \`beacon-r\` = ratio r forced.`,
   '',
 ];
-for (const s of strategies) {
-  lines.push(`### ${s}`, '', `![${s}](efficacy-${s}.svg)`, '', `| depth | ${lengths.map(label).join(' | ')} |`, `|---|${lengths.map(() => '---:').join('|')}|`);
-  for (const d of depths) lines.push(`| ${d} | ${lengths.map((len) => pct(cell(s, len, d).right, cell(s, len, d).total)).join(' | ')} |`);
-  lines.push('');
-  writeFileSync(
-    join(resultsDir, `efficacy-${s}.svg`),
-    heatmapSvg({ title: `${s}: retrieval accuracy`, columns: lengths.map(label), rows: depths.map((d) => `depth ${d}`), value: (r, k) => { const x = cell(s, lengths[k], depths[r]); return x.total ? x.right / x.total : null; } }),
-  );
+for (const [task, byStrategy] of plan) {
+  const lengths = [...new Set([...byStrategy.values()].flat())].sort((a, b) => a - b);
+  const head = `| strategy | ${lengths.map(label).join(' | ')} |`;
+  const rule = `|---|${lengths.map(() => '---:').join('|')}|`;
+  const row = (s: string, f: (t: ReturnType<typeof sum>) => string) =>
+    `| ${s} | ${lengths.map((len) => { const t = sum(task, s, len); return t.total ? f(t) : '–'; }).join(' | ')} |`;
+  const strategies = [...byStrategy.keys()];
+  lines.push(`## ${task}: ${TASKS[task].title}`, '', '### Accuracy', '', head, rule, ...strategies.map((s) => row(s, (t) => pct(t.right, t.total))), '');
+  if (strategies.includes('beacon')) lines.push(`Ratio ctx picks (\`beacon\`): ${lengths.filter((len) => sum(task, 'beacon', len).total).map((len) => `${label(len)} → ${ratioPicked(len)}`).join(', ')}.`, '');
+  if (TASKS[task].facts > 1) lines.push("### Another fact's number (binding errors)", '', head, rule, ...strategies.map((s) => row(s, (t) => pct(t.other, t.total))), '');
+  lines.push('### KV rows held after the prompt (mean)', '', head, rule, ...strategies.map((s) => row(s, (t) => String(Math.round(t.kvRows / t.total)))), '');
+  lines.push('### Seconds per document (read + answer)', '', head, rule, ...strategies.map((s) => row(s, (t) => (t.seconds / t.total).toFixed(2))), '');
+  lines.push('### By depth', '');
+  for (const s of strategies) {
+    const ls = byStrategy.get(s)!;
+    lines.push(`#### ${task} / ${s}`, '', `![${task} ${s}](efficacy-${task}-${s}.svg)`, '', `| depth | ${ls.map(label).join(' | ')} |`, `|---|${ls.map(() => '---:').join('|')}|`);
+    for (const d of depths) lines.push(`| ${d} | ${ls.map((len) => { const x = cell(task, s, len, d); return x.total ? pct(x.right, x.total) : '–'; }).join(' | ')} |`);
+    lines.push('');
+    writeFileSync(
+      join(resultsDir, `efficacy-${task}-${s}.svg`),
+      heatmapSvg({ title: `${TASKS[task].title}, ${s}: accuracy`, columns: ls.map(label), rows: depths.map((d) => `depth ${d}`), value: (r, k) => { const x = cell(task, s, ls[k], depths[r]); return x.total ? x.right / x.total : null; } }),
+    );
+  }
 }
 mkdirSync(resultsDir, { recursive: true });
 writeFileSync(join(resultsDir, 'efficacy.md'), `${lines.join('\n')}\n`);
-writeFileSync(join(resultsDir, 'efficacy.json'), `${JSON.stringify({ command, lengths, depths, strategies, cells: Object.fromEntries(cells) }, null, 1)}\n`);
+writeFileSync(join(resultsDir, 'efficacy.json'), `${JSON.stringify({ command, depths, docs, cells: Object.fromEntries(cells) }, null, 1)}\n`);
 console.error(`wrote ${join(resultsDir, 'efficacy.md')}`);

@@ -1,18 +1,29 @@
-// Long-context efficacy on the demo model: does a strategy find the needle? A needle document
-// (needle.ts) is read exactly as `ctx ask` reads it — prefix, document, then the question (the
-// demo model has no chat template) — and the answer is the model's greedy next token. Used by
+// Long-context efficacy on the demo model: does a strategy find the fact asked about? A needle document
+// (needle.ts) is read exactly as `ctx ask` reads it — prefix, document, then the question (the demo
+// model has no chat template) — and the answer is the model's greedy next token. Used by
 // bench/efficacy (the table and heatmaps) and by the CI test that guards every strategy's behaviour.
 
 import type { Backend } from '../backend/contract.js';
 import { Conversation } from '../engine/conversation.js';
+import type { RopeScalingName } from '../engine/rope.js';
 import { Session } from '../engine/session.js';
 import { resolveStrategy, type ResolvedStrategy } from '../engine/strategies/index.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
-import type { NeedleDocument } from './needle.js';
+import { askAbout, type NeedleDocument } from './needle.js';
 
-/** `beacon` is ctx's own choice of ratio for the length (what `ctx ask` runs); `beacon-r` forces r. */
-export const EFFICACY_STRATEGIES = ['full', 'stream', 'select', 'beacon', 'beacon-2', 'beacon-4', 'beacon-8'] as const;
-export type EfficacyStrategy = (typeof EFFICACY_STRATEGIES)[number];
+/**
+ * `beacon` is ctx's own choice of ratio for the length (what `ctx ask` runs); `beacon-<r>` forces r.
+ * `full` reads every token at positions 0..n−1, past the window on purpose; `full-<scaling>` does the
+ * same with a training-free RoPE scaling of factor (prompt tokens / window).
+ */
+export type EfficacyStrategy = 'full' | 'stream' | 'select' | 'beacon' | `beacon-${number}` | `full-${Exclude<RopeScalingName, 'none'>}`;
+
+export const ROPE_SCALINGS = ['linear', 'ntk', 'dynamic', 'yarn', 'truncated'] as const;
+
+/** Whether a name is one of the strategies above (for command lines). */
+export function isEfficacyStrategy(s: string): s is EfficacyStrategy {
+  return ['full', 'stream', 'select', 'beacon'].includes(s) || /^beacon-\d+$/.test(s) || ROPE_SCALINGS.some((r) => s === `full-${r}`);
+}
 
 /**
  * The strategy as the benchmark runs it. `full` is allowed past the model's window on purpose (the
@@ -22,6 +33,10 @@ export type EfficacyStrategy = (typeof EFFICACY_STRATEGIES)[number];
 export function efficacyStrategy(backend: Backend, s: EfficacyStrategy, tokens: number): ResolvedStrategy {
   const c = backend.model.config;
   if (s === 'full') return { name: 'full', chunk: 256, capacity: Number.MAX_SAFE_INTEGER, rope: null };
+  if (s.startsWith('full-')) {
+    const type = s.slice(5) as Exclude<RopeScalingName, 'none'>;
+    return { name: 'full', chunk: 256, capacity: Number.MAX_SAFE_INTEGER, rope: { type, factor: Math.max(1, tokens / c.maxPositions) } };
+  }
   if (s.startsWith('beacon-')) return resolveStrategy(c, { strategy: 'beacon', beaconRatio: Number(s.slice(7)) }, tokens);
   return resolveStrategy(c, { strategy: s as 'stream' | 'select' | 'beacon' }, tokens);
 }
@@ -30,25 +45,33 @@ export interface Retrieval {
   correct: boolean;
   /** What the model answered (its greedy next token, decoded). */
   answered: string;
+  /** The answer is the number of another fact of the same document (a binding error). */
+  otherFact: boolean;
   promptTokens: number;
+  /** KV rows the session holds after reading the prompt (all layers share the count). */
+  kvRows: number;
   seconds: number;
 }
 
-/** Reads the document and the question with strategy `s`; the model's next token is its answer. */
-export async function retrieve(backend: Backend, tokenizer: TextTokenizer, doc: NeedleDocument, s: EfficacyStrategy): Promise<Retrieval> {
+/**
+ * Reads the document and a question about fact `fact` (default 0, the one at the document's depth)
+ * with strategy `s`; the model's next token is its answer.
+ */
+export async function retrieve(backend: Backend, tokenizer: TextTokenizer, doc: NeedleDocument, s: EfficacyStrategy, fact = 0): Promise<Retrieval> {
   const t0 = performance.now();
+  const { question, answer } = askAbout(doc, fact);
   const conversation = new Conversation(tokenizer);
   const prefix = conversation.documentPrefix();
   const body = Int32Array.from(tokenizer.encode(doc.text));
-  const question = conversation.firstQuestion(doc.question);
-  const prompt = Int32Array.from([...prefix, ...body, ...question]);
+  const prompt = Int32Array.from([...prefix, ...body, ...conversation.firstQuestion(question)]);
   const session = new Session(backend, efficacyStrategy(backend, s, prompt.length));
   try {
     const logits = await session.feed(prompt);
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
     const answered = tokenizer.decode([best]).trim();
-    return { correct: answered === doc.answer, answered, promptTokens: prompt.length, seconds: (performance.now() - t0) / 1000 };
+    const otherFact = answered !== answer && doc.facts.some((f) => f.value === answered);
+    return { correct: answered === answer, answered, otherFact, promptTokens: prompt.length, kvRows: session.stats().totalRows, seconds: (performance.now() - t0) / 1000 };
   } finally {
     session.dispose();
   }

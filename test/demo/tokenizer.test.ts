@@ -57,10 +57,10 @@ describe('demo tokenizer', () => {
 
   it("gives the Python recipe's ids for generated documents", () => {
     const samples = readJson(join(root, 'fixtures/demo/python-samples.json')) as {
-      tokens: number; depth: number; seed: number; doc_ids: number[]; question_ids: number[]; answer_ids: number[];
+      tokens: number; depth: number; seed: number; facts: unknown[]; distractors: unknown[]; doc_ids: number[]; question_ids: number[]; answer_ids: number[];
     }[];
     for (const s of samples) {
-      const d = makeNeedleDocument({ tokens: s.tokens, depth: s.depth, seed: s.seed });
+      const d = makeNeedleDocument({ tokens: s.tokens, depth: s.depth, seed: s.seed, facts: s.facts.length, distractors: s.distractors.length });
       assert.deepEqual(enc(d.text), s.doc_ids);
       assert.deepEqual(enc(d.question), s.question_ids);
       assert.deepEqual(s.answer_ids, [...enc(d.answer), EOS]);

@@ -2,12 +2,14 @@
 
     python3 models/recipes/needle/train.py --out models/needle-demo
 
-Stages (fixed seeds, one thread):
+Stages (fixed seeds, a fixed number of threads):
   0. check beacon.py against ../shared/golden beacon-v3 cases (skipped with a message if absent);
-  1. base Qwen2 (1.1 M parameters), full attention, length curriculum 64 -> 128 -> 256, loss on the
-     answer tokens only (the value, then </s>);
-  2. beacon parameters only (beacon embedding + beacon q/k/v per layer), base frozen, v3 interleave
-     forward of beacon.py, window 64, a ratio drawn per window from RATIOS, long documents;
+  1. base Qwen2 (1.1 M parameters, 1,024 positions), full attention, multi-query associative recall:
+     documents with several facts and distractor names, every fact asked in turn after the document,
+     loss on the answers (the number, then </s>), a length curriculum 128 -> 256 -> 512 -> 1,024;
+  2. beacon parameters only (beacon embedding + beacon q/k/v per layer, copied from the base), base
+     frozen, the v3 interleave forward of beacon.py, window 64; each batch is read at the ratio ctx's
+     adapt rule picks for its length, or a larger one;
   3. export: float16 safetensors, config.json with the beacon keys, tokenizer.json, tokenizer_config.json;
   4. evaluation of the exported (float16-rounded) weights -> <work>/results.json and results.md.
 
@@ -31,12 +33,14 @@ import torch.nn.functional as F
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import language as lang  # noqa: E402
-from beacon import BeaconState, Qwen2Beacon, adapt_ratio  # noqa: E402
+from beacon import BeaconState, adapt_ratio  # noqa: E402
+from model import Qwen2Beacon, load_model  # noqa: E402
 
 WINDOW = 64
 RATIOS = [2, 4, 8, 16, 32, 64]
-MAX_POS = 256
-SEED = 8
+MAX_POS = 1024
+RESERVE = 1024  # adapt-F: tokens kept free for the answer when ctx picks a ratio
+SEED = 15
 
 CONFIG = {
     "model_type": "qwen2",
@@ -63,7 +67,7 @@ CONFIG = {
     "beacon_stride": WINDOW,
     "beacon_attn": "full-coverage",
     "beacon_ratio": RATIOS,
-    "beacon_ratio_mix": "adapt-1024",
+    "beacon_ratio_mix": f"adapt-{RESERVE}",
     "beacon_param": ["q", "k", "v"],
     "beacon_embed_init": "eos",
     "beacon_sink_size": 0,
@@ -81,15 +85,12 @@ def log(msg: str):
     print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
 
 
-def answer_loss(logits2: torch.Tensor, vals: torch.Tensor):
-    """logits2 [B, 2, V]: rows of K (-> value) and V (-> </s>). Returns loss, value acc, exact acc."""
-    B = logits2.shape[0]
-    tgt = torch.stack([vals, torch.full_like(vals, lang.EOS)], dim=1)
-    loss = F.cross_entropy(logits2.reshape(2 * B, -1), tgt.reshape(-1))
-    pred = logits2.argmax(-1)
-    v_ok = pred[:, 0] == vals
-    exact = v_ok & (pred[:, 1] == lang.EOS)
-    return loss, v_ok.float().mean().item(), exact.float().mean().item()
+def answer_loss(logits: torch.Tensor, targets: torch.Tensor):
+    """logits [B, 2q, V] at the rows of each query's K (-> number) and number (-> </s>); targets [B, 2q].
+    Returns the loss and the fraction of queries answered exactly (number and </s>)."""
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), targets.reshape(-1))
+    ok = (logits.argmax(-1) == targets).view(targets.shape[0], -1, 2).all(-1)
+    return loss, ok.float().mean().item()
 
 
 def init_weights(model: Qwen2Beacon, seed: int):
@@ -106,97 +107,111 @@ def init_weights(model: Qwen2Beacon, seed: int):
                 p.normal_(0.0, 0.02, generator=g)
 
 
+def draw_shape(rng, lo: int, hi: int, facts: tuple[int, int], max_queries: int, filler=None):
+    """One batch's shape: document words (log-uniform in [lo, hi]), facts, distractors (0..facts),
+    queries (every fact, at most max_queries). With `filler` (lo, hi) the document is its facts and
+    distractors plus that many filler words instead."""
+    f = int(rng.integers(facts[0], facts[1] + 1))
+    if filler is not None:
+        d = int(rng.integers(0, f // 2 + 1))
+        n = 2 * f + d + int(rng.integers(filler[0], filler[1] + 1))
+        return n, f, d, min(f, max_queries)
+    n = int(round(2 ** rng.uniform(math.log2(lo), math.log2(hi))))
+    f = max(1, min(f, (n - 1) // 3))
+    d = int(rng.integers(0, f + 1))
+    return n, f, d, min(f, max_queries)
+
+
 # ------------------------------------------------------------------------------------------ stage 1
-# Base curriculum: (longest sequence, steps, peak lr); lr warms up over the first 100 steps of the run
-# and decays (cosine, to 10%) within each stage.
-BASE_STAGES = [(64, 2500, 2e-3), (128, 600, 1e-3), (MAX_POS, 600, 1e-3)]
+# Base curriculum: (shortest, longest document in words, facts per document, steps, peak lr, tokens per
+# batch). Sequences are [bos] document + 4 tokens per query, at most MAX_POS positions. lr warms up over
+# the first 100 steps of the run and decays (cosine, to 10%) within each stage.
+BASE_STAGES = [
+    {"lengths": (16, 96), "facts": (2, 8), "steps": 1500, "lr": 2e-3, "tokens": 4096},
+    {"lengths": (64, 256), "facts": (1, 8), "steps": 500, "lr": 1e-3, "tokens": 8192},
+    {"lengths": (128, 512), "facts": (1, 8), "steps": 400, "lr": 1e-3, "tokens": 8192},
+    {"lengths": (256, MAX_POS - 40), "facts": (1, 8), "steps": 300, "lr": 1e-3, "tokens": 8192},
+]
 
 
-def train_base(model: Qwen2Beacon, budget_s: float, stages=BASE_STAGES) -> dict:
-    """Full-attention base training: length curriculum 64 -> 128 -> 256, loss on the answer tokens.
-
-    In half of the batches the needle's value token is hidden from layer-0 attention (training-time
-    masking only; the exported model is plain Qwen2). Without it the model copies the value with
-    layer-0 attention alone, and a frozen base that retrieves only at layer 0 can never read a beacon:
-    a beacon row's layer-0 key and value come from the beacon embedding only, the same for every beacon.
-    With it, the model also learns a deeper retrieval circuit that beacons can feed."""
-    rng = np.random.default_rng(SEED)
+def train_base(model: Qwen2Beacon, stages=BASE_STAGES, seed: int = SEED, log_every: int = 50) -> dict:
+    rng = np.random.default_rng(seed)
     params = model.base_parameters()
-    opt = torch.optim.AdamW(params, lr=2e-3, betas=(0.9, 0.98), weight_decay=0.01)
-    batch = 32
-    t0 = time.time()
-    step = 0
-    hist = {"stages": [], "hide_value_from_layer0": 0.5, "batch": batch}
-    for si, (L, n_steps, lr) in enumerate(stages):
-        doc_max = L - 5  # [bos] doc recall K V fits L positions
-        ema = {True: 0.0, False: 0.0}
-        ts = time.time()
-        for s_step in range(n_steps):
-            if time.time() - t0 > budget_s:
-                log("base: time budget reached (result now depends on machine speed)")
-                break
-            n = int(rng.integers(8, doc_max + 1))
-            bos = rng.random() >= 0.1
-            ids, vals, _, at = lang.sample_batch(rng, batch, n, bos=bos)
-            hide = bool(rng.random() < 0.5)
-            hide0 = torch.from_numpy(at + 1 + (1 if bos else 0)) if hide else None
-            cur = lr * min(1.0, (step + 1) / 100) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s_step / n_steps)))
+    opt = torch.optim.AdamW(params, lr=1e-3, betas=(0.9, 0.98), weight_decay=0.01)
+    t0, step = time.time(), 0
+    hist = {"stages": [], "curve": []}
+    for si, st in enumerate(stages):
+        ts, ema = time.time(), 0.0
+        lo, hi = st.get("lengths", (0, 0))
+        for s_step in range(st["steps"]):
+            n, f, d, q = draw_shape(rng, lo, hi, st["facts"], st.get("queries", 8), st.get("filler"))
+            batch = max(4, st["tokens"] // (n + 4 * q + 1))
+            b = lang.sample_batch(rng, batch, n, f, d, q, bos=rng.random() >= 0.1)
+            decay = 1.0 if st.get("constant") else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s_step / st["steps"]))
+            cur = st["lr"] * min(1.0, (step + 1) / 100) * decay
             for g in opt.param_groups:
                 g["lr"] = cur
-            h = model.forward_full(torch.from_numpy(ids), hide0=hide0)
-            loss, v_acc, ex = answer_loss(model.logits(h[:, -2:]), torch.from_numpy(vals))
+            h = model.forward_full(torch.from_numpy(b.ids))
+            loss, ex = answer_loss(model.logits(h[:, torch.from_numpy(b.target_rows)]), torch.from_numpy(b.targets))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            ema[hide] = 0.95 * ema[hide] + 0.05 * ex
-            if step % 100 == 0:
-                log(f"base stage {si + 1} (len<={L}) step {step} loss {loss.item():.4f} exact(ema) plain {ema[False]:.3f} value hidden from layer 0 {ema[True]:.3f} lr {cur:.1e}")
-        acc_p = eval_full(model, doc_max, 256, np.random.default_rng(1000 + si))
-        acc_h = eval_full(model, doc_max, 256, np.random.default_rng(1000 + si), hide=True)
-        log(f"base stage {si + 1} done ({time.time() - ts:.0f}s): held-out exact at {doc_max} tokens: plain {acc_p:.3f}, value hidden from layer 0 {acc_h:.3f}")
-        hist["stages"].append({"max_len": L, "steps": n_steps, "lr": lr, "seconds": round(time.time() - ts, 1), "acc": acc_p, "acc_hidden": acc_h})
+            ema = ex if s_step == 0 else 0.95 * ema + 0.05 * ex
+            if step % log_every == 0:
+                hist["curve"].append({"step": step, "stage": si + 1, "loss": round(loss.item(), 4), "exact_ema": round(ema, 3), "seconds": round(time.time() - t0)})
+                log(f"base stage {si + 1} step {step} len {n} facts {f} x{batch} loss {loss.item():.4f} exact(ema) {ema:.3f} lr {cur:.1e}")
+        held = {L: eval_full(model, L, 4, 4, 128, seed=1000 + si) for L in sorted({64, min(max(hi, 64), MAX_POS - 40)})}
+        log(f"base stage {si + 1} done ({time.time() - ts:.0f}s): held-out, 4 facts + 4 distractors: " + ", ".join(f"{L} words exact {v['exact']:.3f} other-fact {v['other']:.3f}" for L, v in held.items()))
+        hist["stages"].append({**{k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()}, "seconds": round(time.time() - ts, 1), "held_out": held})
     hist["steps"] = step
     hist["seconds"] = round(time.time() - t0, 1)
     return hist
 
 
 @torch.no_grad()
-def eval_full(model, doc_tokens: int, n: int, rng, hide: bool = False) -> float:
-    ids, vals, _, at = lang.sample_batch(rng, n, doc_tokens)
-    h = model.forward_full(torch.from_numpy(ids), hide0=torch.from_numpy(at + 2) if hide else None)
-    return answer_loss(model.logits(h[:, -2:]), torch.from_numpy(vals))[2]
+def eval_full(model, doc_tokens: int, facts: int, distractors: int, n: int, seed: int) -> dict:
+    """Full attention on n documents, one question each: exact answers, and answers that are another fact's number."""
+    b = lang.sample_batch(np.random.default_rng(seed), n, doc_tokens, facts, distractors, 1)
+    h = model.forward_full(torch.from_numpy(b.ids[:, : b.target_rows[1] + 1]))
+    lg = model.logits(h[:, torch.from_numpy(b.target_rows)])
+    return answer_stats(lg, b)
+
+
+def answer_stats(lg: torch.Tensor, b: lang.Batch) -> dict:
+    pred = lg.argmax(-1).numpy()  # [B, 2]
+    exact = (pred[:, 0] == b.targets[:, 0]) & (pred[:, 1] == lang.EOS)
+    doc_vals = [set(row[(row >= lang.VAL0) & (row < lang.VAL0 + lang.N_VALUES)].tolist()) for row in b.ids[:, : b.target_rows[0] - 1]]
+    other = np.array([p != t and p in vs for p, t, vs in zip(pred[:, 0], b.targets[:, 0], doc_vals)])
+    return {"exact": float(exact.mean()), "other": float(other.mean())}
 
 
 # ------------------------------------------------------------------------------------------ stage 2
-def beacon_forward_tail(model, ids: torch.Tensor, ratio) -> torch.Tensor:
-    """Run the beacon forward over ids [B, T] (prompt + answer); return logits of the last 2 raw rows."""
+def ratio_for(doc_tokens: int) -> int:
+    """The ratio ctx's adapt rule picks for a document of this length (plus its question)."""
+    return adapt_ratio(RATIOS, WINDOW, MAX_POS, doc_tokens + 8 + RESERVE)
+
+
+def beacon_tail(model, ids: torch.Tensor, ratio, rows: torch.Tensor) -> torch.Tensor:
+    """Beacon forward over ids [B, T]; logits at `rows` (indices into the raw tokens)."""
     st = BeaconState(model, ids.shape[0], WINDOW, ratio)
     h = st.feed_long(ids)
-    return model.logits(h[:, -2:])
+    return model.logits(h[:, rows])
 
 
-# Beacon curriculum: (steps, ratios drawn per window, document length range, documents per step or a
-# token budget per step). Short documents first (2-8 windows: the needle's beacons are a large part of
-# the memory, so the signal is strong), then 512-1024 tokens, then the large ratios that ctx's adapt
-# rule needs for long documents with P = 256, and longer documents (log-uniform lengths, as many
-# documents as fit the token budget).
+# Beacon phases: steps, document lengths (log-uniform), facts, tokens per batch, and how often a ratio
+# larger than ctx's pick is drawn instead (so that the large ratios also learn on short documents).
 BEACON_PHASES = [
-    {"steps": 600, "ratios": [2, 4, 8], "lengths": (128, 512), "batch": 16},
-    {"steps": 300, "ratios": [2, 4, 8], "lengths": (512, 1024), "batch": 8},
-    {"steps": 150, "ratios": RATIOS, "lengths": (512, 4096), "tokens": 8192},
+    {"steps": 300, "lengths": (256, 2048), "facts": (1, 6), "tokens": 8192, "larger": 0.5},
+    {"steps": 200, "lengths": (1024, 8192), "facts": (1, 6), "tokens": 16384, "larger": 0.5},
 ]
-# Refinement: a fresh optimizer (lr 1e-3, cosine to 10%) and its own seed, all ratios, shorter documents
-# (more updates per minute; accuracy was found to be limited by how precisely a beacon carries the value,
-# not by length).
-BEACON_REFINE = [{"steps": 600, "ratios": RATIOS, "lengths": (256, 1024), "tokens": 8192}]
 
 
-def train_beacon(model: Qwen2Beacon, budget_s: float, phases=BEACON_PHASES, lr: float = 3e-3, seed: int = SEED + 1) -> dict:
-    """Beacon parameters only (base frozen). Each step: documents of one length, a ratio drawn per
-    window ("step-random"), loss on the answer tokens, full backprop through the whole document (no
-    truncation). AdamW lr 3e-3, warmup 20 steps, cosine to 10% over all phases."""
+def train_beacon(model: Qwen2Beacon, phases=BEACON_PHASES, lr: float = 1e-3, seed: int = SEED + 1, log_every: int = 10) -> dict:
+    """Beacon parameters only (base frozen). Each step: documents of one length and shape, read at one
+    ratio (ctx's pick for that length, or with probability `larger` a larger trained ratio), every fact
+    asked after the document, loss on the answers, full backprop through the whole document."""
     for p in model.base_parameters():
         p.requires_grad_(False)
     params = model.beacon_parameters()
@@ -206,45 +221,48 @@ def train_beacon(model: Qwen2Beacon, budget_s: float, phases=BEACON_PHASES, lr: 
     opt = torch.optim.AdamW(params, lr=lr, betas=(0.9, 0.98), weight_decay=0.0)
     t0 = time.time()
     total = sum(ph["steps"] for ph in phases)
-    ema, step, out = 0.0, 0, {"phases": []}
+    step, out = 0, {"phases": [], "curve": []}
     for pi, ph in enumerate(phases):
-        tp = time.time()
+        tp, ema = time.time(), 0.0
         lo, hi = ph["lengths"]
-        for _ in range(ph["steps"]):
-            if time.time() - t0 > budget_s:
-                log(f"beacon: time budget reached at step {step} of {total} (result now depends on machine speed)")
-                break
-            if "batch" in ph:
-                n = int(rng.integers(lo, hi + 1))
-                batch = ph["batch"]
-            else:
-                n = int(round(2 ** rng.uniform(math.log2(lo), math.log2(hi))))
-                batch = max(1, ph["tokens"] // n)
-            ids, vals, _, _ = lang.sample_batch(rng, batch, n, bos=rng.random() >= 0.1)
-            rs = rng.choice(ph["ratios"], size=n // WINDOW + 2)
+        for s_step in range(ph["steps"]):
+            n, f, d, q = draw_shape(rng, lo, hi, ph["facts"], 8)
+            r = ratio_for(n)
+            if rng.random() < ph["larger"]:
+                r = int(rng.choice([x for x in RATIOS if x >= r]))
+            batch = max(1, ph["tokens"] // n)
+            b = lang.sample_batch(rng, batch, n, f, d, q, bos=rng.random() >= 0.1)
             cur = lr * min(1.0, (step + 1) / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / total)))
             for g in opt.param_groups:
                 g["lr"] = cur
-            logits2 = beacon_forward_tail(model, torch.from_numpy(ids), lambda w: int(rs[w]))
-            loss, v_acc, ex = answer_loss(logits2, torch.from_numpy(vals))
+            lg = beacon_tail(model, torch.from_numpy(b.ids), r, torch.from_numpy(b.target_rows))
+            loss, ex = answer_loss(lg, torch.from_numpy(b.targets))
             opt.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(params, 1.0)
             opt.step()
             step += 1
-            ema = 0.95 * ema + 0.05 * ex
-            if step % 10 == 0:
-                log(f"beacon phase {pi + 1} step {step} len {n}x{batch} loss {loss.item():.4f} exact(ema) {ema:.3f} lr {cur:.2e}")
-        with torch.no_grad():
-            ids, vals, _ = eval_docs(1024, 32, seed0=77)
-            acc = float(correct(model, ids, vals, 8).mean())
-        log(f"beacon phase {pi + 1} done: {time.time() - tp:.0f}s, held-out exact at 1024 tokens, ratio 8: {acc:.3f}")
-        out["phases"].append({**{k: (list(v) if isinstance(v, tuple) else v) for k, v in ph.items()}, "seconds": round(time.time() - tp, 1), "acc_1024_r8": acc})
+            ema = ex if s_step == 0 else 0.9 * ema + 0.1 * ex
+            if step % log_every == 0:
+                out["curve"].append({"step": step, "phase": pi + 1, "loss": round(loss.item(), 4), "exact_ema": round(ema, 3), "seconds": round(time.time() - t0)})
+                log(f"beacon phase {pi + 1} step {step} len {n} facts {f} r{r} x{batch} loss {loss.item():.4f} exact(ema) {ema:.3f} lr {cur:.2e}")
+        held = {f"{L}/r{ratio_for(L)}": eval_beacon(model, L, 4, 4, 32, seed=77 + pi) for L in (2048,)}
+        log(f"beacon phase {pi + 1} done ({time.time() - tp:.0f}s): held-out, 4 facts + 4 distractors: {held}")
+        out["phases"].append({**{k: (list(v) if isinstance(v, tuple) else v) for k, v in ph.items()}, "seconds": round(time.time() - tp, 1), "held_out": held})
     for p in model.parameters():
         p.requires_grad_(False)
     out["steps"] = step
     out["seconds"] = round(time.time() - t0, 1)
     return out
+
+
+@torch.no_grad()
+def eval_beacon(model, doc_tokens: int, facts: int, distractors: int, n: int, seed: int, ratio: int | None = None, batch: int = 16) -> dict:
+    b = lang.sample_batch(np.random.default_rng(seed), n, doc_tokens, facts, distractors, 1)
+    ids = torch.from_numpy(b.ids[:, : b.target_rows[1] + 1])
+    r = ratio or ratio_for(doc_tokens)
+    lg = torch.cat([beacon_tail(model, ids[i : i + batch], r, torch.from_numpy(b.target_rows)) for i in range(0, n, batch)])
+    return answer_stats(lg, b)
 
 
 # ------------------------------------------------------------------------------------------ export
@@ -317,108 +335,27 @@ def export(model: Qwen2Beacon, out: str):
 
 
 # ------------------------------------------------------------------------------------------ evaluation
-def eval_docs(length: int, n: int, seed0: int):
-    """n documents of `length` doc tokens from the shared generator (same as src/demo), depths evenly
-    spaced over [0, 1]. Returns ids [n, T] (prompt + value), values, depths."""
-    rows, vals, depths = [], [], []
-    for i in range(n):
-        depth = i / (n - 1)
-        d = lang.make_needle_document(length, depth, seed0 + i)
-        rows.append(lang.prompt_ids(d.text, d.question) + [lang.ID[d.value]])
-        vals.append(lang.ID[d.value])
-        depths.append(depth)
-    return torch.tensor(rows), torch.tensor(vals), np.array(depths)
-
-
-@torch.no_grad()
-def correct(model, ids, vals, method, batch=32) -> np.ndarray:
-    out = []
-    for i in range(0, ids.shape[0], batch):
-        x, v = ids[i : i + batch], vals[i : i + batch]
-        if method == "full":
-            lg = model.logits(model.forward_full(x)[:, -2:])
-        else:
-            lg = beacon_forward_tail(model, x, method)
-        pred = lg.argmax(-1)
-        out.append(((pred[:, 0] == v) & (pred[:, 1] == lang.EOS)).numpy())
-    return np.concatenate(out)
-
-
-def fits(ratio: int, doc_tokens: int) -> bool:
-    """Whether ctx's ratio rule accepts this ratio for a document: (P - W) * r + W >= tokens + 1024."""
-    return (MAX_POS - WINDOW) * ratio + WINDOW >= doc_tokens + 1024
-
-
-def evaluate(model, n: int, untrained=None) -> dict:
-    lengths = [251, 1024, 2048, 4096, 8192]
-    res = {"n_per_cell": n, "lengths": lengths, "cells": {}, "adapt_ratio": {}, "by_depth": {}}
-    for L in lengths:
-        ids, vals, depths = eval_docs(L, n, seed0=1_000_000 + L)
-        methods = (["full"] if L <= 2048 else []) + RATIOS
-        for m in methods:
+def evaluate(model, n: int) -> dict:
+    """Exact answers of the exported weights (recipe forward): full attention inside the window, and
+    beacons at ctx's ratio, on single-fact and 4-facts + 4-distractors documents."""
+    res = {"n_per_cell": n, "cells": {}}
+    for L in (256, 900):
+        for f, d in ((1, 0), (4, 4)):
+            res["cells"][f"full f{f}d{d} @{L}"] = v = eval_full(model, L, f, d, n, seed=2_000_000 + L + f)
+            log(f"eval full, {f} facts {d} distractors @ {L}: {v}")
+    for L in (1024, 2048, 8192, 16384):
+        for f, d in ((1, 0), (4, 4)):
             t = time.time()
-            ok = correct(model, ids, vals, m)
-            key = "full" if m == "full" else f"r{m}"
-            res["cells"][f"{key}@{L}"] = float(ok.mean())
-            log(f"eval {key} @ {L}: {ok.mean():.3f} ({time.time() - t:.1f}s)")
-            bins = np.minimum((depths * 5).astype(int), 4)
-            res["by_depth"][f"{key}@{L}"] = [float(ok[bins == b].mean()) for b in range(5)]
-        # what ctx picks: adapt-1024 over the configured ratios, for the prompt length
-        res["adapt_ratio"][str(L)] = adapt_ratio(RATIOS, WINDOW, MAX_POS, ids.shape[1] - 1 + 1024)
-        if L == 1024 and untrained is not None:
-            ok = correct(untrained, ids, vals, 8)
-            res["cells"]["untrained-r8@1024"] = float(ok.mean())
-            log(f"eval untrained beacons r8 @ 1024: {ok.mean():.3f}")
-    # beyond what ctx accepts (positions past P even at r = 64), for information
-    L, n30 = 30000, max(8, n // 4)
-    ids, vals, depths = eval_docs(L, n30, seed0=1_000_000 + L)
-    ok = correct(model, ids, vals, 64, batch=8)
-    res["cells"][f"r64@{L}"] = float(ok.mean())
-    res["n_30k"] = n30
-    res["by_depth"][f"r64@{L}"] = [float(ok[np.minimum((depths * 5).astype(int), 4) == b].mean()) for b in range(5)]
-    log(f"eval r64 @ {L} (n={n30}): {ok.mean():.3f}")
+            res["cells"][f"beacon r{ratio_for(L)} f{f}d{d} @{L}"] = v = eval_beacon(model, L, f, d, n, seed=3_000_000 + L + f, batch=8)
+            log(f"eval beacon r{ratio_for(L)}, {f} facts {d} distractors @ {L}: {v} ({time.time() - t:.0f}s)")
     return res
 
 
 def results_md(res: dict, hist: dict) -> str:
-    L = res["lengths"]
-    head = [f"{x if x != 251 else 256}" for x in L]
-    lines = ["| method | " + " | ".join(head) + " |", "|---" * (len(L) + 1) + "|"]
-    for key in ["full"] + [f"r{r}" for r in RATIOS]:
-        cells = []
-        for x in L:
-            c = res["cells"].get(f"{key}@{x}")
-            if c is None:
-                cells.append("–")
-            else:
-                mark = "" if key == "full" or fits(int(key[1:]), x) else "*"
-                cells.append(f"{100 * c:.0f}%{mark}")
-        name = "full attention" if key == "full" else f"beacon ratio {key[1:]}"
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    ad = []
-    for x in L:
-        r = res["adapt_ratio"][str(x)]
-        ad.append(f"{100 * res['cells'][f'r{r}@{x}']:.0f}% (r{r})")
-    lines.append("| **beacon, ratio ctx picks (adapt-1024)** | " + " | ".join(ad) + " |")
-    if "untrained-r8@1024" in res["cells"]:
-        lines.append(f"| untrained beacons (base copied), ratio 8 | – | {100 * res['cells']['untrained-r8@1024']:.0f}% | | | |")
-    lines.append("")
-    lines.append(
-        f"{res['n_per_cell']} documents per cell, needle depths evenly spaced over 0..1, greedy value and </s> "
-        f"both required. `*`: ctx's ratio rule would refuse this ratio at this length (positions beyond "
-        f"max_position_embeddings = {MAX_POS}); measured with the recipe's forward anyway. "
-        f"30000 tokens at ratio 64 (also beyond P, n={res.get('n_30k')}): {100 * res['cells'].get('r64@30000', float('nan')):.0f}%."
-    )
-    lines.append("")
-    lines.append("Accuracy by needle depth (5 bins of 13 documents; 0 = start of the document):")
-    lines.append("")
-    lines.append("| cell | 0–0.2 | 0.2–0.4 | 0.4–0.6 | 0.6–0.8 | 0.8–1 |")
-    lines.append("|---|---|---|---|---|---|")
-    for k, v in res["by_depth"].items():
-        if int(k.split("@")[1]) >= 2048:
-            lines.append(f"| {k} | " + " | ".join(f"{100 * x:.0f}%" for x in v) + " |")
-    lines.append("")
-    lines.append(f"Training: {json.dumps(hist)}")
+    lines = ["| cell | exact | another fact's number |", "|---|---|---|"]
+    for k, v in res["cells"].items():
+        lines.append(f"| {k} | {100 * v['exact']:.0f}% | {100 * v['other']:.0f}% |")
+    lines += ["", f"{res['n_per_cell']} documents per cell (recipe forward, float16 weights computed in float32).", "", f"Training: {json.dumps(hist)}"]
     return "\n".join(lines) + "\n"
 
 
@@ -427,16 +364,15 @@ def main():
     ap.add_argument("--out", default=os.path.join(HERE, "..", "..", "needle-demo"))
     ap.add_argument("--work", default=os.path.join(HERE, "work"))
     ap.add_argument("--resume", action="store_true", help="load finished stages from --work")
-    ap.add_argument("--base-budget", type=float, default=60 * 60, help="safety cap in seconds")
-    ap.add_argument("--beacon-budget", type=float, default=60 * 60, help="safety cap in seconds")
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the result is reproducible for a given count)")
     ap.add_argument("--eval-n", type=int, default=64)
     ap.add_argument("--skip-golden", action="store_true")
     args = ap.parse_args()
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.threads)
     torch.manual_seed(SEED)
     os.makedirs(args.work, exist_ok=True)
     t_all = time.time()
-    hist = {}
+    hist = {"threads": args.threads}
 
     if not args.skip_golden:
         import check_golden
@@ -464,33 +400,17 @@ def main():
 
     def base_training() -> dict:
         init_weights(model, SEED)
-        return train_base(model, args.base_budget)
+        return train_base(model)
 
-    base_ckpt = os.path.join(args.work, "base.pt")
     hist["base"] = stage("base", "base.pt", base_training)
     model.init_beacon_from_base("eos", lang.EOS, lang.BOS)
-    log(
-        f"base in-window exact: {eval_full(model, 251, 256, np.random.default_rng(7)):.3f}, "
-        f"value hidden from layer 0: {eval_full(model, 251, 256, np.random.default_rng(7), hide=True):.3f}"
-    )
-
-    hist["beacon"] = stage("beacon", "beacon.pt", lambda: train_beacon(model, args.beacon_budget))
-    hist["beacon_refine"] = stage(
-        "beacon refine", "beacon-refine.pt", lambda: train_beacon(model, args.beacon_budget, BEACON_REFINE, lr=1e-3, seed=SEED + 4)
-    )
+    hist["beacon"] = stage("beacon", "beacon.pt", lambda: train_beacon(model))
 
     export(model, args.out)
     log(f"exported to {args.out}")
-    # evaluate exactly what was exported (float16 weights, computed in float32)
-    from beacon import load_model
-
-    shipped = load_model(args.out)
-    untrained = Qwen2Beacon(CONFIG, beacon=True)
-    untrained.load_state_dict(torch.load(base_ckpt))
-    untrained.init_beacon_from_base("eos", lang.EOS, lang.BOS)
-    untrained.eval()
+    shipped = load_model(args.out)  # evaluate exactly what was exported (float16 weights, computed in float32)
     t = time.time()
-    res = evaluate(shipped, args.eval_n, untrained)
+    res = evaluate(shipped, args.eval_n)
     hist["eval_seconds"] = round(time.time() - t, 1)
     hist["total_seconds"] = round(time.time() - t_all, 1)
     json.dump({"results": res, "training": hist}, open(os.path.join(args.work, "results.json"), "w"), indent=1)

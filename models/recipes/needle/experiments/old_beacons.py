@@ -36,9 +36,16 @@ WINDOW = 64
 # What each setting changes. "recipe" is the first recipe's beacon phase 1 (train.py at 94718f4).
 SETTINGS = {
     "recipe": dict(lr=3e-3, betas=(0.9, 0.98), lengths=(128, 512), batch=16, ratios=[2, 4, 8]),
+    # the same, with the first recipe's own schedule: cosine over all 1,050 beacon steps (phases 1-3), so
+    # the lr is still >= 1.2e-3 at the end of phase 1 (step 600)
+    "recipe-schedule-1050": dict(lr=3e-3, betas=(0.9, 0.98), lengths=(128, 512), batch=16, ratios=[2, 4, 8], schedule_steps=1050),
     "recipe-lr1e-3": dict(lr=1e-3, betas=(0.9, 0.98), lengths=(128, 512), batch=16, ratios=[2, 4, 8]),
     "recipe-lr3e-4": dict(lr=3e-4, betas=(0.9, 0.98), lengths=(128, 512), batch=16, ratios=[2, 4, 8]),
     "recipe-lr1e-4": dict(lr=1e-4, betas=(0.9, 0.98), lengths=(128, 512), batch=16, ratios=[2, 4, 8]),
+    # the run of the official code: HF Trainer defaults (AdamW betas 0.9/0.999, linear decay, no warmup)
+    "official": dict(lr=1e-3, betas=(0.9, 0.999), lengths=(512, 1024), batch=4, ratios=[2, 4, 8], schedule="linear"),
+    "recipe-long": dict(lr=3e-3, betas=(0.9, 0.98), lengths=(512, 1024), batch=4, ratios=[2, 4, 8]),
+    "official-lr3e-3": dict(lr=3e-3, betas=(0.9, 0.999), lengths=(512, 1024), batch=4, ratios=[2, 4, 8], schedule="linear"),
 }
 
 
@@ -122,7 +129,11 @@ def main():
         n = int(rng.integers(lo, hi + 1))
         ids, vals = sample_single_needle(rng, s["batch"], n, bos=rng.random() >= 0.1)
         rs = rng.choice(s["ratios"], size=n // WINDOW + 2)
-        lr = s["lr"] * min(1.0, step / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 1) / args.steps)))
+        if s.get("schedule") == "linear":
+            lr = s["lr"] * (1 - (step - 1) / args.steps)
+        else:  # the recipe's: warmup 20 steps, cosine to 10%
+            total = s.get("schedule_steps", args.steps)
+            lr = s["lr"] * min(1.0, step / 20) * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * (step - 1) / total)))
         for g in opt.param_groups:
             g["lr"] = lr
         lg = tail_logits(model, torch.from_numpy(ids), lambda w: int(rs[w]))
