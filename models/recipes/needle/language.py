@@ -209,6 +209,24 @@ def sample_batch(rng: np.random.Generator, batch: int, doc_tokens: int, facts: i
     return Batch(ids, rows, targets, facts, queries)
 
 
+def sample_copy_batch(rng: np.random.Generator, batch: int, words: int, bos: bool = True) -> Batch:
+    """A warm-up batch for the base: `[bos] w_1 .. w_m recall w_1 .. w_m` with m random words of the
+    language (names, numbers, filler); every word of the second copy is scored. Predicting w_(i+1) there
+    is the step a question needs (find the earlier occurrence of the current word, copy the word after
+    it), asked m times per sequence instead of once per fact. `words` must be even."""
+    assert words % 2 == 0
+    w = rng.integers(QRY + 1, VOCAB_SIZE, size=(batch, words))
+    off = 1 if bos else 0
+    ids = np.empty((batch, off + 2 * words + 1), dtype=np.int64)
+    if bos:
+        ids[:, 0] = BOS
+    ids[:, off : off + words] = w
+    ids[:, off + words] = QRY
+    ids[:, off + words + 1 :] = w
+    rows = off + words + np.arange(words)  # the `recall` row predicts w_1, the second copy's w_i row predicts w_(i+1)
+    return Batch(ids, rows, w.copy(), 0, words // 2)
+
+
 # (tokens, depth, seed, facts, distractors)
 SAMPLE_CASES = [
     (2, 0.0, 0, 1, 0), (40, 0.25, 3, 1, 0), (300, 0.5, 7, 1, 0), (1000, 1.0, 12, 1, 0), (2500, 0.1, 4242, 1, 0),

@@ -144,9 +144,14 @@ def train_base(model: Qwen2Beacon, stages=BASE_STAGES, seed: int = SEED, log_eve
         ts, ema = time.time(), 0.0
         lo, hi = st.get("lengths", (0, 0))
         for s_step in range(st["steps"]):
-            n, f, d, q = draw_shape(rng, lo, hi, st["facts"], st.get("queries", 8), st.get("filler"))
-            batch = max(4, st["tokens"] // (n + 4 * q + 1))
-            b = lang.sample_batch(rng, batch, n, f, d, q, bos=rng.random() >= 0.1)
+            if st.get("task") == "copy":  # warm-up: repeat a random span (see language.sample_copy_batch)
+                n = f = 2 * int(rng.integers(lo // 2, hi // 2 + 1))
+                b = lang.sample_copy_batch(rng, max(4, st["tokens"] // (2 * n + 2)), n, bos=rng.random() >= 0.1)
+                batch = b.ids.shape[0]
+            else:
+                n, f, d, q = draw_shape(rng, lo, hi, st["facts"], st.get("queries", 8), st.get("filler"))
+                batch = max(4, st["tokens"] // (n + 4 * q + 1))
+                b = lang.sample_batch(rng, batch, n, f, d, q, bos=rng.random() >= 0.1)
             decay = 1.0 if st.get("constant") else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s_step / st["steps"]))
             cur = st["lr"] * min(1.0, (step + 1) / 100) * decay
             for g in opt.param_groups:
