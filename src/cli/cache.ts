@@ -5,7 +5,7 @@ import { Command, Option } from 'commander';
 import { DEFAULT_CACHE_MAX_BYTES, SessionCache, sessionsDir, type CacheEntryInfo } from '../cache/store.js';
 import { CtxError } from '../errors.js';
 import { formatBytes } from '../units.js';
-import { currentRun, formatCount, formatTable, out } from './io.js';
+import { formatCount, formatTable, out, type RunContext } from './io.js';
 import { byteSizeArg } from './options.js';
 
 const SHORT_ID = 12;
@@ -15,7 +15,7 @@ interface CacheOptions {
   cacheMaxSize: number;
 }
 
-export function cacheCommand(): Command {
+export function cacheCommand(run: RunContext): Command {
   const cmd = new Command('cache')
     .description('list or remove the read documents ctx keeps, so that a second question skips reading')
     .addOption(new Option('--cache-max-size <size>', 'the size cap `ls` reports against (ask, summarize and chat evict down to it)').argParser(byteSizeArg).default(DEFAULT_CACHE_MAX_BYTES, '4G'));
@@ -25,15 +25,15 @@ export function cacheCommand(): Command {
     .description('list the cached documents, most recently used first')
     .action(async (_o: unknown, c: Command) => {
       const o = c.optsWithGlobals<CacheOptions>();
-      const cache = openCache(o);
+      const cache = openCache(run, o);
       const entries = await cache.list();
       const total = entries.reduce((n, e) => n + e.bytes, 0);
       if (o.json) {
-        out(JSON.stringify({ dir: cache.dir, totalBytes: total, maxBytes: cache.maxBytes, entries: entries.map(entryJson) }, null, 2));
+        out(run, JSON.stringify({ dir: cache.dir, totalBytes: total, maxBytes: cache.maxBytes, entries: entries.map(entryJson) }, null, 2));
         return;
       }
       if (entries.length === 0) {
-        out(`no cached documents (${cache.dir})`);
+        out(run, `no cached documents (${cache.dir})`);
         return;
       }
       const rows = [['ID', 'SIZE', 'LAST USED', 'TOKENS', 'STRATEGY', 'BACKEND', 'MODEL', 'INPUTS']];
@@ -50,8 +50,8 @@ export function cacheCommand(): Command {
           h ? h.meta.inputs.join(' ') : '',
         ]);
       }
-      for (const line of formatTable(rows, [false, true, false, true])) out(line);
-      out(`${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, ${formatBytes(total)} of ${formatBytes(cache.maxBytes)} · ${cache.dir}`);
+      for (const line of formatTable(rows, [false, true, false, true])) out(run, line);
+      out(run, `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, ${formatBytes(total)} of ${formatBytes(cache.maxBytes)} · ${cache.dir}`);
     });
 
   cmd
@@ -60,7 +60,7 @@ export function cacheCommand(): Command {
     .argument('<ids...>', 'ids from `ctx cache ls`')
     .action(async (ids: string[], _o: unknown, c: Command) => {
       const o = c.optsWithGlobals<CacheOptions>();
-      const cache = openCache(o);
+      const cache = openCache(run, o);
       const entries = await cache.list();
       const chosen = new Map<string, CacheEntryInfo>();
       for (const id of ids) {
@@ -71,7 +71,7 @@ export function cacheCommand(): Command {
         chosen.set(matches[0]!.id, matches[0]!);
       }
       const removed = await cache.remove([...chosen.values()]);
-      report(o, [...chosen.keys()], removed.bytes);
+      report(run, o, [...chosen.keys()], removed.bytes);
     });
 
   cmd
@@ -79,22 +79,22 @@ export function cacheCommand(): Command {
     .description('remove every cached document')
     .action(async (_o: unknown, c: Command) => {
       const o = c.optsWithGlobals<CacheOptions>();
-      const cache = openCache(o);
+      const cache = openCache(run, o);
       const ids = (await cache.list()).map((e) => e.id);
       const removed = await cache.clear();
-      report(o, ids, removed.bytes);
+      report(run, o, ids, removed.bytes);
     });
 
   return cmd;
 }
 
-function openCache(o: CacheOptions): SessionCache {
-  return new SessionCache(sessionsDir(currentRun().env), { maxBytes: o.cacheMaxSize });
+function openCache(run: RunContext, o: CacheOptions): SessionCache {
+  return new SessionCache(sessionsDir(run.env), { maxBytes: o.cacheMaxSize });
 }
 
-function report(o: CacheOptions, ids: string[], bytes: number): void {
-  if (o.json) out(JSON.stringify({ removed: ids, bytes }));
-  else out(`removed ${ids.length} cached document${ids.length === 1 ? '' : 's'} (${formatBytes(bytes)})`);
+function report(run: RunContext, o: CacheOptions, ids: string[], bytes: number): void {
+  if (o.json) out(run, JSON.stringify({ removed: ids, bytes }));
+  else out(run, `removed ${ids.length} cached document${ids.length === 1 ? '' : 's'} (${formatBytes(bytes)})`);
 }
 
 function entryJson(e: CacheEntryInfo) {

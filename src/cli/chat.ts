@@ -20,17 +20,15 @@ import { rename, rm, writeFile } from 'node:fs/promises';
 import { createInterface } from 'node:readline/promises';
 import { resolve } from 'node:path';
 import { Command } from 'commander';
-import { askQuestion, type AnswerResult } from '../engine/reader.js';
-import { Conversation } from '../engine/conversation.js';
-import { Session, type SessionSnapshot } from '../engine/session.js';
+import type { Answer } from '../engine/citations/source-marking.js';
+import { openDocument } from '../engine/open.js';
+import type { OpenDocument } from '../engine/open-document.js';
 import { CtxError, fsError, isCtxError } from '../errors.js';
-import type { Renderer } from '../ui/events.js';
 import type { InkRenderer } from '../ui/ink/renderer.js';
 import type { LineKind } from '../ui/ink/store.js';
-import { adopt, chatUsesInk, pickRenderer } from '../ui/pick.js';
-import { openDocument, type OpenDocument } from './document-run.js';
-import { addEngineOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
-import { currentRun, type RunContext } from './io.js';
+import { adopt, chatUsesInk, pickRenderer, reporting } from '../ui/pick.js';
+import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
+import type { RunContext } from './io.js';
 
 const HELP = [
   'Enter asks the question; the answer streams in.',
@@ -41,27 +39,27 @@ const HELP = [
   '/exit         quit',
 ];
 
-export function chatCommand(): Command {
+export function chatCommand(run: RunContext): Command {
   const cmd = new Command('chat')
     .description('read files, folders or a PDF once, then ask questions about them one after another')
     .argument('<inputs...>', 'files, folders or globs (questions are read from the terminal, or one per line from stdin)')
     .addHelpText('after', `\nIn the chat:\n${HELP.map((l) => `  ${l}`).join('\n')}`);
   return addEngineOptions(cmd, { maxTokens: 512 }).action(async (inputs: string[], _o: unknown, c: Command) => {
-    const run = currentRun();
     const o = c.optsWithGlobals<EngineCliOptions>();
     if (inputs.includes('-')) throw new CtxError('usage', 'chat reads its questions from stdin, so the document cannot come from stdin: name files');
     const ink = chatUsesInk(o, run) ? adopt(await inkChat(run, o), run.signal) : null;
     const r = ink ?? pickRenderer(o, run);
-    const opened = await openDocument(inputs, o, r, run.signal, (conv) => conv.firstQuestion('?').length + 64, { run });
-    const chat = new Chat(opened, o, inputs);
-    try {
-      if (ink) await interactive(chat, ink, run);
-      else await lineByLine(chat, r, run, o);
-    } finally {
-      chat.dispose();
-      await opened.engine.backend.dispose();
-    }
-    r.finish();
+    await reporting(r, async () => {
+      const doc = await openDocument(documentOptions(o, { specs: inputs, implicitStdin: false }, run, r));
+      const chat = new Chat(doc, o, inputs);
+      try {
+        if (ink) await interactive(chat, ink, run);
+        else await lineByLine(chat, run, o);
+      } finally {
+        await doc.close();
+      }
+      r.finish();
+    });
   });
 }
 
@@ -77,61 +75,30 @@ interface Turn {
   reason: string;
 }
 
-/** A read document and a conversation about it. */
+/** A conversation about an open document, as the chat shows and saves it. */
 export class Chat {
-  private session: Session;
-  private conversation: Conversation;
-  /** The session right after reading: /clear goes back to it. */
-  private readonly afterRead: SessionSnapshot;
   readonly turns: Turn[] = [];
 
   constructor(
-    private readonly opened: OpenDocument,
+    private readonly doc: OpenDocument,
     private readonly o: EngineCliOptions,
     readonly inputs: string[],
-  ) {
-    this.session = opened.session;
-    this.conversation = opened.conversation;
-    // A snapshot is a copy: the live session keeps changing after it.
-    this.afterRead = opened.session.snapshot();
-  }
+  ) {}
 
   /**
-   * Asks one question, reporting it, its answer's pieces and its end to `r`.
-   *
-   * `stop` stops this answer: what was written stays in the conversation (reason "aborted"). It
-   * takes effect once the answer has begun, never while the question itself is being read, so
-   * the session always holds whole exchanges. `run` (Ctrl-C that ends ctx) stops everything.
+   * Asks one question; its events go to the document's renderer. `stop` stops this answer (what
+   * was written stays in the conversation; see engine/reader.ts AnswerOptions.stop); `run`
+   * (Ctrl-C that ends ctx) stops everything.
    */
-  async ask(question: string, r: Renderer, stop: AbortSignal, run: AbortSignal): Promise<AnswerResult> {
-    r.event({ type: 'question', text: question });
-    const stopAnswer = new AbortController();
-    let begun = false;
-    const onStop = () => begun && stopAnswer.abort();
-    stop.addEventListener('abort', onStop);
-    try {
-      const sampling = { ...samplingOptions(this.o), maxNewTokens: this.o.maxTokens, signal: AbortSignal.any([run, stopAnswer.signal]) };
-      const answering = askQuestion(this.opened.engine, this.session, this.conversation, question, sampling);
-      let step = await answering.next();
-      while (!step.done) {
-        begun = true;
-        r.event({ type: 'token', text: step.value });
-        if (stop.aborted) stopAnswer.abort();
-        step = await answering.next();
-      }
-      r.event({ type: 'answer', ...step.value });
-      this.turns.push({ question, answer: step.value.answer, reason: step.value.reason });
-      return step.value;
-    } finally {
-      stop.removeEventListener('abort', onStop);
-    }
+  async ask(question: string, stop: AbortSignal, run: AbortSignal): Promise<Answer> {
+    const result = await this.doc.ask(question, { ...samplingOptions(this.o), signal: run, stop });
+    this.turns.push({ question, answer: result.answer, reason: result.reason });
+    return result;
   }
 
   /** Forgets the conversation; the document stays read. */
   clear(): void {
-    this.session.dispose();
-    this.session = Session.restore(this.opened.engine.backend, this.afterRead);
-    this.conversation = new Conversation(this.opened.engine.tokenizer, this.o.system);
+    this.doc.clear();
     this.turns.length = 0;
   }
 
@@ -143,10 +110,6 @@ export class Chat {
       if (t.reason === 'aborted') parts.push('_(answer stopped)_', '');
     }
     return `${parts.join('\n').trimEnd()}\n`;
-  }
-
-  dispose(): void {
-    this.session.dispose();
   }
 }
 
@@ -165,7 +128,7 @@ async function interactive(chat: Chat, ui: InkRenderer, run: RunContext): Promis
     const stop = new AbortController();
     ui.store.answering(() => stop.abort());
     try {
-      await chat.ask(text, ui, stop.signal, run.signal);
+      await chat.ask(text, stop.signal, run.signal);
     } catch (e) {
       if (run.signal.aborted || !isCtxError(e) || e.kind !== 'doesNotFit') throw e;
       ui.say('error', `${e.message} — /clear starts again with the document alone`);
@@ -176,7 +139,7 @@ async function interactive(chat: Chat, ui: InkRenderer, run: RunContext): Promis
 }
 
 /** Questions from a pipe or file, one per line; answers on stdout. */
-async function lineByLine(chat: Chat, r: Renderer, run: RunContext, o: EngineCliOptions): Promise<void> {
+async function lineByLine(chat: Chat, run: RunContext, o: EngineCliOptions): Promise<void> {
   const tty = run.stdinKind === 'tty';
   const rl = createInterface({ input: run.stdin, output: tty ? run.stderr : undefined, terminal: tty });
   const say = (_kind: LineKind, line: string) => {
@@ -192,7 +155,7 @@ async function lineByLine(chat: Chat, r: Renderer, run: RunContext, o: EngineCli
         if ((await slashCommand(question, chat, say)) === 'exit') break;
         continue;
       }
-      await chat.ask(question, r, run.signal, run.signal);
+      await chat.ask(question, run.signal, run.signal);
     }
   } finally {
     rl.close();

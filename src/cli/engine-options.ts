@@ -1,15 +1,17 @@
 // Options shared by the commands that run a model (ask, summarize, chat): model, backend,
 // strategy parameters, sampling, output and cache. Declared once here so --help, env vars and the
-// config file agree.
+// config file agree; documentOptions turns them into the library's options (engine/open.ts).
 
 import { Command, InvalidArgumentError, Option } from 'commander';
 import type { BackendChoice } from '../backend/index.js';
 import { DEFAULT_CACHE_MAX_BYTES } from '../cache/store.js';
 import { CtxError } from '../errors.js';
-import { failCurrentRenderer } from '../ui/pick.js';
+import type { DocumentOptions } from '../engine/open.js';
 import type { SamplingOptions } from '../engine/sampler.js';
+import type { Renderer } from '../ui/events.js';
 import type { RopeScalingName } from '../engine/rope.js';
 import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
+import type { DocumentInputs, RunContext } from './io.js';
 import { byteSizeArg, followLinksOption, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
 
 export interface EngineCliOptions {
@@ -97,25 +99,6 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--plain', 'plain text output even on a terminal (no interactive display)'))
     .addOption(new Option('--no-cache', 'neither use nor fill the session cache of read documents'))
     .addOption(new Option('--cache-max-size <size>', 'size cap of the session cache; least recently used entries go first').argParser(byteSizeArg).default(DEFAULT_CACHE_MAX_BYTES, '4G'));
-  return reportFailures(cmd);
-}
-
-/**
- * Makes a failure of the command's action reach the run's renderer before it propagates to run()
- * (which prints the one-line error and picks the exit code): the Ink display takes itself down
- * first, and `--events` ends with an `error` line. The command files set their action as usual.
- */
-function reportFailures(cmd: Command): Command {
-  const setAction = cmd.action.bind(cmd);
-  cmd.action = (fn) =>
-    setAction(async (...args: unknown[]) => {
-      try {
-        await fn.apply(cmd, args);
-      } catch (e) {
-        failCurrentRenderer(e);
-        throw e;
-      }
-    });
   return cmd;
 }
 
@@ -140,4 +123,30 @@ export function strategyOptions(o: EngineCliOptions): StrategyOptions {
 
 export function samplingOptions(o: EngineCliOptions): SamplingOptions & { stopStrings?: string[] } {
   return { temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed, stopStrings: o.stop };
+}
+
+/**
+ * The library's options for these flags: the inputs, the run's stdin and environment, its signal,
+ * and events to the renderer `r`.
+ */
+export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run: Pick<RunContext, 'stdin' | 'env' | 'signal'>, r: Renderer): DocumentOptions {
+  return {
+    inputs: inputs.specs,
+    implicitStdin: inputs.implicitStdin,
+    model: o.model,
+    backend: o.backend,
+    dtype: o.dtype,
+    threads: o.threads,
+    system: o.system,
+    strategy: strategyOptions(o),
+    maxTokens: o.maxTokens,
+    maxFileBytes: o.maxFileBytes,
+    followLinks: o.followLinks,
+    maxKvMemory: o.maxKvMemory,
+    cache: o.cache === false ? false : { maxBytes: o.cacheMaxSize },
+    stdin: run.stdin,
+    env: run.env,
+    signal: run.signal,
+    onEvent: (e) => r.event(e),
+  };
 }

@@ -20,7 +20,7 @@ import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { currentRun, documentInputs, formatCount, formatTable, out } from './io.js';
+import { documentInputs, formatCount, formatTable, out, type RunContext } from './io.js';
 import { followLinksOption, maxFileBytesOption, modelOption, strategyOption } from './options.js';
 
 /** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
@@ -36,7 +36,7 @@ interface InspectOptions {
   quiet?: boolean;
 }
 
-export function inspectCommand(): Command {
+export function inspectCommand(run: RunContext): Command {
   return new Command('inspect')
     .description('show what ctx would read (sources, skipped files, tokens) and the memory plan, without running a model')
     .argument('[inputs...]', 'files, folders, globs, or - for stdin (piped input is read too)')
@@ -48,26 +48,26 @@ export function inspectCommand(): Command {
     .action(async (inputs: string[], _opts: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<InspectOptions>();
       if (opts.devices) {
-        devices(opts);
+        devices(run, opts);
         if (inputs.length === 0) return;
       }
-      await inspect(inputs, opts);
+      await inspect(run, inputs, opts);
     });
 }
 
 /** `--devices`: the cpu backend is always there; the cuda backend needs the native addon and a GPU. */
-function devices(opts: InspectOptions): void {
+function devices(run: RunContext, opts: InspectOptions): void {
   const probe = probeDevices();
   const native = nativeAvailable();
   if (opts.json) {
-    out(JSON.stringify({ cpu: { threads: availableParallelism() }, native, cuda: probe }, null, 2));
+    out(run, JSON.stringify({ cpu: { threads: availableParallelism() }, native, cuda: probe }, null, 2));
     return;
   }
-  out(`cpu     onnxruntime on ${availableParallelism()} threads (the default backend)`);
-  out(`native  ${native.available ? 'addon loaded' : `unavailable: ${native.reason}`}`);
-  if (!probe.available) out(`cuda    no usable GPU: ${probe.reason}`);
+  out(run, `cpu     onnxruntime on ${availableParallelism()} threads (the default backend)`);
+  out(run, `native  ${native.available ? 'addon loaded' : `unavailable: ${native.reason}`}`);
+  if (!probe.available) out(run, `cuda    no usable GPU: ${probe.reason}`);
   for (const d of probe.devices) {
-    out(`cuda    ${d.name}, ${formatBytes(d.memoryBytes)}, compute capability ${d.computeCapability}, driver ${d.driver} (opt in with --backend cuda)`);
+    out(run, `cuda    ${d.name}, ${formatBytes(d.memoryBytes)}, compute capability ${d.computeCapability}, driver ${d.driver} (opt in with --backend cuda)`);
   }
 }
 
@@ -86,8 +86,7 @@ export interface InspectReport {
   plan: RunPlan | null;
 }
 
-async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
-  const run = currentRun();
+async function inspect(run: RunContext, inputs: string[], opts: InspectOptions): Promise<void> {
   const { specs, implicitStdin } = documentInputs(inputs, run);
   // The model's folder and config first: a wrong -m should fail before a long document is read.
   let model: { name: string; dir: string; config: ModelConfig } | null = null;
@@ -112,8 +111,8 @@ async function inspect(inputs: string[], opts: InspectOptions): Promise<void> {
   const plan = model ? planRun(model.config, { documentTokens: tokens.total, strategy: opts.strategy }) : null;
 
   const report = buildReport(doc, tokens, model, plan);
-  if (opts.json) out(JSON.stringify(report, null, 2));
-  else for (const line of renderText(report)) out(line);
+  if (opts.json) out(run, JSON.stringify(report, null, 2));
+  else for (const line of renderText(report)) out(run, line);
   // A plan that does not fit is the answer to "will this work?", so scripts get it as the exit code.
   if (plan && !plan.fits) run.exitCode = EXIT.doesNotFit;
 }

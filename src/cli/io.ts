@@ -1,9 +1,8 @@
 // What every command needs from the run it is part of — output streams, stdin, the abort signal —
 // and the shared rules for turning arguments into document inputs.
 //
-// main.ts sets the run context before commander dispatches and clears it after; command actions
-// read it with currentRun(). A module-level context is enough because one process runs one CLI
-// invocation at a time, and it keeps the command factories free of plumbing (`inspectCommand()`).
+// main.ts makes one RunContext per invocation and passes it to each command factory
+// (`askCommand(run)`); nothing about a run lives in module state.
 
 import { fstatSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
@@ -23,17 +22,6 @@ export interface RunContext {
   env: NodeJS.ProcessEnv;
   /** A command may end with a non-zero code without an error message (e.g. inspect: does not fit). */
   exitCode: number;
-}
-
-let current: RunContext | null = null;
-
-export function currentRun(): RunContext {
-  if (!current) throw new Error('no ctx run in progress (command actions run inside run())');
-  return current;
-}
-
-export function setCurrentRun(ctx: RunContext | null): void {
-  current = ctx;
 }
 
 /** Classifies fd 0. A pipe from a shell is a FIFO; `< file` is a file; a spawn() pipe is a socket ("other"). */
@@ -86,9 +74,9 @@ export function inputsAndQuestion(args: string[], ctx: Pick<RunContext, 'stdinKi
   return { ...documentInputs(args.slice(0, -1), ctx), question };
 }
 
-/** Writes a line to stdout of the current run. */
-export function out(text: string): void {
-  currentRun().stdout.write(text.endsWith('\n') ? text : `${text}\n`);
+/** Writes a line to the run's stdout. */
+export function out(run: Pick<RunContext, 'stdout'>, text: string): void {
+  run.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 
 /** Lays out rows as columns; `right` marks columns aligned to the right (numbers). */

@@ -15,11 +15,11 @@ import { chatCommand } from './chat.js';
 import { summarizeCommand } from './summarize.js';
 import { inspectCommand } from './inspect.js';
 import { modelsCommand } from './models.js';
-import { setCurrentRun, stdinKindOf, type RunContext, type StdinKind } from './io.js';
+import { stdinKindOf, type RunContext, type StdinKind } from './io.js';
 import { applySettings, configFilePath, loadConfig, parseBoolean } from './options.js';
 
-/** The commands, one line each: a module exporting a function that returns a commander Command. */
-const COMMANDS: Array<() => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand, modelsCommand, cacheCommand];
+/** The commands, one line each: a module exporting a function of the run that returns a commander Command. */
+const COMMANDS: Array<(run: RunContext) => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand, modelsCommand, cacheCommand];
 
 /** What each exit code means; shown by --help and listed in the README. */
 export const EXIT_MEANINGS: Record<ExitKind, string> = {
@@ -54,7 +54,7 @@ function helpFooter(): string {
   ].join('\n');
 }
 
-export function buildProgram(ctx: Pick<RunContext, 'stdout' | 'stderr'>): Command {
+export function buildProgram(ctx: RunContext): Command {
   const program = new Command('ctx')
     .description('Ask questions about documents far longer than a model\'s window, locally.')
     .version(packageVersion(), '-V, --version', 'print the version')
@@ -62,7 +62,7 @@ export function buildProgram(ctx: Pick<RunContext, 'stdout' | 'stderr'>): Comman
     .option('-q, --quiet', 'print only the result: no progress, no warnings')
     .option('--verbose', 'print details, and the stack trace of an internal error')
     .addHelpText('after', helpFooter());
-  for (const make of COMMANDS) program.addCommand(make());
+  for (const make of COMMANDS) program.addCommand(make(ctx));
   configureTree(program, ctx);
   return program;
 }
@@ -128,7 +128,6 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   ctx.stdout.on('error', onStdoutError);
-  setCurrentRun(ctx);
   let program: Command | undefined;
   let action: Promise<unknown> | undefined;
   try {
@@ -148,7 +147,6 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
     process.off('SIGINT', onSignal);
     process.off('SIGTERM', onSignal);
     ctx.stdout.off('error', onStdoutError);
-    setCurrentRun(null);
   }
 }
 

@@ -18,7 +18,7 @@ import { downloadSize, findEntry, loadRegistry, type Registry, type RegistryEntr
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { WeightStore } from '../model/weights.js';
-import { currentRun, formatCount, formatTable, out, type RunContext } from './io.js';
+import { formatCount, formatTable, out, type RunContext } from './io.js';
 
 interface GlobalOptions {
   json?: boolean;
@@ -30,32 +30,32 @@ export interface ModelsCommandDeps {
   registry?: () => Registry;
 }
 
-export function modelsCommand(deps: ModelsCommandDeps = {}): Command {
+export function modelsCommand(run: RunContext, deps: ModelsCommandDeps = {}): Command {
   const registry = deps.registry ?? (() => loadRegistry());
   const models = new Command('models').description('list, download, remove and describe models');
 
   models
     .command('list')
     .description('models ctx knows by name, and which are downloaded')
-    .action((_o: unknown, cmd: Command) => list(registry(), cmd.optsWithGlobals<GlobalOptions>()));
+    .action((_o: unknown, cmd: Command) => list(run, registry(), cmd.optsWithGlobals<GlobalOptions>()));
 
   models
     .command('pull')
     .description('download a model into the cache (resumes an interrupted download)')
     .argument('<name>', 'a name from `ctx models list`')
-    .action((name: string, _o: unknown, cmd: Command) => pull(registry(), name, cmd.optsWithGlobals<GlobalOptions>()));
+    .action((name: string, _o: unknown, cmd: Command) => pull(run, registry(), name, cmd.optsWithGlobals<GlobalOptions>()));
 
   models
     .command('rm')
     .description('delete a downloaded model')
     .argument('<name>', 'a name from `ctx models list`')
-    .action((name: string, _o: unknown, cmd: Command) => remove(registry(), name, cmd.optsWithGlobals<GlobalOptions>()));
+    .action((name: string, _o: unknown, cmd: Command) => remove(run, registry(), name, cmd.optsWithGlobals<GlobalOptions>()));
 
   models
     .command('info')
     .description('describe a model: architecture, size, window, beacon settings, tokenizer')
     .argument('<model>', 'a name from `ctx models list`, or a model folder')
-    .action((model: string, _o: unknown, cmd: Command) => info(registry(), model, cmd.optsWithGlobals<GlobalOptions>()));
+    .action((model: string, _o: unknown, cmd: Command) => info(run, registry(), model, cmd.optsWithGlobals<GlobalOptions>()));
 
   return models;
 }
@@ -126,11 +126,10 @@ function listRows(registry: Registry, env: NodeJS.ProcessEnv): ListRow[] {
   });
 }
 
-function list(registry: Registry, opts: GlobalOptions): void {
-  const run = currentRun();
+function list(run: RunContext, registry: Registry, opts: GlobalOptions): void {
   const rows = listRows(registry, run.env);
   if (opts.json) {
-    out(JSON.stringify({ cacheDir: modelsCacheDir(run.env), models: rows }, null, 2));
+    out(run, JSON.stringify({ cacheDir: modelsCacheDir(run.env), models: rows }, null, 2));
     return;
   }
   const table = [['NAME', 'PARAMS', 'WINDOW', 'STRATEGY', 'SIZE', 'STATUS']];
@@ -140,19 +139,18 @@ function list(registry: Registry, opts: GlobalOptions): void {
       r.kind === 'local' ? (r.available ? 'built in' : 'built in, missing') : r.available ? 'downloaded' : `not downloaded${r.gated ? ' (gated: needs HF_TOKEN)' : ''}`;
     table.push([r.name, r.params ?? '?', r.nativeWindow ? formatCount(r.nativeWindow) : '?', r.recommendedStrategy, size, status]);
   }
-  for (const line of formatTable(table, [false, true, true, false, true, false])) out(line);
+  for (const line of formatTable(table, [false, true, true, false, true, false])) out(run, line);
   if (!opts.quiet) run.stderr.write(`\nModels are downloaded to ${modelsCacheDir(run.env)} (set CTX_CACHE_DIR to change it).\n`);
 }
 
 // ---------------------------------------------------------------------------------------------
 // pull
 
-async function pull(registry: Registry, name: string, opts: GlobalOptions): Promise<void> {
-  const run = currentRun();
+async function pull(run: RunContext, registry: Registry, name: string, opts: GlobalOptions): Promise<void> {
   const entry = entryOrFail(registry, name);
   if (entry.kind === 'local') {
     if (!opts.quiet) run.stderr.write(`ctx: "${name}" ships with ctx; nothing to download\n`);
-    out(opts.json ? JSON.stringify({ name, dir: entry.dir, downloaded: false }) : entry.dir);
+    out(run, opts.json ? JSON.stringify({ name, dir: entry.dir, downloaded: false }) : entry.dir);
     return;
   }
   const dir = cachedModelDir(name, run.env);
@@ -171,7 +169,7 @@ async function pull(registry: Registry, name: string, opts: GlobalOptions): Prom
   }
   if (already && !opts.quiet) run.stderr.write(`ctx: "${name}" is already downloaded\n`);
   const record = readDownloadRecord(dir)!;
-  out(opts.json ? JSON.stringify({ name, dir, downloaded: !already, files: record.files }, null, 2) : dir);
+  out(run, opts.json ? JSON.stringify({ name, dir, downloaded: !already, files: record.files }, null, 2) : dir);
 }
 
 /**
@@ -217,13 +215,12 @@ function progressReporter(run: RunContext): { update: (p: PullProgress) => void;
 // ---------------------------------------------------------------------------------------------
 // rm
 
-function remove(registry: Registry, name: string, opts: GlobalOptions): void {
-  const run = currentRun();
+function remove(run: RunContext, registry: Registry, name: string, opts: GlobalOptions): void {
   const entry = entryOrFail(registry, name);
   if (entry.kind === 'local') throw new CtxError('usage', `"${name}" ships with ctx and cannot be removed`);
   const { removed, bytes } = removeDownload(name, modelsCacheDir(run.env));
-  if (opts.json) out(JSON.stringify({ name, removed, bytes }));
-  else out(removed ? `removed ${name} (${formatBytes(bytes)})` : `${name} is not downloaded`);
+  if (opts.json) out(run, JSON.stringify({ name, removed, bytes }));
+  else out(run, removed ? `removed ${name} (${formatBytes(bytes)})` : `${name} is not downloaded`);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -266,8 +263,7 @@ function formatParams(n: number): string {
   return String(n);
 }
 
-async function info(registry: Registry, model: string, opts: GlobalOptions): Promise<void> {
-  const run = currentRun();
+async function info(run: RunContext, registry: Registry, model: string, opts: GlobalOptions): Promise<void> {
   const entry = findEntry(registry, model);
   const report: InfoReport = {
     name: model,
@@ -333,10 +329,10 @@ async function info(registry: Registry, model: string, opts: GlobalOptions): Pro
   }
 
   if (opts.json) {
-    out(JSON.stringify(report, null, 2));
+    out(run, JSON.stringify(report, null, 2));
     return;
   }
-  for (const line of describe(report, entry)) out(line);
+  for (const line of describe(report, entry)) out(run, line);
 }
 
 function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {

@@ -1,28 +1,19 @@
-// Reading a document and answering about it: the plain API that the CLI commands and the UIs sit
-// on. Everything long reports progress through callbacks; nothing here prints.
+// Reading a document and answering about it, step by step: the pieces the library API (open.ts,
+// open-document.ts, summarize/) is made of. Everything long reports progress through callbacks;
+// nothing here prints.
 //
 //   tokenize (workers) → plan (refuse early if it does not fit) → read prefix + document through
 //   the strategy → for each question: feed the question, generate the answer.
 
-import type { Backend } from '../backend/contract.js';
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
-import type { Model } from '../model/model.js';
-import type { StreamingDetokenizer, TextTokenizer } from '../model/tokenizer.js';
-import { Conversation } from './conversation.js';
+import type { Conversation } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
+import type { LoadedModel } from './loaded-model.js';
 import { planRun, type RunPlan } from './plan.js';
 import type { SamplingOptions } from './sampler.js';
 import { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
-
-export interface Engine {
-  model: Model;
-  tokenizer: TextTokenizer;
-  backend: Backend;
-  /** Makes a fresh streaming detokenizer (never emits half a character). */
-  detokenizer: () => StreamingDetokenizer;
-}
 
 export interface TokenizedDocument {
   /** Document token ids (segments encoded independently, concatenated). */
@@ -33,13 +24,13 @@ export interface TokenizedDocument {
 }
 
 export async function tokenizeDocument(
-  engine: Engine,
+  loaded: LoadedModel,
   doc: Document,
   onProgress?: (doneChars: number, totalChars: number) => void,
   signal?: AbortSignal,
 ): Promise<TokenizedDocument> {
   const t0 = performance.now();
-  const { ids, segmentStarts } = await engine.tokenizer.encodeSegments(doc.segments, { onProgress, signal });
+  const { ids, segmentStarts } = await loaded.tokenizer.encodeSegments(doc.segments, { onProgress, signal });
   return { ids, segmentStarts, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -52,13 +43,13 @@ export interface PlanOptions {
 }
 
 /** The run's plan for the document; throws `doesNotFit` with the numbers when it cannot be read. */
-export function planDocument(engine: Engine, prefixTokens: number, documentTokens: number, o: PlanOptions): RunPlan {
-  const plan = planRun(engine.model.config, {
+export function planDocument(loaded: LoadedModel, prefixTokens: number, documentTokens: number, o: PlanOptions): RunPlan {
+  const plan = planRun(loaded.model.config, {
     documentTokens: prefixTokens + documentTokens,
     questionTokens: o.questionTokens,
     maxNewTokens: o.maxNewTokens,
     strategyOptions: o.strategy,
-    kvBytesPerValue: engine.backend.kvBytesPerRow / (2 * engine.model.config.numLayers * engine.model.config.numKvHeads * engine.model.config.headDim),
+    kvBytesPerValue: loaded.backend.kvBytesPerRow / (2 * loaded.model.config.numLayers * loaded.model.config.numKvHeads * loaded.model.config.headDim),
     memoryBudgetBytes: o.memoryBudgetBytes,
   });
   if (!plan.fits) throw new CtxError('doesNotFit', `the document does not fit: ${plan.reason}`);
@@ -80,12 +71,12 @@ export interface ReadProgress {
 
 /** Reads [prefix ; document] into a new session, reporting progress after every step. */
 export async function readDocument(
-  engine: Engine,
+  loaded: LoadedModel,
   plan: RunPlan,
   tokens: Int32Array,
   opts: { signal?: AbortSignal; onProgress?: (p: ReadProgress) => void } = {},
 ): Promise<{ session: Session; seconds: number }> {
-  const session = new Session(engine.backend, plan.strategy);
+  const session = new Session(loaded.backend, plan.strategy);
   const t0 = performance.now();
   const report = (done: number) => {
     if (!opts.onProgress) return;
@@ -115,7 +106,16 @@ export async function readDocument(
 export interface AnswerOptions extends SamplingOptions {
   maxNewTokens: number;
   stopStrings?: string[];
+  /** Stops everything at once, even while the question is being read (the session may then hold half of it). */
   signal?: AbortSignal;
+  /**
+   * Stops this answer, keeping what was written (reason "aborted"). It takes effect once the answer
+   * has begun, never while the question itself is being read, so the session always holds whole
+   * exchanges; given already aborted, the answer stops after its first piece.
+   */
+  stop?: AbortSignal;
+  /** Each piece of the answer's text as it is generated. */
+  onText?: (text: string) => void;
 }
 
 export interface AnswerResult {
@@ -128,16 +128,16 @@ export interface AnswerResult {
 }
 
 /**
- * Asks one question of a read document (the first, or a follow-up); yields the answer's text pieces
- * and returns the result. The exchange is recorded in the conversation.
+ * Asks one question of a read document (the first, or a follow-up): feeds it, generates the answer
+ * piece by piece (onText) and records the exchange in the conversation. The one answer loop of ctx.
  */
-export async function* askQuestion(
-  engine: Engine,
+export async function askQuestion(
+  loaded: LoadedModel,
   session: Session,
   conversation: Conversation,
   question: string,
   o: AnswerOptions,
-): AsyncGenerator<string, AnswerResult> {
+): Promise<AnswerResult> {
   const t0 = performance.now();
   const last = conversation.history().length;
   const endedWithEos = last > 0 && conversation.lastReason === 'eos';
@@ -145,22 +145,37 @@ export async function* askQuestion(
   if (prompt.length >= session.remainingCapacity()) {
     throw new CtxError('doesNotFit', `the question needs ${prompt.length} more tokens but the ${session.resolved.name} strategy has room for ${session.remainingCapacity()}`);
   }
+  // `stop` reaches generation only once the answer has begun (see AnswerOptions.stop).
+  const stopAnswer = new AbortController();
+  let begun = false;
+  const onStop = () => begun && stopAnswer.abort();
+  o.stop?.addEventListener('abort', onStop);
+  const signal = o.signal ? AbortSignal.any([o.signal, stopAnswer.signal]) : stopAnswer.signal;
+
   let answer = '';
   let firstToken = NaN;
   let done: Extract<GenerateEvent, { type: 'done' }> | undefined;
-  for await (const e of generate(session, prompt, {
-    ...o,
-    maxTokens: Math.min(o.maxNewTokens, session.remainingCapacity() - prompt.length),
-    stopTokens: conversation.stopTokens(),
-    detokenizer: engine.detokenizer(),
-  })) {
-    if (e.type === 'done') {
-      done = e;
-      break;
+  try {
+    for await (const e of generate(session, prompt, {
+      ...o,
+      signal,
+      maxTokens: Math.min(o.maxNewTokens, session.remainingCapacity() - prompt.length),
+      stopTokens: conversation.stopTokens(),
+      detokenizer: loaded.detokenizer(),
+    })) {
+      if (e.type === 'done') {
+        done = e;
+        break;
+      }
+      if (Number.isNaN(firstToken)) firstToken = (performance.now() - t0) / 1000;
+      answer += e.text;
+      if (!e.text) continue;
+      begun = true;
+      o.onText?.(e.text);
+      if (o.stop?.aborted) stopAnswer.abort();
     }
-    if (Number.isNaN(firstToken)) firstToken = (performance.now() - t0) / 1000;
-    answer += e.text;
-    if (e.text) yield e.text;
+  } finally {
+    o.stop?.removeEventListener('abort', onStop);
   }
   conversation.record({ question, answer }, done!.reason);
   return {
@@ -172,5 +187,3 @@ export async function* askQuestion(
     seconds: (performance.now() - t0) / 1000,
   };
 }
-
-export { Conversation };

@@ -13,6 +13,11 @@ export interface SamplingOptions {
   seed?: number;
 }
 
+/** The sampling options in `o` and nothing else (for passing on a larger options object). */
+export function samplingOf(o: SamplingOptions): SamplingOptions {
+  return { temperature: o.temperature, topK: o.topK, topP: o.topP, repetitionPenalty: o.repetitionPenalty, seed: o.seed };
+}
+
 export class Sampler {
   private state: number;
   private readonly o: Required<SamplingOptions>;

@@ -9,11 +9,11 @@
 // --json and --events together are a usage error. `ctx chat` uses the Ink display under the same
 // rule when stdin is a terminal too (it reads keys); see chatUsesInk.
 //
-// The renderer picked last is the run's: a failed action reaches it through failCurrentRenderer
-// (wired in cli/engine-options.ts), and Ctrl-C / SIGTERM reach it through the run's signal, so
-// the display is down (or the `error` line written) before ctx prints its one-line error.
+// A command makes its renderer here and passes it on explicitly. Ctrl-C / SIGTERM reach it
+// through the run's signal (adopt), and a failed command through `reporting`, so the display is
+// down (or the `error` line written) before ctx prints its one-line error.
 
-import type { RunContext } from '../cli/io.js';
+import type { Readable, Writable } from 'node:stream';
 import { CtxError } from '../errors.js';
 import type { Renderer, RunEvent } from './events.js';
 import { JsonRenderer } from './json.js';
@@ -30,7 +30,16 @@ export interface RenderChoice {
 
 export type RendererKind = 'events' | 'json' | 'plain' | 'ink';
 
-type Streams = Pick<RunContext, 'stdout' | 'stderr'> & Partial<Pick<RunContext, 'signal' | 'env' | 'stdin' | 'stdinKind'>>;
+/** The parts of a CLI run (cli/io.ts RunContext) a renderer is chosen by and writes to. */
+export interface Streams {
+  stdout: Writable;
+  stderr: Writable;
+  stdin?: Readable;
+  /** What fd 0 is: 'tty' when a terminal (cli/io.ts stdinKindOf). */
+  stdinKind?: string;
+  signal?: AbortSignal;
+  env?: NodeJS.ProcessEnv;
+}
 
 const isTTY = (s: unknown) => Boolean((s as { isTTY?: boolean }).isTTY);
 
@@ -111,21 +120,22 @@ export class DeferredRenderer implements Renderer {
   }
 }
 
-let current: Renderer | null = null;
-
-/** Makes `r` the run's renderer: it hears about failures and about Ctrl-C / SIGTERM. */
+/** Makes `r` hear about Ctrl-C / SIGTERM: the run's signal fails it with `interrupted`. */
 export function adopt<R extends Renderer>(r: R, signal?: AbortSignal): R {
-  current = r;
-  signal?.addEventListener('abort', () => failRenderer(r, new CtxError('interrupted', 'interrupted')), { once: true });
+  signal?.addEventListener('abort', () => r.fail?.(new CtxError('interrupted', 'interrupted')), { once: true });
   return r;
 }
 
-/** Tells the run's renderer that the run failed (once); see engine-options.ts. */
-export function failCurrentRenderer(error: unknown): void {
-  if (current) failRenderer(current, error);
-}
-
-function failRenderer(r: Renderer, error: unknown): void {
-  if (current === r) current = null;
-  r.fail?.(error);
+/**
+ * Runs a command's work with its renderer: a failure reaches the renderer (the Ink display takes
+ * itself down, `--events` ends with an `error` line) before it propagates to run(), which prints
+ * the one-line error and picks the exit code. Renderers ignore a second fail().
+ */
+export async function reporting<T>(r: Renderer, work: () => Promise<T>): Promise<T> {
+  try {
+    return await work();
+  } catch (e) {
+    r.fail?.(e);
+    throw e;
+  }
 }

@@ -7,8 +7,8 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixtureModel } from '../../scripts/make-fixture-models.js';
 import { Chat } from '../../src/cli/chat.js';
-import { openDocument } from '../../src/cli/document-run.js';
-import type { EngineCliOptions } from '../../src/cli/engine-options.js';
+import { documentOptions, type EngineCliOptions } from '../../src/cli/engine-options.js';
+import { openDocument } from '../../src/engine/open.js';
 import type { Renderer, RunEvent } from '../../src/ui/events.js';
 import { scratchDir } from '../helpers/fixtures.js';
 import { ctxHome, ctxSync } from '../ui/run-ctx.js';
@@ -51,34 +51,35 @@ function options(maxTokens: number): EngineCliOptions {
 async function openChat(maxTokens = 6) {
   const r = new Recorder();
   const o = options(maxTokens);
-  const opened = await openDocument([doc], o, r, new AbortController().signal, (c) => c.firstQuestion('?').length + 64);
-  return { chat: new Chat(opened, o, [doc]), r };
+  const run = { stdin: process.stdin, env: process.env, signal: new AbortController().signal };
+  const opened = await openDocument(documentOptions(o, { specs: [doc], implicitStdin: false }, run, r));
+  return { chat: new Chat(opened, o, [doc]), opened, r };
 }
 
 const never = new AbortController().signal;
 
 describe('chat session', () => {
   it('answers follow-ups without reading the document again; /clear returns to the state after reading', async () => {
-    const { chat, r } = await openChat();
-    const first = await chat.ask('What is the answer?', r, never, never);
+    const { chat, opened, r } = await openChat();
+    const first = await chat.ask('What is the answer?', never, never);
     const readEvents = r.events.length;
-    const follow = await chat.ask('And the fox?', r, never, never);
+    const follow = await chat.ask('And the fox?', never, never);
     assert.ok(r.of('progress').length > 0, 'the document was read once, at the start');
     assert.equal(r.events.slice(readEvents).some((e) => e.type === 'progress' || e.type === 'read'), false, 'no reading for the follow-up');
     assert.ok(follow.promptTokens < first.promptTokens + 20, 'the follow-up prompt is the question only, not the document');
 
     chat.clear();
     assert.equal(chat.turns.length, 0);
-    const again = await chat.ask('What is the answer?', r, never, never);
+    const again = await chat.ask('What is the answer?', never, never);
     assert.equal(again.answer, first.answer, 'after /clear the same question gets the same answer');
-    chat.dispose();
+    await opened.close();
   });
 
   it('a stopped answer stays in the conversation; stopped before it begins, it stops at its first piece', async () => {
-    const { chat, r } = await openChat(200);
+    const { chat, opened, r } = await openChat(200);
     const stop = new AbortController();
     r.onToken = () => stop.abort();
-    const partial = await chat.ask('Tell me everything.', r, stop.signal, never);
+    const partial = await chat.ask('Tell me everything.', stop.signal, never);
     assert.equal(partial.reason, 'aborted');
     assert.ok(partial.generatedTokens < 200);
     r.onToken = undefined;
@@ -86,23 +87,23 @@ describe('chat session', () => {
     const early = new AbortController();
     early.abort();
     const from = r.events.length;
-    const first = await chat.ask('Never mind.', r, early.signal, never);
+    const first = await chat.ask('Never mind.', early.signal, never);
     assert.equal(first.reason, 'aborted');
     const pieces = r.events.slice(from).filter((e) => e.type === 'token');
     assert.equal(pieces.length, 1, 'the answer stopped at its first piece of text');
     assert.deepEqual(chat.turns.map((t) => [t.question, t.reason]), [['Tell me everything.', 'aborted'], ['Never mind.', 'aborted']]);
-    const next = await chat.ask('Go on.', r, never, never);
+    const next = await chat.ask('Go on.', never, never);
     assert.equal(next.reason, 'length', 'a follow-up after stopped answers runs to its end');
-    chat.dispose();
+    await opened.close();
   });
 
   it('Ctrl-C that ends ctx stops the answer at once', async () => {
-    const { chat, r } = await openChat(200);
+    const { chat, opened, r } = await openChat(200);
     const run = new AbortController();
     r.onToken = () => run.abort();
-    const result = await chat.ask('Tell me everything.', r, never, run.signal);
+    const result = await chat.ask('Tell me everything.', never, run.signal);
     assert.equal(result.reason, 'aborted');
-    chat.dispose();
+    await opened.close();
   });
 });
 

@@ -8,7 +8,7 @@ import { PassThrough } from 'node:stream';
 import { after, before, describe, it } from 'node:test';
 import { Command } from 'commander';
 import { estimateParams, modelsCommand } from '../../src/cli/models.js';
-import { setCurrentRun, type RunContext } from '../../src/cli/io.js';
+import type { RunContext } from '../../src/cli/io.js';
 import { CtxError } from '../../src/errors.js';
 import { readModelConfig } from '../../src/model/config.js';
 import { parseRegistry } from '../../src/model/registry.js';
@@ -79,16 +79,13 @@ async function ctx(args: string[], env: NodeJS.ProcessEnv): Promise<{ stdout: st
   stderr.on('data', (d) => (errText += d));
   const run: RunContext = { stdout, stderr, stdin: new PassThrough(), stdinKind: 'other', signal: new AbortController().signal, env, exitCode: 0 };
   const program = new Command('ctx').option('--json').option('-q, --quiet').exitOverride();
-  program.addCommand(modelsCommand({ registry: testRegistry }));
+  program.addCommand(modelsCommand(run, { registry: testRegistry }));
   for (const c of [program, ...program.commands, ...program.commands.flatMap((c) => c.commands)]) c.exitOverride();
-  setCurrentRun(run);
   let error: unknown;
   try {
     await program.parseAsync(['node', 'ctx', ...args]);
   } catch (e) {
     error = e;
-  } finally {
-    setCurrentRun(null);
   }
   await new Promise((r) => setImmediate(r));
   return { stdout: outText, stderr: errText, error };

@@ -7,7 +7,8 @@
 
 import { CtxError } from '../../errors.js';
 import { Conversation } from '../conversation.js';
-import { askQuestion, planDocument, readDocument, type AnswerResult, type Engine } from '../reader.js';
+import type { LoadedModel } from '../loaded-model.js';
+import { askQuestion, planDocument, readDocument, type AnswerResult } from '../reader.js';
 import { ropeCapacity } from '../rope.js';
 import type { SamplingOptions } from '../sampler.js';
 import { combineInstruction, finalInstruction, PART_TOKENS, sectionInstruction, wholeInstruction, type SummaryRequest } from './prompts.js';
@@ -32,8 +33,8 @@ export interface SummaryLimits extends SectionLimits {
 }
 
 /** The window a step reads with full attention: max_position_embeddings × the model's own rope scaling. */
-export function nativeWindow(engine: Engine): number {
-  return ropeCapacity(engine.model.config, null);
+export function nativeWindow(loaded: LoadedModel): number {
+  return ropeCapacity(loaded.model.config, null);
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
@@ -43,11 +44,11 @@ const fmt = (n: number) => n.toLocaleString('en-US');
  * (measured with the model's template and tokenizer) minus the summary's reserve. Any section may be
  * the only one (then it gets the final instruction and reserve), so both are allowed for.
  */
-export function summaryLimits(engine: Engine, o: HierarchicalOptions): SummaryLimits {
-  const conversation = new Conversation(engine.tokenizer, o.system);
+export function summaryLimits(loaded: LoadedModel, o: HierarchicalOptions): SummaryLimits {
+  const conversation = new Conversation(loaded.tokenizer, o.system);
   const prefix = conversation.documentPrefix().length;
   const after = (instruction: string) => conversation.firstQuestion(instruction).length;
-  const window = nativeWindow(engine);
+  const window = nativeWindow(loaded);
   const partTokens = Math.min(PART_TOKENS[o.request.length], o.maxTokens);
   const finalTokens = o.maxTokens;
   const aroundSection = Math.max(after(sectionInstruction(o.request)) + partTokens, after(wholeInstruction(o.request)) + finalTokens);
@@ -95,13 +96,14 @@ export interface HierarchicalResult {
 }
 
 export interface StepRunOptions extends SamplingOptions {
+  stopStrings?: string[];
   signal?: AbortSignal;
   memoryBudgetBytes?: number;
 }
 
 /** Runs every step of `plan`; the last one's text is the summary. */
 export async function runHierarchical(
-  engine: Engine,
+  loaded: LoadedModel,
   plan: SummaryPlan,
   limits: SummaryLimits,
   o: HierarchicalOptions,
@@ -124,14 +126,14 @@ export async function runHierarchical(
       step.kind === 'section'
         ? isFinal ? wholeInstruction(o.request) : sectionInstruction(o.request)
         : isFinal ? finalInstruction(o.request) : combineInstruction(o.request);
-    const answer = await summarizeText(engine, text, instruction, {
+    const answer = await summarizeText(loaded, text, instruction, {
       ...run,
       system: o.system,
       window: limits.window,
       maxNewTokens: isFinal ? limits.finalTokens : limits.partTokens,
       onToken: isFinal ? callbacks.onToken : undefined,
     });
-    summaries.set(step, isFinal ? answer.answer : await clipToTokens(answer.answer, limits.partTokens, (t) => countTokens(engine, t)));
+    summaries.set(step, isFinal ? answer.answer : await clipToTokens(answer.answer, limits.partTokens, (t) => countTokens(loaded, t)));
     promptTokens += answer.promptTokens;
     const result: StepResult = {
       kind: step.kind,
@@ -150,8 +152,8 @@ export async function runHierarchical(
 }
 
 /** Tokens of document text (special-token strings count as the characters they are). */
-export async function countTokens(engine: Engine, text: string): Promise<number> {
-  return (await engine.tokenizer.encodeSegments([{ text, source: { path: '' } }], { workers: 0 })).ids.length;
+export async function countTokens(loaded: LoadedModel, text: string): Promise<number> {
+  return (await loaded.tokenizer.encodeSegments([{ text, source: { path: '' } }], { workers: 0 })).ids.length;
 }
 
 /**
@@ -176,14 +178,14 @@ export async function clipToTokens(text: string, cap: number, count: (text: stri
  * answer. promptTokens in the result counts the whole prompt (prefix, text and instruction).
  */
 async function summarizeText(
-  engine: Engine,
+  loaded: LoadedModel,
   text: string,
   instruction: string,
   o: StepRunOptions & { system?: string; window: number; maxNewTokens: number; onToken?: (text: string) => void },
 ): Promise<AnswerResult> {
-  const conversation = new Conversation(engine.tokenizer, o.system);
+  const conversation = new Conversation(loaded.tokenizer, o.system);
   const prefix = conversation.documentPrefix();
-  const { ids } = await engine.tokenizer.encodeSegments([{ text, source: { path: '' } }], { workers: 0 });
+  const { ids } = await loaded.tokenizer.encodeSegments([{ text, source: { path: '' } }], { workers: 0 });
   const questionTokens = conversation.firstQuestion(instruction).length;
   // A combine is planned for summaries at their token cap; text decoded and encoded again can come
   // out a little longer, so the reserve gives way before the prompt does.
@@ -192,7 +194,7 @@ async function summarizeText(
     throw new CtxError('doesNotFit', `a summary step needs ${fmt(prefix.length + ids.length + questionTokens)} tokens; the model's window holds ${fmt(o.window)}`);
   }
   const maxNewTokens = Math.min(o.maxNewTokens, room);
-  const plan = planDocument(engine, prefix.length, ids.length, {
+  const plan = planDocument(loaded, prefix.length, ids.length, {
     strategy: { strategy: 'full' },
     maxNewTokens,
     questionTokens,
@@ -201,15 +203,10 @@ async function summarizeText(
   const prompt = new Int32Array(prefix.length + ids.length);
   prompt.set(prefix);
   prompt.set(ids, prefix.length);
-  const { session } = await readDocument(engine, plan, prompt, { signal: o.signal });
+  const { session } = await readDocument(loaded, plan, prompt, { signal: o.signal });
   try {
-    const answering = askQuestion(engine, session, conversation, instruction, { ...o, maxNewTokens, signal: o.signal });
-    let step = await answering.next();
-    while (!step.done) {
-      o.onToken?.(step.value);
-      step = await answering.next();
-    }
-    return { ...step.value, promptTokens: prompt.length + step.value.promptTokens };
+    const answer = await askQuestion(loaded, session, conversation, instruction, { ...o, maxNewTokens, signal: o.signal, onText: o.onToken });
+    return { ...answer, promptTokens: prompt.length + answer.promptTokens };
   } finally {
     session.dispose();
   }

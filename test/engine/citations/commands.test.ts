@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { describe, it } from 'node:test';
-import { SourceMarking } from '../../../src/cli/ask.js';
+import { SourceMarking } from '../../../src/engine/citations/source-marking.js';
 import type { AnswerResult } from '../../../src/engine/reader.js';
 import { readInputs } from '../../../src/input/read.js';
 import type { RunEvent } from '../../../src/ui/events.js';
@@ -38,7 +38,7 @@ async function finish(specs: string[], text: string) {
   const sources = new SourceMarking(true);
   const marked = sources.mark(await readInputs(specs));
   const r = new Recorder();
-  sources.finishAnswer(answer(text), r);
+  sources.finishAnswer(answer(text), (e) => r.event(e));
   const of = <T extends RunEvent['type']>(type: T) => r.events.filter((e) => e.type === type) as Array<Extract<RunEvent, { type: T }>>;
   return { marked, r, answerEvent: of('answer')[0]!, citations: of('citations')[0]!.citations, warnings: of('warning') };
 }
@@ -84,7 +84,7 @@ describe('checking an answer against the inputs', () => {
     const read = await readInputs([doc]);
     assert.equal(off.mark(read), read);
     const r = new Recorder();
-    off.finishAnswer(answer('[p. 9]'), r);
+    off.finishAnswer(answer('[p. 9]'), (e) => r.event(e));
     assert.deepEqual(r.events.map((e) => e.type), ['answer']);
   });
 });

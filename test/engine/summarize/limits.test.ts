@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { Conversation } from '../../../src/engine/conversation.js';
-import type { Engine } from '../../../src/engine/reader.js';
+import type { LoadedModel } from '../../../src/engine/loaded-model.js';
 import { combineInstruction, finalInstruction, sectionInstruction, wholeInstruction, type SummaryRequest } from '../../../src/engine/summarize/prompts.js';
 import { clipToTokens, summaryLimits } from '../../../src/engine/summarize/run.js';
 import { openModel } from '../../../src/model/model.js';
@@ -11,19 +11,19 @@ import { loadTokenizer } from '../../../src/model/tokenizer.js';
 import { fixtureModel } from '../../../scripts/make-fixture-models.js';
 import { wideTinyModel } from './wide-model.js';
 
-/** What summaryLimits needs of an engine: the model's config and tokenizer. */
-async function engineOf(dir: string): Promise<Engine> {
-  return { model: openModel(dir), tokenizer: await loadTokenizer(dir) } as unknown as Engine;
+/** What summaryLimits needs of a loaded model: the model's config and tokenizer. */
+async function loadedOf(dir: string): Promise<LoadedModel> {
+  return { model: openModel(dir), tokenizer: await loadTokenizer(dir) } as unknown as LoadedModel;
 }
 
 const request: SummaryRequest = { length: 'short', cite: { pages: true, namedPages: false, lines: false, namedLines: false } };
 
 describe('summaryLimits', () => {
   it('a section or combine prompt, with its instruction and summary reserve, fills the window and no more', async () => {
-    const engine = await engineOf(wideTinyModel(1024));
-    const limits = summaryLimits(engine, { request, maxTokens: 40 });
+    const loaded = await loadedOf(wideTinyModel(1024));
+    const limits = summaryLimits(loaded, { request, maxTokens: 40 });
     assert.deepEqual([limits.window, limits.partTokens, limits.finalTokens, limits.problem], [1024, 40, 40, null]);
-    const c = new Conversation(engine.tokenizer);
+    const c = new Conversation(loaded.tokenizer);
     const prefix = c.documentPrefix().length;
     const around = (instruction: string, reserve: number) => prefix + c.firstQuestion(instruction).length + reserve;
     const sectionWorst = Math.max(around(sectionInstruction(request), 40), around(wholeInstruction(request), 40));
@@ -33,14 +33,14 @@ describe('summaryLimits', () => {
   });
 
   it('parts are capped by --length, --section-tokens makes sections smaller, never larger', async () => {
-    const engine = await engineOf(wideTinyModel(1024));
-    assert.equal(summaryLimits(engine, { request, maxTokens: 768 }).partTokens, 128);
-    assert.equal(summaryLimits(engine, { request, maxTokens: 8, sectionTokens: 300 }).sectionTokens, 300);
-    assert.ok(summaryLimits(engine, { request, maxTokens: 8, sectionTokens: 5000 }).sectionTokens < 1024);
+    const loaded = await loadedOf(wideTinyModel(1024));
+    assert.equal(summaryLimits(loaded, { request, maxTokens: 768 }).partTokens, 128);
+    assert.equal(summaryLimits(loaded, { request, maxTokens: 8, sectionTokens: 300 }).sectionTokens, 300);
+    assert.ok(summaryLimits(loaded, { request, maxTokens: 8, sectionTokens: 5000 }).sectionTokens < 1024);
   });
 
   it('a 128-token window is too small, with the numbers', async () => {
-    const limits = summaryLimits(await engineOf(fixtureModel('tiny')), { request, maxTokens: 8 });
+    const limits = summaryLimits(await loadedOf(fixtureModel('tiny')), { request, maxTokens: 8 });
     assert.match(limits.problem!, /^with its prompts and summaries of up to 8 tokens, a section would hold \d+ tokens and a combine step \d+$/);
   });
 });

@@ -1,0 +1,221 @@
+// Opening a document: the library's front door (src/index.ts exports it; the CLI is one client).
+//
+//   inputs ──readInputs──> Document ──(source markers)──> tokens ──plan──> session ──> OpenDocument
+//   files, folders,        segments +        when cite      tokenizer     restored from the cache,
+//   globs, "-" (stdin)     where they came from             workers       or read and saved
+//
+// prepareDocument does the first half (inputs, model, tokens) and stops: summarize decides from the
+// token count how to go on. openDocument does all of it. Progress arrives as typed events
+// (events.ts) through `onEvent`; `signal` cancels any stage. Nothing here prints or parses flags.
+
+import type { Readable } from 'node:stream';
+import type { BackendChoice } from '../backend/index.js';
+import { SessionCache, sessionsDir } from '../cache/store.js';
+import { CtxError } from '../errors.js';
+import type { Document } from '../input/document.js';
+import { readInputs } from '../input/read.js';
+import { readOrRestore } from './cached-read.js';
+import { SourceMarking } from './citations/source-marking.js';
+import { Conversation } from './conversation.js';
+import { ignoreEvents, type EventSink, type RunEvent } from './events.js';
+import { loadModel, type LoadedModel } from './loaded-model.js';
+import { OpenDocument } from './open-document.js';
+import type { RunPlan } from './plan.js';
+import { planDocument, tokenizeDocument, type TokenizedDocument } from './reader.js';
+import type { Session } from './session.js';
+import type { StrategyOptions } from './strategies/index.js';
+
+/** Tokens a question may take when it is not known at planning time (chat follow-ups). */
+export const UNKNOWN_QUESTION_TOKENS = 64;
+
+export interface DocumentOptions {
+  /** Files, folders and globs, in order; "-" is stdin. */
+  inputs: string[];
+  /**
+   * A registry name or a model folder (loaded here, closed with the document), or a model from
+   * loadModel() (the caller closes it). Default: ctx's default model.
+   */
+  model?: string | LoadedModel;
+  /** Where the math runs (when the model is loaded here). Default 'auto'. */
+  backend?: BackendChoice;
+  dtype?: string;
+  threads?: number;
+  /** A system prompt before the document. */
+  system?: string;
+  /** The long-context strategy and its parameters; default: chosen for the model and length. */
+  strategy?: StrategyOptions;
+  /** Longest answer in tokens, reserved in the plan. Default 512. */
+  maxTokens?: number;
+  /** Source markers in the document, a citation instruction with each question, checked citations. Default false. */
+  cite?: boolean;
+  /** Size cap of files found in folders and globs. Default 1 MiB. */
+  maxFileBytes?: number;
+  /** Follow symbolic links that lead out of a folder being walked. Default false. */
+  followLinks?: boolean;
+  /** Refuse runs whose KV memory would exceed this many bytes. Default 75% of RAM. */
+  maxKvMemory?: number;
+  /** The session cache of read documents: on by default (size cap 4 GiB); false turns it off. */
+  cache?: false | { maxBytes?: number };
+  /** Where "-" reads from. Default process.stdin. */
+  stdin?: Readable;
+  /** "-" was added for piped input rather than named: an empty stdin is then no input, not an error. */
+  implicitStdin?: boolean;
+  /** Where the cache folders and hub settings come from (CTX_CACHE_DIR, CTX_HF_ENDPOINT…). Default process.env. */
+  env?: NodeJS.ProcessEnv;
+  /** Cancels reading, loading or tokenizing; the document's questions take their own signals. */
+  signal?: AbortSignal;
+  /** Every event of this document: opening it and every answer about it. */
+  onEvent?: (e: RunEvent) => void;
+}
+
+/** Inputs read and tokenized with a loaded model, not yet read into a session. */
+export class PreparedDocument {
+  readonly emit: EventSink;
+  private closed = false;
+
+  constructor(
+    readonly options: DocumentOptions,
+    /** The document as the model reads it (with source markers when cite is on). */
+    readonly doc: Document,
+    readonly loaded: LoadedModel,
+    readonly tokenized: TokenizedDocument,
+    readonly sources: SourceMarking,
+    /** The model was loaded here, so closing the document closes it. */
+    private readonly ownsModel: boolean,
+  ) {
+    this.emit = options.onEvent ?? ignoreEvents;
+  }
+
+  /**
+   * Plans (refusing early with the numbers when the document does not fit), then puts it in a
+   * session: restored from the cache when it was read before, else read and saved. `question`, when
+   * known, is planned for exactly; else a question of UNKNOWN_QUESTION_TOKENS is. `notes` join the
+   * plan's. On failure the model is closed when this document owns it.
+   */
+  async read(o: { question?: string; notes?: string[] } = {}): Promise<OpenDocument> {
+    const after = o.question === undefined ? null : `${o.question}${this.sources.instruction()}`;
+    const { session, conversation, plan } = await this.readSession(after, o.notes ?? []);
+    const parts = { loaded: this.loaded, sources: this.sources, emit: this.emit, system: this.options.system, maxTokens: this.options.maxTokens, close: () => this.close() };
+    return new OpenDocument(parts, session, conversation, plan);
+  }
+
+  /**
+   * read() below OpenDocument: the session and conversation for a prompt whose text after the
+   * document is `after` (exactly; null when unknown). Closes the model on failure when it owns it.
+   */
+  async readSession(after: string | null, notes: string[]): Promise<{ session: Session; conversation: Conversation; plan: RunPlan }> {
+    try {
+      return await this.plannedRead(after, notes);
+    } catch (e) {
+      await this.close();
+      throw e;
+    }
+  }
+
+  private async plannedRead(after: string | null, notes: string[]): Promise<{ session: Session; conversation: Conversation; plan: RunPlan }> {
+    const { loaded, doc, tokenized, options } = this;
+    const conversation = new Conversation(loaded.tokenizer, options.system);
+    const prefix = conversation.documentPrefix();
+    const questionTokens = after !== null ? conversation.firstQuestion(after).length : conversation.firstQuestion('?').length + UNKNOWN_QUESTION_TOKENS;
+    const plan = planDocument(loaded, prefix.length, tokenized.ids.length, {
+      strategy: options.strategy ?? {},
+      maxNewTokens: options.maxTokens ?? 512,
+      questionTokens,
+      memoryBudgetBytes: options.maxKvMemory,
+    });
+    this.emit({
+      type: 'plan',
+      strategy: plan.description,
+      documentTokens: tokenized.ids.length,
+      kvRows: plan.kvRows,
+      kvBytes: plan.kvBytes,
+      nativeWindow: plan.nativeWindow,
+      notes: [...notes, ...plan.notes],
+      sourceEnds: sourceEnds(doc, tokenized, prefix.length),
+    });
+
+    const prompt = new Int32Array(prefix.length + tokenized.ids.length);
+    prompt.set(prefix);
+    prompt.set(tokenized.ids, prefix.length);
+    const session = await readOrRestore({
+      loaded,
+      plan,
+      prompt,
+      cache: openCache(options),
+      inputs: options.inputs,
+      signal: options.signal,
+      emit: this.emit,
+    });
+    return { session, conversation, plan };
+  }
+
+  /** Frees the model when this document loaded it. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ownsModel) await this.loaded.close();
+  }
+}
+
+/**
+ * Inputs → (source markers) → model → tokens. Emits source, skipped, (download,) model, tokenize
+ * and (with cite) markers events.
+ */
+export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocument> {
+  const emit = o.onEvent ?? ignoreEvents;
+  const env = o.env ?? process.env;
+  const read = await readInputs(o.inputs, {
+    maxFileBytes: o.maxFileBytes,
+    followLinks: o.followLinks,
+    signal: o.signal,
+    stdin: o.stdin ?? process.stdin,
+    implicitStdin: o.implicitStdin,
+    warn: (message) => emit({ type: 'warning', message }),
+  });
+  const sources = new SourceMarking(o.cite ?? false);
+  const doc = sources.mark(read);
+  for (const s of doc.sources) emit({ type: 'source', ...s });
+  for (const s of doc.skipped) emit({ type: 'skipped', ...s });
+
+  const given = typeof o.model === 'object' ? o.model : null;
+  const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, threads: o.threads, env, signal: o.signal, onEvent: emit }));
+  if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
+  try {
+    const tokenized = await tokenizeDocument(loaded, doc, (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }), o.signal);
+    if (tokenized.ids.length === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
+    await sources.report(loaded, emit);
+    return new PreparedDocument(o, doc, loaded, tokenized, sources, given === null);
+  } catch (e) {
+    if (!given) await loaded.close();
+    throw e;
+  }
+}
+
+/**
+ * Opens a document to ask about: prepareDocument, then PreparedDocument.read. `question` is the
+ * first question when it is known (the plan reserves exactly its tokens).
+ */
+export async function openDocument(o: DocumentOptions & { question?: string }): Promise<OpenDocument> {
+  const prepared = await prepareDocument(o);
+  return prepared.read({ question: o.question });
+}
+
+/** The session cache for these options, or null when it is off (or on a big-endian machine). */
+function openCache(o: DocumentOptions): SessionCache | null {
+  if (o.cache === false || !SessionCache.supported) return null;
+  const env = o.env ?? process.env;
+  return new SessionCache(sessionsDir(env), { maxBytes: o.cache?.maxBytes, failWritesWith: env.CTX_TEST_CACHE_WRITE_ERROR || undefined });
+}
+
+/**
+ * Where each source ends in the prompt, in tokens (sources in the document's order): progress
+ * displays count a source as read once the tokens read pass its end.
+ */
+function sourceEnds(doc: Document, tokenized: TokenizedDocument, prefixTokens: number): number[] {
+  const end = new Map<string, number>();
+  doc.segments.forEach((seg, i) => {
+    const stop = i + 1 < doc.segments.length ? tokenized.segmentStarts[i + 1]! : tokenized.ids.length;
+    end.set(seg.source.path, Math.max(end.get(seg.source.path) ?? 0, prefixTokens + stop));
+  });
+  return doc.sources.map((s) => end.get(s.path) ?? prefixTokens);
+}
