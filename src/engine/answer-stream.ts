@@ -1,5 +1,6 @@
 // An answer being written, as the library hands it out: iterate it for the text as it comes, await
-// it for the whole answer (LM Studio's SDK and simonw/llm's responses work the same way).
+// it (then/catch/finally, as a promise) for the whole answer; LM Studio's SDK and simonw/llm's
+// responses work the same way.
 //
 //   const reply = doc.ask('What changed?');
 //   for await (const text of reply) process.stdout.write(text);
@@ -8,7 +9,8 @@
 // The answer is generated whether or not anyone iterates: pieces not yet read are kept. A failure
 // (or cancellation) rejects the await and ends the iteration with the same error.
 
-export class AnswerStream<T> implements AsyncIterable<string>, PromiseLike<T> {
+export class AnswerStream<T> implements AsyncIterable<string>, Promise<T> {
+  readonly [Symbol.toStringTag] = 'AnswerStream';
   private readonly pieces: string[] = [];
   private finished = false;
   private waiting: Array<() => void> = [];
@@ -30,6 +32,14 @@ export class AnswerStream<T> implements AsyncIterable<string>, PromiseLike<T> {
 
   then<A = T, B = never>(onDone?: ((value: T) => A | PromiseLike<A>) | null, onError?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<A | B> {
     return this.result.then(onDone, onError);
+  }
+
+  catch<B = never>(onError?: ((reason: unknown) => B | PromiseLike<B>) | null): Promise<T | B> {
+    return this.result.catch(onError);
+  }
+
+  finally(onFinally?: (() => void) | null): Promise<T> {
+    return this.result.finally(onFinally);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<string> {

@@ -6,8 +6,6 @@
 //   source… skipped… (download…) model  tokenize… (markers)  plan  progress… read  question token… answer (citations)
 // warnings come whenever they arise.
 
-import type { ReadProgress } from './reader.js';
-
 export type RunEvent =
   | { type: 'source'; path: string; kind: string; bytes: number; pages?: number; encoding?: string }
   | { type: 'skipped'; path: string; reason: string }
@@ -49,6 +47,20 @@ export type RunEvent =
   /** How a summary was made: the mode, why, and per-step details when hierarchical. */
   | { type: 'summary'; mode: string; reason: string; [detail: string]: unknown }
   | { type: 'warning'; message: string };
+
+/** How far reading has come (readDocument reports it after every step). */
+export interface ReadProgress {
+  /** Prompt tokens read so far, and in total (system prefix + document). */
+  done: number;
+  total: number;
+  elapsedSeconds: number;
+  tokensPerSecond: number;
+  etaSeconds: number;
+  kvRows: number;
+  kvBytes: number;
+  /** Tokens read per KV row held (beacon > 1). */
+  compression: number;
+}
 
 /** A citation in an answer and what it points at; `valid` is false when the inputs hold no such place. */
 export interface CheckedCitation {

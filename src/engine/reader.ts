@@ -7,6 +7,7 @@
 
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
+import type { ReadProgress } from './events.js';
 import type { Conversation } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
 import type { LoadedModel } from './loaded-model.js';
@@ -14,6 +15,8 @@ import { planRun, type RunPlan } from './plan.js';
 import type { SamplingOptions } from './sampler.js';
 import { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
+
+export type { ReadProgress } from './events.js';
 
 export interface TokenizedDocument {
   /** Document token ids (segments encoded independently, concatenated). */
@@ -56,18 +59,6 @@ export function planDocument(loaded: LoadedModel, prefixTokens: number, document
   return plan;
 }
 
-export interface ReadProgress {
-  /** Prompt tokens read so far, and in total (system prefix + document). */
-  done: number;
-  total: number;
-  elapsedSeconds: number;
-  tokensPerSecond: number;
-  etaSeconds: number;
-  kvRows: number;
-  kvBytes: number;
-  /** Tokens read per KV row held (beacon > 1). */
-  compression: number;
-}
 
 /** Reads [prefix ; document] into a new session, reporting progress after every step. */
 export async function readDocument(

@@ -10,7 +10,7 @@
 // redraw more than one row per token.
 
 import { formatBytes } from '../../units.js';
-import type { ReadProgress } from '../../engine/reader.js';
+import type { ReadProgress } from '../../engine/events.js';
 import type { RunEvent } from '../events.js';
 import { count, duration, forTerminal, sectionLine, takeRows } from '../format.js';
 
