@@ -25,7 +25,7 @@ import { openDocument } from '../engine/open.js';
 import type { OpenDocument } from '../engine/open-document.js';
 import { CtxError, fsError, isCtxError } from '../errors.js';
 import type { InkRenderer } from '../ui/ink/renderer.js';
-import type { LineKind } from '../ui/ink/store.js';
+import type { LineKind } from '../ui/ink/run-view.js';
 import { adopt, chatUsesInk, pickRenderer, reporting } from '../ui/pick.js';
 import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import type { RunContext } from './io.js';

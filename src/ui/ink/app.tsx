@@ -6,7 +6,8 @@ import { useEffect, useState, useSyncExternalStore } from 'react';
 import { Box, Static, Text, useInput } from 'ink';
 import { formatBytes } from '../../units.js';
 import { bar, count, downloadLine, duration } from '../format.js';
-import type { Line, UiState, UiStore } from './store.js';
+import type { Line } from './run-view.js';
+import type { UiState, UiStore } from './store.js';
 
 export function App({ store, interactive }: { store: UiStore; interactive: boolean }) {
   const s = useSyncExternalStore(store.subscribe, store.getState);

@@ -6,7 +6,9 @@ import type { ReactElement } from 'react';
 import { render, type Instance } from 'ink';
 import type { Renderer, RunEvent } from '../events.js';
 import { App } from './app.js';
-import { UiStore, type LineKind, type PromptResult } from './store.js';
+import type { PromptResult } from './chat-input.js';
+import type { LineKind } from './run-view.js';
+import { UiStore } from './store.js';
 
 export interface InkRendererOptions {
   stdout: Writable;
