@@ -5,20 +5,17 @@
 // checked against the inputs once it is complete (engine/citations/source-marking.ts); --json then
 // has "citations" (resolved to path, page or line) and "markers".
 
-import { Command, Option } from 'commander';
+import { Command } from 'commander';
 import { openDocument } from '../engine/open.js';
 import type { Renderer } from '../ui/events.js';
 import { pickRenderer, reporting } from '../ui/pick.js';
 import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import { inputsAndQuestion, type DocumentInputs, type RunContext } from './io.js';
+import { citeOption } from './options.js';
 
 export interface AskOptions extends EngineCliOptions {
   /** Source markers in the document and checked citations in the answer (--no-cite turns it off). */
   cite: boolean;
-}
-
-export function citeOption(): Option {
-  return new Option('--no-cite', 'no source markers in the document and no citation checks');
 }
 
 export function askCommand(run: RunContext): Command {

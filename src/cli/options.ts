@@ -192,6 +192,11 @@ export function systemOption(): Option {
   return new Option('-s, --system <text>', 'system prompt');
 }
 
+/** ask and summarize: source markers in the document and checked citations in the answer. */
+export function citeOption(): Option {
+  return new Option('--no-cite', 'no source markers in the document and no citation checks');
+}
+
 export function noStreamOption(): Option {
   return new Option('--no-stream', 'print the answer when it is complete instead of as it is generated');
 }

@@ -15,13 +15,15 @@ import type { SummaryLength } from '../engine/summarize/prompts.js';
 import { summarizeDocument } from '../engine/summarize/summarize.js';
 import type { Renderer } from '../ui/events.js';
 import { pickRenderer, reporting } from '../ui/pick.js';
-import { citeOption, type AskOptions } from './ask.js';
-import { addEngineOptions, documentOptions, samplingOptions } from './engine-options.js';
+import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import { documentInputs, type DocumentInputs, type RunContext } from './io.js';
+import { citeOption } from './options.js';
 
 export type { SummaryLength } from '../engine/summarize/prompts.js';
 
-export interface SummarizeOptions extends AskOptions {
+export interface SummarizeOptions extends EngineCliOptions {
+  /** Source markers in the document and checked citations in the summary (--no-cite turns it off). */
+  cite: boolean;
   length: SummaryLength;
   focus?: string;
   instruction?: string;
@@ -54,20 +56,14 @@ export function summarizeCommand(run: RunContext): Command {
     const o = c.optsWithGlobals<SummarizeOptions>();
     const specs = documentInputs(inputs, run);
     const r = pickRenderer(o, run);
-    await reporting(r, () => summarize(specs, o, r, run.signal, run));
+    await reporting(r, () => summarize(specs, o, r, run));
   });
 }
 
 /** Summarizes the inputs, streaming the summary and every event to `r`. */
-export async function summarize(
-  inputs: DocumentInputs,
-  o: SummarizeOptions,
-  r: Renderer,
-  signal: AbortSignal,
-  run: { stdin?: RunContext['stdin']; env?: NodeJS.ProcessEnv } = {},
-): Promise<void> {
+export async function summarize(inputs: DocumentInputs, o: SummarizeOptions, r: Renderer, run: Pick<RunContext, 'stdin' | 'env' | 'signal'>): Promise<void> {
   await summarizeDocument({
-    ...documentOptions(o, inputs, { stdin: run.stdin ?? process.stdin, env: run.env ?? process.env, signal }, r),
+    ...documentOptions(o, inputs, run, r),
     ...samplingOptions(o),
     cite: o.cite,
     length: o.length,

@@ -47,6 +47,9 @@ class Recorder extends JsonRenderer {
   }
 }
 
+/** What summarize() takes of a CLI run: this process's stdin and environment, and a signal. */
+const run = (signal: AbortSignal) => ({ stdin: process.stdin, env: process.env, signal });
+
 function options(over: Partial<SummarizeOptions>): SummarizeOptions {
   return {
     strategy: 'auto',
@@ -89,7 +92,7 @@ describe('ctx summarize: a repository', () => {
     const cwd = process.cwd();
     process.chdir(inputs);
     try {
-      await summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, new AbortController().signal);
+      await summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, run(new AbortController().signal));
     } finally {
       process.chdir(cwd);
     }
@@ -124,7 +127,7 @@ describe('ctx summarize: cancelling', () => {
     const cwd = process.cwd();
     process.chdir(inputs);
     try {
-      await assert.rejects(summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, stop.signal), { name: 'AbortError' });
+      await assert.rejects(summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, run(stop.signal)), { name: 'AbortError' });
     } finally {
       process.chdir(cwd);
     }
