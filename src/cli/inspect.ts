@@ -20,7 +20,7 @@ import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { documentInputs, formatCount, formatTable, out, type RunContext } from './io.js';
+import { documentInputs, usageWhenNothingToRead, formatCount, formatTable, out, type RunContext } from './io.js';
 import { followLinksOption, maxFileBytesOption, modelOption, strategyOption } from './options.js';
 
 /** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
@@ -51,6 +51,7 @@ export function inspectCommand(run: RunContext): Command {
         devices(run, opts);
         if (inputs.length === 0) return;
       }
+      usageWhenNothingToRead(cmd, inputs, run);
       await inspect(run, inputs, opts);
     });
 }

@@ -4,8 +4,9 @@
 // main.ts makes one RunContext per invocation and passes it to each command factory
 // (`askCommand(run)`); nothing about a run lives in module state.
 
-import { fstatSync } from 'node:fs';
+import { existsSync, fstatSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
+import type { Command } from 'commander';
 import { isatty } from 'node:tty';
 import { CtxError } from '../errors.js';
 
@@ -64,13 +65,25 @@ export function documentInputs(args: string[], ctx: Pick<RunContext, 'stdinKind'
 }
 
 /**
+ * A command whose inputs are optional, run on a terminal with nothing named and nothing piped
+ * (`ctx inspect`): prints the command's usage to stderr and ends with the usage exit code.
+ */
+export function usageWhenNothingToRead(cmd: Command, args: string[], ctx: Pick<RunContext, 'stdinKind'>): void {
+  if (args.length === 0 && ctx.stdinKind === 'tty') cmd.help({ error: true });
+}
+
+/**
  * For commands that take inputs and then a question (`ctx ask report.pdf "what changed?"`): the
  * last argument is the question, the rest are inputs, with stdin handled as in documentInputs
- * (`cat log | ctx ask "why did it fail?"` → stdin is the document).
+ * (`cat log | ctx ask "why did it fail?"` → stdin is the document). A last argument that is an
+ * existing file or folder (or "-") is an input whose question was forgotten: a usage error.
  */
 export function inputsAndQuestion(args: string[], ctx: Pick<RunContext, 'stdinKind'>): DocumentInputs & { question: string } {
-  if (args.length === 0) throw new CtxError('usage', 'no question given: ctx ask <inputs…> "<question>"');
-  const question = args[args.length - 1]!;
+  const question = args[args.length - 1];
+  // `ctx ask report.pdf` forgot the question: the last argument names an input, not a question.
+  if (question === undefined || question === '-' || existsSync(question)) {
+    throw new CtxError('usage', 'no question: ctx ask <inputs…> "question"');
+  }
   return { ...documentInputs(args.slice(0, -1), ctx), question };
 }
 

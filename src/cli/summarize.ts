@@ -16,7 +16,7 @@ import { summarizeDocument } from '../engine/summarize/summarize.js';
 import type { Renderer } from '../ui/events.js';
 import { pickRenderer, reporting } from '../ui/pick.js';
 import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
-import { documentInputs, type DocumentInputs, type RunContext } from './io.js';
+import { documentInputs, usageWhenNothingToRead, type DocumentInputs, type RunContext } from './io.js';
 import { citeOption } from './options.js';
 
 export type { SummaryLength } from '../engine/summarize/prompts.js';
@@ -54,6 +54,7 @@ export function summarizeCommand(run: RunContext): Command {
     .addOption(citeOption());
   return addEngineOptions(cmd, { maxTokens: 768 }).action(async (inputs: string[], _o: unknown, c: Command) => {
     const o = c.optsWithGlobals<SummarizeOptions>();
+    usageWhenNothingToRead(c, inputs, run);
     const specs = documentInputs(inputs, run);
     const r = pickRenderer(o, run);
     await reporting(r, () => summarize(specs, o, r, run));

@@ -31,7 +31,7 @@ describe('documentInputs: when stdin is read', () => {
   it('inputsAndQuestion: the question is last, piped content comes first', () => {
     assert.deepEqual(inputsAndQuestion(['why?'], { stdinKind: 'pipe' }), { specs: ['-'], implicitStdin: false, question: 'why?' });
     assert.deepEqual(inputsAndQuestion(['r.pdf', 'what changed?'], { stdinKind: 'tty' }), { specs: ['r.pdf'], implicitStdin: false, question: 'what changed?' });
-    assert.throws(() => inputsAndQuestion([], { stdinKind: 'pipe' }), /no question given/);
+    assert.throws(() => inputsAndQuestion([], { stdinKind: 'pipe' }), /no question/);
   });
 });
 
@@ -90,6 +90,26 @@ describe('run() in-process', () => {
     const code = await run(['node', 'ctx', 'inspect', 'missing.txt'], { stdout: capture().stream, stderr: err.stream, stdinKind: 'tty', env: {} });
     assert.equal(code, EXIT.input);
     assert.equal(err.text(), 'ctx: missing.txt: no such file or directory\n');
+  });
+
+  it('a forgotten question: the last argument is an input, so ctx says so (exit 2), on a terminal or piped', async () => {
+    for (const stdinKind of ['tty', 'pipe'] as const) {
+      const err = capture();
+      const code = await run(['node', 'ctx', 'ask', fx.path('repo/README.md'), '-m', 'needle-demo'], { stdout: capture().stream, stderr: err.stream, stdin: Readable.from([]), stdinKind, env: {} });
+      assert.equal(code, EXIT.usage, stdinKind);
+      assert.equal(err.text(), 'ctx: no question: ctx ask <inputs…> "question"\n', stdinKind);
+    }
+    assert.throws(() => inputsAndQuestion([fx.path('repo')], { stdinKind: 'tty' }), /no question/, 'a folder too');
+  });
+
+  it('inspect or summarize with nothing named on a terminal prints the command\'s usage (exit 2)', async () => {
+    for (const command of ['inspect', 'summarize']) {
+      const err = capture();
+      const code = await run(['node', 'ctx', command], { stdout: capture().stream, stderr: err.stream, stdinKind: 'tty', env: {} });
+      assert.equal(code, EXIT.usage, command);
+      assert.match(err.text(), new RegExp(`^Usage: ctx ${command} \\[options\\] \\[inputs\\.\\.\\.\\]`), command);
+      assert.doesNotMatch(err.text(), /^ctx: /m, 'no error line about stdin');
+    }
   });
 
   it('leaves no signal handlers behind', async () => {
