@@ -11,7 +11,7 @@ import type { Renderer } from '../ui/events.js';
 import { pickRenderer, reporting } from '../ui/pick.js';
 import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import { inputsAndQuestion, type DocumentInputs, type RunContext } from './io.js';
-import { citeOption } from './options.js';
+import { citeOption, stdinWaitOption } from './options.js';
 
 export interface AskOptions extends EngineCliOptions {
   /** Source markers in the document and checked citations in the answer (--no-cite turns it off). */
@@ -22,7 +22,8 @@ export function askCommand(run: RunContext): Command {
   const cmd = new Command('ask')
     .description('read files, folders, a PDF or piped text, and answer a question about them')
     .argument('<inputs-and-question...>', 'inputs (files, folders, globs, - for stdin), then the question last')
-    .addOption(citeOption());
+    .addOption(citeOption())
+    .addOption(stdinWaitOption());
   return addEngineOptions(cmd, { maxTokens: 512 }).action(async (args: string[], _o: unknown, c: Command) => {
     const o = c.optsWithGlobals<AskOptions>();
     const { question, ...inputs } = inputsAndQuestion(args, run);
@@ -32,7 +33,7 @@ export function askCommand(run: RunContext): Command {
 }
 
 /** Opens the document (planned for this question), streams the answer to `r`, and closes it. */
-export async function ask(inputs: DocumentInputs, question: string, o: AskOptions, r: Renderer, run: Pick<RunContext, 'stdin' | 'env' | 'signal'>): Promise<void> {
+export async function ask(inputs: DocumentInputs, question: string, o: AskOptions, r: Renderer, run: Pick<RunContext, 'stdin' | 'env' | 'signal'> & Partial<Pick<RunContext, 'stdinKind'>>): Promise<void> {
   const doc = await openDocument({ ...documentOptions(o, inputs, run, r), cite: o.cite, question });
   try {
     await doc.ask(question, { ...samplingOptions(o), signal: run.signal });

@@ -50,7 +50,7 @@ export function chatCommand(run: RunContext): Command {
     const ink = chatUsesInk(o, run) ? adopt(await inkChat(run, o), run.signal) : null;
     const r = ink ?? pickRenderer(o, run);
     await reporting(r, async () => {
-      const doc = await openDocument(documentOptions(o, { specs: inputs, implicitStdin: false }, run, r));
+      const doc = await openDocument(documentOptions(o, { specs: inputs }, run, r));
       const chat = new Chat(doc, o, inputs);
       try {
         if (ink) await interactive(chat, ink, run);

@@ -11,7 +11,7 @@ import type { SamplingOptions } from '../engine/sampler.js';
 import type { Renderer } from '../ui/events.js';
 import type { RopeScalingName } from '../engine/rope.js';
 import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
-import type { DocumentInputs, RunContext } from './io.js';
+import { guardedStdin, type DocumentInputs, type RunContext } from './io.js';
 import { byteSizeArg, followLinksOption, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
 
 export interface EngineCliOptions {
@@ -42,6 +42,8 @@ export interface EngineCliOptions {
   ropeFactor?: number;
   maxFileBytes: number;
   followLinks?: boolean;
+  /** Seconds to wait for the first bytes of piped stdin (ask, summarize; 0 = forever). */
+  stdinWait?: number;
   maxKvMemory?: number;
   /** Use and fill the session cache (`--no-cache` turns it off). */
   cache: boolean;
@@ -126,13 +128,12 @@ export function samplingOptions(o: EngineCliOptions): SamplingOptions & { stopSt
 }
 
 /**
- * The library's options for these flags: the inputs, the run's stdin and environment, its signal,
- * and events to the renderer `r`.
+ * The library's options for these flags: the inputs, the run's stdin (guarded by --stdin-wait) and
+ * environment, its signal, and events to the renderer `r`.
  */
-export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run: Pick<RunContext, 'stdin' | 'env' | 'signal'>, r: Renderer): DocumentOptions {
+export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run: Pick<RunContext, 'stdin' | 'env' | 'signal'> & Partial<Pick<RunContext, 'stdinKind'>>, r: Renderer): DocumentOptions {
   return {
     inputs: inputs.specs,
-    implicitStdin: inputs.implicitStdin,
     model: o.model,
     backend: o.backend,
     dtype: o.dtype,
@@ -144,7 +145,7 @@ export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run
     followLinks: o.followLinks,
     maxKvMemory: o.maxKvMemory,
     cache: o.cache === false ? false : { maxBytes: o.cacheMaxSize },
-    stdin: run.stdin,
+    stdin: guardedStdin(inputs.specs, run, o.stdinWait ?? 0),
     env: run.env,
     signal: run.signal,
     onEvent: (e) => r.event(e),

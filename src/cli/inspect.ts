@@ -20,8 +20,8 @@ import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
-import { documentInputs, usageWhenNothingToRead, formatCount, formatTable, out, type RunContext } from './io.js';
-import { followLinksOption, maxFileBytesOption, modelOption, strategyOption } from './options.js';
+import { documentInputs, guardedStdin, usageWhenNothingToRead, formatCount, formatTable, out, type RunContext } from './io.js';
+import { followLinksOption, maxFileBytesOption, modelOption, stdinWaitOption, strategyOption } from './options.js';
 
 /** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
 export const CHARS_PER_TOKEN = 4;
@@ -32,6 +32,7 @@ interface InspectOptions {
   strategy: StrategyName | 'auto';
   maxFileBytes: number;
   followLinks?: boolean;
+  stdinWait: number;
   json?: boolean;
   quiet?: boolean;
 }
@@ -39,11 +40,12 @@ interface InspectOptions {
 export function inspectCommand(run: RunContext): Command {
   return new Command('inspect')
     .description('show what ctx would read (sources, skipped files, tokens) and the memory plan, without running a model')
-    .argument('[inputs...]', 'files, folders, globs, or - for stdin (piped input is read too)')
+    .argument('[inputs...]', 'files, folders, globs, or - for stdin (with none named, piped input is read)')
     .addOption(modelOption())
     .addOption(strategyOption())
     .addOption(maxFileBytesOption())
     .addOption(followLinksOption())
+    .addOption(stdinWaitOption())
     .option('--devices', 'show the backends ctx can use here: GPUs (name, memory, compute capability, driver) or why there is none')
     .action(async (inputs: string[], _opts: unknown, cmd: Command) => {
       const opts = cmd.optsWithGlobals<InspectOptions>();
@@ -88,7 +90,7 @@ export interface InspectReport {
 }
 
 async function inspect(run: RunContext, inputs: string[], opts: InspectOptions): Promise<void> {
-  const { specs, implicitStdin } = documentInputs(inputs, run);
+  const { specs } = documentInputs(inputs, run);
   // The model's folder and config first: a wrong -m should fail before a long document is read.
   let model: { name: string; dir: string; config: ModelConfig } | null = null;
   if (opts.model) {
@@ -103,8 +105,7 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
   const doc = await readInputs(specs, {
     maxFileBytes: opts.maxFileBytes,
     followLinks: opts.followLinks,
-    stdin: run.stdin,
-    implicitStdin,
+    stdin: guardedStdin(specs, run, opts.stdinWait),
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
   });

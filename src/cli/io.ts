@@ -5,12 +5,12 @@
 // (`askCommand(run)`); nothing about a run lives in module state.
 
 import { existsSync, fstatSync } from 'node:fs';
-import type { Readable, Writable } from 'node:stream';
+import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { isatty } from 'node:tty';
 import { CtxError } from '../errors.js';
 
-/** What fd 0 is, which decides whether ctx reads it without being asked (see documentInputs). */
+/** What fd 0 is: with nothing named, ctx reads it unless it is a terminal (see documentInputs). */
 export type StdinKind = 'tty' | 'pipe' | 'file' | 'other';
 
 export interface RunContext {
@@ -39,29 +39,22 @@ export function stdinKindOf(fd = 0): StdinKind {
 }
 
 export interface DocumentInputs {
+  /** Files, folders and globs in order; "-" is stdin. */
   specs: string[];
-  /** "-" was added by ctx because input is piped; an empty stdin is then no input, not an error. */
-  implicitStdin: boolean;
 }
 
 /**
- * The inputs of a command that reads documents, following the llm / PEERS.md convention:
- *   - "-" anywhere means stdin, at that position;
- *   - no inputs at all and stdin is not a terminal → stdin is the document;
- *   - inputs named and stdin is a shell pipe or a redirected file → stdin is read too, first
- *     (`git diff | ctx ask notes.md "…"`). A socket (how spawn() wires stdin) is not read unless
- *     asked for with "-": it may never be closed, and waiting on it would hang.
+ * The inputs of a command that reads documents, by the rule cat and grep follow: stdin is a
+ * document only when no inputs are named, or when "-" is named (at that position). So
+ * `cat log | ctx ask "why?"` reads the pipe, while `while read f; do ctx ask "$f" "q"; done < list`
+ * leaves the loop's stdin alone. With nothing named and stdin a terminal there is nothing to read.
  */
 export function documentInputs(args: string[], ctx: Pick<RunContext, 'stdinKind'>): DocumentInputs {
-  if (args.includes('-')) return { specs: args, implicitStdin: false };
-  if (args.length === 0) {
-    if (ctx.stdinKind === 'tty') {
-      throw new CtxError('usage', 'no input given: name files, folders or globs, or pipe text into ctx');
-    }
-    return { specs: ['-'], implicitStdin: false };
+  if (args.length > 0) return { specs: args };
+  if (ctx.stdinKind === 'tty') {
+    throw new CtxError('usage', 'no input given: name files, folders or globs, or pipe text into ctx');
   }
-  if (ctx.stdinKind === 'pipe' || ctx.stdinKind === 'file') return { specs: ['-', ...args], implicitStdin: true };
-  return { specs: args, implicitStdin: false };
+  return { specs: ['-'] };
 }
 
 /**
@@ -109,4 +102,43 @@ export function formatTable(rows: string[][], right: boolean[] = []): string[] {
 /** 1234567 → "1,234,567": token counts are easier to read grouped. */
 export function formatCount(n: number): string {
   return n.toLocaleString('en-US');
+}
+
+/**
+ * The stdin a command reads its document from: when "-" is among the inputs and stdin is not a
+ * terminal, reading fails with one clear line if nothing at all (no byte, no end) arrives within
+ * `seconds` — a pipe that nobody writes to and nobody closes would otherwise hang ctx forever.
+ * Once the first bytes arrive there is no limit. Untouched unless "-" is read.
+ */
+export function guardedStdin(specs: string[], run: Pick<RunContext, 'stdin'> & Partial<Pick<RunContext, 'stdinKind'>>, seconds: number): Readable {
+  if (!specs.includes('-') || run.stdinKind === 'tty' || !(seconds > 0)) return run.stdin;
+  const source = run.stdin;
+  const guarded = new PassThrough();
+  let started = false;
+  const start = () => {
+    if (started) return;
+    started = true;
+    const timer = setTimeout(() => {
+      source.unpipe(guarded);
+      source.destroy(); // lets the process exit: a pipe still open would keep it alive
+      const wait = `${seconds} s`;
+      guarded.destroy(new CtxError('input', `stdin: nothing arrived in ${wait}: pipe the document into ctx or name files (--stdin-wait sets how long to wait, 0 = forever)`));
+    }, seconds * 1000);
+    const settled = () => clearTimeout(timer);
+    source.once('data', settled);
+    source.once('end', settled);
+    source.once('error', settled);
+    source.pipe(guarded);
+  };
+  // Cancelled (Ctrl-C destroys what is being read) or done: stdin goes too, or an open pipe would keep ctx alive.
+  guarded.once('close', () => source.destroy());
+  // Reading begins when the document is read, not before: stdin is left alone until then.
+  guarded.once('resume', start);
+  guarded.once('readable', start);
+  const iterate = guarded[Symbol.asyncIterator].bind(guarded);
+  guarded[Symbol.asyncIterator] = () => {
+    start();
+    return iterate();
+  };
+  return guarded;
 }

@@ -205,6 +205,19 @@ export function strategyOption(): Option {
   return new Option('--strategy <name>', 'long-context strategy').choices(STRATEGY_CHOICES).default('auto');
 }
 
+/** Seconds to wait for the first bytes of a piped stdin (a pipe nobody writes to would wait forever). */
+export const DEFAULT_STDIN_WAIT_SECONDS = 60;
+
+export function stdinWaitOption(): Option {
+  return new Option('--stdin-wait <seconds>', 'give up when piped stdin sends nothing for this long (0 = wait forever)')
+    .argParser((text: string) => {
+      const v = Number(text);
+      if (!Number.isFinite(v) || v < 0) throw new InvalidArgumentError('expected a number of seconds ≥ 0');
+      return v;
+    })
+    .default(DEFAULT_STDIN_WAIT_SECONDS);
+}
+
 export function maxFileBytesOption(): Option {
   return new Option('--max-file-bytes <size>', 'skip files larger than this in folders and globs (e.g. 512K, 4M)')
     .argParser(byteSizeArg)

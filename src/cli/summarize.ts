@@ -17,7 +17,7 @@ import type { Renderer } from '../ui/events.js';
 import { pickRenderer, reporting } from '../ui/pick.js';
 import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import { documentInputs, usageWhenNothingToRead, type DocumentInputs, type RunContext } from './io.js';
-import { citeOption } from './options.js';
+import { citeOption, stdinWaitOption } from './options.js';
 
 export type { SummaryLength } from '../engine/summarize/prompts.js';
 
@@ -41,7 +41,7 @@ const positiveInt = (text: string) => {
 export function summarizeCommand(run: RunContext): Command {
   const cmd = new Command('summarize')
     .description('read files, folders, a PDF or piped text, and summarize all of it')
-    .argument('[inputs...]', 'files, folders, globs, or - for stdin (piped input is read too)')
+    .argument('[inputs...]', 'files, folders, globs, or - for stdin (with none named, piped input is read)')
     .addOption(new Option('--length <size>', 'how long a summary').choices(['short', 'medium', 'long']).default('medium'))
     .addOption(new Option('--focus <topic>', 'what the summary should concentrate on'))
     .addOption(new Option('--instruction <text>', 'a custom instruction instead of the built-in one'))
@@ -51,7 +51,8 @@ export function summarizeCommand(run: RunContext): Command {
         .default('auto'),
     )
     .addOption(new Option('--section-tokens <n>', 'hierarchical: largest section in tokens (default: what the window allows)').argParser(positiveInt))
-    .addOption(citeOption());
+    .addOption(citeOption())
+    .addOption(stdinWaitOption());
   return addEngineOptions(cmd, { maxTokens: 768 }).action(async (inputs: string[], _o: unknown, c: Command) => {
     const o = c.optsWithGlobals<SummarizeOptions>();
     usageWhenNothingToRead(c, inputs, run);
@@ -62,7 +63,7 @@ export function summarizeCommand(run: RunContext): Command {
 }
 
 /** Summarizes the inputs, streaming the summary and every event to `r`. */
-export async function summarize(inputs: DocumentInputs, o: SummarizeOptions, r: Renderer, run: Pick<RunContext, 'stdin' | 'env' | 'signal'>): Promise<void> {
+export async function summarize(inputs: DocumentInputs, o: SummarizeOptions, r: Renderer, run: Pick<RunContext, 'stdin' | 'env' | 'signal'> & Partial<Pick<RunContext, 'stdinKind'>>): Promise<void> {
   await summarizeDocument({
     ...documentOptions(o, inputs, run, r),
     ...samplingOptions(o),

@@ -58,8 +58,6 @@ export interface DocumentOptions {
   cache?: false | { maxBytes?: number };
   /** Where "-" reads from. Default process.stdin. */
   stdin?: Readable;
-  /** "-" was added for piped input rather than named: an empty stdin is then no input, not an error. */
-  implicitStdin?: boolean;
   /** Where the cache folders and hub settings come from (CTX_CACHE_DIR, CTX_HF_ENDPOINT…). Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Cancels reading, loading or tokenizing; the document's questions take their own signals. */
@@ -169,7 +167,6 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
     followLinks: o.followLinks,
     signal: o.signal,
     stdin: o.stdin ?? process.stdin,
-    implicitStdin: o.implicitStdin,
     warn: (message) => emit({ type: 'warning', message }),
   });
   const sources = new SourceMarking(o.cite ?? false);

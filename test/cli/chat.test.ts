@@ -52,7 +52,7 @@ async function openChat(maxTokens = 6) {
   const r = new Recorder();
   const o = options(maxTokens);
   const run = { stdin: process.stdin, env: process.env, signal: new AbortController().signal };
-  const opened = await openDocument(documentOptions(o, { specs: [doc], implicitStdin: false }, run, r));
+  const opened = await openDocument(documentOptions(o, { specs: [doc] }, run, r));
   return { chat: new Chat(opened, o, [doc]), opened, r };
 }
 

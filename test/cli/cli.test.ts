@@ -162,13 +162,14 @@ describe('inspect', () => {
     assertOneLineError(ctx(['inspect']), EXIT.emptyInput, 'ctx: stdin: is empty');
   });
 
-  it('a shell pipe is read as the document even when files are named', () => {
-    const r = spawnSync('sh', ['-c', `printf 'from the pipe\\n' | "${process.execPath}" "${BIN}" --json inspect "${fx.path('repo/README.md')}"`], {
-      env: cleanEnv(),
-      encoding: 'utf8',
-    });
+  it('stdin is not read when files are named: `while read f; do ctx … "$f"; done < list` processes every file', () => {
+    const list = join(scratchDir('list'), 'list.txt');
+    writeFileSync(list, `${fx.path('repo/README.md')}\n${fx.path('text/utf8.txt')}\n`);
+    const loop = `while read f; do "${process.execPath}" "${BIN}" --json inspect "$f" || exit 1; done < "${list}"`;
+    const r = spawnSync('sh', ['-c', loop], { env: cleanEnv(), encoding: 'utf8' });
     assert.equal(r.status, 0, r.stderr);
-    assert.deepEqual(JSON.parse(r.stdout).sources.map((s: { path: string }) => s.path), ['-', fx.path('repo/README.md')]);
+    const reports = r.stdout.split(/\n(?=\{)/).map((t) => JSON.parse(t) as { sources: Array<{ path: string }> });
+    assert.deepEqual(reports.map((x) => x.sources.map((s) => s.path)), [[fx.path('repo/README.md')], [fx.path('text/utf8.txt')]]);
   });
 
   it('a named pipe from process substitution is read like a file', { skip: spawnSync('bash', ['--version']).error ? 'bash is not installed' : false }, () => {
@@ -297,5 +298,18 @@ describe('signals', () => {
     const [code] = (await new Promise((resolve) => child.on('exit', (...a) => resolve(a)))) as unknown as [number | null];
     assert.equal(code, EXIT.interrupted);
     assert.equal(stderr, 'ctx: interrupted\n');
+  });
+
+  it('a pipe that never sends anything ends after --stdin-wait with one line, exit 3; it does not hang', async () => {
+    const child = spawn(process.execPath, [BIN, 'inspect', '--stdin-wait', '1'], { env: cleanEnv(), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stderr = '';
+    child.stderr.on('data', (d) => (stderr += d));
+    const hung = setTimeout(() => child.kill('SIGKILL'), 20_000);
+    const [code, signal] = (await new Promise((resolve) => child.on('exit', (...a) => resolve(a)))) as unknown as [number | null, string | null];
+    clearTimeout(hung);
+    child.stdin.destroy();
+    assert.equal(signal, null, 'ctx ended by itself');
+    assert.equal(code, EXIT.input);
+    assert.equal(stderr, 'ctx: stdin: nothing arrived in 1 s: pipe the document into ctx or name files (--stdin-wait sets how long to wait, 0 = forever)\n');
   });
 });

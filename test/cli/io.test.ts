@@ -12,25 +12,22 @@ const fx = inputFixtures();
 
 describe('documentInputs: when stdin is read', () => {
   it('"-" is stdin where it stands', () => {
-    assert.deepEqual(documentInputs(['a', '-', 'b'], { stdinKind: 'tty' }), { specs: ['a', '-', 'b'], implicitStdin: false });
+    assert.deepEqual(documentInputs(['a', '-', 'b'], { stdinKind: 'tty' }), { specs: ['a', '-', 'b'] });
   });
 
   it('no inputs: stdin unless it is a terminal', () => {
-    assert.deepEqual(documentInputs([], { stdinKind: 'pipe' }), { specs: ['-'], implicitStdin: false });
-    assert.deepEqual(documentInputs([], { stdinKind: 'other' }), { specs: ['-'], implicitStdin: false });
+    assert.deepEqual(documentInputs([], { stdinKind: 'pipe' }), { specs: ['-'] });
+    assert.deepEqual(documentInputs([], { stdinKind: 'other' }), { specs: ['-'] });
     assert.throws(() => documentInputs([], { stdinKind: 'tty' }), (e: unknown) => e instanceof CtxError && e.kind === 'usage');
   });
 
-  it('inputs named: a shell pipe or a redirected file is read too, first; a socket is not', () => {
-    assert.deepEqual(documentInputs(['a'], { stdinKind: 'pipe' }), { specs: ['-', 'a'], implicitStdin: true });
-    assert.deepEqual(documentInputs(['a'], { stdinKind: 'file' }), { specs: ['-', 'a'], implicitStdin: true });
-    assert.deepEqual(documentInputs(['a'], { stdinKind: 'other' }), { specs: ['a'], implicitStdin: false });
-    assert.deepEqual(documentInputs(['a'], { stdinKind: 'tty' }), { specs: ['a'], implicitStdin: false });
+  it('inputs named: stdin is not read, whatever it is (the rule cat and grep follow)', () => {
+    for (const stdinKind of ['pipe', 'file', 'other', 'tty'] as const) assert.deepEqual(documentInputs(['a'], { stdinKind }), { specs: ['a'] });
   });
 
-  it('inputsAndQuestion: the question is last, piped content comes first', () => {
-    assert.deepEqual(inputsAndQuestion(['why?'], { stdinKind: 'pipe' }), { specs: ['-'], implicitStdin: false, question: 'why?' });
-    assert.deepEqual(inputsAndQuestion(['r.pdf', 'what changed?'], { stdinKind: 'tty' }), { specs: ['r.pdf'], implicitStdin: false, question: 'what changed?' });
+  it('inputsAndQuestion: the question is last; with no inputs, piped content is the document', () => {
+    assert.deepEqual(inputsAndQuestion(['why?'], { stdinKind: 'pipe' }), { specs: ['-'], question: 'why?' });
+    assert.deepEqual(inputsAndQuestion(['r.pdf', 'what changed?'], { stdinKind: 'tty' }), { specs: ['r.pdf'], question: 'what changed?' });
     assert.throws(() => inputsAndQuestion([], { stdinKind: 'pipe' }), /no question/);
   });
 });

@@ -92,7 +92,7 @@ describe('ctx summarize: a repository', () => {
     const cwd = process.cwd();
     process.chdir(inputs);
     try {
-      await summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, run(new AbortController().signal));
+      await summarize({ specs: ['repo'] }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, run(new AbortController().signal));
     } finally {
       process.chdir(cwd);
     }
@@ -127,7 +127,7 @@ describe('ctx summarize: cancelling', () => {
     const cwd = process.cwd();
     process.chdir(inputs);
     try {
-      await assert.rejects(summarize({ specs: ['repo'], implicitStdin: false }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, run(stop.signal)), { name: 'AbortError' });
+      await assert.rejects(summarize({ specs: ['repo'] }, options({ model: wide, mode: 'hierarchical', sectionTokens: 150 }), r, run(stop.signal)), { name: 'AbortError' });
     } finally {
       process.chdir(cwd);
     }
