@@ -37,6 +37,8 @@ export interface RunPlan {
   /** Keys one query attends to at most (select, stream), or kvRows. */
   attendedRows: number;
   fits: boolean;
+  /** What does not fit: the document (with its question), or the answer budget (--max-tokens) after it. */
+  tooLong?: 'document' | 'answer';
   /** Why it does not fit, with the numbers and the option that would. */
   reason?: string;
   /** Things the user should know even when it fits (e.g. stream forgets the middle). */
@@ -59,7 +61,35 @@ function beaconRows(c: ModelConfig, r: Extract<ResolvedStrategy, { name: 'beacon
   return full * (b.stride / r.ratio) + Math.min(tokens, b.window) + b.stride / r.ratio;
 }
 
+/**
+ * The plan for `input`. When it does not fit but would with a shorter answer, the answer budget is
+ * what does not fit: the reason says so and gives the largest --max-tokens that fits.
+ */
 export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
+  const { plan, limit } = planOnce(c, input);
+  const maxNew = input.maxNewTokens ?? 512;
+  if (plan.fits || maxNew <= 1 || !planOnce(c, { ...input, maxNewTokens: 1 }).plan.fits) {
+    return plan.fits ? plan : { ...plan, tooLong: 'document' };
+  }
+  // Fits with 1 answer token, not with maxNew: the largest budget that fits, by bisection.
+  let lo = 1;
+  let hi = maxNew - 1;
+  while (lo < hi) {
+    const mid = Math.ceil((lo + hi) / 2);
+    if (planOnce(c, { ...input, maxNewTokens: mid }).plan.fits) lo = mid;
+    else hi = mid - 1;
+  }
+  const promptTokens = input.documentTokens + (input.questionTokens ?? 0);
+  return {
+    ...plan,
+    tooLong: 'answer',
+    reason:
+      `the answer budget of ${fmt(maxNew)} tokens (--max-tokens) does not fit after the document and question ` +
+      `(${fmt(promptTokens)} tokens): at most ${fmt(lo)} answer tokens fit here (${limit}). Use --max-tokens ${fmt(lo)} or less`,
+  };
+}
+
+function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: string } {
   const maxNew = input.maxNewTokens ?? 512;
   const promptTokens = input.documentTokens + (input.questionTokens ?? 0);
   const plannedTokens = promptTokens + maxNew;
@@ -71,6 +101,8 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
   let attendedRows: number;
   let fits = true;
   let reason: string | undefined;
+  /** What ran out, in numbers only (no advice): for the answer-budget message. */
+  let limit = '';
   const need = `${fmt(plannedTokens)} tokens (document ${fmt(input.documentTokens)} + question ${fmt(input.questionTokens ?? 0)} + answer ${fmt(maxNew)})`;
 
   switch (r.name) {
@@ -80,7 +112,9 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
       if (plannedTokens > r.capacity) {
         fits = false;
         const factor = Math.ceil((plannedTokens / c.maxPositions) * 10) / 10;
+        limit = `full attention on this model holds ${fmt(r.capacity)} tokens`;
         if (r.rope?.type === 'clex') {
+          limit = `CLEX reaches ${fmt(r.capacity)} tokens on this model`;
           reason =
             `the run needs ${need}; CLEX reaches ${fmt(r.capacity)} tokens on this model (max_position_embeddings ${fmt(c.maxPositions)} × max_factor ${r.rope.factor}). ` +
             'Use --strategy select (any length)';
@@ -112,6 +146,7 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
       const choice = r.ratioChoice;
       if (!choice.fits) {
         fits = false;
+        limit = `beacon at ratio ${r.ratio} holds ${fmt(choice.maxTokens)} tokens`;
         reason =
           `the run needs ${fmt(choice.neededTokens)} tokens (document and question ${fmt(promptTokens)} + answer reserve ${fmt(choice.neededTokens - promptTokens)}); ` +
           `beacon at ratio ${r.ratio} ${choice.forced ? '(--beacon-ratio)' : `(the largest of [${choice.candidates}])`} ` +
@@ -146,10 +181,11 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
   const budget = input.memoryBudgetBytes ?? Math.floor(totalmem() * 0.75);
   if (fits && kvBytes > budget) {
     fits = false;
+    limit = `${r.name} would hold ${fmt(kvRows)} KV rows = ${formatBytes(kvBytes)}, more than the memory budget ${formatBytes(budget)}`;
     reason = `${r.name} holds ${fmt(kvRows)} KV rows = ${formatBytes(kvBytes)}, more than the memory budget ${formatBytes(budget)}` +
       (r.name === 'beacon' ? '' : c.beacon ? '; --strategy beacon condenses it' : '; use --strategy stream (forgets the middle) or a smaller document');
   }
-  return {
+  const plan: RunPlan = {
     strategy: r,
     description: describeResolved(r, { prompt: promptTokens, planned: plannedTokens }),
     nativeWindow: c.maxPositions,
@@ -162,4 +198,5 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
     reason,
     notes,
   };
+  return { plan, limit };
 }

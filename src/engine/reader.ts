@@ -55,7 +55,7 @@ export function planDocument(loaded: LoadedModel, prefixTokens: number, document
     kvBytesPerValue: loaded.backend.kvBytesPerRow / (2 * loaded.model.config.numLayers * loaded.model.config.numKvHeads * loaded.model.config.headDim),
     memoryBudgetBytes: o.memoryBudgetBytes,
   });
-  if (!plan.fits) throw new CtxError('doesNotFit', `the document does not fit: ${plan.reason}`);
+  if (!plan.fits) throw new CtxError('doesNotFit', plan.tooLong === 'answer' ? plan.reason! : `the document does not fit: ${plan.reason}`);
   return plan;
 }
 

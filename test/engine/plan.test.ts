@@ -65,6 +65,21 @@ describe('planRun', () => {
     assert.equal(far.fits, false);
     assert.match(far.reason!, /focus uses 167 positions for it \(chunk passes of up to 49 rows, a local pass of 124 candidates \+ 33 rows, each with the answer\); the model has 128\. Use --strategy select/);
   });
+  it('an answer budget that cannot fit is named as such, with the --max-tokens that would (not the document)', () => {
+    const memory = planRun(plain, { documentTokens: 1000, questionTokens: 10, maxNewTokens: 100_000_000, strategy: 'select', memoryBudgetBytes: 1024 * 1024 });
+    assert.equal(memory.fits, false);
+    assert.equal(memory.tooLong, 'answer');
+    const most = Math.floor((1024 * 1024) / rowBytes) - 1010;
+    assert.match(memory.reason!, new RegExp(`^the answer budget of 100,000,000 tokens \\(--max-tokens\\) does not fit after the document and question \\(1,010 tokens\\): at most ${most.toLocaleString('en-US')} answer tokens fit here`));
+    assert.match(memory.reason!, new RegExp(`Use --max-tokens ${most.toLocaleString('en-US')} or less$`));
+    assert.doesNotMatch(memory.reason!, /--strategy/);
+    assert.equal(planRun(plain, { documentTokens: 1000, questionTokens: 10, maxNewTokens: most, strategy: 'select', memoryBudgetBytes: 1024 * 1024 }).fits, true);
+
+    const window = planRun(plain, { documentTokens: 60, questionTokens: 10, maxNewTokens: 500, strategy: 'full' });
+    assert.deepEqual([window.fits, window.tooLong], [false, 'answer']);
+    assert.match(window.reason!, /at most 58 answer tokens fit here/);
+    assert.equal(planRun(plain, { documentTokens: 1000, maxNewTokens: 20, strategy: 'full' }).tooLong, 'document', 'a document past the window is the document');
+  });
   it('refuses a plan over the memory budget', () => {
     const p = planRun(plain, { documentTokens: 100000, strategy: 'select', memoryBudgetBytes: 1024 * 1024 });
     assert.equal(p.fits, false);
