@@ -147,7 +147,9 @@ describe('openDocument and ask', () => {
 
   it('failures a user can cause are CtxErrors with their exit code', async () => {
     await assert.rejects(openDocument(options([], { inputs: [join(dir, 'missing.txt')] })), (e) => isCtxError(e) && e.exitCode === 3);
-    await assert.rejects(openDocument(options([], { strategy: { strategy: 'full' }, maxTokens: 100_000 })), (e) => isCtxError(e) && e.kind === 'doesNotFit' && /^the answer budget of 100,000 tokens \(--max-tokens\)/.test(e.message));
+    await assert.rejects(openDocument(options([], { strategy: { strategy: 'full' }, maxTokens: 100 })), (e) => isCtxError(e) && e.kind === 'doesNotFit' && /^the document does not fit/.test(e.message));
+    const huge = options([], { maxTokens: 100_000_000, maxKvMemory: 1 << 20 });
+    await assert.rejects(openDocument(huge), (e) => isCtxError(e) && e.kind === 'doesNotFit' && /^the answer budget of 100,000,000 tokens \(--max-tokens\)/.test(e.message));
   });
 
   it('cite: the document gets source markers and the answer its checked citations', async () => {
