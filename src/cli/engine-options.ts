@@ -7,6 +7,7 @@ import type { BackendChoice } from '../backend/index.js';
 import { DEFAULT_CACHE_MAX_BYTES } from '../cache/store.js';
 import { CtxError } from '../errors.js';
 import type { DocumentOptions } from '../engine/open.js';
+import { NAMED_TEMPLATES, type PromptFormatChoice } from '../engine/prompt-format.js';
 import type { SamplingOptions } from '../engine/sampler.js';
 import type { Renderer } from '../ui/events.js';
 import type { RopeScalingName } from '../engine/rope.js';
@@ -17,6 +18,10 @@ import { byteSizeArg, followLinksOption, maxFileBytesOption, modelOption, noStre
 export interface EngineCliOptions {
   model?: string;
   system?: string;
+  /** A chat template by name or Jinja file instead of the model's. */
+  template?: string;
+  /** A plain prompt (document, blank line, question) even when the model has a chat template. */
+  raw?: boolean;
   strategy: StrategyName | 'auto';
   backend: BackendChoice;
   dtype?: string;
@@ -72,6 +77,8 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
   cmd
     .addOption(modelOption())
     .addOption(systemOption())
+    .addOption(new Option('--template <name|file>', `the prompt's chat template instead of the model's: ${Object.keys(NAMED_TEMPLATES).join(', ')}, or a Jinja file`))
+    .addOption(new Option('--raw', 'a plain prompt (the document, a blank line, the question), even when the model has a chat template'))
     .addOption(strategyOption())
     .addOption(new Option('--backend <name>', 'where the math runs').choices(['auto', 'cpu', 'cuda', 'reference']).default('auto'))
     .addOption(new Option('--dtype <type>', 'weight precision: f32, q8 (cpu), bf16 (cuda)'))
@@ -139,6 +146,7 @@ export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run
     dtype: o.dtype,
     threads: o.threads,
     system: o.system,
+    promptFormat: promptFormatChoice(o),
     strategy: strategyOptions(o),
     maxTokens: o.maxTokens,
     maxFileBytes: o.maxFileBytes,
@@ -150,4 +158,11 @@ export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run
     signal: run.signal,
     onEvent: (e) => r.event(e),
   };
+}
+
+/** --raw or --template, or the model's own chat template. */
+export function promptFormatChoice(o: Pick<EngineCliOptions, 'raw' | 'template'>): PromptFormatChoice {
+  if (o.raw && o.template !== undefined) throw new CtxError('usage', '--raw and --template both set the prompt format: choose one');
+  if (o.raw) return 'raw';
+  return o.template !== undefined ? { template: o.template } : 'model';
 }

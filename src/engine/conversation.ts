@@ -2,12 +2,14 @@
 // the end of the document are the same whatever is asked — the session after reading them is what
 // the cache keeps and what `ctx chat` reuses for every follow-up.
 //
-// With a chat template, the template is rendered once with markers where the document and the
-// answer go, and split there. Without one (base models, ctx's own demo model), the prompt is raw:
-// [BOS] document, a blank line, the question.
+// With a chat template (prompt-format.ts: the model's, or one the user names), the template is
+// rendered once with markers where the document and the answer go, and split there. Without one
+// (base models, ctx's own demo model, or --raw), the prompt is plain: [BOS] document, a blank
+// line, the question.
 
 import type { TextTokenizer } from '../model/tokenizer.js';
 import type { FinishReason } from './generate.js';
+import { promptFormat, type PromptFormat } from './prompt-format.js';
 
 const DOC = '\u27e6ctx:document\u27e7';
 const ANSWER = '\u27e6ctx:answer\u27e7';
@@ -25,14 +27,23 @@ export interface Turn {
 export class Conversation {
   private readonly turns: Turn[] = [];
   private endReason: FinishReason | null = null;
+  readonly format: PromptFormat;
 
   constructor(
     private readonly tokenizer: TextTokenizer,
     private readonly system?: string,
-  ) {}
+    /** Default: the model's chat template, or plain text when it has none. */
+    format?: PromptFormat,
+  ) {
+    this.format = format ?? promptFormat(tokenizer);
+  }
 
   get templated(): boolean {
-    return this.tokenizer.chatTemplate !== null;
+    return this.format.render !== null;
+  }
+
+  private render(messages: ChatTurn[]): string {
+    return this.format.render!(messages, { addGenerationPrompt: true });
   }
 
   /** Tokens before the document (system prompt, start of the user turn, BOS). */
@@ -40,7 +51,7 @@ export class Conversation {
     const t = this.tokenizer;
     let text = '';
     if (this.templated) {
-      const rendered = t.applyChatTemplate(this.messages(DOC), { addGenerationPrompt: true });
+      const rendered = this.render(this.messages(DOC));
       text = rendered.slice(0, rendered.indexOf(DOC));
     } else if (this.system) {
       text = `${this.system}\n\n`;
@@ -53,7 +64,7 @@ export class Conversation {
   /** Tokens after the document for the first question (end of the user turn, assistant header). */
   firstQuestion(question: string): Int32Array {
     if (!this.templated) return this.encode(`\n\n${question}`);
-    const rendered = this.tokenizer.applyChatTemplate(this.messages(`${DOC}\n\n${question}`), { addGenerationPrompt: true });
+    const rendered = this.render(this.messages(`${DOC}\n\n${question}`));
     return this.encode(rendered.slice(rendered.indexOf(DOC) + DOC.length));
   }
 
@@ -73,7 +84,7 @@ export class Conversation {
       msgs.push({ role: 'assistant', content: i === this.turns.length - 1 ? ANSWER : turn.answer });
     });
     msgs.push({ role: 'user', content: question });
-    const rendered = this.tokenizer.applyChatTemplate(msgs, { addGenerationPrompt: true });
+    const rendered = this.render(msgs);
     let tail = rendered.slice(rendered.lastIndexOf(ANSWER) + ANSWER.length);
     if (endedWithEos) {
       const eos = END_OF_TURN.find((s) => tail.startsWith(s));

@@ -14,7 +14,8 @@ import { Conversation } from './conversation.js';
 import type { EventSink } from './events.js';
 import type { LoadedModel } from './loaded-model.js';
 import type { RunPlan } from './plan.js';
-import { askQuestion } from './reader.js';
+import type { PromptFormat } from './prompt-format.js';
+import { askQuestion, emptyAnswerWarning } from './reader.js';
 import type { SamplingOptions } from './sampler.js';
 import { Session, type SessionSnapshot } from './session.js';
 
@@ -35,6 +36,7 @@ export interface OpenedParts {
   sources: SourceMarking;
   emit: EventSink;
   system?: string;
+  format: PromptFormat;
   maxTokens?: number;
   /** Frees what the document owns besides its session (the model, when it was loaded for it). */
   close: () => Promise<void>;
@@ -89,7 +91,10 @@ export class OpenDocument {
             onText(text);
           },
         });
-        return sources.finishAnswer(result, emit);
+        const answer = sources.finishAnswer(result, emit);
+        const empty = emptyAnswerWarning(result, this.parts.format);
+        if (empty) emit({ type: 'warning', message: empty });
+        return answer;
       } finally {
         this.busy = false;
       }
@@ -101,7 +106,7 @@ export class OpenDocument {
     if (this.busy) throw new Error('cannot clear while an answer is being written');
     this.session.dispose();
     this.session = Session.restore(this.parts.loaded.backend, this.afterRead);
-    this.conversation = new Conversation(this.parts.loaded.tokenizer, this.parts.system);
+    this.conversation = new Conversation(this.parts.loaded.tokenizer, this.parts.system, this.parts.format);
   }
 
   /** Frees the session, and the model when it was loaded for this document. */

@@ -20,6 +20,7 @@ import { Conversation } from './conversation.js';
 import { ignoreEvents, type EventSink, type RunEvent } from './events.js';
 import { loadModel, type LoadedModel } from './loaded-model.js';
 import { OpenDocument } from './open-document.js';
+import { formatNote, promptFormat, type PromptFormat, type PromptFormatChoice } from './prompt-format.js';
 import type { RunPlan } from './plan.js';
 import { planDocument, tokenizeDocument, type TokenizedDocument } from './reader.js';
 import type { Session } from './session.js';
@@ -42,6 +43,8 @@ export interface DocumentOptions {
   threads?: number;
   /** A system prompt before the document. */
   system?: string;
+  /** The prompt's format: the model's chat template ('model', the default), plain text ('raw'), or { template: name or Jinja file }. */
+  promptFormat?: PromptFormatChoice;
   /** The long-context strategy and its parameters; default: chosen for the model and length. */
   strategy?: StrategyOptions;
   /** Longest answer in tokens, reserved in the plan. Default 512. */
@@ -78,6 +81,8 @@ export class PreparedDocument {
     readonly loaded: LoadedModel,
     readonly tokenized: TokenizedDocument,
     readonly sources: SourceMarking,
+    /** How the prompt around the document is written. */
+    readonly format: PromptFormat,
     /** The model was loaded here, so closing the document closes it. */
     private readonly ownsModel: boolean,
   ) {
@@ -93,7 +98,7 @@ export class PreparedDocument {
   async read(o: { question?: string; notes?: string[] } = {}): Promise<OpenDocument> {
     const after = o.question === undefined ? null : `${o.question}${this.sources.instruction()}`;
     const { session, conversation, plan } = await this.readSession(after, o.notes ?? []);
-    const parts = { loaded: this.loaded, sources: this.sources, emit: this.emit, system: this.options.system, maxTokens: this.options.maxTokens, close: () => this.close() };
+    const parts = { loaded: this.loaded, sources: this.sources, emit: this.emit, system: this.options.system, format: this.format, maxTokens: this.options.maxTokens, close: () => this.close() };
     return new OpenDocument(parts, session, conversation, plan);
   }
 
@@ -112,7 +117,7 @@ export class PreparedDocument {
 
   private async plannedRead(after: string | null, notes: string[]): Promise<{ session: Session; conversation: Conversation; plan: RunPlan }> {
     const { loaded, doc, tokenized, options } = this;
-    const conversation = new Conversation(loaded.tokenizer, options.system);
+    const conversation = new Conversation(loaded.tokenizer, options.system, this.format);
     const prefix = conversation.documentPrefix();
     const questionTokens = after !== null ? conversation.firstQuestion(after).length : conversation.firstQuestion('?').length + UNKNOWN_QUESTION_TOKENS;
     const plan = planDocument(loaded, prefix.length, tokenized.ids.length, {
@@ -128,7 +133,7 @@ export class PreparedDocument {
       kvRows: plan.kvRows,
       kvBytes: plan.kvBytes,
       nativeWindow: plan.nativeWindow,
-      notes: [...notes, ...plan.notes],
+      notes: [...notes, ...formatNote(this.format), ...plan.notes],
       sourceEnds: sourceEnds(doc, tokenized, prefix.length),
     });
 
@@ -178,10 +183,11 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
   const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, threads: o.threads, env, signal: o.signal, onEvent: emit }));
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
+    const format = promptFormat(loaded.tokenizer, o.promptFormat);
     const tokenized = await tokenizeDocument(loaded, doc, (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }), o.signal);
     if (tokenized.ids.length === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
     await sources.report(loaded, emit);
-    return new PreparedDocument(o, doc, loaded, tokenized, sources, given === null);
+    return new PreparedDocument(o, doc, loaded, tokenized, sources, format, given === null);
   } catch (e) {
     if (!given) await loaded.close();
     throw e;

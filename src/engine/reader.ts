@@ -12,6 +12,7 @@ import type { Conversation } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
 import type { LoadedModel } from './loaded-model.js';
 import { planRun, type RunPlan } from './plan.js';
+import type { PromptFormat } from './prompt-format.js';
 import type { SamplingOptions } from './sampler.js';
 import { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
@@ -177,4 +178,15 @@ export async function askQuestion(
     firstTokenSeconds: firstToken,
     seconds: (performance.now() - t0) / 1000,
   };
+}
+
+/**
+ * A warning for an answer with no text (the model ended at once, or wrote only whitespace), or null:
+ * an empty answer is never silent. A plain prompt is the usual cause with a base model.
+ */
+export function emptyAnswerWarning(r: AnswerResult, format: PromptFormat): string | null {
+  if (r.answer.trim() !== '') return null;
+  const ended = r.reason === 'eos' ? 'the model ended its answer at once' : r.reason === 'stop' ? 'a stop text ended the answer at once' : `the answer ended (${r.reason})`;
+  const why = format.render === null ? '; it read a plain-text prompt (no chat template): a chat model, or --template NAME|FILE, may answer' : '';
+  return `the answer is empty: ${ended} after ${r.generatedTokens} token${r.generatedTokens === 1 ? '' : 's'}${why}`;
 }

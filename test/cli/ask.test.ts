@@ -29,6 +29,20 @@ before(() => {
   focusModel = fixtureModel('tiny-focus');
 });
 
+describe('ctx ask: the prompt format', () => {
+  it('--raw and --template choose it (a plan note says so); both together are a usage error', () => {
+    const raw = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--strategy', 'select', '--max-tokens', '3', '--raw', '--no-cite']);
+    assert.equal(raw.status, 0, raw.stderr);
+    assert.match(raw.stderr, /note: prompt: plain text \(--raw\): the document, a blank line, the question/);
+    const named = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--strategy', 'select', '--max-tokens', '3', '--template', 'llama3', '--no-cite']);
+    assert.equal(named.status, 0, named.stderr);
+    assert.match(named.stderr, /note: prompt: the llama3 chat template \(--template\)/);
+    const both = ctx(['ask', doc, 'q', '-m', plainModel, '--raw', '--template', 'chatml']);
+    assert.equal(both.status, 2);
+    assert.equal(both.stderr, 'ctx: --raw and --template both set the prompt format: choose one\n');
+  });
+});
+
 describe('ctx ask', () => {
   for (const strategy of ['beacon', 'select', 'stream']) {
     it(`streams an answer with --strategy ${strategy} past the window`, () => {

@@ -10,6 +10,7 @@ import { Conversation } from '../conversation.js';
 import type { LoadedModel } from '../loaded-model.js';
 import { askQuestion, planDocument, readDocument, type AnswerResult } from '../reader.js';
 import { ropeCapacity } from '../rope.js';
+import type { PromptFormat } from '../prompt-format.js';
 import type { SamplingOptions } from '../sampler.js';
 import { combineInstruction, finalInstruction, PART_TOKENS, sectionInstruction, wholeInstruction, type SummaryRequest } from './prompts.js';
 import { combineText, stepsInOrder, type PlanNode, type SectionLimits, type SummaryPlan } from './sections.js';
@@ -17,6 +18,8 @@ import { combineText, stepsInOrder, type PlanNode, type SectionLimits, type Summ
 export interface HierarchicalOptions {
   request: SummaryRequest;
   system?: string;
+  /** How each step's prompt is written; default: the model's chat template. */
+  format?: PromptFormat;
   /** Most tokens of the final summary (--max-tokens); part summaries take at most PART_TOKENS. */
   maxTokens: number;
   /** A smaller section size than the window allows (--section-tokens). */
@@ -45,7 +48,7 @@ const fmt = (n: number) => n.toLocaleString('en-US');
  * the only one (then it gets the final instruction and reserve), so both are allowed for.
  */
 export function summaryLimits(loaded: LoadedModel, o: HierarchicalOptions): SummaryLimits {
-  const conversation = new Conversation(loaded.tokenizer, o.system);
+  const conversation = new Conversation(loaded.tokenizer, o.system, o.format);
   const prefix = conversation.documentPrefix().length;
   const after = (instruction: string) => conversation.firstQuestion(instruction).length;
   const window = nativeWindow(loaded);
@@ -129,6 +132,7 @@ export async function runHierarchical(
     const answer = await summarizeText(loaded, text, instruction, {
       ...run,
       system: o.system,
+      format: o.format,
       window: limits.window,
       maxNewTokens: isFinal ? limits.finalTokens : limits.partTokens,
       onToken: isFinal ? callbacks.onToken : undefined,
@@ -181,9 +185,9 @@ async function summarizeText(
   loaded: LoadedModel,
   text: string,
   instruction: string,
-  o: StepRunOptions & { system?: string; window: number; maxNewTokens: number; onToken?: (text: string) => void },
+  o: StepRunOptions & { system?: string; format?: PromptFormat; window: number; maxNewTokens: number; onToken?: (text: string) => void },
 ): Promise<AnswerResult> {
-  const conversation = new Conversation(loaded.tokenizer, o.system);
+  const conversation = new Conversation(loaded.tokenizer, o.system, o.format);
   const prefix = conversation.documentPrefix();
   const { ids } = await loaded.tokenizer.encodeSegments([{ text, source: { path: '' } }], { workers: 0 });
   const questionTokens = conversation.firstQuestion(instruction).length;

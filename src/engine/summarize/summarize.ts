@@ -13,7 +13,8 @@ import { AnswerStream } from '../answer-stream.js';
 import type { Answer } from '../citations/source-marking.js';
 import { Conversation } from '../conversation.js';
 import { prepareDocument, type DocumentOptions, type PreparedDocument } from '../open.js';
-import { askQuestion, type AnswerResult } from '../reader.js';
+import { formatNote } from '../prompt-format.js';
+import { askQuestion, emptyAnswerWarning, type AnswerResult } from '../reader.js';
 import { samplingOf, type SamplingOptions } from '../sampler.js';
 import { chooseRatio } from '../strategies/beacon-ratio.js';
 import { beaconPositions } from '../strategies/index.js';
@@ -47,7 +48,7 @@ async function summarize(o: SummaryOptions, onText: (text: string) => void): Pro
   try {
     const request: SummaryRequest = { length: o.length ?? 'medium', focus: o.focus, instruction: o.instruction, cite: sources.kinds };
     const maxTokens = o.maxTokens ?? 512;
-    const hierarchical: HierarchicalOptions = { request, system: o.system, maxTokens, sectionTokens: o.sectionTokens };
+    const hierarchical: HierarchicalOptions = { request, system: o.system, format: prepared.format, maxTokens, sectionTokens: o.sectionTokens };
     const limits = summaryLimits(loaded, hierarchical);
     const decision = decideMode(prepared, request, limits);
     const text = (t: string) => {
@@ -61,7 +62,10 @@ async function summarize(o: SummaryOptions, onText: (text: string) => void): Pro
     } else {
       result = await inSections(prepared, hierarchical, limits, decision, text);
     }
-    return sources.finishAnswer(result, emit);
+    const summary = sources.finishAnswer(result, emit);
+    const empty = emptyAnswerWarning(result, prepared.format);
+    if (empty) emit({ type: 'warning', message: empty });
+    return summary;
   } finally {
     await prepared.close();
   }
@@ -70,7 +74,7 @@ async function summarize(o: SummaryOptions, onText: (text: string) => void): Pro
 /** one-pass or hierarchical, and why: the beacon ratio this length would get decides whether beacon condenses it. */
 function decideMode(prepared: PreparedDocument, request: SummaryRequest, limits: SummaryLimits): ModeDecision {
   const { loaded, tokenized, options: o } = prepared;
-  const conversation = new Conversation(loaded.tokenizer, o.system);
+  const conversation = new Conversation(loaded.tokenizer, o.system, prepared.format);
   const promptTokens = conversation.documentPrefix().length + tokenized.ids.length + conversation.firstQuestion(wholeInstruction(request)).length;
   const c = loaded.model.config;
   return chooseMode({
@@ -122,7 +126,7 @@ async function inSections(
     kvRows: limits.window,
     kvBytes: limits.window * loaded.backend.kvBytesPerRow,
     nativeWindow: limits.window,
-    notes: [`summary mode: hierarchical (${decision.reason})`],
+    notes: [`summary mode: hierarchical (${decision.reason})`, ...formatNote(prepared.format)],
   });
 
   // A `section` event as each step starts: `done` steps of `total` are finished, `label` is the one
