@@ -1,14 +1,23 @@
 // `ctx cache ls | rm <id…> | clear`: the documents ctx keeps read (src/cache). An entry's id is its
-// key, 64 hex digits; `ls` shows the first 12, and any unambiguous prefix names it.
+// key, 64 hex digits; `ls` shows the first 12, and any unambiguous prefix names it. `ls` rows fit
+// LS_COLUMNS: model folders show as their name, inputs relative to here (or ~), and a row still too
+// wide ends in "…" (--json has everything in full).
 
+import { homedir } from 'node:os';
+import { basename, isAbsolute, relative, sep } from 'node:path';
 import { Command, Option } from 'commander';
 import { DEFAULT_CACHE_MAX_BYTES, SessionCache, sessionsDir, type CacheEntryInfo } from '../cache/store.js';
 import { CtxError } from '../errors.js';
+import { cellWidth } from '../ui/format.js';
 import { formatBytes } from '../units.js';
 import { formatCount, formatTable, out, type RunContext } from './io.js';
 import { byteSizeArg } from './options.js';
 
 const SHORT_ID = 12;
+/** The widest an `ls` row gets. */
+export const LS_COLUMNS = 100;
+/** The widest a model's name gets in an `ls` row. */
+const MODEL_COLUMNS = 20;
 
 interface CacheOptions {
   json?: boolean;
@@ -44,14 +53,14 @@ export function cacheCommand(run: RunContext): Command {
           formatBytes(e.bytes),
           localTime(e.lastUsed),
           h ? formatCount(h.meta.tokens) : '?',
-          h ? h.meta.strategy : '(unreadable: removed when next used)',
-          h ? `${h.meta.backend} ${h.meta.numeric}` : '',
-          h ? h.meta.model : '',
-          h ? h.meta.inputs.join(' ') : '',
+          h ? strategyLabel(h.meta.strategy) : '(unreadable: removed when next used)',
+          h ? h.meta.backend : '',
+          h ? fitColumns(modelLabel(h.meta.model), MODEL_COLUMNS) : '',
+          h ? h.meta.inputs.map(shortPath).join(' ') : '',
         ]);
       }
-      for (const line of formatTable(rows, [false, true, false, true])) out(run, line);
-      out(run, `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, ${formatBytes(total)} of ${formatBytes(cache.maxBytes)} · ${cache.dir}`);
+      for (const line of formatTable(rows, [false, true, false, true])) out(run, fitColumns(line, LS_COLUMNS));
+      out(run, `${entries.length} entr${entries.length === 1 ? 'y' : 'ies'}, ${formatBytes(total)} of ${formatBytes(cache.maxBytes)} · ${shortPath(cache.dir)}`);
     });
 
   cmd
@@ -110,8 +119,41 @@ function entryJson(e: CacheEntryInfo) {
   };
 }
 
-/** "2026-11-22 14:03" in local time. */
+/** "11-22 14:03" in local time (with the year when it is not this one). */
 function localTime(d: Date): string {
   const p = (n: number) => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  const day = `${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  return d.getFullYear() === new Date().getFullYear() ? day : `${d.getFullYear()}-${day}`;
+}
+
+/** "beacon v3 (ratio 8, window 32)" → "beacon r8"; "select (k 2048, …)" → "select": the full description is in --json. */
+function strategyLabel(description: string): string {
+  const name = description.split(/[\s(]/)[0]!;
+  const ratio = /ratio (\d+)/.exec(description)?.[1];
+  return ratio ? `${name} r${ratio}` : name;
+}
+
+/** A model as named: a registry name as it is, a folder by its last part. */
+function modelLabel(model: string): string {
+  return model.includes('/') || model.includes(sep) ? basename(model) : model;
+}
+
+/** A path as short as it reads unambiguously: relative to the working folder when inside it, else with ~ for home. */
+function shortPath(path: string): string {
+  if (path === '-' || !isAbsolute(path)) return path;
+  const rel = relative(process.cwd(), path);
+  if (rel && !rel.startsWith('..') && !isAbsolute(rel)) return rel;
+  const home = homedir();
+  return path === home || path.startsWith(`${home}${sep}`) ? `~${path.slice(home.length)}` : path;
+}
+
+/** `line` cut to `columns` terminal cells, ending in "…" when cut. */
+function fitColumns(line: string, columns: number): string {
+  if (cellWidth(line) <= columns) return line;
+  let cut = '';
+  for (const ch of line) {
+    if (cellWidth(cut + ch) > columns - 1) break;
+    cut += ch;
+  }
+  return `${cut}…`;
 }

@@ -13,6 +13,7 @@ import { nativeAvailable, probeDevices } from '../backend/native/index.js';
 import { planRun, type RunPlan } from '../engine/plan.js';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { EXIT } from '../errors.js';
+import { counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
@@ -175,7 +176,7 @@ export function renderText(r: InspectReport): string[] {
     s.kind,
     s.pages === undefined ? '' : `${s.pages} p.`,
     formatBytes(s.bytes),
-    `${approx}${formatCount(s.tokens)} tokens`,
+    `${approx}${counted(s.tokens, 'token')}`,
   ]);
   for (const line of formatTable(rows, [false, false, true, true, true])) lines.push(`  ${line}`);
 
@@ -190,7 +191,7 @@ export function renderText(r: InspectReport): string[] {
       `Total: ~${formatCount(r.tokens.total)} tokens (estimate: ${r.tokens.charsPerToken} characters per token; -m <model> counts exactly)`,
     );
   } else {
-    lines.push(`Total: ${formatCount(r.tokens.total)} tokens (${r.model!.name} tokenizer)`);
+    lines.push(`Total: ${counted(r.tokens.total, 'token')} (${r.model!.name} tokenizer)`);
   }
 
   if (!r.plan || !r.model) {

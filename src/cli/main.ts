@@ -67,9 +67,19 @@ export function buildProgram(ctx: RunContext): Command {
   return program;
 }
 
+/** A parse error, with the command it belongs to ("ctx cache rm"), so the message can point at its --help. */
+export interface CommandParseError extends CommanderError {
+  commandPath?: string;
+}
+
 /** Commander settings every command needs; addCommand() does not pass them down, so set them on each. */
-function configureTree(cmd: Command, ctx: Pick<RunContext, 'stdout' | 'stderr'>): void {
-  cmd.exitOverride(); // throw instead of process.exit
+function configureTree(cmd: Command, ctx: Pick<RunContext, 'stdout' | 'stderr'>, parent = ''): void {
+  const path = parent ? `${parent} ${cmd.name()}` : cmd.name();
+  // Throw instead of process.exit, naming the command whose arguments were wrong.
+  cmd.exitOverride((e: CommandParseError) => {
+    e.commandPath ??= path;
+    throw e;
+  });
   cmd.configureOutput({
     writeOut: (s) => ctx.stdout.write(s),
     writeErr: (s) => ctx.stderr.write(s),
@@ -77,7 +87,7 @@ function configureTree(cmd: Command, ctx: Pick<RunContext, 'stdout' | 'stderr'>)
   });
   cmd.showSuggestionAfterError(true);
   cmd.configureHelp({ showGlobalOptions: true }); // `ctx inspect --help` also lists --json, --quiet, --verbose
-  for (const sub of cmd.commands) configureTree(sub, ctx);
+  for (const sub of cmd.commands) configureTree(sub, ctx, path);
 }
 
 export interface RunIo {
@@ -112,10 +122,17 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   // re-raises any signal nobody else listens to, which would end ctx with 143 instead of 130.
   // A second signal while the first is being handled exits at once.
   let signals = 0;
+  // With --json, a failure is also one JSON object on stdout, so a script parses stdout either way.
+  let program: Command | undefined;
+  const wantsJson = () => argv.includes('--json') || program?.opts().json === true;
+  const jsonError = (kind: string, code: number, message: string) => {
+    if (wantsJson() && !ctx.stdout.destroyed) ctx.stdout.write(`${JSON.stringify({ error: { kind, code, message } })}\n`);
+  };
   const onSignal = () => {
     if (++signals > 1) process.exit(EXIT.interrupted);
     controller.abort(new Error('interrupted'));
     ctx.stderr.write('ctx: interrupted\n');
+    jsonError('interrupted', EXIT.interrupted, 'interrupted');
     stop(EXIT.interrupted);
   };
   const onStdoutError = (e: NodeJS.ErrnoException) => {
@@ -128,7 +145,6 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   ctx.stdout.on('error', onStdoutError);
-  let program: Command | undefined;
   let action: Promise<unknown> | undefined;
   try {
     program = buildProgram(ctx);
@@ -140,6 +156,7 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
     verbose ||= program?.opts().verbose === true;
     const { code, text } = describeFailure(e, verbose);
     if (text) ctx.stderr.write(text);
+    if (code !== EXIT.ok && text) jsonError(failureKind(e), code, text.split('\n')[0]!.replace(/^ctx: /, ''));
     return code;
   } finally {
     // An abandoned action may still reject once it notices the abort; that is expected.
@@ -157,7 +174,7 @@ export function describeFailure(e: unknown, verbose: boolean): { code: number; t
     if (e.code === 'commander.helpDisplayed' || e.code === 'commander.version') return { code: EXIT.ok, text: '' };
     if (e.code === 'commander.help') return { code: EXIT.usage, text: '' };
     const message = e.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
-    return { code: EXIT.usage, text: `ctx: ${message} (see ctx --help)\n` };
+    return { code: EXIT.usage, text: `ctx: ${message} (see ${(e as CommandParseError).commandPath ?? 'ctx'} --help)\n` };
   }
   if (isCtxError(e)) {
     return { code: e.exitCode, text: `ctx: ${e.message}\n${verbose ? stackOf(e) : ''}` };
@@ -165,6 +182,12 @@ export function describeFailure(e: unknown, verbose: boolean): { code: number; t
   const message = e instanceof Error ? e.message : String(e);
   if (verbose) return { code: EXIT.internal, text: `ctx: internal error: ${message}\n${stackOf(e)}` };
   return { code: EXIT.internal, text: `ctx: internal error: ${message} (run with --verbose for the stack trace)\n` };
+}
+
+/** The exit kind of a failure, as --json and --events name it. */
+function failureKind(e: unknown): string {
+  if (isCtxError(e)) return e.kind;
+  return e instanceof CommanderError ? 'usage' : 'internal';
 }
 
 function stackOf(e: unknown): string {

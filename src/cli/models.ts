@@ -105,13 +105,14 @@ function listRows(registry: Registry, env: NodeJS.ProcessEnv): ListRow[] {
     };
     if (e.kind === 'local') {
       const available = existsSync(e.dir);
-      return { ...common, kind: 'local', available, dir: e.dir, bytesOnDisk: available ? folderBytes(e.dir) : null, downloadBytes: null, downloadBytesExact: true };
+      return { ...common, ...fromConfig(e, available ? e.dir : null), kind: 'local', available, dir: e.dir, bytesOnDisk: available ? folderBytes(e.dir) : null, downloadBytes: null, downloadBytesExact: true };
     }
     const dir = cachedModelDir(e.name, env);
     const available = readDownloadRecord(dir) !== null;
     const size = downloadSize(e);
     return {
       ...common,
+      ...fromConfig(e, available ? dir : null),
       kind: 'hub',
       hub: e.hub,
       revision: e.revision,
@@ -124,6 +125,20 @@ function listRows(registry: Registry, env: NodeJS.ProcessEnv): ListRow[] {
       downloadBytesExact: size.exact,
     };
   });
+}
+
+/**
+ * PARAMS and WINDOW as `models info` knows them: the registry's, else from the model's config.json
+ * when the folder is here (a built-in or downloaded model), so list and info never disagree.
+ */
+function fromConfig(e: RegistryEntry, dir: string | null): { params?: string; nativeWindow?: number } {
+  if ((e.params && e.nativeWindow) || dir === null) return {};
+  try {
+    const c = readModelConfig(dir);
+    return { params: e.params ?? formatParams(estimateParams(c)), nativeWindow: e.nativeWindow ?? c.maxPositions };
+  } catch {
+    return {}; // an unreadable config shows as "?" here; `models info` says why
+  }
 }
 
 function list(run: RunContext, registry: Registry, opts: GlobalOptions): void {
@@ -364,7 +379,7 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
   if (r.weights) {
     kv('parameters', `${formatParams(r.weights.params)} (${r.weights.dtypes.join(', ')}, ${formatBytes(r.weights.bytes)} in ${r.weights.files} file${r.weights.files === 1 ? '' : 's'})`);
   } else if (c) {
-    kv('parameters', `about ${formatParams(c.estimatedParams)} (from config.json)`);
+    kv('parameters', `about ${formatParams(estimateParams(c))} (from config.json)`);
   } else if (entry?.params) {
     kv('parameters', entry.params);
   }

@@ -12,6 +12,7 @@ import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CtxError } from '../errors.js';
+import { formatBytes } from '../units.js';
 import { pullModel, readDownloadRecord, type PullOptions } from './hub.js';
 import { resolveLocalModel } from './local-models.js';
 import { modelsCacheDir } from './paths.js';
@@ -69,7 +70,7 @@ export async function entryDir(entry: RegistryEntry, opts: ResolveOptions = {}):
   const dir = join(opts.cacheDir ?? modelsCacheDir(opts.env), entry.name);
   if (readDownloadRecord(dir)) return dir;
   if (!opts.download) {
-    const size = entry.approxBytes ? ` (about ${(entry.approxBytes / 1e9).toFixed(1)} GB)` : '';
+    const size = entry.approxBytes ? ` (~${formatBytes(entry.approxBytes)})` : '';
     throw new CtxError('model', `"${entry.name}" is not downloaded yet: run "ctx models pull ${entry.name}"${size}, or pass --model <folder> for a copy you already have`);
   }
   return pullModel(entry, opts);

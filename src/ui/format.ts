@@ -1,9 +1,22 @@
 // Small text helpers the renderers share: numbers, durations, a progress bar, and cutting streamed
 // answer text into terminal rows.
 
+import { formatBytes } from '../units.js';
+
 /** 1234567 → "1,234,567". */
 export function count(n: number): string {
   return Math.round(n).toLocaleString('en-US');
+}
+
+/** "1 token", "2,048 tokens": a count with its noun, singular for one. */
+export function counted(n: number, noun: string): string {
+  return `${count(n)} ${noun}${Math.round(n) === 1 ? '' : 's'}`;
+}
+
+/** "12 tokens in 3.0 s (4.0 tok/s)": how fast an answer was written. */
+export function answerSpeed(e: { generatedTokens: number; seconds: number }): string {
+  const rate = e.seconds > 0 ? ` (${(e.generatedTokens / e.seconds).toFixed(1)} tok/s)` : '';
+  return `${counted(e.generatedTokens, 'token')} in ${duration(e.seconds)}${rate}`;
 }
 
 /** Seconds as people read them: "0.4 s", "42 s", "4 min 05 s", "1 h 02 min". */
@@ -117,9 +130,8 @@ export function sectionLine(e: { done: number; total: number; label: string }): 
   return `summarizing ${e.label} (${e.done}/${e.total} done)`;
 }
 
-/** "downloading model.safetensors 1.2 GB / 3.1 GB (38%)". */
+/** "downloading model.safetensors 1.2 GiB / 3.1 GiB (38%)" (sizes as everywhere: units.ts). */
 export function downloadLine(e: { file: string; done: number; total: number | null }): string {
-  const gb = (b: number) => `${(b / 1e9).toFixed(2)} GB`;
-  if (e.total === null || e.total <= 0) return `downloading ${e.file} ${gb(e.done)}`;
-  return `downloading ${e.file} ${gb(e.done)} / ${gb(e.total)} (${Math.floor((100 * e.done) / e.total)}%)`;
+  if (e.total === null || e.total <= 0) return `downloading ${e.file} ${formatBytes(e.done)}`;
+  return `downloading ${e.file} ${formatBytes(e.done)} / ${formatBytes(e.total)} (${Math.floor((100 * e.done) / e.total)}%)`;
 }

@@ -3,12 +3,13 @@
 //   stderr is a terminal      an ora spinner line with the progress, ending in "✔ read …"
 //   stderr is not a terminal  a few milestone lines (0%, 25%, 50%, 75%, 100%)
 //   --quiet                   nothing on stderr; the answer only
+// After each answer, stderr gets how fast it was written: "12 tokens in 3.0 s (4.0 tok/s)".
 
 import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
 import { formatBytes } from '../units.js';
 import type { Renderer, RunEvent } from './events.js';
-import { count, downloadLine, duration, sectionLine } from './format.js';
+import { answerSpeed, count, counted, downloadLine, duration, sectionLine } from './format.js';
 
 export interface PlainOptions {
   stdout: Writable;
@@ -51,7 +52,7 @@ export class PlainRenderer implements Renderer {
         if (this.o.stderrIsTTY && e.totalChars > 0) this.status(`tokenizing ${Math.floor((100 * e.doneChars) / e.totalChars)}%`);
         break;
       case 'plan':
-        this.note(`${count(e.documentTokens)} tokens · ${e.strategy} · KV ${formatBytes(e.kvBytes)}`);
+        this.note(`${counted(e.documentTokens, 'token')} · ${e.strategy} · KV ${formatBytes(e.kvBytes)}`);
         for (const note of e.notes) this.note(`note: ${note}`);
         break;
       case 'progress':
@@ -63,8 +64,8 @@ export class PlainRenderer implements Renderer {
         break;
       case 'read': {
         const text = e.cached
-          ? `document read from cache (${count(e.tokens)} tokens)`
-          : `read ${count(e.tokens)} tokens in ${duration(e.seconds)}`;
+          ? `document read from cache (${counted(e.tokens, 'token')})`
+          : `read ${counted(e.tokens, 'token')} in ${duration(e.seconds)}`;
         if (this.spinner) {
           this.spinner.succeed(text);
           this.spinner = null;
@@ -85,6 +86,7 @@ export class PlainRenderer implements Renderer {
         if (!this.o.stream) this.write(this.buffered);
         this.buffered = '';
         if (!this.endsWithNewline) this.write('\n');
+        this.note(answerSpeed(e));
         if (e.reason === 'length') this.note(`note: the answer stopped at the token limit (${count(e.generatedTokens)}); raise --max-tokens for more`);
         if (e.reason === 'window') this.note('note: the answer stopped because the strategy ran out of positions');
         break;

@@ -158,6 +158,13 @@ describe('ctx cache ls | rm | clear', () => {
 
     const text = ctxSync(home, ['cache', 'ls']);
     assert.match(text.stdout, /^ID +SIZE +LAST USED +TOKENS +STRATEGY/);
+    const rows = text.stdout.trimEnd().split('\n').slice(0, -1);
+    for (const row of rows) assert.ok(row.length <= 100, `a row fits 100 columns: ${row}`);
+    assert.ok(rows.slice(1).every((row) => row.includes(' tiny-beacon ')), `a model folder shows as its name:\n${rows.join('\n')}`);
+
+    const noId = ctxSync(home, ['cache', 'rm']);
+    assert.equal(noId.status, 2);
+    assert.equal(noId.stderr, "ctx: missing required argument 'ids' (see ctx cache rm --help)\n");
     assert.match(text.stdout, /2 entries, .* of 4 GiB · /);
 
     const missing = ctxSync(home, ['cache', 'rm', 'zzzz']);

@@ -47,13 +47,37 @@ describe('version, help, usage errors', () => {
   });
 
   it('an unknown option or command is one usage line', () => {
-    assertOneLineError(ctx(['inspect', '--bogus']), EXIT.usage, "ctx: unknown option '--bogus' (see ctx --help)");
+    assertOneLineError(ctx(['inspect', '--bogus']), EXIT.usage, "ctx: unknown option '--bogus' (see ctx inspect --help)");
     assertOneLineError(ctx(['inspekt']), EXIT.usage, /^ctx: unknown command 'inspekt' \(Did you mean inspect\?\)/);
   });
 
   it('a bad option value is a usage error', () => {
     assertOneLineError(ctx(['inspect', '--max-file-bytes', 'lots', 'x']), EXIT.usage, /--max-file-bytes <size>' argument 'lots' is invalid\. not a size/);
     assertOneLineError(ctx(['inspect', '--strategy', 'magic', 'x']), EXIT.usage, /Allowed choices are auto, beacon, select, stream, full/);
+  });
+});
+
+describe('small things a new user sees', () => {
+  it('--json: an error is also one JSON object on stdout (and the one line on stderr)', () => {
+    for (const args of [['--json', 'inspect', 'missing.txt'], ['inspect', 'missing.txt', '--json'], ['--json', 'inspect', '--bogus']]) {
+      const r = ctx(args);
+      const error = (JSON.parse(r.stdout) as { error: { kind: string; code: number; message: string } }).error;
+      assert.equal(r.code, error.code, args.join(' '));
+      assert.equal(r.stderr, `ctx: ${error.message}\n`);
+    }
+    assert.deepEqual(JSON.parse(ctx(['--json', 'inspect', 'missing.txt']).stdout), { error: { kind: 'input', code: EXIT.input, message: 'missing.txt: no such file or directory' } });
+    assert.equal(JSON.parse(ctx(['--json', 'inspect', '--bogus']).stdout).error.kind, 'usage');
+  });
+
+  it('a usage error in a subcommand points at that subcommand\'s --help', () => {
+    assertOneLineError(ctx(['cache', 'rm']), EXIT.usage, "ctx: missing required argument 'ids' (see ctx cache rm --help)");
+  });
+
+  it('models list shows PARAMS and WINDOW of the built-in model, as models info does', () => {
+    const list = ctx(['models', 'list']);
+    assert.equal(list.code, 0, list.stderr);
+    assert.match(list.stdout, /^needle-demo +1\.2M +256 +beacon /m);
+    assert.match(ctx(['models', 'info', 'needle-demo']).stdout, /^parameters: +1\.2M /m);
   });
 });
 

@@ -6,6 +6,7 @@ import { CtxError } from '../../src/errors.js';
 import type { RunEvent } from '../../src/ui/events.js';
 import { JsonRenderer } from '../../src/ui/json.js';
 import { EventsRenderer } from '../../src/ui/jsonl.js';
+import { PlainRenderer } from '../../src/ui/plain.js';
 import { DeferredRenderer, rendererKind } from '../../src/ui/pick.js';
 
 class Sink extends Writable {
@@ -89,6 +90,32 @@ describe('--json renderer', () => {
     assert.deepEqual(j.tokens, { document: 90, prompt: 5, generated: 3 });
     assert.deepEqual(j.timings, { readSeconds: 0.5, firstTokenSeconds: 0.1, answerSeconds: 0.3, cached: true });
     assert.deepEqual(j.skipped, [{ path: 'b.bin', reason: 'binary' }]);
+  });
+});
+
+describe('plain renderer', () => {
+  function plain(quiet = false) {
+    const stdout = new Sink();
+    const stderr = new Sink();
+    return { r: new PlainRenderer({ stdout, stderr, stderrIsTTY: false, quiet, stream: true }), stdout, stderr };
+  }
+
+  it('ends each answer with how fast it was written, on stderr; counts of one are singular', () => {
+    const { r, stdout, stderr } = plain();
+    r.event({ type: 'plan', strategy: 'full', documentTokens: 1, kvRows: 2, kvBytes: 64, nativeWindow: 128, notes: [] });
+    r.event({ type: 'read', tokens: 1, seconds: 0.5, cached: false });
+    r.event({ type: 'token', text: 'forty-two' });
+    r.event(answer);
+    r.event({ ...(answer as Extract<RunEvent, { type: 'answer' }>), generatedTokens: 1, seconds: 0.5 });
+    r.finish();
+    assert.equal(stdout.text, 'forty-two\n');
+    assert.deepEqual(stderr.text.split('\n'), ['1 token · full · KV 64 B', 'read 1 token in 0.5 s', '3 tokens in 0.3 s (10.0 tok/s)', '1 token in 0.5 s (2.0 tok/s)', '']);
+  });
+
+  it('-q: no speed line', () => {
+    const { r, stderr } = plain(true);
+    r.event(answer);
+    assert.equal(stderr.text, '');
   });
 });
 

@@ -12,7 +12,7 @@
 
 import type { ReadProgress, RunEvent } from '../../engine/events.js';
 import { formatBytes } from '../../units.js';
-import { count, duration, forTerminal, sectionLine, takeRows } from '../format.js';
+import { count, counted, duration, forTerminal, sectionLine, takeRows } from '../format.js';
 
 export type LineKind = 'info' | 'note' | 'warning' | 'error' | 'question' | 'answer' | 'blank';
 
@@ -162,7 +162,7 @@ function addAnswerText<V extends RunView>(s: V, text: string, pieces: number, co
 function finishAnswer<V extends RunView>(s: V, e: Extract<RunEvent, { type: 'answer' }>, ctx: ViewContext): V {
   const shown = ctx.stream ? s : addAnswerText(s, s.held, s.answerPieces, ctx.columns);
   const lines: Array<[LineKind, string]> = shown.partial ? [['answer', shown.partial]] : [];
-  const stats = `${count(e.generatedTokens)} tokens in ${duration(e.seconds)}` + (Number.isFinite(e.firstTokenSeconds) ? ` · first after ${duration(e.firstTokenSeconds)}` : '');
+  const stats = `${counted(e.generatedTokens, 'token')} in ${duration(e.seconds)}` + (Number.isFinite(e.firstTokenSeconds) ? ` · first after ${duration(e.firstTokenSeconds)}` : '');
   lines.push(['note', e.reason === 'aborted' ? `(answer stopped) ${stats}` : stats]);
   if (e.reason === 'length') lines.push(['note', `the answer stopped at the token limit (${count(e.generatedTokens)}); raise --max-tokens for more`]);
   if (e.reason === 'window') lines.push(['note', 'the answer stopped because the strategy ran out of positions']);
@@ -171,9 +171,9 @@ function finishAnswer<V extends RunView>(s: V, e: Extract<RunEvent, { type: 'ans
 
 function readSummary(e: Extract<RunEvent, { type: 'read' }>, s: RunView): string {
   const what = [s.strategy, s.backend].filter(Boolean).join(' · ');
-  if (e.cached) return `document read from cache · ${count(e.tokens)} tokens in ${duration(e.seconds)}${what ? ` · ${what}` : ''}`;
+  if (e.cached) return `document read from cache · ${counted(e.tokens, 'token')} in ${duration(e.seconds)}${what ? ` · ${what}` : ''}`;
   const rate = e.seconds > 0 ? ` (${count(e.tokens / e.seconds)} tok/s)` : '';
   const p = s.progress;
   const kv = p ? ` · KV ${formatBytes(p.kvBytes)}${p.compression > 1.05 ? ` ×${p.compression.toFixed(1)}` : ''}` : '';
-  return `read ${count(e.tokens)} tokens in ${duration(e.seconds)}${rate}${kv}${what ? ` · ${what}` : ''}`;
+  return `read ${counted(e.tokens, 'token')} in ${duration(e.seconds)}${rate}${kv}${what ? ` · ${what}` : ''}`;
 }
