@@ -3,7 +3,8 @@
 //
 // On a terminal (stdin, stdout and stderr all terminals; see ui/pick.ts) it is an Ink app with a
 // prompt line:
-//   Enter        asks the question typed
+//   Enter        asks the question typed; Alt+Enter adds a line to it; a paste is one question
+//                (ui/ink/chat-input.ts has the rules for text that arrives with its Enter)
 //   Ctrl-C       during an answer: stops that answer (what was written stays in the conversation;
 //                pressed while the question itself is still being read, the answer stops at its
 //                first piece); a second Ctrl-C before it has stopped ends ctx (exit 130)
@@ -31,7 +32,8 @@ import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptio
 import type { RunContext } from './io.js';
 
 const HELP = [
-  'Enter asks the question; the answer streams in.',
+  'Enter asks the question; the answer streams in. Alt+Enter starts a new line in the question.',
+  'A pasted block of lines is one question (Enter asks it); lines typed or sent with their Enter are asked in turn.',
   'Ctrl-C stops an answer; on an empty prompt (or twice during an answer) it quits ctx.',
   'Ctrl-D on an empty prompt quits too.',
   '/clear        forget the conversation, keep the document',

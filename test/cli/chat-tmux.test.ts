@@ -1,5 +1,6 @@
 // `ctx chat` on a real terminal: tmux runs it at 80 columns; keys are sent one per call, ~150 ms
-// apart (tmux delivers a multi-key send as one chunk), and the pane is read back. Checks that two
+// apart, or text and Enter in one call (tmux delivers a multi-key send as one chunk, as a paste or a
+// fast typist would), and the pane is read back. Checks that two
 // questions are answered from one read of the document, that Ctrl-C stops an answer and, on an
 // empty prompt, ends ctx with 130, and that Ctrl-D ends it with 0. Skipped when tmux is missing.
 import assert from 'node:assert/strict';
@@ -64,7 +65,8 @@ describe('ctx chat in a terminal (tmux)', { skip: hasTmux ? false : 'tmux is not
 
     await type('two', 'hi?');
     text = await waitFor('two', /❯ hi\?[\s\S]*tokens in [\d.]+ s[\s\S]*Enter asks/);
-    await type('two', 'ok');
+    // Text and Enter in one send: tmux delivers them as one chunk, which must ask, not pile up.
+    tmux('send-keys', '-t', 'two', 'ok', 'Enter');
     text = await waitFor('two', /❯ ok\n[\s\S]*tokens in [\d.]+ s[\s\S]*Enter asks/);
     assert.equal(count(text, /^read \d+ tokens in /), 1, 'the document was read once');
     assert.equal(count(text, /reading /), 0, 'no reading progress left on screen');

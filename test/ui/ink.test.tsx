@@ -172,6 +172,15 @@ describe('chat prompt keys', () => {
     assert.deepEqual(hard, ['exit']);
   });
 
+  it('lines that arrive in one chunk are asked one per prompt, in order', async () => {
+    const { store } = newStore();
+    const first = store.prompt();
+    store.key('first\rsecond\r', {});
+    assert.deepEqual(await first, { kind: 'line', text: 'first' });
+    assert.deepEqual(await store.prompt(), { kind: 'line', text: 'second' });
+    assert.equal(store.getState().input, '');
+  });
+
   it('Ctrl-C while reading ends ctx; other keys are ignored until the prompt shows', () => {
     const { store, hard } = newStore();
     store.apply(reading[reading.length - 1]!);

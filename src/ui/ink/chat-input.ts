@@ -2,7 +2,12 @@
 // in test/ui/ink/chat-input.test.ts (LM Studio's `lms` keeps its chat input the same way). It says
 // what should happen — submit a line, stop the answer, end ctx — and store.ts does it.
 //
-//   Enter          submits the line
+//   Enter          submits the question
+//   Alt+Enter      a new line in the question
+//   text + Enter   arriving in one chunk (tmux send-keys 'text' Enter, a fast typist, an unbracketed
+//                  paste of lines) submits each line in turn; the rest waits at the next prompt
+//   a paste        with bracketed paste on (the terminal marks it: ESC[200~ … ESC[201~), all of it
+//                  goes into the question, newlines included, and Enter asks it
 //   Ctrl-C         at the prompt: clears the line, or on an empty one leaves (interrupt)
 //                  during an answer: stops it; a second one before it has stopped ends ctx
 //                  otherwise (reading): ends ctx
@@ -15,13 +20,25 @@ import { forTerminal } from '../format.js';
 export const PROMPT_HINT = 'Enter asks · Ctrl-C stops an answer, or quits at an empty prompt · /help';
 
 export interface ChatInput {
-  /** The question being typed. */
+  /** The question being typed (may hold newlines). */
   input: string;
   /** A one-line hint under it. */
   hint: string;
   /** Ctrl-C was pressed during this answer. */
   stopping: boolean;
+  /** Inside a bracketed paste: text goes in as it is. */
+  pasting: boolean;
+  /** Whole lines that arrived together with an earlier one, asked at the next prompts in order. */
+  queued: string[];
 }
+
+/** What Ink passes for the terminal's paste brackets (ESC[200~ and ESC[201~, the escape taken off). */
+export const PASTE_START = '[200~';
+export const PASTE_END = '[201~';
+
+/** Asks the terminal to bracket pastes (written when the chat's prompt starts), and to stop. */
+export const BRACKETED_PASTE_ON = '\u001b[?2004h';
+export const BRACKETED_PASTE_OFF = '\u001b[?2004l';
 
 export type PromptResult =
   | { kind: 'line'; text: string }
@@ -50,7 +67,7 @@ export type ChatActivity = 'prompt' | 'answering' | 'busy';
 
 export type ChatInputAction =
   | { type: 'key'; input: string; key: KeyInfo; activity: ChatActivity }
-  /** A new prompt is shown. */
+  /** A new prompt is shown (a queued line is asked at once). */
   | { type: 'prompt' }
   /** An answer began or ended: no stop is pending any more. */
   | { type: 'answer' };
@@ -63,13 +80,16 @@ export type ChatEffect =
   | { kind: 'hardInterrupt' };
 
 export function initialChatInput(): ChatInput {
-  return { input: '', hint: PROMPT_HINT, stopping: false };
+  return { input: '', hint: PROMPT_HINT, stopping: false, pasting: false, queued: [] };
 }
 
 export function reduceChatInput(s: ChatInput, a: ChatInputAction): { state: ChatInput; effect: ChatEffect | null } {
   switch (a.type) {
-    case 'prompt':
-      return { state: { ...s, input: '', hint: PROMPT_HINT }, effect: null };
+    case 'prompt': {
+      if (s.queued.length === 0) return { state: { ...s, hint: PROMPT_HINT }, effect: null };
+      const [next, ...rest] = s.queued;
+      return { state: { ...s, hint: PROMPT_HINT, queued: rest }, effect: { kind: 'submit', result: { kind: 'line', text: next! } } };
+    }
     case 'answer':
       return { state: { ...s, stopping: false }, effect: null };
     case 'key':
@@ -80,7 +100,7 @@ export function reduceChatInput(s: ChatInput, a: ChatInputAction): { state: Chat
 function onKey(s: ChatInput, input: string, key: KeyInfo, activity: ChatActivity): { state: ChatInput; effect: ChatEffect | null } {
   const same = { state: s, effect: null };
   const edit = (text: string) => ({ state: { ...s, input: text }, effect: null });
-  const submit = (result: PromptResult) => ({ state: { ...s, input: '' }, effect: { kind: 'submit', result } as ChatEffect });
+  const submit = (result: PromptResult) => ({ state: { ...s, input: '', pasting: false }, effect: { kind: 'submit', result } as ChatEffect });
 
   if (key.ctrl && input === 'c') {
     if (activity === 'prompt') return s.input ? edit('') : submit({ kind: 'interrupt' });
@@ -88,11 +108,23 @@ function onKey(s: ChatInput, input: string, key: KeyInfo, activity: ChatActivity
     return { state: s, effect: { kind: 'hardInterrupt' } };
   }
   if (activity !== 'prompt') return same;
+  if (input === PASTE_START || input === PASTE_END) return { state: { ...s, pasting: input === PASTE_START }, effect: null };
+  if (s.pasting) return edit(s.input + clean(input.replace(/\r\n?/g, '\n')));
+  if (key.return && key.meta) return edit(`${s.input}\n`);
   if (key.return) return submit({ kind: 'line', text: s.input });
   if (key.ctrl && input === 'd') return s.input ? same : submit({ kind: 'eof' });
   if (key.ctrl && input === 'u') return edit('');
   if (key.backspace || key.delete) return edit([...s.input].slice(0, -1).join(''));
   if (key.ctrl || key.meta || key.escape || key.tab || key.upArrow || key.downArrow || key.leftArrow || key.rightArrow) return same;
-  const text = forTerminal(input.replace(/\r?\n/g, ' '));
-  return text ? edit(s.input + text) : same;
+  // Line breaks inside a chunk end lines, as Enter would: the first is asked now, whole lines after
+  // it wait their turn, and what follows the last break stays typed.
+  const lines = input.split(/\r\n|\r|\n/).map(clean);
+  if (lines.length === 1) return lines[0] ? edit(s.input + lines[0]) : same;
+  const first = s.input + lines[0];
+  return { state: { ...s, input: lines[lines.length - 1]!, queued: [...s.queued, ...lines.slice(1, -1)] }, effect: { kind: 'submit', result: { kind: 'line', text: first } } };
+}
+
+/** Typed or pasted text made safe to show (no control characters; newlines stay). */
+function clean(text: string): string {
+  return forTerminal(text);
 }

@@ -6,7 +6,7 @@ import type { ReactElement } from 'react';
 import { render, type Instance } from 'ink';
 import type { Renderer, RunEvent } from '../events.js';
 import { App } from './app.js';
-import type { PromptResult } from './chat-input.js';
+import { BRACKETED_PASTE_OFF, BRACKETED_PASTE_ON, type PromptResult } from './chat-input.js';
 import type { LineKind } from './run-view.js';
 import { UiStore } from './store.js';
 
@@ -23,9 +23,12 @@ export class InkRenderer implements Renderer {
   private readonly instance: Instance;
   private readonly app: ReactElement;
   private closed = false;
+  private readonly bracketedPaste: boolean;
+  private readonly stdout: Writable;
 
   constructor(o: InkRendererOptions) {
     const stdout = o.stdout as NodeJS.WriteStream;
+    this.stdout = o.stdout;
     this.store = new UiStore({
       columns: () => stdout.columns || 80,
       stream: o.stream,
@@ -42,6 +45,9 @@ export class InkRenderer implements Renderer {
       exitOnCtrlC: false,
       patchConsole: false,
     });
+    // Chat: the terminal marks pastes, so a pasted block of lines becomes one question (chat-input.ts).
+    this.bracketedPaste = o.stdin !== undefined;
+    if (this.bracketedPaste) stdout.write(BRACKETED_PASTE_ON);
   }
 
   event(e: RunEvent): void {
@@ -76,5 +82,6 @@ export class InkRenderer implements Renderer {
     // last lines are on screen before Ink lets go of the terminal (and before any error line).
     this.instance.rerender(this.app);
     this.instance.unmount();
+    if (this.bracketedPaste) this.stdout.write(BRACKETED_PASTE_OFF);
   }
 }

@@ -4,7 +4,7 @@
 // resolving the prompt, stopping the answer, ending ctx. app.tsx draws it.
 
 import type { RunEvent } from '../../engine/events.js';
-import { initialChatInput, reduceChatInput, type ChatActivity, type ChatInput, type ChatInputAction, type KeyInfo, type PromptResult } from './chat-input.js';
+import { initialChatInput, reduceChatInput, type ChatActivity, type ChatEffect, type ChatInput, type ChatInputAction, type KeyInfo, type PromptResult } from './chat-input.js';
 import { applyEvent, closeView, initialView, promptView, withLines, type LineKind, type RunView } from './run-view.js';
 
 export type { KeyInfo, PromptResult } from './chat-input.js';
@@ -50,7 +50,7 @@ export class UiStore {
     for (const l of this.listeners) l();
   }
 
-  private input(a: ChatInputAction): ReturnType<typeof reduceChatInput>['effect'] {
+  private input(a: ChatInputAction): ChatEffect | null {
     const { state, effect } = reduceChatInput(this.state, a);
     this.set({ ...this.state, ...state });
     return effect;
@@ -82,7 +82,8 @@ export class UiStore {
     return new Promise((resolve) => {
       this.promptResolve = resolve;
       this.set(promptView(this.state));
-      this.input({ type: 'prompt' });
+      const effect = this.input({ type: 'prompt' }); // a line that arrived with an earlier one is asked at once
+      if (effect) this.carryOut(effect);
     });
   }
 
@@ -94,7 +95,10 @@ export class UiStore {
   /** A key from the terminal (chat only; the one-shot display takes no input). */
   key(input: string, key: KeyInfo): void {
     const effect = this.input({ type: 'key', input, key, activity: this.activity() });
-    if (!effect) return;
+    if (effect) this.carryOut(effect);
+  }
+
+  private carryOut(effect: ChatEffect): void {
     switch (effect.kind) {
       case 'submit': {
         const resolve = this.promptResolve;

@@ -24,9 +24,27 @@ describe('chat input', () => {
     assert.equal(state.input, '');
   });
 
-  it('a pasted chunk with a newline inside stays one line; control keys and arrows are ignored', () => {
-    const { state, effects } = typeKeys(['one\ntwo', ['', { upArrow: true }], ['x', { ctrl: true }], ['', { tab: true }]]);
-    assert.deepEqual([state.input, effects], ['one two', []]);
+  it('control keys and arrows are ignored', () => {
+    const { state, effects } = typeKeys(['one', ['', { upArrow: true }], ['x', { ctrl: true }], ['', { tab: true }]]);
+    assert.deepEqual([state.input, effects], ['one', []]);
+  });
+
+  it('text and its Enter in one chunk (tmux send-keys, a fast typist) submit it; later lines wait for the next prompts', () => {
+    assert.deepEqual(typeKeys(['what is it?\r']).effects, [{ kind: 'submit', result: { kind: 'line', text: 'what is it?' } }]);
+    const { state, effects } = typeKeys(['fir', 'st\rsecond\r\nthird\nfour']);
+    assert.deepEqual(effects, [{ kind: 'submit', result: { kind: 'line', text: 'first' } }]);
+    assert.deepEqual([state.queued, state.input], [['second', 'third'], 'four']);
+    const next = reduceChatInput(state, { type: 'prompt' });
+    assert.deepEqual(next.effect, { kind: 'submit', result: { kind: 'line', text: 'second' } }, 'the next prompt asks the queued line at once');
+    assert.deepEqual(next.state.queued, ['third']);
+  });
+
+  it('a bracketed paste is one multi-line question, asked with Enter; Alt+Enter adds a line by hand', () => {
+    const { state, effects } = typeKeys(['Summarize: ', '[200~', 'line one\r\nline two\n', 'line three', '[201~', ['\r', { return: true, meta: true }], 'end']);
+    assert.deepEqual(effects, []);
+    assert.equal(state.input, 'Summarize: line one\nline two\nline three\nend');
+    assert.equal(state.pasting, false);
+    assert.deepEqual(typeKeys([['\r', { return: true }]], 'prompt', state).effects, [{ kind: 'submit', result: { kind: 'line', text: 'Summarize: line one\nline two\nline three\nend' } }]);
   });
 
   it('Ctrl-U clears; Ctrl-D leaves only on an empty line', () => {
@@ -53,8 +71,9 @@ describe('chat input', () => {
     assert.deepEqual(typeKeys(['x', ['c', { ctrl: true }]], 'busy'), { state: initialChatInput(), effects: [{ kind: 'hardInterrupt' }] });
   });
 
-  it('a new prompt starts empty with the hint', () => {
-    const { state } = reduceChatInput({ input: 'left over', hint: 'other', stopping: false }, { type: 'prompt' });
-    assert.deepEqual(state, { input: '', hint: PROMPT_HINT, stopping: false });
+  it('a new prompt shows the hint', () => {
+    const { state, effect } = reduceChatInput({ ...initialChatInput(), hint: 'other' }, { type: 'prompt' });
+    assert.deepEqual([state, effect], [initialChatInput(), null]);
+    assert.equal(state.hint, PROMPT_HINT);
   });
 });
