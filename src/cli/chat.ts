@@ -12,6 +12,9 @@
 //                while reading: ends ctx (exit 130), nothing is cached
 //   Ctrl-D       on an empty line: ends ctx (exit 0)
 //   /clear       forgets the conversation, keeps the document (back to the state right after reading)
+// -c/--continue picks up the last conversation about the same inputs (same model, strategy and
+// backend): it is kept beside the session cache (cache/conversations.ts) after every answer and put
+// back into the session before the first question (no answer is generated again).
 //   /save FILE   writes the conversation to FILE (Markdown)
 //   /help, /exit
 // Otherwise (questions piped in) every line of stdin is a question, answered in turn on stdout;
@@ -24,6 +27,8 @@ import { Command } from 'commander';
 import type { Answer } from '../engine/citations/source-marking.js';
 import { openDocument } from '../engine/open.js';
 import type { OpenDocument } from '../engine/open-document.js';
+import { ConversationStore, conversationsDir } from '../cache/conversations.js';
+import type { Turn } from '../engine/conversation.js';
 import { CtxError, fsError, isCtxError } from '../errors.js';
 import type { InkRenderer } from '../ui/ink/renderer.js';
 import type { LineKind } from '../ui/ink/run-view.js';
@@ -45,18 +50,23 @@ export function chatCommand(run: RunContext): Command {
   const cmd = new Command('chat')
     .description('read files, folders or a PDF once, then ask questions about them one after another')
     .argument('<inputs...>', 'files, folders or globs (questions are read from the terminal, or one per line from stdin)')
+    .option('-c, --continue', 'continue the last conversation about these inputs (kept with the session cache)')
     .addHelpText('after', `\nIn the chat:\n${HELP.map((l) => `  ${l}`).join('\n')}`);
   return addEngineOptions(cmd, { maxTokens: 512 }).action(async (inputs: string[], _o: unknown, c: Command) => {
-    const o = c.optsWithGlobals<EngineCliOptions>();
+    const o = c.optsWithGlobals<ChatOptions>();
     if (inputs.includes('-')) throw new CtxError('usage', 'chat reads its questions from stdin, so the document cannot come from stdin: name files');
+    if (o.continue && o.cache === false) throw new CtxError('usage', '--continue finds the last conversation through the session cache, which --no-cache turns off');
     const ink = chatUsesInk(o, run) ? adopt(await inkChat(run, o), run.signal) : null;
     const r = ink ?? pickRenderer(o, run);
+    const say: Say = ink ? (kind, line) => ink.say(kind, line) : (_kind, line) => !o.quiet && !o.json && !o.events && run.stderr.write(`${line}\n`);
     await reporting(r, async () => {
       const doc = await openDocument(documentOptions(o, { specs: inputs }, run, r));
-      const chat = new Chat(doc, o, inputs);
+      const kept = doc.cacheKey ? { store: new ConversationStore(conversationsDir(run.env)), key: doc.cacheKey } : null;
+      const chat = new Chat(doc, o, inputs, kept, (message) => r.event({ type: 'warning', message }));
       try {
+        if (o.continue) await chat.continueLast(say, run.signal);
         if (ink) await interactive(chat, ink, run);
-        else await lineByLine(chat, run, o);
+        else await lineByLine(chat, run, say);
       } finally {
         await doc.close();
       }
@@ -71,13 +81,21 @@ async function inkChat(run: RunContext, o: EngineCliOptions): Promise<InkRendere
   return new InkRenderer({ stdout: run.stdout, stderr: run.stderr, stdin: run.stdin, stream: o.stream });
 }
 
-interface Turn {
-  question: string;
-  answer: string;
-  reason: string;
+export interface ChatOptions extends EngineCliOptions {
+  /** -c: continue the last conversation about these inputs. */
+  continue?: boolean;
 }
 
-/** A conversation about an open document, as the chat shows and saves it. */
+/** A line of the chat's own (help, confirmations, errors): above the prompt, or on stderr. */
+type Say = (kind: LineKind, line: string) => void;
+
+/** Where a conversation is kept for -c: the store and the document's session-cache key. */
+interface Kept {
+  store: ConversationStore;
+  key: string;
+}
+
+/** A conversation about an open document, as the chat shows, saves and keeps it. */
 export class Chat {
   readonly turns: Turn[] = [];
 
@@ -85,7 +103,29 @@ export class Chat {
     private readonly doc: OpenDocument,
     private readonly o: EngineCliOptions,
     readonly inputs: string[],
+    /** Null without the session cache: then nothing is kept. */
+    private readonly kept: Kept | null = null,
+    private readonly warn: (message: string) => void = () => {},
   ) {}
+
+  /** -c: puts the last conversation kept for this document back, or says there is none. */
+  async continueLast(say: Say, signal: AbortSignal): Promise<void> {
+    const saved = this.kept ? await this.kept.store.load(this.kept.key) : null;
+    if (!saved) {
+      say('info', 'no earlier conversation about these inputs with this model and strategy: starting a new one');
+      return;
+    }
+    try {
+      await this.doc.resume(saved.turns, { signal });
+    } catch (e) {
+      if (signal.aborted || !isCtxError(e)) throw e;
+      this.warn(`the last conversation cannot be continued (${e.message}): starting a new one`);
+      return;
+    }
+    this.turns.push(...saved.turns.map((t) => ({ ...t })));
+    const last = saved.turns[saved.turns.length - 1]!.question.replace(/\s+/g, ' ');
+    say('info', `continuing the conversation of ${saved.savedAt.slice(0, 16).replace('T', ' ')} (${saved.turns.length} exchange${saved.turns.length === 1 ? '' : 's'}; last: "${last.length > 40 ? `${last.slice(0, 39)}…` : last}")`);
+  }
 
   /**
    * Asks one question; its events go to the document's renderer. `stop` stops this answer (what
@@ -95,13 +135,25 @@ export class Chat {
   async ask(question: string, stop: AbortSignal, run: AbortSignal): Promise<Answer> {
     const result = await this.doc.ask(question, { ...samplingOptions(this.o), signal: run, stop });
     this.turns.push({ question, answer: result.answer, reason: result.reason });
+    await this.keep();
     return result;
   }
 
-  /** Forgets the conversation; the document stays read. */
-  clear(): void {
+  /** Forgets the conversation (here and for -c); the document stays read. */
+  async clear(): Promise<void> {
     this.doc.clear();
     this.turns.length = 0;
+    await this.keep();
+  }
+
+  /** Keeps the conversation for -c; a failure to write it is a warning, never the end of the chat. */
+  private async keep(): Promise<void> {
+    if (!this.kept) return;
+    try {
+      await this.kept.store.save(this.kept.key, this.doc.history());
+    } catch (e) {
+      this.warn(`the conversation is not kept for --continue: ${(e as Error).message}`);
+    }
   }
 
   /** The conversation as Markdown. */
@@ -141,12 +193,9 @@ async function interactive(chat: Chat, ui: InkRenderer, run: RunContext): Promis
 }
 
 /** Questions from a pipe or file, one per line; answers on stdout. */
-async function lineByLine(chat: Chat, run: RunContext, o: EngineCliOptions): Promise<void> {
+async function lineByLine(chat: Chat, run: RunContext, say: Say): Promise<void> {
   const tty = run.stdinKind === 'tty';
   const rl = createInterface({ input: run.stdin, output: tty ? run.stderr : undefined, terminal: tty });
-  const say = (_kind: LineKind, line: string) => {
-    if (!o.quiet && !o.json && !o.events) run.stderr.write(`${line}\n`);
-  };
   try {
     while (!run.signal.aborted) {
       const line = tty ? await rl.question('> ') : await nextLine(rl);
@@ -176,7 +225,7 @@ export async function slashCommand(text: string, chat: Chat, say: (kind: LineKin
       for (const l of HELP) say('info', l);
       return 'continue';
     case '/clear':
-      chat.clear();
+      await chat.clear();
       say('info', 'conversation cleared; the document is still read');
       return 'continue';
     case '/save': {

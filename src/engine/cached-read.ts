@@ -28,8 +28,12 @@ export interface CachedRead {
   emit: EventSink;
 }
 
-/** The session holding the prompt; emits progress and read (and warnings about the cache). */
-export async function readOrRestore(r: CachedRead): Promise<Session> {
+/**
+ * The session holding the prompt, and its cache key (null without a cache: what else is kept about
+ * this document, such as chat's last conversation, is kept under it). Emits progress and read (and
+ * warnings about the cache).
+ */
+export async function readOrRestore(r: CachedRead): Promise<{ session: Session; key: string | null }> {
   const { loaded, plan, prompt, cache, emit } = r;
   const key = cache
     ? sessionKey({
@@ -43,7 +47,7 @@ export async function readOrRestore(r: CachedRead): Promise<Session> {
     : '';
   if (cache) {
     const restored = await restore(cache, key, r);
-    if (restored) return restored;
+    if (restored) return { session: restored, key };
   }
 
   const { session, seconds } = await readDocument(loaded, plan, prompt, {
@@ -69,7 +73,7 @@ export async function readOrRestore(r: CachedRead): Promise<Session> {
       throw e;
     }
   }
-  return session;
+  return { session, key: cache ? key : null };
 }
 
 /** The session from the cache when there is a usable entry; null on a miss. */

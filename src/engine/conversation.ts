@@ -22,6 +22,13 @@ type ChatTurn = { role: 'system' | 'user' | 'assistant'; content: string };
 export interface Turn {
   question: string;
   answer: string;
+  /**
+   * For replaying the exchange exactly (chat --continue): how the answer ended, its ids as they were
+   * fed (a decoding step each), and the id left deferred after them (or null).
+   */
+  reason?: FinishReason;
+  answerTokens?: number[];
+  deferredToken?: number | null;
 }
 
 export class Conversation {
@@ -95,8 +102,13 @@ export class Conversation {
 
   /** Records a finished exchange (needed to render follow-ups) and how the answer ended. */
   record(turn: Turn, reason: FinishReason): void {
-    this.turns.push(turn);
+    this.turns.push({ ...turn, reason });
     this.endReason = reason;
+  }
+
+  /** Tokens that follow what the session holds for the next question: the first, or a follow-up. */
+  nextQuestion(question: string): Int32Array {
+    return this.turns.length === 0 ? this.firstQuestion(question) : this.followUp(question, this.endReason === 'eos');
   }
 
   /** How the last answer ended ('eos': its end-of-turn token is already in the session). */

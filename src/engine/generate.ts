@@ -26,7 +26,12 @@ export type FinishReason = 'eos' | 'stop' | 'length' | 'window' | 'aborted';
 
 export type GenerateEvent =
   | { type: 'token'; id: number; text: string }
-  | { type: 'done'; reason: FinishReason; generated: number };
+  /**
+   * How the answer left the session, to replay it exactly: `fed`, the answer's ids fed (one decoding
+   * step each), then `deferred`, the one accepted but not fed (the end-of-turn token, or the last
+   * sampled one), or null.
+   */
+  | { type: 'done'; reason: FinishReason; generated: number; fed: number[]; deferred: number | null };
 
 /** Longest suffix of `text` that is a proper prefix of some stop string (held back until decided). */
 function heldSuffix(text: string, stops: string[]): number {
@@ -101,5 +106,6 @@ export async function* generate(session: Session, prompt: Int32Array, opts: Gene
     if (tail) yield { type: 'token', id: -1, text: tail };
   }
   if (unfed !== null) session.defer(unfed);
-  yield { type: 'done', reason, generated: generated.length };
+  const fed = reason === 'eos' || unfed === null ? generated : generated.slice(0, -1);
+  yield { type: 'done', reason, generated: generated.length, fed, deferred: unfed };
 }

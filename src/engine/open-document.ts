@@ -10,12 +10,12 @@
 
 import { AnswerStream } from './answer-stream.js';
 import type { Answer, SourceMarking } from './citations/source-marking.js';
-import { Conversation } from './conversation.js';
+import { Conversation, type Turn } from './conversation.js';
 import type { EventSink } from './events.js';
 import type { LoadedModel } from './loaded-model.js';
 import type { RunPlan } from './plan.js';
 import type { PromptFormat } from './prompt-format.js';
-import { askQuestion, emptyAnswerWarning } from './reader.js';
+import { askQuestion, emptyAnswerWarning, replayExchange } from './reader.js';
 import type { SamplingOptions } from './sampler.js';
 import { Session, type SessionSnapshot } from './session.js';
 
@@ -56,6 +56,8 @@ export class OpenDocument {
     conversation: Conversation,
     /** How the document was read: strategy, KV rows and bytes, notes. */
     readonly plan: RunPlan,
+    /** The document's key in the session cache (null when the cache is off): what is kept about it goes under it. */
+    readonly cacheKey: string | null = null,
   ) {
     this.session = session;
     this.conversation = conversation;
@@ -99,6 +101,28 @@ export class OpenDocument {
         this.busy = false;
       }
     });
+  }
+
+  /** The exchanges so far, as resume() takes them back. */
+  history(): Turn[] {
+    return this.conversation.history().map((t) => ({ ...t }));
+  }
+
+  /**
+   * Continues an earlier conversation: its exchanges go back into the session (no answer is
+   * generated), and the next question follows them. Only on a document with no exchange yet.
+   */
+  async resume(turns: readonly Turn[], o: { signal?: AbortSignal } = {}): Promise<void> {
+    if (this.busy || this.conversation.history().length > 0) throw new Error('resume() comes before the first question');
+    this.busy = true;
+    try {
+      for (const turn of turns) await replayExchange(this.parts.loaded, this.session, this.conversation, turn, o.signal);
+    } catch (e) {
+      this.busy = false;
+      this.clear(); // a half-replayed conversation is no conversation
+      throw e;
+    }
+    this.busy = false;
   }
 
   /** Forgets the conversation; the document stays read. */

@@ -69,6 +69,14 @@ export interface DocumentOptions {
   onEvent?: (e: RunEvent) => void;
 }
 
+/** A document in a session, below OpenDocument: its conversation, plan and session-cache key (null without the cache). */
+export interface ReadSession {
+  session: Session;
+  conversation: Conversation;
+  plan: RunPlan;
+  cacheKey: string | null;
+}
+
 /** Inputs read and tokenized with a loaded model, not yet read into a session. */
 export class PreparedDocument {
   readonly emit: EventSink;
@@ -97,16 +105,16 @@ export class PreparedDocument {
    */
   async read(o: { question?: string; notes?: string[] } = {}): Promise<OpenDocument> {
     const after = o.question === undefined ? null : `${o.question}${this.sources.instruction()}`;
-    const { session, conversation, plan } = await this.readSession(after, o.notes ?? []);
+    const { session, conversation, plan, cacheKey } = await this.readSession(after, o.notes ?? []);
     const parts = { loaded: this.loaded, sources: this.sources, emit: this.emit, system: this.options.system, format: this.format, maxTokens: this.options.maxTokens, close: () => this.close() };
-    return new OpenDocument(parts, session, conversation, plan);
+    return new OpenDocument(parts, session, conversation, plan, cacheKey);
   }
 
   /**
    * read() below OpenDocument: the session and conversation for a prompt whose text after the
    * document is `after` (exactly; null when unknown). Closes the model on failure when it owns it.
    */
-  async readSession(after: string | null, notes: string[]): Promise<{ session: Session; conversation: Conversation; plan: RunPlan }> {
+  async readSession(after: string | null, notes: string[]): Promise<ReadSession> {
     try {
       return await this.plannedRead(after, notes);
     } catch (e) {
@@ -115,7 +123,7 @@ export class PreparedDocument {
     }
   }
 
-  private async plannedRead(after: string | null, notes: string[]): Promise<{ session: Session; conversation: Conversation; plan: RunPlan }> {
+  private async plannedRead(after: string | null, notes: string[]): Promise<ReadSession> {
     const { loaded, doc, tokenized, options } = this;
     const conversation = new Conversation(loaded.tokenizer, options.system, this.format);
     const prefix = conversation.documentPrefix();
@@ -140,7 +148,7 @@ export class PreparedDocument {
     const prompt = new Int32Array(prefix.length + tokenized.ids.length);
     prompt.set(prefix);
     prompt.set(tokenized.ids, prefix.length);
-    const session = await readOrRestore({
+    const { session, key } = await readOrRestore({
       loaded,
       plan,
       prompt,
@@ -149,7 +157,7 @@ export class PreparedDocument {
       signal: options.signal,
       emit: this.emit,
     });
-    return { session, conversation, plan };
+    return { session, conversation, plan, cacheKey: key };
   }
 
   /** Frees the model when this document loaded it. */

@@ -8,7 +8,7 @@
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
 import type { ReadProgress } from './events.js';
-import type { Conversation } from './conversation.js';
+import type { Conversation, Turn } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
 import type { LoadedModel } from './loaded-model.js';
 import { planRun, type RunPlan } from './plan.js';
@@ -131,9 +131,7 @@ export async function askQuestion(
   o: AnswerOptions,
 ): Promise<AnswerResult> {
   const t0 = performance.now();
-  const last = conversation.history().length;
-  const endedWithEos = last > 0 && conversation.lastReason === 'eos';
-  const prompt = last === 0 ? conversation.firstQuestion(question) : conversation.followUp(question, endedWithEos);
+  const prompt = conversation.nextQuestion(question);
   if (prompt.length >= session.remainingCapacity()) {
     throw new CtxError('doesNotFit', `the question needs ${prompt.length} more tokens but the ${session.resolved.name} strategy has room for ${session.remainingCapacity()}`);
   }
@@ -169,7 +167,7 @@ export async function askQuestion(
   } finally {
     o.stop?.removeEventListener('abort', onStop);
   }
-  conversation.record({ question, answer }, done!.reason);
+  conversation.record({ question, answer, answerTokens: done!.fed, deferredToken: done!.deferred }, done!.reason);
   return {
     answer,
     reason: done!.reason,
@@ -189,4 +187,32 @@ export function emptyAnswerWarning(r: AnswerResult, format: PromptFormat): strin
   const ended = r.reason === 'eos' ? 'the model ended its answer at once' : r.reason === 'stop' ? 'a stop text ended the answer at once' : `the answer ended (${r.reason})`;
   const why = format.render === null ? '; it read a plain-text prompt (no chat template): a chat model, or --template NAME|FILE, may answer' : '';
   return `the answer is empty: ${ended} after ${r.generatedTokens} token${r.generatedTokens === 1 ? '' : 's'}${why}`;
+}
+
+/**
+ * Puts an earlier exchange back into a session without generating: its question as it was asked,
+ * its answer's tokens (its text encoded again when they were not kept) and how it ended, so that
+ * follow-ups continue from it as they would have then (chat --continue). Throws `doesNotFit` when
+ * the strategy has no room for it.
+ */
+export async function replayExchange(loaded: LoadedModel, session: Session, conversation: Conversation, turn: Turn, signal?: AbortSignal): Promise<void> {
+  const prompt = conversation.nextQuestion(turn.question);
+  // As generate() left it: the answer's ids fed, then one deferred. Without kept ids, the text is
+  // encoded again and its last token deferred (close, though not always token for token).
+  const fed = turn.answerTokens ? [...turn.answerTokens] : loaded.tokenizer.encode(turn.answer, { addSpecialTokens: false });
+  let deferred = turn.deferredToken;
+  if (!turn.answerTokens) deferred = fed.pop() ?? null;
+  const vocab = loaded.model.config.vocabSize;
+  if ([...fed, deferred ?? 0].some((id) => !(Number.isInteger(id) && id >= 0 && id < vocab))) {
+    throw new CtxError('input', `an earlier answer holds token ids this model does not have (vocabulary ${vocab})`);
+  }
+  if (prompt.length + fed.length + 1 >= session.remainingCapacity()) {
+    throw new CtxError('doesNotFit', `the earlier conversation needs ${prompt.length + fed.length + 1} more tokens but the ${session.resolved.name} strategy has room for ${session.remainingCapacity()}`);
+  }
+  // Fed as generate() fed them — the question at once, then the answer token by token (a decoding
+  // step attends differently from a chunk) — so the session ends up exactly as it was.
+  await session.feed(prompt, { signal });
+  for (const id of fed) await session.feed(Int32Array.of(id), { decoding: true, signal });
+  if (deferred !== null && deferred !== undefined) session.defer(deferred);
+  conversation.record({ question: turn.question, answer: turn.answer, answerTokens: fed, deferredToken: deferred ?? null }, turn.reason ?? 'length');
 }

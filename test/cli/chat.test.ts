@@ -68,7 +68,7 @@ describe('chat session', () => {
     assert.equal(r.events.slice(readEvents).some((e) => e.type === 'progress' || e.type === 'read'), false, 'no reading for the follow-up');
     assert.ok(follow.promptTokens < first.promptTokens + 20, 'the follow-up prompt is the question only, not the document');
 
-    chat.clear();
+    await chat.clear();
     assert.equal(chat.turns.length, 0);
     const again = await chat.ask('What is the answer?', never, never);
     assert.equal(again.answer, first.answer, 'after /clear the same question gets the same answer');
@@ -119,5 +119,36 @@ describe('ctx chat with piped questions', () => {
     const saved = readFileSync(transcript, 'utf8');
     assert.match(saved, /^# ctx chat: .*doc\.txt\n\n\*\*Q:\*\* second\?\n/);
     assert.doesNotMatch(saved, /first\?/, '/clear forgot the first exchange');
+  });
+});
+
+describe('ctx chat -c/--continue', () => {
+  const run = (home: ReturnType<typeof ctxHome>, questions: string[], ...more: string[]) => {
+    const r = ctxSync(home, ['chat', doc, '-m', fixtureModel('tiny-beacon'), '--backend', 'reference', '--max-tokens', '8', '--json', ...more], { input: `${questions.join('\n')}\n` });
+    assert.equal(r.status, 0, r.stderr);
+    return JSON.parse(r.stdout) as { turns: Array<{ question: string; answer: string }>; timings: { cached: boolean } };
+  };
+
+  it('continues the last conversation about the document: the next answer is the one it would have been', () => {
+    const together = run(ctxHome(join(dir, 'together')), ['first?', 'second?']);
+    const home = ctxHome(join(dir, 'continued'));
+    run(home, ['first?']);
+    const continued = run(home, ['second?'], '-c');
+    assert.equal(continued.timings.cached, true, 'the document itself comes from the session cache');
+    assert.deepEqual(continued.turns, [together.turns[1]], 'the follow-up sees the first exchange, token for token');
+    const alone = run(ctxHome(join(dir, 'alone')), ['second?']);
+    assert.deepEqual(run(home, ['second?']).turns, alone.turns, 'without -c the chat starts anew');
+  });
+
+  it('-c with nothing kept starts a new conversation and says so; /clear forgets what is kept; --no-cache refuses -c', () => {
+    const home = ctxHome(join(dir, 'nothing'));
+    const said = ctxSync(home, ['chat', doc, '-m', fixtureModel('tiny-beacon'), '--backend', 'reference', '--max-tokens', '3', '-c'], { input: 'q?\n/clear\n' });
+    assert.equal(said.status, 0, said.stderr);
+    assert.match(said.stderr, /^no earlier conversation about these inputs with this model and strategy: starting a new one$/m);
+    const again = ctxSync(home, ['chat', doc, '-m', fixtureModel('tiny-beacon'), '--backend', 'reference', '--max-tokens', '3', '-c'], { input: 'q?\n' });
+    assert.match(again.stderr, /no earlier conversation/, '/clear forgot the kept conversation');
+    const refused = ctxSync(home, ['chat', doc, '-m', fixtureModel('tiny-beacon'), '-c', '--no-cache'], { input: '' });
+    assert.equal(refused.status, 2);
+    assert.match(refused.stderr, /^ctx: --continue finds the last conversation through the session cache, which --no-cache turns off\n$/);
   });
 });

@@ -74,6 +74,25 @@ describe('openDocument and ask', () => {
     }
   });
 
+  it('history() and resume(): a conversation put back into a fresh open continues as it would have', async () => {
+    const first = await openDocument(options([]));
+    await first.ask('What is the answer?');
+    const together = await first.ask('And the fox?');
+    const history = first.history().slice(0, 1);
+    await first.close();
+    assert.equal(history[0]!.question, 'What is the answer?');
+    const kept = history[0]!;
+    assert.equal(kept.answerTokens!.length + (kept.deferredToken === null ? 0 : 1), 6, 'the answer is kept as the tokens the session holds');
+    const second = await openDocument(options([]));
+    try {
+      await second.resume(history);
+      assert.equal((await second.ask('And the fox?')).answer, together.answer);
+      await assert.rejects(second.resume(history), /before the first question/);
+    } finally {
+      await second.close();
+    }
+  });
+
   it('the session cache: the second open restores the read document and answers the same', async () => {
     const cacheDir = join(dir, 'cache-on');
     const run = async () => {
