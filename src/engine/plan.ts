@@ -167,6 +167,7 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
       notes.push(describeFocusPlan(focus, maxNew, compare));
       if (cost.positions > r.capacity) {
         fits = false;
+        limit = `focus would use ${fmt(cost.positions)} positions; the model has ${fmt(r.capacity)}`;
         reason =
           `the run needs ${need}; focus uses ${fmt(cost.positions)} positions for it ` +
           (focus.chunked
