@@ -7,6 +7,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { mulberry32 } from '../src/demo/rng.js';
 import { writeSafetensors, type TensorToWrite } from '../src/model/safetensors-write.js';
+import { softplusConfigKeys, type SoftplusAttention } from '../src/model/softplus-config.js';
 
 export interface RandomModelSpec {
   arch: 'qwen2' | 'llama';
@@ -31,6 +32,8 @@ export interface RandomModelSpec {
    * the released CLEX models (rope_scaling type "clex", log_scale, use_flashattn, ...).
    */
   clex?: { maxFactor: number; paramFactor?: number; act?: 'tanh' | 'silu'; logScale?: boolean };
+  /** Softplus attention instead of softmax (src/model/softplus-config.ts). */
+  softplus?: SoftplusAttention;
   seed?: number;
   dtype?: 'F32' | 'F16' | 'BF16';
   bos?: number;
@@ -153,6 +156,7 @@ export function writeRandomModel(dir: string, spec: RandomModelSpec): void {
     });
   }
   if (s.clex) Object.assign(config, clexConfigKeys(s.clex, s.maxPositions));
+  if (s.softplus) Object.assign(config, softplusConfigKeys(s.softplus));
   writeFileSync(join(dir, 'config.json'), `${JSON.stringify(config, null, 2)}\n`);
 }
 

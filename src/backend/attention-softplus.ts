@@ -30,56 +30,7 @@
 //      length (within its training range, which is what those strategies are for).
 // Backends apply it by passing exactly the visible scores; nothing here knows positions.
 
-import { CtxError } from '../errors.js';
-
-type Json = Record<string, unknown>;
-
-/** The re-weighting stage (LSSAR). */
-export interface SoftplusReweight {
-  /** Power p (the paper: 3 best at the training length, 15 best beyond it). */
-  p: number;
-  /** Offset o subtracted from n·a (the paper: 1, the uniform share). */
-  offset: number;
-  /** Rows with n ≤ this many keys use offset 0 (the paper: 3; with offset 1 row 0 would be 0/0). */
-  noOffsetFirstRows: number;
-}
-
-export interface SoftplusAttention {
-  /** The only scale the paper defines: ln(head_dim)·ln(n). */
-  scale: 'log_head_dim_x_log_n';
-  /** null = LSSA; otherwise LSSAR. */
-  reweight: SoftplusReweight | null;
-}
-
-/**
- * Reads the four config keys. Returns null for softmax models (no `attention_type`, or "softmax").
- * `softplus_qk_norm: false` is refused: the paper's scale assumes cosine similarities in [−1, 1],
- * and nothing defines softplus attention on raw dot products.
- */
-export function parseSoftplusAttention(cfg: Json, path: string): SoftplusAttention | null {
-  const type = cfg.attention_type;
-  if (type === undefined || type === null || type === 'softmax') return null;
-  const bad = (what: string): never => {
-    throw new CtxError('model', `config.json ${what}`, { path });
-  };
-  if (type !== 'softplus') bad(`"attention_type" ${JSON.stringify(type)} is not supported (ctx runs "softmax" and "softplus")`);
-  const scale = 'log_head_dim_x_log_n';
-  const given = cfg.softplus_scale ?? scale;
-  if (given !== scale) bad(`"softplus_scale" ${JSON.stringify(given)} is not supported (ctx runs "${scale}")`);
-  const qkNorm = cfg.softplus_qk_norm ?? true;
-  if (qkNorm !== true) bad('"softplus_qk_norm" must be true: softplus attention is defined on cosine similarities');
-  const rw = cfg.softplus_reweight;
-  if (rw === undefined || rw === null) return { scale, reweight: null };
-  if (typeof rw !== 'object' || Array.isArray(rw)) bad('"softplus_reweight" must be null or {"p", "offset", "no_offset_first_rows"}');
-  const r = rw as Json;
-  const p = r.p;
-  if (typeof p !== 'number' || !(p > 0 && p <= 1000)) bad(`"softplus_reweight.p" must be a positive number, got ${JSON.stringify(p)}`);
-  const offset = r.offset ?? 1;
-  if (typeof offset !== 'number' || !(offset >= 0 && Number.isFinite(offset))) bad(`"softplus_reweight.offset" must be a number ≥ 0, got ${JSON.stringify(offset)}`);
-  const first = r.no_offset_first_rows ?? 3;
-  if (typeof first !== 'number' || !Number.isInteger(first) || first < 0) bad(`"softplus_reweight.no_offset_first_rows" must be a count, got ${JSON.stringify(first)}`);
-  return { scale, reweight: { p: p as number, offset: offset as number, noOffsetFirstRows: first as number } };
-}
+import type { SoftplusAttention, SoftplusReweight } from '../model/softplus-config.js';
 
 /** The softplus temperature for a row over n keys: ln(D)·ln(n) (0 for n = 1). */
 export function softplusLengthScale(headDim: number, n: number): number {

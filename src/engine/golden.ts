@@ -21,8 +21,8 @@ import { resolveStrategy } from './strategies/index.js';
 export const GOLDEN_KINDS = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'softplus', 'focusllm', 'clex'] as const;
 export type GoldenKind = (typeof GOLDEN_KINDS)[number];
 
-/** The kinds runGoldenCase runs today; softplus belongs to issue 18. */
-export const SUPPORTED_GOLDEN_KINDS: readonly string[] = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'focusllm', 'clex'];
+/** The kinds runGoldenCase runs today. */
+export const SUPPORTED_GOLDEN_KINDS: readonly string[] = ['plain', 'beacon_v3_interleave', 'beacon_v1_append_step_expansion', 'focusllm', 'clex', 'softplus'];
 
 /** CLEX case settings: the model's rope_scaling and the scale factor the reference used per call. */
 export interface ClexCaseSettings {
@@ -250,10 +250,13 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
   const atol = gc.tolerance?.suggested_atol ?? 1e-3;
   const detail: string[] = [];
 
+  // Softplus cases: plain decoding of a model whose config.json selects softplus attention.
+  if (gc.kind === 'softplus' && !model.config.softplus) throw new Error(`${gc.name}: the model's config.json does not select softplus attention`);
   const backend = await createBackend(backendName, model);
   const n = gc.input_ids.length;
   // CLEX: `full` on the model's own CLEX; the prompt is one feed, so one t (CLEX.md §5), however it is chunked.
-  const strategy = gc.kind === 'plain' || gc.kind === 'clex' ? 'full' : gc.kind === 'focusllm' ? 'focus' : 'beacon';
+  // Softplus: plain decoding of a model whose config.json selects softplus attention.
+  const strategy = gc.kind === 'plain' || gc.kind === 'clex' || gc.kind === 'softplus' ? 'full' : gc.kind === 'focusllm' ? 'focus' : 'beacon';
   const resolved = resolveStrategy(model.config, { strategy }, n);
   const clexOk = gc.kind === 'clex' ? checkClexTable(model, caseDir, gc, detail) : null;
   const session = new Session(backend, resolved);

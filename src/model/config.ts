@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { CtxError, fsError } from '../errors.js';
 import { parseClexScaling, type ClexScaling } from './clex-config.js';
 import { parseFocusSettings, type FocusSettings } from './focus-config.js';
+import { parseSoftplusAttention, type SoftplusAttention } from './softplus-config.js';
 import { LLAMA_DECODER, PHI_DECODER, type ArchTensors } from './tensors.js';
 
 export type ArchName = 'qwen2' | 'llama' | 'mistral' | 'phi';
@@ -107,6 +108,8 @@ export interface ModelConfig {
   focus: FocusSettings | null;
   /** The block's norm, MLP and residual layout (the architecture's). */
   block: BlockShape;
+  /** Softplus attention instead of softmax in every layer (softplus-config.ts); null = softmax. */
+  softplus: SoftplusAttention | null;
 }
 
 type Json = Record<string, unknown>;
@@ -272,6 +275,10 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
   const focus = parseFocusSettings(cfg, path);
   // Both read the beacon_* tensors, as condensing beacons or as FocusLLM's candidate projections.
   if (beacon && focus) throw new CtxError('model', 'config.json has both Activation Beacon (beacon_window) and FocusLLM (memory_stride) keys; the beacon_* tensors can be only one of them', { path });
+  const ropeScaling = parseRopeScaling(cfg, path);
+  const softplus = parseSoftplusAttention(cfg, path);
+  // CLEX's log_scale multiplies the queries; softplus attention's cosine similarities would ignore it.
+  if (softplus && ropeScaling?.type === 'clex' && ropeScaling.logScale) throw new CtxError('model', 'config.json has both CLEX log_scale and softplus attention; log_scale scales the queries, which cosine similarities ignore, so ctx runs only one of them', { path });
   return {
     arch,
     vocabSize: positiveInt(cfg, 'vocab_size', path),
@@ -284,7 +291,7 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
     rotaryDim,
     rmsNormEps: spec.block.norm === 'layer' ? num(cfg, 'layer_norm_eps', path, 1e-5) : num(cfg, 'rms_norm_eps', path, 1e-6),
     ropeTheta: num(cfg, 'rope_theta', path, 10000),
-    ropeScaling: parseRopeScaling(cfg, path),
+    ropeScaling,
     maxPositions: positiveInt(cfg, 'max_position_embeddings', path),
     tieWordEmbeddings: Boolean(cfg.tie_word_embeddings ?? false),
     qkvBias,
@@ -293,6 +300,7 @@ export function parseModelConfig(cfg: Json, path = 'config.json'): ModelConfig {
     beacon,
     focus,
     block: spec.block,
+    softplus,
   };
 }
 

@@ -8,12 +8,10 @@ import { describe, it } from 'node:test';
 import {
   cosineSimilarity,
   lssaInPlace,
-  parseSoftplusAttention,
   reweightInPlace,
   softplus,
   softplusLengthScale,
   softplusWeightsInPlace,
-  type SoftplusAttention,
 } from '../../src/backend/attention-softplus.js';
 import { linear, rmsNorm, silu } from '../../src/backend/reference/math.js';
 import { RopeTables } from '../../src/backend/step/rope.js';
@@ -21,6 +19,7 @@ import { findGoldenCases, loadGoldenCase, readExpectedTensor } from '../../src/e
 import { baseInvFreq } from '../../src/engine/rope.js';
 import type { CtxError } from '../../src/errors.js';
 import { readModelConfig } from '../../src/model/config.js';
+import { parseSoftplusAttention, type SoftplusAttention } from '../../src/model/softplus-config.js';
 import { WeightStore } from '../../src/model/weights.js';
 import { SHARED } from '../helpers/models.js';
 

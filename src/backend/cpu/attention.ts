@@ -50,15 +50,7 @@ export function buildAttentionGraph(c: ModelConfig, impl: AttentionImpl): Uint8A
   const keys = Array.from({ length: Hkv }, (_, h) => g.input(`k${h}`, 'float', ['T', D]));
   const values = Array.from({ length: Hkv }, (_, h) => g.input(`v${h}`, 'float', ['T', D]));
   const Tdim = g.op('Slice', [g.op('Shape', [keys[0]]), g.ints([0]), g.ints([1])]); // [T]
-
-  // The additive [qt, T] mask (broadcast over heads): causal triangle + the `bias` input.
-  const offset = g.input('offset', 'int64', [1]);
-  const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
-  const negInf = g.op('ConstantOfShape', [g.op('Concat', [qt, Tdim], { axis: 0 })], {
-    value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } },
-  });
-  const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
-  const bias = g.op('Add', [g.op('Trilu', [negInf, k], { upper: 1 }), g.input('bias', 'float', ['bq', 'bt'])]);
+  const bias = additiveMask(g, q, Tdim);
 
   if (impl === 'fused') {
     // Per KV head: the group's query columns [qt, G·D] → Attention on [1, qt, G·D] and [1, T, D].
@@ -93,8 +85,22 @@ export function buildAttentionGraph(c: ModelConfig, impl: AttentionImpl): Uint8A
   return g.encode();
 }
 
-/** The sessions: one per implementation. */
-export type AttentionSessions = Record<AttentionImpl, ortTypes.InferenceSession>;
+/**
+ * The additive [qt, T] mask (broadcast over heads) from the `offset` and `bias` inputs: 0 where a
+ * row sees a key, −∞ elsewhere. q: the [qt, ·] queries, Tdim: [T] as a 1-D int64 tensor.
+ */
+export function additiveMask(g: Graph, q: string, Tdim: string): string {
+  const offset = g.input('offset', 'int64', [1]);
+  const qt = g.op('Slice', [g.op('Shape', [q]), g.ints([0]), g.ints([1])]);
+  const negInf = g.op('ConstantOfShape', [g.op('Concat', [qt, Tdim], { axis: 0 })], {
+    value: { tensor: { name: 'v', dataType: 'float', dims: [1], data: { kind: 'raw', bytes: new Uint8Array(Float32Array.of(-Infinity).buffer) } } },
+  });
+  const k = g.op('Add', [g.op('Reshape', [offset, g.ints([])]), g.constant('int64', [], [1])]);
+  return g.op('Add', [g.op('Trilu', [negInf, k], { upper: 1 }), g.input('bias', 'float', ['bq', 'bt'])]);
+}
+
+/** The sessions: one per implementation (softmax models), or the softplus one (attention-softplus.ts). */
+export type AttentionSessions = Partial<Record<AttentionImpl | 'softplus', ortTypes.InferenceSession>>;
 
 /** Which keys each query row sees, for the driver. */
 export type TileMask =
@@ -123,7 +129,7 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
   for (let q0 = 0; q0 < a.n; q0 += qt) {
     const q1 = Math.min(a.n, q0 + qt);
     const rows = q1 - q0;
-    const session = s[rows >= FUSED_MIN_ROWS ? 'fused' : 'matmul'];
+    const session = s[c.softplus ? 'softplus' : rows >= FUSED_MIN_ROWS ? 'fused' : 'matmul']!;
     // Keys beyond the last one any row of the tile sees are left out.
     const T = a.mask.kind === 'causal' ? Math.min(a.T, a.mask.offset + q1) : a.T;
     const feeds: Record<string, ortTypes.Tensor> = {

@@ -4,6 +4,7 @@
 //
 //   weights.ts    the model's tensors converted once (f32, or 8/4-bit MLP and LM head)
 //   graphs.ts, attention.ts, vote.ts   the ONNX graphs: projections + MLP, attention, TokenSelect's vote
+//   attention-softplus.ts   the attention graph of softplus-attention models
 //   sessions.ts   onnxruntime-node, session options, graph files
 //   sequence.ts   KV storage (kv-store.ts) and the step
 //   embedding.ts  embedding rows read on demand;  profile.ts  where step time goes (benchmarks)

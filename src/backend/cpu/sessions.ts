@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import type * as ortTypes from 'onnxruntime-node';
 import type { Model } from '../../model/model.js';
 import { buildAttentionGraph, type AttentionSessions } from './attention.js';
+import { buildSoftplusAttentionGraph } from './attention-softplus.js';
 import { buildWeightGraphs } from './graphs.js';
 import { buildVoteGraph } from './vote.js';
 import type { ConvertedWeights, WeightDType } from './weights.js';
 
 export type Ort = typeof ortTypes;
 
-/** The sessions a cpu backend runs: weight graphs, attention graphs and the vote graph. */
+/** The sessions a cpu backend runs: weight graphs, attention graphs (softmax or softplus) and the vote graph. */
 export interface CpuSessions {
   /** x -> qkv of layer 0. */
   first: ortTypes.InferenceSession;
@@ -90,15 +91,17 @@ export async function openSessions(ort: Ort, model: Model, weights: ConvertedWei
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
   const head = await open('head', graphs.head, dtype !== 'f32');
-  const attention: AttentionSessions = {
-    matmul: await open('attention-matmul', buildAttentionGraph(c, 'matmul'), true, true),
-    fused: await open('attention-fused', buildAttentionGraph(c, 'fused'), true, true),
-  };
+  const attention: AttentionSessions = c.softplus
+    ? { softplus: await open('attention-softplus', buildSoftplusAttentionGraph(c), true, true) }
+    : {
+        matmul: await open('attention-matmul', buildAttentionGraph(c, 'matmul'), true, true),
+        fused: await open('attention-fused', buildAttentionGraph(c, 'fused'), true, true),
+      };
   const vote = await open('vote', buildVoteGraph(c), true, true);
   return { first, layers, head, attention, vote };
 }
 
 /** Releases every session. */
 export async function releaseSessions(s: CpuSessions): Promise<void> {
-  for (const session of [s.first, ...s.layers, s.head, s.attention.matmul, s.attention.fused, s.vote]) await session.release();
+  for (const session of [s.first, ...s.layers, s.head, ...Object.values(s.attention), s.vote]) await session!.release();
 }

@@ -11,6 +11,7 @@
 //   keys   = the plan's (dense), or the layer's selection S (TokenSelect: q̄ and the vote here)
 //   attn_i = softmax_j(s·RoPE(q_i, p_i) · RoPE(k_j, p_j) / √D) v_j   over the keys row i sees
 //            (s = the rope table's query scale, CLEX's log_scale; 1 otherwise)
+//            (softplus models: LSSA / LSSAR weights of the cosines, ../attention-softplus.ts)
 //   x     += attn Wo (+ b)    — beacon rows use beaconO (the base o_proj unless the checkpoint has one)
 //   x     += down(silu(gate(rmsNorm(x))) ⊙ up(rmsNorm(x)))
 // logits = rmsNorm(x[logitRows]) Wlm (+ b).
@@ -20,6 +21,7 @@
 
 import type { Model } from '../../model/model.js';
 import type { ModuleTensors, Modules } from '../../model/tensors.js';
+import { cosineSimilarity, softplusWeightsInPlace } from '../attention-softplus.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys } from '../step/plan.js';
 import { RopeTables } from '../step/rope.js';
@@ -218,6 +220,8 @@ class ReferenceSequence implements Sequence {
    * attn [n, Hq·D] = per row and head, softmax over the keys the row sees of
    * (queryScale·RoPE(q_i))·RoPE(k_j)/√D, times the values (GQA: query head hq uses KV head
    * hq / (Hq/Hkv)). K, V: [T, Hkv·D] pre-RoPE.
+   * Softplus models: the weights are softplus attention's (../attention-softplus.ts) over the cosine
+   * similarities of exactly the keys the row sees, so its n is that count.
    */
   private attend(keys: LayerKeys, q: Float32Array, K: Float32Array, V: Float32Array, n: number, attn: Float32Array, queryScale: number): void {
     const c = this.b.model.config;
@@ -234,6 +238,7 @@ class ReferenceSequence implements Sequence {
     for (let r = 0; r < nk; r++) this.rope.rotate(K, row(r) * kvDim, kr, r * kvDim, Hkv, keyPosition(keys, r));
 
     const scale = 1 / Math.sqrt(D);
+    const sp = c.softplus;
     const group = Hq / Hkv;
     const scores = new Float64Array(nk);
     const seen = new Int32Array(nk);
@@ -248,13 +253,19 @@ class ReferenceSequence implements Sequence {
       if (queryScale !== 1) for (let d = 0; d < qDim; d++) qi[d] *= queryScale;
       for (let hq = 0; hq < Hq; hq++) {
         const kvo = Math.floor(hq / group) * D;
-        for (let s = 0; s < ns; s++) {
-          const ko = seen[s] * kvDim + kvo;
-          let dot = 0;
-          for (let d = 0; d < D; d++) dot += qi[hq * D + d] * kr[ko + d];
-          scores[s] = dot * scale;
+        if (sp) {
+          // Softplus attention: cosine similarities, weights over the ns keys this row sees.
+          for (let s = 0; s < ns; s++) scores[s] = cosineSimilarity(qi, hq * D, kr, seen[s] * kvDim + kvo, D);
+          softplusWeightsInPlace(scores, ns, D, sp);
+        } else {
+          for (let s = 0; s < ns; s++) {
+            const ko = seen[s] * kvDim + kvo;
+            let dot = 0;
+            for (let d = 0; d < D; d++) dot += qi[hq * D + d] * kr[ko + d];
+            scores[s] = dot * scale;
+          }
+          softmaxInPlace(scores, ns);
         }
-        softmaxInPlace(scores, ns);
         acc.fill(0);
         for (let s = 0; s < ns; s++) {
           const p = scores[s];
