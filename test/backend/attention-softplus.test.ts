@@ -1,5 +1,5 @@
 // Softplus attention (src/backend/attention-softplus.ts): LSSA and LSSAR on hand-checked rows, the
-// numerics (no epsilon, no overflow), the config keys, the key-count rule for stream/select, and
+// numerics (no epsilon, no overflow), the key-count rule for stream/select, and
 // the formulas inside a small decoder against every softplus case of ../shared/golden-seeds.
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
@@ -17,7 +17,6 @@ import { linear, rmsNorm, silu } from '../../src/backend/reference/math.js';
 import { RopeTables } from '../../src/backend/step/rope.js';
 import { findGoldenCases, loadGoldenCase, readExpectedTensor } from '../../src/engine/golden.js';
 import { baseInvFreq } from '../../src/engine/rope.js';
-import type { CtxError } from '../../src/errors.js';
 import { readModelConfig } from '../../src/model/config.js';
 import { parseSoftplusAttention, type SoftplusAttention } from '../../src/model/softplus-config.js';
 import { WeightStore } from '../../src/model/weights.js';
@@ -128,25 +127,6 @@ describe('softplus attention: the key count n under stream and select', () => {
     const keptBySeen = Array.from(v).filter((a) => m * a - 1 > 0);
     assert.ok(keptByPosition.length > keptBySeen.length, `${keptByPosition.length} vs ${keptBySeen.length}`);
     assert.ok(keptByPosition.some((a) => a < 1 / (10 * m)), 'a key with a tenth of the mean weight survives');
-  });
-});
-
-describe('softplus attention: config keys', () => {
-  it('softmax models have none; LSSA and LSSAR parse with the paper defaults', () => {
-    assert.equal(parseSoftplusAttention({}, 'c.json'), null);
-    assert.equal(parseSoftplusAttention({ attention_type: 'softmax' }, 'c.json'), null);
-    assert.deepEqual(parseSoftplusAttention({ attention_type: 'softplus', softplus_reweight: null }, 'c.json'), LSSA);
-    assert.deepEqual(
-      parseSoftplusAttention({ attention_type: 'softplus', softplus_scale: 'log_head_dim_x_log_n', softplus_qk_norm: true, softplus_reweight: { p: 15 } }, 'c.json'),
-      lssar(15),
-    );
-  });
-  it('refuses what it cannot run, naming the file (exit 5)', () => {
-    const refused = (cfg: Record<string, unknown>, re: RegExp) => assert.throws(() => parseSoftplusAttention(cfg, 'm/config.json'), (e: CtxError) => e.exitCode === 5 && re.test(e.message));
-    refused({ attention_type: 'sigmoid' }, /^m\/config.json: config.json "attention_type" "sigmoid" is not supported/);
-    refused({ attention_type: 'softplus', softplus_qk_norm: false }, /"softplus_qk_norm" must be true/);
-    refused({ attention_type: 'softplus', softplus_scale: 'log_n' }, /"softplus_scale" "log_n" is not supported/);
-    refused({ attention_type: 'softplus', softplus_reweight: { p: -1 } }, /"softplus_reweight.p" must be a positive number, got -1/);
   });
 });
 

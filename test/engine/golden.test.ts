@@ -11,6 +11,8 @@ import {
   loadGoldenCase,
   readExpectedTensor,
   runGoldenCase,
+  GOLDEN_KINDS,
+  SUPPORTED_GOLDEN_KINDS,
   unsupportedReason,
   type ClexCaseSettings,
   type SoftplusCaseSettings,
@@ -66,15 +68,12 @@ describe('golden-seeds cases: loader', { skip: seedsAbsent }, () => {
       assert.deepEqual(rows.slice(0, c.greedy_steps), c.expected_greedy_ids, c.name);
     }
   });
-  it('runs the clex and focusllm cases (golden-clex.test.ts, strategies/focus.test.ts); reports softplus as unsupported until issue 18 lands', () => {
+  it('runs every case of ../shared/golden-seeds (golden-clex.test.ts, strategies/focus.test.ts, golden-softplus.test.ts)', () => {
     for (const dir of dirs) {
       const c = loadGoldenCase(dir);
-      assert.equal(unsupportedReason(c), c.kind === 'clex' || c.kind === 'focusllm' ? null : `unsupported kind ${c.kind}`);
+      assert.equal(unsupportedReason(c), null, c.name);
     }
-  });
-  it('runGoldenCase refuses an unsupported kind without opening its model', async () => {
-    const softplus = dirs.find((d) => loadGoldenCase(d).kind === 'softplus')!;
-    await assert.rejects(runGoldenCase(seeds, softplus, 'reference'), /: unsupported kind softplus$/);
+    assert.deepEqual([...SUPPORTED_GOLDEN_KINDS].sort(), [...GOLDEN_KINDS].sort());
   });
 });
 
@@ -102,5 +101,9 @@ describe('golden case loader', () => {
   it('a kind it has never heard of is unsupported, not an error', () => {
     write({ ...base, kind: 'someday' });
     assert.equal(unsupportedReason(loadGoldenCase(dir)), 'unsupported kind someday');
+  });
+  it('runGoldenCase refuses an unsupported kind without opening its model', async () => {
+    write({ ...base, kind: 'someday', model: 'models/none' });
+    await assert.rejects(runGoldenCase(dir, dir, 'reference'), /: unsupported kind someday$/);
   });
 });
