@@ -17,17 +17,27 @@
 // prefill and every decode step, so a one-call prefill and token-by-token decoding agree; it is the
 // definition the golden cases use.
 //
-// Proposed rule under `stream` and `select` (issue 18; the paper defines neither): n is the number
-// of keys the query actually sees (sinks + window for stream; the selected keys plus the local window
-// for select; beacons + raw rows for beacon), never its position + 1. Two reasons:
+// The rule under `stream`, `select` and `beacon` (issue 18; the paper defines none of them): n is
+// the number of keys the query actually sees (sinks + recent window for stream; the init, top-k and
+// local keys of its layer's selection for select; memory and raw rows its mask shows for beacon),
+// never its place in the document (tokens read before it + 1). Three reasons:
 //   1. Re-weighting keeps the keys above the row's uniform share. n·a_j − 1 > 0 means a_j > 1/n,
 //      which is "above average" only when n is the number of keys the a_j are spread over. With
-//      n = position + 1 > visible keys m, the threshold 1/n falls below the average 1/m and almost
-//      every key survives: the sharpening the paper relies on is switched off.
+//      n = document position + 1 > visible keys m, the threshold 1/n falls below the average 1/m
+//      and almost every key survives: the sharpening the paper relies on is switched off.
 //   2. The temperature ln(D)·ln(n) is there to keep the row's entropy from growing with the number
-//      of competing keys; a key the query cannot see does not compete. The cost: a stream or select
-//      model's temperature stops growing at its key budget, so it behaves as the model did at that
-//      length (within its training range, which is what those strategies are for).
+//      of competing keys; a key the query cannot see does not compete.
+//   3. It agrees with the positions ctx gives. Stream numbers the kept rows by cache index and
+//      select numbers the selected ones by rank, so for their causal steps the keys a query sees
+//      are exactly its RoPE position + 1: the query sits where plain decoding of that many tokens
+//      would put it, with the temperature plain decoding would give it there. The document
+//      position would pair a RoPE position the model knows with a temperature it never saw with it.
+// The cost: a stream or select model's temperature stops growing at its key budget, so it behaves
+// as the model did at that length (within its training range, which is what those strategies are
+// for); the extrapolation the paper measures is `full` attention's. A backend never needs a
+// position for this: test/backend/softplus-key-count.test.ts checks both backends against an
+// independent decoder with each rule (they match the "keys seen" rule to 2e-5 and differ from the
+// other by 1 to 7 logits).
 // Backends apply it by passing exactly the visible scores; nothing here knows positions.
 
 import type { SoftplusAttention, SoftplusReweight } from '../model/softplus-config.js';
