@@ -15,6 +15,7 @@
 
 import { CtxError } from '../../errors.js';
 import type { Model } from '../../model/model.js';
+import { describeSoftplus } from '../../model/softplus-config.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 import { allRows, checkRetain, checkSnapshot, planStep, selectedKeys, type LayerKeys } from '../step/plan.js';
 import { TokenSelector } from '../step/select.js';
@@ -187,7 +188,8 @@ class NativeSequence implements Sequence {
 
 /**
  * The native backend. On the GPU unless `device: 'host'` (or CTX_CUDA_HOST=1) asks for the C++ CPU
- * kernels; fails with "no GPU: <reason>" when a GPU is wanted and none can be used.
+ * kernels; fails with "no GPU: <reason>" when a GPU is wanted and none can be used, and refuses
+ * softplus-attention models (exit 2, naming the model folder).
  * dtype: "f32" (default; matches the reference to ~1e-5) or "bf16" (GPU only; the fast path).
  */
 export async function createNativeBackend(model: Model, opts: NativeBackendOptions = {}): Promise<Backend> {
@@ -204,6 +206,10 @@ export async function createNativeBackend(model: Model, opts: NativeBackendOptio
         '(LayerNorm, GELU MLP, parallel attention and MLP, partial rotary) runs on --backend cpu or --backend reference',
       { path: model.dir },
     );
+  }
+  if (c.softplus) {
+    // The native kernels compute softmax attention only; softplus models run on cpu and reference.
+    throw new CtxError('usage', `${describeSoftplus(c.softplus)} is not supported by the cuda backend (its kernels compute softmax attention only); use --backend cpu`, { path: model.dir });
   }
   const a = loadAddon();
   if (!a) throw new CtxError('usage', `no GPU: ${addonError()}`);

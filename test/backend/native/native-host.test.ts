@@ -199,3 +199,22 @@ describe('native backend on the host kernels: golden cases', { skip: goldenSkip 
     });
   }
 });
+
+describe('native backend: softplus-attention models are refused', () => {
+  // Needs no addon: the refusal comes before anything is loaded, on every device.
+  test('naming the model folder and the reason (exit 2), on the host kernels and the GPU', async () => {
+    const m = tempModel({ ...PRESETS.tiny, seed: 2, softplus: { scale: 'log_head_dim_x_log_n', reweight: { p: 15, offset: 1, noOffsetFirstRows: 3 } } });
+    try {
+      for (const device of ['host', 'cuda'] as const) {
+        await assert.rejects(
+          createNativeBackend(m.model, { device }),
+          (e: unknown) =>
+            e instanceof CtxError && e.exitCode === 2 &&
+            e.message === `${m.model.dir}: softplus attention (LSSAR p=15) is not supported by the cuda backend (its kernels compute softmax attention only); use --backend cpu`,
+        );
+      }
+    } finally {
+      m.cleanup();
+    }
+  });
+});
