@@ -1,9 +1,13 @@
 // Softplus attention's config keys (src/model/softplus-config.ts): parsing and refusals, the
-// config a model folder carries, and the run-time choice of the re-weighting.
+// config a model folder carries, and the run-time choice of the re-weighting (openModel's option).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { createReferenceBackend } from '../../src/backend/reference/index.js';
+import { Session } from '../../src/engine/session.js';
+import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import type { CtxError } from '../../src/errors.js';
 import { parseModelConfig } from '../../src/model/config.js';
+import { openModel, type Model } from '../../src/model/model.js';
 import {
   describeSoftplus,
   parseReweightChoice,
@@ -12,6 +16,7 @@ import {
   withReweight,
   type SoftplusAttention,
 } from '../../src/model/softplus-config.js';
+import { maxAbsDiff, tinyModel, tinyModelDir, tokens } from '../helpers/models.js';
 
 const LSSA: SoftplusAttention = { scale: 'log_head_dim_x_log_n', reweight: null };
 const lssar = (p: number): SoftplusAttention => ({ scale: 'log_head_dim_x_log_n', reweight: { p, offset: 1, noOffsetFirstRows: 3 } });
@@ -71,5 +76,29 @@ describe('run-time re-weighting (--softplus-reweight)', () => {
       () => withReweight(null, 15, 'qwen2.5-0.5b'),
       (e: CtxError) => e.exitCode === 2 && /^--softplus-reweight applies to softplus-attention models; qwen2.5-0.5b uses softmax attention/.test(e.message),
     );
+  });
+});
+
+describe('openModel with a run-time re-weighting', () => {
+  it('replaces the config\'s re-weighting; the run equals a model whose config.json says the same', async () => {
+    const dir = tinyModelDir('tiny', { seed: 3, softplus: lssar(15) });
+    assert.deepEqual(openModel(dir).config.softplus, lssar(15));
+    assert.deepEqual(openModel(dir, { softplusReweight: 3 }).config.softplus, lssar(3));
+    const overridden = openModel(dir, { softplusReweight: 'off' });
+    assert.deepEqual(overridden.config.softplus, LSSA);
+    // Same weights (the seed), LSSA in config.json: identical logits on the reference backend.
+    const written = tinyModel('tiny', { seed: 3, softplus: LSSA });
+    const doc = tokens(40, 5, 3, 320);
+    const logits = async (m: Model) => {
+      const session = new Session(await createReferenceBackend(m), resolveStrategy(m.config, { strategy: 'full' }, doc.length));
+      return session.feed(doc, { allLogits: true });
+    };
+    const [a, b, c] = [await logits(overridden), await logits(written), await logits(openModel(dir))];
+    assert.deepEqual(a, b);
+    assert.ok(maxAbsDiff(a, c) > 1e-2, 'the override changes what runs');
+  });
+  it('refuses a softmax model, naming its folder (exit 2)', () => {
+    const dir = tinyModelDir('tiny', { seed: 3 });
+    assert.throws(() => openModel(dir, { softplusReweight: 15 }), (e: CtxError) => e.exitCode === 2 && e.message.includes(`; ${dir} uses softmax attention`));
   });
 });
