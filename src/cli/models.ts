@@ -17,6 +17,7 @@ import { cachedModelDir, modelsCacheDir } from '../model/paths.js';
 import { downloadSize, findEntry, loadRegistry, type Registry, type RegistryEntry } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
+import { describeSoftplus } from '../model/softplus-config.js';
 import { WeightStore } from '../model/weights.js';
 import { formatCount, formatTable, out, type RunContext } from './io.js';
 
@@ -361,6 +362,7 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
   if (c) {
     kv('architecture', `${c.arch}: ${c.numLayers} layers, hidden ${c.hiddenSize}, MLP ${c.intermediateSize}`);
     kv('attention', `${c.numHeads} query heads, ${c.numKvHeads} key/value heads, head dim ${c.headDim}${c.qkvBias ? ', q/k/v bias' : ''}`);
+    if (c.softplus) kv('softplus', `${describeSoftplus(c.softplus)} instead of softmax (runs on cpu and reference, not cuda)`);
     const s = c.ropeScaling;
     const scaling = s ? `, RoPE scaling ${s.type} x${s.type === 'clex' ? s.maxFactor : s.factor}` : '';
     kv('window', `${formatCount(c.maxPositions)} tokens (rope theta ${c.ropeTheta}${scaling}${c.rotaryDim !== c.headDim ? `, ${c.rotaryDim} of ${c.headDim} dims rotated` : ''})`);

@@ -5,6 +5,7 @@
 import { totalmem } from 'node:os';
 import type { ModelConfig } from '../model/config.js';
 import { kvBytesPerToken } from '../model/config.js';
+import { describeSoftplus } from '../model/softplus-config.js';
 import { formatBytes } from '../units.js';
 import { describeFocusPlan, focusCost, planFocus } from './strategies/focus-plan.js';
 import { describeResolved, resolveStrategy, type ResolvedStrategy, type StrategyOptions } from './strategies/index.js';
@@ -188,7 +189,8 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
   }
   const plan: RunPlan = {
     strategy: r,
-    description: describeResolved(r, { prompt: promptTokens, planned: plannedTokens }),
+    // Softplus-attention models say so on the plan line (and in cache listings).
+    description: `${describeResolved(r, { prompt: promptTokens, planned: plannedTokens })}${c.softplus ? `, ${describeSoftplus(c.softplus)}` : ''}`,
     nativeWindow: c.maxPositions,
     documentTokens: input.documentTokens,
     plannedTokens,

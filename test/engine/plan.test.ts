@@ -22,6 +22,11 @@ describe('planRun', () => {
     assert.match(p.reason!, /holds 128/);
     assert.match(p.reason!, /--strategy select/);
   });
+  it('a softplus-attention model says so in the description (the plan line)', () => {
+    const softplus = tinyModel('tiny', { softplus: { scale: 'log_head_dim_x_log_n', reweight: { p: 3, offset: 1, noOffsetFirstRows: 3 } } }).config;
+    assert.equal(planRun(softplus, { documentTokens: 60, maxNewTokens: 20, strategy: 'full' }).description, 'full (window 128), softplus attention (LSSAR p=3)');
+    assert.equal(planRun(plain, { documentTokens: 60, maxNewTokens: 20, strategy: 'full' }).description, 'full (window 128)');
+  });
   it('auto picks select for a long document on a plain model and full for a short one', () => {
     assert.equal(planRun(plain, { documentTokens: 5000 }).strategy.name, 'select');
     assert.equal(planRun(plain, { documentTokens: 10, maxNewTokens: 10 }).strategy.name, 'full');

@@ -173,6 +173,16 @@ describe('ctx models', () => {
     assert.match(stdout, /^parameters:\s+[\d.]+K \(F32, [\d.]+ KiB in 1 file\)$/m);
   });
 
+  it('info on a folder: a softplus-attention model says so', async () => {
+    const dir = tinyModelDir('tiny', { softplus: { scale: 'log_head_dim_x_log_n', reweight: { p: 15, offset: 1, noOffsetFirstRows: 3 } } });
+    writeTinyTokenizer(dir);
+    const { stdout } = await ctx(['models', 'info', dir], env);
+    assert.match(stdout, /^softplus:\s+softplus attention \(LSSAR p=15\) instead of softmax \(runs on cpu and reference, not cuda\)$/m);
+    const json = JSON.parse((await ctx(['--json', 'models', 'info', dir], env)).stdout);
+    assert.deepEqual(json.config.softplus, { scale: 'log_head_dim_x_log_n', reweight: { p: 15, offset: 1, noOffsetFirstRows: 3 } });
+    assert.doesNotMatch((await ctx(['models', 'info', tinyModelDir('tiny')], env)).stdout, /softplus/);
+  });
+
   it('rm deletes a download; a built-in model cannot be removed', async () => {
     await ctx(['models', 'pull', 'tiny-chat'], env);
     const { stdout } = await ctx(['models', 'rm', 'tiny-chat'], env);
