@@ -13,6 +13,7 @@ import type { Renderer } from '../ui/events.js';
 import type { RopeScalingName } from '../engine/rope.js';
 import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
 import { guardedStdin, type DocumentInputs, type RunContext } from './io.js';
+import { parseReweightChoice, type SoftplusReweightChoice } from '../model/softplus-config.js';
 import { byteSizeArg, followLinksOption, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
 
 export interface EngineCliOptions {
@@ -45,6 +46,8 @@ export interface EngineCliOptions {
   recent?: number;
   rope?: RopeScalingName;
   ropeFactor?: number;
+  /** Softplus-attention models: run LSSA ('off') or LSSAR with this power instead of the config's. */
+  softplusReweight?: SoftplusReweightChoice;
   maxFileBytes: number;
   followLinks?: boolean;
   /** Seconds to wait for the first bytes of piped stdin (ask, summarize; 0 = forever). */
@@ -71,6 +74,12 @@ const num = (min: number, max = Infinity) => (text: string) => {
   const v = Number(text);
   if (!Number.isFinite(v) || v < min || v > max) throw new InvalidArgumentError(`expected a number in [${min}, ${max === Infinity ? '∞' : max}]`);
   return v;
+};
+
+const reweightArg = (text: string) => {
+  const choice = parseReweightChoice(text);
+  if (choice === null) throw new InvalidArgumentError('expected "off" or a power p in (0, 1000], e.g. 3 or 15');
+  return choice;
 };
 
 export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }): Command {
@@ -101,6 +110,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--recent <n>', 'stream: recent tokens kept').argParser(int(1)))
     .addOption(new Option('--rope <type>', 'full: RoPE scaling (clex: a CLEX checkpoint\'s own, its default)').choices(['none', 'linear', 'ntk', 'dynamic', 'yarn', 'truncated', 'clex']))
     .addOption(new Option('--rope-factor <s>', 'full: RoPE scaling factor (target length / native window)').argParser(num(1)))
+    .addOption(new Option('--softplus-reweight <off|p>', 'softplus-attention models: no re-weighting (LSSA), or re-weighting with power p (LSSAR), instead of the config\'s').argParser(reweightArg))
     .addOption(maxFileBytesOption())
     .addOption(followLinksOption())
     .addOption(new Option('--max-kv-memory <size>', 'refuse runs whose KV memory would exceed this (default 75% of RAM)').argParser(byteSizeArg))
@@ -145,6 +155,7 @@ export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run
     backend: o.backend,
     dtype: o.dtype,
     threads: o.threads,
+    softplusReweight: o.softplusReweight,
     system: o.system,
     promptFormat: promptFormatChoice(o),
     strategy: strategyOptions(o),

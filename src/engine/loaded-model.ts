@@ -7,6 +7,7 @@
 import { createBackend, type BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/contract.js';
 import { openModel, type Model } from '../model/model.js';
+import type { SoftplusReweightChoice } from '../model/softplus-config.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer, StreamingDetokenizer, type TextTokenizer } from '../model/tokenizer.js';
@@ -32,6 +33,8 @@ export interface LoadModelOptions {
   dtype?: string;
   /** CPU threads (cpu backend). */
   threads?: number;
+  /** Softplus-attention models: run LSSA ('off') or LSSAR with this power instead of the config's. */
+  softplusReweight?: SoftplusReweightChoice;
   /** Where the model cache and the hub settings come from (CTX_CACHE_DIR, CTX_HF_ENDPOINT…). Default process.env. */
   env?: NodeJS.ProcessEnv;
   signal?: AbortSignal;
@@ -55,8 +58,8 @@ export async function loadModel(name: string = DEFAULT_MODEL, o: LoadModelOption
 }
 
 /** Loads the model in a folder (no registry, no download). */
-export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'threads'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
-  const model = openModel(dir);
+export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'threads' | 'softplusReweight'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
+  const model = openModel(dir, { softplusReweight: o.softplusReweight });
   const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
   const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, threads: o.threads }, o.onNotice);
   return {

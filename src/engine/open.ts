@@ -25,6 +25,7 @@ import type { RunPlan } from './plan.js';
 import { planDocument, tokenizeDocument, type TokenizedDocument } from './reader.js';
 import type { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
+import type { SoftplusReweightChoice } from '../model/softplus-config.js';
 
 /** Tokens a question may take when it is not known at planning time (chat follow-ups). */
 export const UNKNOWN_QUESTION_TOKENS = 64;
@@ -41,6 +42,8 @@ export interface DocumentOptions {
   backend?: BackendChoice;
   dtype?: string;
   threads?: number;
+  /** Softplus-attention models: run LSSA ('off') or LSSAR with this power instead of the config's. */
+  softplusReweight?: SoftplusReweightChoice;
   /** A system prompt before the document. */
   system?: string;
   /** The prompt's format: the model's chat template ('model', the default), plain text ('raw'), or { template: name or Jinja file }. */
@@ -188,7 +191,7 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
   for (const s of doc.skipped) emit({ type: 'skipped', ...s });
 
   const given = typeof o.model === 'object' ? o.model : null;
-  const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, threads: o.threads, env, signal: o.signal, onEvent: emit }));
+  const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, threads: o.threads, softplusReweight: o.softplusReweight, env, signal: o.signal, onEvent: emit }));
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
     const format = promptFormat(loaded.tokenizer, o.promptFormat);

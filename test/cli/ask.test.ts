@@ -7,6 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
 import { fixtureModel } from '../../scripts/make-fixture-models.js';
+import { writeTinyTokenizer } from '../../scripts/make-tiny-tokenizer.js';
+import { PRESETS, writeRandomModel } from '../../tools/random-model.js';
 
 const BIN = join(import.meta.dirname, '..', '..', 'bin', 'ctx.js');
 let doc: string;
@@ -150,5 +152,39 @@ describe('ctx ask --stop', () => {
     const r = JSON.parse(ctx([...base, '--stop', stop]).stdout);
     assert.equal(r.finishReason, 'stop');
     assert.equal(r.answer, free.answer.slice(0, free.answer.indexOf(stop)));
+  });
+});
+
+describe('ctx ask with a softplus-attention model', () => {
+  let softplusModel: string;
+  before(() => {
+    softplusModel = join(mkdtempSync(join(tmpdir(), 'ctx-ask-softplus-')), 'model');
+    const tok = writeTinyTokenizer(softplusModel);
+    writeRandomModel(softplusModel, { ...PRESETS.tiny, bos: tok.bosId, eos: tok.imEndId, softplus: { scale: 'log_head_dim_x_log_n', reweight: { p: 15, offset: 1, noOffsetFirstRows: 3 } } });
+  });
+
+  it('runs under select on cpu, and the plan names the attention; --softplus-reweight changes it', () => {
+    for (const [flag, want] of [[[], 'LSSAR p=15'], [['--softplus-reweight', '3'], 'LSSAR p=3'], [['--softplus-reweight', 'off'], 'LSSA']] as const) {
+      const r = ctx(['ask', doc, 'What is the answer?', '-m', softplusModel, '--strategy', 'select', '--max-tokens', '4', '--json', ...flag]);
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout);
+      assert.equal(out.backend, 'cpu');
+      assert.match(out.strategy, new RegExp(`^select \\(.*\\), softplus attention \\(${want.replace(/[()=]/g, '\\$&')}\\)$`));
+    }
+  });
+
+  it('--backend cuda refuses it in one line naming the model folder (exit 2)', () => {
+    const r = ctx(['ask', doc, 'What?', '-m', softplusModel, '--backend', 'cuda']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `ctx: ${softplusModel}: softplus attention (LSSAR p=15) is not supported by the cuda backend (its kernels compute softmax attention only); use --backend cpu\n`);
+  });
+
+  it('--softplus-reweight on a softmax model, or with a bad value, is a usage error (exit 2)', () => {
+    const r = ctx(['ask', doc, 'What?', '-m', plainModel, '--softplus-reweight', '15']);
+    assert.equal(r.status, 2, r.stderr);
+    assert.equal(r.stderr, `ctx: --softplus-reweight applies to softplus-attention models; ${plainModel} uses softmax attention (its config.json has no "attention_type": "softplus")\n`);
+    const bad = ctx(['ask', doc, 'What?', '-m', softplusModel, '--softplus-reweight', 'on']);
+    assert.equal(bad.status, 2);
+    assert.match(bad.stderr, /--softplus-reweight.*expected "off" or a power p in \(0, 1000\]/);
   });
 });
