@@ -116,3 +116,12 @@ export function softplusWeightsInPlace(v: Float64Array | Float32Array, n: number
   lssaInPlace(v, n, headDim);
   if (sp.reweight) reweightInPlace(v, n, sp.reweight);
 }
+
+/** x[offset .. offset + D) scaled to unit length in place (a zero vector stays zero). */
+export function toUnitLength(x: Float32Array, offset: number, D: number): void {
+  let ss = 0;
+  for (let d = 0; d < D; d++) ss += x[offset + d] * x[offset + d];
+  if (ss === 0) return;
+  const inv = 1 / Math.sqrt(ss);
+  for (let d = 0; d < D; d++) x[offset + d] *= inv;
+}

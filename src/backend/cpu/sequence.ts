@@ -8,7 +8,8 @@
 //   for each layer l:
 //     store k, v of the new rows (pre-RoPE) at rows [M, T)        kv-store.ts
 //     keys: dense — stored rows rotated at their index (cached), new rows at the plan's positions;
-//           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered
+//           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered;
+//           softplus models keep them at unit length (attention-softplus.ts)
 //     attn  = attention over the keys, in query tiles             ORT (attention.ts)
 //     x, qkv_{l+1} = layer_l(x, attn)                             ORT (o_proj, MLP, next qkv)
 //   logits = head(x[logitRows])                                   ORT
@@ -16,6 +17,7 @@
 
 import type * as ortTypes from 'onnxruntime-node';
 import { beaconParams } from '../../model/tensors.js';
+import { toUnitLength } from '../attention-softplus.js';
 import type { Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
 import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
 import { RopeTables } from '../step/rope.js';
@@ -229,12 +231,21 @@ export class CpuSequence implements Sequence {
     const n = keys.count - M;
     const kr = L.rotated();
     for (let g = 0; g < L.kvHeads; g++) {
-      for (let j = L.rotValid; j < M; j++) this.rope.rotate(L.k[g], j * D, kr[g], j * D, 1, j);
-      for (let i = 0; i < n; i++) this.rope.rotate(L.k[g], (M + i) * D, kr[g], (M + i) * D, 1, keys.positions[i]);
+      for (let j = L.rotValid; j < M; j++) this.rotateKey(L.k[g], j * D, kr[g], j * D, j);
+      for (let i = 0; i < n; i++) this.rotateKey(L.k[g], (M + i) * D, kr[g], (M + i) * D, keys.positions[i]);
     }
     // New rows at their index stay valid for the next step; elsewhere they are re-rotated.
     L.rotValid = keys.positions.every((p, i) => p === M + i) ? keys.count : M;
     return kr;
+  }
+
+  /**
+   * One key head (D values) rotated to `pos`, from src into dst; softplus models also scale it to
+   * unit length, as their attention graph (attention-softplus.ts) expects.
+   */
+  private rotateKey(src: Float32Array, so: number, dst: Float32Array, dOff: number, pos: number): void {
+    this.rope.rotate(src, so, dst, dOff, 1, pos);
+    if (this.b.model.config.softplus) toUnitLength(dst, dOff, this.rope.headDim);
   }
 
   /** TokenSelect's keys for layer l: q̄ here, the vote in ORT, reuse and S by the selector. */
@@ -269,7 +280,7 @@ export class CpuSequence implements Sequence {
     }
     for (let g = 0; g < c.numKvHeads; g++) {
       for (let r = 0; r < S.length; r++) {
-        this.rope.rotate(L.k[g], S[r] * D, this.selK[g], r * D, 1, keyPosition(keys, r));
+        this.rotateKey(L.k[g], S[r] * D, this.selK[g], r * D, keyPosition(keys, r));
         this.selV[g].set(L.v[g].subarray(S[r] * D, (S[r] + 1) * D), r * D);
       }
     }

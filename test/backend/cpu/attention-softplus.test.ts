@@ -1,5 +1,5 @@
 // The softplus attention graph (src/backend/cpu/attention-softplus.ts) through the tiling driver,
-// against the formulas of src/backend/attention-softplus.ts in float64: causal and `ranges` masks,
+// (keys at unit length) against the formulas of src/backend/attention-softplus.ts in float64: causal and `ranges` masks,
 // one tile and many, LSSA and LSSAR; hidden keys get exactly zero weight; a row whose re-weighting
 // maximum is 0 comes out uniform, not NaN.
 import assert from 'node:assert/strict';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { cosineSimilarity, softplusWeightsInPlace } from '../../../src/backend/attention-softplus.js';
+import { cosineSimilarity, softplusWeightsInPlace, toUnitLength } from '../../../src/backend/attention-softplus.js';
 import { attend, type AttentionSessions, type TileMask } from '../../../src/backend/cpu/attention.js';
 import { buildSoftplusAttentionGraph } from '../../../src/backend/cpu/attention-softplus.js';
 import type { ModelConfig } from '../../../src/model/config.js';
@@ -65,6 +65,12 @@ describe('softplus attention graph', () => {
   const T = M + n;
   const q = rand(n * Hq * D, 1);
   const keys = [rand(T * D, 2), rand(T * D, 3)];
+  // The graph takes the keys at unit length (the cpu sequence stores them so); `plain` normalises itself.
+  const unitKeys = keys.map((k) => {
+    const u = k.slice();
+    for (let j = 0; j < T; j++) toUnitLength(u, j * D, D);
+    return u;
+  });
   const values = [rand(T * D, 4), rand(T * D, 5)];
   const ranges = (i: number, j: number) => (j >= 3 && j < 12) || j === M + i || (i % 3 === 0 && j >= M && j < M + i);
   const masks: Array<[string, TileMask, (i: number, j: number) => boolean]> = [
@@ -77,7 +83,7 @@ describe('softplus attention graph', () => {
       for (const budget of [1 << 20, Hq * T * 4 * 3]) {
         it(`${variant}, ${name} mask, ${budget === 1 << 20 ? 'one tile' : 'tiles of 3 rows'}`, async () => {
           const out = new Float32Array(n * Hq * D);
-          await attend(ort, await open(c), c, { q, n, keys, values, T, mask, budget }, out);
+          await attend(ort, await open(c), c, { q, n, keys: unitKeys, values, T, mask, budget }, out);
           const d = maxDiff(out, plain(c, q, keys, values, n, T, sees));
           assert.ok(d < (sp.reweight?.p === 15 ? 2e-5 : 2e-6), `max |Δ| ${d}`);
         });
@@ -94,7 +100,7 @@ describe('softplus attention graph', () => {
       v.fill(1e30, 12 * D, M * D);
     }
     const out = new Float32Array(n * Hq * D);
-    await attend(ort, await open(c), c, { q, n, keys, values: loud, T, mask: masks[1][1] }, out);
+    await attend(ort, await open(c), c, { q, n, keys: unitKeys, values: loud, T, mask: masks[1][1] }, out);
     const d = maxDiff(out, plain(c, q, keys, values, n, T, ranges));
     assert.ok(d < 2e-5, `max |Δ| ${d}`);
   });
@@ -105,7 +111,7 @@ describe('softplus attention graph', () => {
     const c = config(lssar(15));
     const zeroQ = new Float32Array(Hq * D);
     const out = new Float32Array(Hq * D);
-    await attend(ort, await open(c), c, { q: zeroQ, n: 1, keys, values, T: 4, mask: { kind: 'causal', offset: 3 } }, out);
+    await attend(ort, await open(c), c, { q: zeroQ, n: 1, keys: unitKeys, values, T: 4, mask: { kind: 'causal', offset: 3 } }, out);
     for (let h = 0; h < Hq; h++) {
       const g = Math.floor(h / (Hq / Hkv));
       for (let k = 0; k < D; k++) {
