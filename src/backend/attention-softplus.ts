@@ -17,10 +17,11 @@
 // prefill and every decode step, so a one-call prefill and token-by-token decoding agree; it is the
 // definition the golden cases use.
 //
-// The rule under `stream`, `select` and `beacon` (issue 18; the paper defines none of them): n is
-// the number of keys the query actually sees (sinks + recent window for stream; the init, top-k and
-// local keys of its layer's selection for select; memory and raw rows its mask shows for beacon),
-// never its place in the document (tokens read before it + 1). Three reasons:
+// The rule under `stream`, `select`, `beacon` and `focus` (issue 18; the paper defines none of
+// them): n is the number of keys the query actually sees (sinks + recent window for stream; the
+// init, top-k and local keys of its layer's selection for select; memory and raw rows its mask
+// shows for beacon; its chunk's rows, or the candidates and local rows, for focus), never its place
+// in the document (tokens read before it + 1). Three reasons:
 //   1. Re-weighting keeps the keys above the row's uniform share. n·a_j − 1 > 0 means a_j > 1/n,
 //      which is "above average" only when n is the number of keys the a_j are spread over. With
 //      n = document position + 1 > visible keys m, the threshold 1/n falls below the average 1/m

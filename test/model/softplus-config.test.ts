@@ -50,6 +50,11 @@ describe('softplus attention in ModelConfig', () => {
   it('a bad key fails the whole config with the file named', () => {
     assert.throws(() => parseModelConfig({ ...base, attention_type: 'linear' }, 'x/config.json'), /x\/config.json: config.json "attention_type" "linear" is not supported/);
   });
+  it('is refused beside CLEX log_scale, whose query scaling cosine similarities would ignore', () => {
+    const clex = { rope_scaling: { type: 'clex', factor: 1, max_factor: 4, param_factor: 1, time_dt: 0.01, act: 'tanh' }, log_scale: true, use_flashattn: true };
+    assert.throws(() => parseModelConfig({ ...base, ...clex, ...softplusConfigKeys(LSSA) }, 'x/config.json'), /x\/config.json: config.json has both CLEX log_scale and softplus attention/);
+    assert.deepEqual(parseModelConfig({ ...base, ...clex, log_scale: false, use_flashattn: false, ...softplusConfigKeys(LSSA) }).softplus, LSSA);
+  });
   it('describes itself for plans and `models info`', () => {
     assert.equal(describeSoftplus(null), null);
     assert.equal(describeSoftplus(LSSA), 'softplus attention (LSSA)');

@@ -1,5 +1,5 @@
 // Softplus attention on the cpu backend against the reference backend (the oracle) on tiny random
-// softplus models: every strategy through the engine (full, stream, select, beacon v3 and v1), LSSA
+// softplus models: every strategy through the engine (full, stream, select, beacon v3 and v1, focus), LSSA
 // and LSSAR with p = 3 and p = 15.
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
@@ -31,6 +31,7 @@ describe('cpu vs reference: softplus attention under every strategy', () => {
     ['select, LSSAR p=3', 'tiny', { maxPositions: 256, softplus: lssar(3) }, { strategy: 'select', nInit: 8, topK: 24, nLocal: 16, chunk: 16, reuseCosine: null }, 300, 10],
     ['beacon v3 interleave, LSSAR p=15', 'tiny-beacon', { softplus: lssar(15) }, { strategy: 'beacon' }, 400, 10],
     ['beacon v1 append step-expansion (ranges masks), LSSAR p=3', 'tiny-beacon-v1', { softplus: lssar(3) }, { strategy: 'beacon' }, 300, 10],
+    ['focus (FocusLLM), LSSAR p=15', 'tiny-focus', { softplus: lssar(15) }, { strategy: 'focus' }, 300, 8],
     ['beacon v1 segmentation, LSSA', 'tiny-beacon-v1', { softplus: LSSA, beacon: { version: 'v1', window: 32, stride: 32, ratios: [8], attn: 'segmentation' } }, { strategy: 'beacon' }, 200, 8],
   ];
   for (const [name, preset, overrides, opts, n, decode, feed] of cases) {
