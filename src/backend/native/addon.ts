@@ -8,7 +8,8 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
-import type { Model } from '../../model/model.js';
+import { CtxError } from '../../errors.js';
+import { ggufWeights, safetensorsWeights, type Model } from '../../model/model.js';
 import { distinctTensors, type Modules } from '../../model/tensors.js';
 import type { SequenceSnapshot } from '../contract.js';
 
@@ -161,6 +162,27 @@ export function probeDevices(): DeviceProbe {
 }
 
 /**
+ * Where the addon reads a tensor: a file, a byte offset and a float type. A GGUF tensor qualifies
+ * when it is F32, F16 or BF16 and stored in Hugging Face row order (every qwen2 tensor; llama's q/k
+ * rows are reordered in the file): the addon has no kernels for ggml's block types yet.
+ */
+function tensorLocation(model: Model, name: string): { file: string; offset: number; dtype: string } {
+  const gguf = ggufWeights(model);
+  if (!gguf) {
+    const t = safetensorsWeights(model).info(name);
+    return { file: t.file, offset: t.offset, dtype: t.dtype };
+  }
+  const t = gguf.info(name);
+  if (!['F32', 'F16', 'BF16'].includes(t.dtype)) {
+    throw new CtxError('model', `the cuda backend does not read GGUF ${t.dtype} tensors yet (${t.ggufName}); it reads F32, F16 and BF16 GGUF files. Use --backend cpu, which reads every GGUF type ctx supports`, { path: t.file });
+  }
+  if (t.rowOrder) {
+    throw new CtxError('model', `the cuda backend cannot read ${t.ggufName}: llama.cpp stores llama q/k rows in its own order, which only the cpu and reference backends undo. Use --backend cpu`, { path: t.file });
+  }
+  return { file: t.file, offset: t.offset, dtype: t.dtype };
+}
+
+/**
  * The weight spec the addon loads: the model's tensor table as resolved in TypeScript — each
  * distinct tensor once (file, offset, dtype, shape) and, per level, which tensor plays each role.
  */
@@ -190,10 +212,7 @@ export function modelSpec(model: Model, device: 'cuda' | 'host', dtype: 'f32' | 
       headDim: c.headDim,
       eps: c.rmsNormEps,
     },
-    tensors: refs.map((r) => {
-      const t = model.weights.info(r.name);
-      return { file: t.file, offset: t.offset, dtype: t.dtype, shape: r.shape, norm: norms.has(r.name) };
-    }),
+    tensors: refs.map((r) => ({ ...tensorLocation(model, r.name), shape: r.shape, norm: norms.has(r.name) })),
     model: roles(tensors.model),
     layers: tensors.layers.map(roles),
     randomSeed,

@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import type { ModelConfig } from '../config.js';
-import type { Model } from '../model.js';
+import { safetensorsWeights, type Model } from '../model.js';
 import { readTensorRange, toFloat32, type TensorInfo } from '../safetensors.js';
 import { GGML_TYPES, type SupportedType } from './ggml-types.js';
 import { ggufName, llamaRowOrder, reorderedHeads } from './names.js';
@@ -89,11 +89,12 @@ export function writeModelGguf(model: Model, path: string, opts: GgufExportOptio
   if (ropeFreqs) tensors.push({ name: 'rope_freqs.weight', ne: [ropeFreqs.length], type: 'F32', data: new Uint8Array(ropeFreqs.buffer) });
 
   let fileType: SupportedType = 'F32';
-  for (const hf of model.weights.names()) {
+  const weights = safetensorsWeights(model);
+  for (const hf of weights.names()) {
     const name = ggufName(hf);
     if (name === null) throw new Error(`GGUF export: tensor "${hf}" has no llama.cpp name`);
     if (hf === 'lm_head.weight' && c.tieWordEmbeddings) continue;
-    const info = model.weights.info(hf);
+    const info = weights.info(hf);
     const type = typeOf(hf, info.shape);
     if (info.shape.length === 2 && hf !== 'model.embed_tokens.weight') fileType = type;
     const heads = reorderedHeads(c.arch, hf, c.numHeads, c.numKvHeads);
@@ -104,7 +105,7 @@ export function writeModelGguf(model: Model, path: string, opts: GgufExportOptio
     const data = (): Iterable<Uint8Array> => {
       if (heads !== null) {
         // q/k: small; reorder the whole tensor (a bias reorders its values).
-        const whole = model.weights.float32(hf);
+        const whole = weights.float32(hf);
         const n = info.shape[0];
         const width = whole.length / n;
         const { ggufToHf } = llamaRowOrder(n, heads);
