@@ -17,7 +17,8 @@ import { counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
 import type { Document } from '../input/document.js';
 import { readInputs } from '../input/read.js';
-import { readModelConfig, type ModelConfig } from '../model/config.js';
+import type { ModelConfig } from '../model/config.js';
+import { loadModelConfig } from '../model/model.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
@@ -97,11 +98,11 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
   if (opts.model) {
     // A registry name or a folder; inspect never downloads (a missing model says how to pull it).
     const dir = await resolveModelDir(opts.model, { env: run.env });
-    model = { name: opts.model, dir, config: readModelConfig(dir) };
+    model = { name: opts.model, dir, config: await loadModelConfig(dir) };
   } else {
     // Without -m: the default model's plan when it is downloaded already, else an estimate.
     const dir = await resolveModelDir(DEFAULT_MODEL, { env: run.env }).catch(() => null);
-    if (dir) model = { name: DEFAULT_MODEL, dir, config: readModelConfig(dir) };
+    if (dir) model = { name: DEFAULT_MODEL, dir, config: await loadModelConfig(dir) };
   }
   const doc = await readInputs(specs, {
     maxFileBytes: opts.maxFileBytes,

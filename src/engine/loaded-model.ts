@@ -1,12 +1,13 @@
 // A model ready to run: its config and weights (model/), its tokenizer, and the backend the weights
 // were loaded onto. One is loaded per run and shared by every document and question of that run.
 //
-// The name given may be a model folder or a name from the registry (models/registry.json); a
-// registry model is downloaded on first use, with progress reported as `download` events.
+// The name given may be a model folder, a GGUF file (a .gguf path, ollama:NAME, lms:PUBLISHER/MODEL)
+// or a name from the registry (models/registry.json); a registry model is downloaded on first use,
+// with progress reported as `download` events.
 
 import { createBackend, type BackendChoice } from '../backend/index.js';
 import type { Backend } from '../backend/contract.js';
-import { openModel, type Model } from '../model/model.js';
+import { ggufWeights, openModelAt, type Model } from '../model/model.js';
 import type { SoftplusReweightChoice } from '../model/softplus-config.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
@@ -57,10 +58,10 @@ export async function loadModel(name: string = DEFAULT_MODEL, o: LoadModelOption
   return result;
 }
 
-/** Loads the model in a folder (no registry, no download). */
+/** Loads the model in a folder or a GGUF file (no registry, no download). */
 export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'threads' | 'softplusReweight'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
-  const model = openModel(dir, { softplusReweight: o.softplusReweight });
-  const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
+  const model = await openModelAt(dir, { softplusReweight: o.softplusReweight });
+  const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds, ggufFile: ggufWeights(model)?.file });
   const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, threads: o.threads }, o.onNotice);
   return {
     name: dir,

@@ -1,5 +1,6 @@
 // Text <-> token ids for a model folder (tokenizer.json + tokenizer_config.json), on top of
-// @huggingface/tokenizers. This file is the tokenizer the engine sees; the parts live in tokenizer/:
+// @huggingface/tokenizers; a GGUF file's tokenizer is gguf/tokenizer.ts, built on the same parts.
+// This file is the tokenizer the engine sees; the parts live in tokenizer/:
 //
 //   files.ts        reading the tokenizer files
 //   library.ts      the typed view of @huggingface/tokenizers
@@ -14,11 +15,14 @@
 // which ctx does not trust: every call that runs them here has a deadline and stops on Ctrl-C
 // (bounded-run.ts), and the worker pool stops on its deadline or the abort signal.
 
+import { statSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CtxError } from '../errors.js';
 import type { Segment } from '../input/document.js';
 import { runBounded } from './bounded-run.js';
+import { GgufFile } from './gguf/file.js';
+import { GgufTextTokenizer } from './gguf/tokenizer.js';
 import { ChatTemplate, findChatTemplate, specialTokenString, type ChatMessage, type ChatTemplateOptions } from './chat-template.js';
 import type { CutRule } from './tokenizer/cut-rule.js';
 import { EncoderCore } from './tokenizer/encoder.js';
@@ -99,10 +103,23 @@ export interface LoadTokenizerOptions {
   /** EOS ids from config.json when the caller has already read it; otherwise config.json is read here. */
   eosIds?: number[];
   limits?: TokenizerLimits;
+  /** `modelDir` is this GGUF file, already opened (its header is then not parsed twice). */
+  ggufFile?: GgufFile;
 }
 
+/** The tokenizer of a model folder (tokenizer.json) or of a GGUF file (its tokenizer.ggml.* metadata). */
 export async function loadTokenizer(modelDir: string, opts: LoadTokenizerOptions = {}): Promise<TextTokenizer> {
+  if (opts.ggufFile) return new GgufTextTokenizer(opts.ggufFile);
+  if (isFile(modelDir)) return new GgufTextTokenizer(await GgufFile.open(modelDir));
   return HfTextTokenizer.load(modelDir, opts);
+}
+
+function isFile(path: string): boolean {
+  try {
+    return statSync(path).isFile();
+  } catch {
+    return false;
+  }
 }
 
 function idList(value: unknown): number[] {

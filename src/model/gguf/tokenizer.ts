@@ -19,12 +19,14 @@
 // Not reproduced: a normalizer (llama.cpp applies none: Qwen's tokenizer.json has NFC, which
 // llama.cpp skips, so on text that is not NFC-normalized ctx follows llama.cpp, not transformers).
 
+import { availableParallelism } from 'node:os';
 import { CtxError } from '../../errors.js';
 import type { Segment } from '../../input/document.js';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from '../chat-template.js';
 import type { CutRule, DecodeOptions, EncodedSegments, EncodeOptions, EncodeSegmentsOptions, TextTokenizer } from '../tokenizer.js';
-import { cutText } from '../tokenizer/cut-rule.js';
 import { EncoderCore } from '../tokenizer/encoder.js';
+import { assemble, splitIntoPieces } from '../tokenizer/pieces.js';
+import { encodeInWorkers } from '../tokenizer/pool.js';
 import type { GgufFile } from './file.js';
 
 type Json = Record<string, unknown>;
@@ -223,6 +225,12 @@ function sentencePieceJson(tokens: string[], types: number[], scores: number[], 
   };
 }
 
+/**
+ * tokenizer_config.json's equivalent: transformers' default clean-up (" ," → ",") would change
+ * decoded text, and llama.cpp's BPE detokenizer does not do it either.
+ */
+const ENCODER_CONFIG: Json = { clean_up_tokenization_spaces: false };
+
 /** A GGUF file's tokenizer, behind the interface the engine and the CLI use. */
 export class GgufTextTokenizer implements TextTokenizer {
   readonly dir: string;
@@ -237,14 +245,14 @@ export class GgufTextTokenizer implements TextTokenizer {
   /** Document text: control-token text is ordinary text (built on first use). */
   private documentCore: EncoderCore | null = null;
   private readonly documentJson: Json;
+  private readonly json: Json;
   private readonly template: ChatTemplate | null;
 
   constructor(file: GgufFile) {
     const spec = ggufTokenizerSpec(file);
     this.dir = file.path;
-    // transformers' default clean-up (" ," → ",") would change decoded text; llama.cpp's BPE
-    // detokenizer does not do it either.
-    this.core = new EncoderCore(spec.json, { clean_up_tokenization_spaces: false }, file.path);
+    this.json = spec.json;
+    this.core = new EncoderCore(spec.json, ENCODER_CONFIG, file.path);
     // llama.cpp without parse_special: user-defined tokens still match, control tokens are text. The
     // text is tokenized as one string, so " <|im_end|>" may become " <|" + ... exactly as llama.cpp
     // (and transformers with split_special_tokens) does it; encoding around the special text would not.
@@ -287,40 +295,47 @@ export class GgufTextTokenizer implements TextTokenizer {
   }
 
   private documentEncoder(): EncoderCore {
-    this.documentCore ??= new EncoderCore(this.documentJson, { clean_up_tokenization_spaces: false }, this.dir);
+    this.documentCore ??= new EncoderCore(this.documentJson, ENCODER_CONFIG, this.dir);
     return this.documentCore;
   }
 
   /**
-   * Encodes on this thread (worker threads load a model folder's tokenizer.json; a GGUF file's
-   * tokenizer is not loaded there yet), in pieces cut where the cut rule allows, yielding to the
-   * event loop between pieces so progress can be drawn.
+   * Segments → ids, as a folder's tokenizer does it (tokenizer.ts): pieces cut where the cut rule
+   * allows, encoded on this thread (yielding to the event loop between pieces, so progress is drawn
+   * and Ctrl-C heard) or, for inputs of `parallelThreshold` characters and more, in worker threads
+   * that are sent this tokenizer's description (the metadata is read once, here).
    */
   async encodeSegments(segments: Segment[], opts: EncodeSegmentsOptions = {}): Promise<EncodedSegments> {
     const parse = opts.parseSpecialTokens ?? false;
     const totalChars = segments.reduce((n, s) => n + s.text.length, 0);
-    const perSegment: number[][] = [];
-    let done = 0;
-    for (const s of segments) {
-      const ids: number[] = [];
-      const pieces = this.core.cut.rule === null ? [s.text] : cutText(s.text, this.core.cut.rule, 1 << 17);
-      for (const piece of pieces) {
+    const workers = opts.workers ?? Math.min(4, availableParallelism());
+    const pieces = splitIntoPieces(segments, this.core.cut.rule);
+    const onProgress = opts.onProgress && ((done: number) => opts.onProgress!(done, totalChars));
+    let results: Int32Array[];
+    if (workers <= 0 || totalChars < (opts.parallelThreshold ?? 8_000_000)) {
+      results = [];
+      let done = 0;
+      for (const p of pieces) {
         await new Promise((r) => setImmediate(r));
         opts.signal?.throwIfAborted();
-        for (const id of parse ? this.core.encodeText(piece) : this.documentEncoder().encodeText(piece)) ids.push(id);
-        done += piece.length;
-        opts.onProgress?.(done, totalChars);
+        results.push(Int32Array.from(parse ? this.core.encodeText(p.text) : this.documentEncoder().encodeText(p.text)));
+        done += p.text.length;
+        onProgress?.(done);
       }
-      perSegment.push(ids);
+    } else {
+      results = await encodeInWorkers(pieces, {
+        dir: this.dir,
+        tokenizer: { json: parse ? this.json : this.documentJson, config: ENCODER_CONFIG },
+        workers,
+        parseSpecialTokens: parse,
+        loadMs: 60_000,
+        // As a folder's tokenizer: 10 s plus 1 ms per 40 characters per piece.
+        pieceMs: (chars) => 10_000 + chars / 40,
+        tokenizerPath: this.dir,
+        signal: opts.signal,
+        onProgress,
+      });
     }
-    const ids = new Int32Array(perSegment.reduce((n, a) => n + a.length, 0));
-    const segmentStarts = new Int32Array(segments.length);
-    let at = 0;
-    perSegment.forEach((a, i) => {
-      segmentStarts[i] = at;
-      ids.set(a, at);
-      at += a.length;
-    });
-    return { ids, segmentStarts };
+    return assemble(segments.length, pieces, results);
   }
 }

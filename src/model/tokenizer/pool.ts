@@ -5,18 +5,23 @@
 
 import { Worker } from 'node:worker_threads';
 import { CtxError } from '../../errors.js';
+import type { Json } from './library.js';
 import type { Piece } from './pieces.js';
 
 /** Messages between this file and worker.ts. */
 export interface WorkerInit {
   dir: string;
   parseSpecialTokens: boolean;
+  /** The tokenizer itself, when it is not a folder's tokenizer.json (a GGUF file's, built from its metadata). */
+  tokenizer?: { json: Json; config: Json };
 }
 export type ToWorker = { id: number; text: string };
 export type FromWorker = { ready: true } | { id: number; ids: Int32Array } | { id: number; error: string } | { error: string };
 
 export interface PoolOptions {
   dir: string;
+  /** Sent to the workers instead of reading `dir` (WorkerInit.tokenizer). */
+  tokenizer?: { json: Json; config: Json };
   workers: number;
   parseSpecialTokens: boolean;
   /** Milliseconds a worker may take to load the tokenizer, and to encode a piece of `chars` characters. */
@@ -48,7 +53,7 @@ export async function encodeInWorkers(pieces: Piece[], o: PoolOptions): Promise<
   if (pieces.length === 0) return results;
   o.signal?.throwIfAborted();
   const count = Math.max(1, Math.min(o.workers, pieces.length));
-  const init: WorkerInit = { dir: o.dir, parseSpecialTokens: o.parseSpecialTokens };
+  const init: WorkerInit = { dir: o.dir, parseSpecialTokens: o.parseSpecialTokens, tokenizer: o.tokenizer };
   const pool: Worker[] = [];
   const timers = new Map<Worker, NodeJS.Timeout>();
   let onAbort: (() => void) | undefined;

@@ -1,8 +1,9 @@
-// Worker thread of the encoding pool (pool.ts): loads the model folder's tokenizer once, then encodes
-// the pieces of text it is sent and returns their ids. All scheduling lives in pool.ts.
+// Worker thread of the encoding pool (pool.ts): loads the model folder's tokenizer once (or builds
+// the one it is sent: a GGUF file's), then encodes the pieces of text it is sent and returns their
+// ids. All scheduling lives in pool.ts.
 
 import { parentPort, workerData } from 'node:worker_threads';
-import { loadEncoderCore, type EncoderCore } from './encoder.js';
+import { EncoderCore, loadEncoderCore } from './encoder.js';
 import type { FromWorker, ToWorker, WorkerInit } from './pool.js';
 
 const port = parentPort!;
@@ -14,7 +15,7 @@ function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
 
 let core: EncoderCore;
 try {
-  core = loadEncoderCore(init.dir);
+  core = init.tokenizer ? new EncoderCore(init.tokenizer.json, init.tokenizer.config, init.dir) : loadEncoderCore(init.dir);
   send({ ready: true });
 } catch (e) {
   send({ error: (e as Error).message });
