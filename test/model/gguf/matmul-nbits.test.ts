@@ -59,7 +59,7 @@ async function runOrt(m: NBitsMatrix, x0: Float32Array, accuracyLevel: 1 | 4): P
 describe('MatMulNBits re-encoding', () => {
   for (const type of QUANT_TYPES) {
     const plan = NBITS_PLANS[type];
-    it(`${type} → ${plan.bits}-bit, block ${plan.blockSize}${plan.zeroPoints ? ', zero points 0' : ''}${plan.mins ? ', + mins term' : ''}: exactly the GGUF values`, async () => {
+    it(`${type} → ${plan.bits}-bit, block ${plan.blockSize}${plan.zeroPoints ? ', centring zero points' : ''}${plan.mins ? ', + mins term' : ''}: exactly the GGUF values`, async () => {
       const { bytes, values } = ggufMatrix(type, 3 + type.length);
       const m = toMatMulNBits(type, bytes, N, K);
       assert.equal(m.b.length * 8, N * K * plan.bits);
@@ -78,7 +78,13 @@ describe('MatMulNBits re-encoding', () => {
         for (let k = 0; k < K; k++) if (y[k * N + n] !== values[n * K + k]) mismatches++;
       }
       assert.equal(mismatches, 0, `${mismatches} of ${N * K} values differ from the GGUF's`);
-      if (plan.mins) assert.ok(m.mins!.some((v) => v !== 0), 'the fixture exercises the mins');
+      if (plan.mins) {
+        assert.ok(m.mins!.some((v) => v !== 0), 'the fixture exercises the mins');
+        // The blocks are centred: the remainder left to the mins term is within a code's step of 0
+        // (so the int8-activation product holds weights of both signs), in all but rare blocks.
+        const centred = m.mins!.filter((v, g) => Math.abs(v) <= m.scales[g]).length;
+        assert.ok(centred >= 0.99 * m.mins!.length, `${centred} of ${m.mins!.length} blocks centred`);
+      }
 
       // The int8-activation kernels the cpu backend uses (accuracy_level 4) accept the layout too;
       // their per-block activation quantization costs about 1% of a product.
@@ -101,6 +107,6 @@ describe('MatMulNBits re-encoding', () => {
 
   it('states the storage cost of each re-encoding', () => {
     const bpw = Object.fromEntries(QUANT_TYPES.map((t) => [t, [NBITS_PLANS[t].bitsPerWeight, NBITS_PLANS[t].ggufBitsPerWeight]]));
-    assert.deepEqual(bpw, { Q8_0: [9, 8.5], Q4_0: [5, 4.5], Q4_K: [6.125, 4.5], Q5_K: [10, 5.5], Q6_K: [10, 6.5625] });
+    assert.deepEqual(bpw, { Q8_0: [9, 8.5], Q4_0: [5, 4.5], Q4_K: [6.125, 4.5], Q5_K: [10.25, 5.5], Q6_K: [10, 6.5625] });
   });
 });
