@@ -24,13 +24,16 @@
 // Linear layers: f32 → Gemm(x, W[out,in], b, transB=1) (ORT prepacks W for MLAS);
 // q8 / q4 (MLP and LM head, weights.ts) → com.microsoft.MatMulNBits(bits 8 or 4, block BLOCK,
 // accuracy_level 4: int8 dot products with the activations quantized per block), then + b.
+// GGUF sources (gguf-weights.ts) add: the file's block size and zero points; for Q4_K/Q5_K the
+// mins term − ReduceSum(x by blocks) · minsᵀ; a linear stored in row blocks of different types
+// (q/k/v of a Q4_K_M file) is the Concat of their products.
 // (accuracy_level 1, float32 activations, would be more exact, but ORT 1.30 then dequantizes the
 // whole matrix on every call: 35 ms for one 896×4864 row-vector product instead of 0.2 ms.)
 
 import type { ModelConfig } from '../../model/config.js';
 import { beaconParams } from '../../model/tensors.js';
 import { Graph } from './graph.js';
-import { BLOCK, storedLinear, type Layout, type StoredTensor } from './weights.js';
+import { storedLinear, type Layout, type StoredTensor } from './weights.js';
 
 export interface GraphSet {
   first: Uint8Array;
@@ -39,7 +42,12 @@ export interface GraphSet {
 }
 
 class WeightGraph extends Graph {
-  constructor(name: string, private readonly layout: Layout, private readonly c: ModelConfig) {
+  constructor(
+    name: string,
+    private readonly layout: Layout,
+    private readonly c: ModelConfig,
+    private readonly accuracy: NBitsAccuracy,
+  ) {
     super(name);
   }
 
@@ -54,19 +62,32 @@ class WeightGraph extends Graph {
   /** y = x Wᵀ + b for the stored linear layer `name`; x [rows, in] → [rows, out]. */
   linear(x: string, name: string): string {
     const s = storedLinear(this.layout, name);
+    if (s.kind === 'parts') return this.op('Concat', s.parts.map((p) => this.linear(x, p)), { axis: -1 });
     if (s.kind === 'f32') {
       const inputs = [x, this.stored(name, s.w)];
       if (s.bias) inputs.push(this.stored(`${name}.bias`, s.bias));
       return this.op('Gemm', inputs, { transB: 1 });
     }
-    let y = this.op(
-      'MatMulNBits',
-      [x, this.stored(`${name}.q`, s.q), this.stored(`${name}.scales`, s.scales)],
-      { K: s.in, N: s.out, bits: s.bits, block_size: BLOCK, accuracy_level: 4 },
-      { domain: 'com.microsoft' },
-    );
+    const inputs = [x, this.stored(`${name}.q`, s.q), this.stored(`${name}.scales`, s.scales)];
+    if (s.zeroPoints) inputs.push(this.stored(`${name}.zp`, s.zeroPoints));
+    let y = this.op('MatMulNBits', inputs, { K: s.in, N: s.out, bits: s.bits, block_size: s.blockSize, accuracy_level: this.accuracy }, { domain: 'com.microsoft' });
+    // GGUF K-quants: the per-block mins term, −blockSums(x) · minsᵀ (gguf-weights.ts).
+    if (s.mins) y = this.op('Sub', [y, this.op('Gemm', [this.blockSums(x, s.in, s.blockSize), this.stored(`${name}.mins`, s.mins)], { transB: 1 })]);
     if (s.bias) y = this.op('Add', [y, this.stored(`${name}.bias`, s.bias)]);
     return y;
+  }
+
+  private readonly sums = new Map<string, string>();
+
+  /** x [rows, K] summed over blocks of `blockSize` along K: [rows, K / blockSize] (once per x and block size). */
+  private blockSums(x: string, K: number, blockSize: number): string {
+    const key = `${x}/${blockSize}`;
+    let s = this.sums.get(key);
+    if (!s) {
+      s = this.op('ReduceSum', [this.op('Reshape', [x, this.ints([-1, K / blockSize, blockSize])]), this.ints([2])], { keepdims: 0 });
+      this.sums.set(key, s);
+    }
+    return s;
   }
 
   /** The block's norm over the last axis: w ⊙ x / sqrt(mean(x²) + eps), or LayerNorm with its bias. */
@@ -107,7 +128,14 @@ export function qkvWidth(c: ModelConfig): number {
   return (c.numHeads + 2 * c.numKvHeads) * c.headDim;
 }
 
-export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
+/**
+ * MatMulNBits' accuracy_level: 4 (int8 activations) is how the backend runs; 1 (float32
+ * activations) multiplies by exactly the stored weights, which tests use to check a quantized
+ * model's graphs against the reference to float32 rounding.
+ */
+export type NBitsAccuracy = 1 | 4;
+
+export function buildWeightGraphs(c: ModelConfig, layout: Layout, accuracy: NBitsAccuracy = 4): GraphSet {
   const H = c.hiddenSize;
   const qDim = c.numHeads * c.headDim;
   const W = qkvWidth(c);
@@ -118,7 +146,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
     g.mixedLinear(g.norm(x, `${l}.inputNorm`), `${l}.qkv`, beacon ? `${l}.beaconQkv` : null, split);
 
   // first: the qkv projection of layer 0.
-  const first = new WeightGraph('first', layout, c);
+  const first = new WeightGraph('first', layout, c, accuracy);
   {
     const x = first.input('x', 'float', ['n', H]);
     const split = beacon ? first.beaconInputs() : null;
@@ -127,7 +155,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
 
   const layers: Uint8Array[] = [];
   for (let l = 0; l < c.numLayers; l++) {
-    const g = new WeightGraph(`layer${l}`, layout, c);
+    const g = new WeightGraph(`layer${l}`, layout, c, accuracy);
     const x = g.input('x', 'float', ['n', H]);
     const attn = g.input('attn', 'float', ['n', qDim]);
     const split = beacon ? g.beaconInputs() : null;
@@ -140,7 +168,7 @@ export function buildWeightGraphs(c: ModelConfig, layout: Layout): GraphSet {
     layers.push(g.encode());
   }
 
-  const head = new WeightGraph('head', layout, c);
+  const head = new WeightGraph('head', layout, c, accuracy);
   {
     const x = head.input('x', 'float', ['m', H]);
     head.output(head.linear(head.norm(x, 'finalNorm'), 'lmHead'), 'logits', 'float', ['m', c.vocabSize]);

@@ -2,7 +2,8 @@
 // graphs ctx builds itself over weights converted once into the cache. It must give the reference
 // backend's logits to float32 rounding.
 //
-//   weights.ts    the model's tensors converted once (f32, or 8/4-bit MLP and LM head)
+//   weights.ts    the model's tensors converted once (f32, or 8/4-bit MLP and LM head; a GGUF
+//                 file's as stored: gguf-weights.ts)
 //   graphs.ts, attention.ts, vote.ts   the ONNX graphs: projections + MLP, attention, TokenSelect's vote
 //   attention-softplus.ts   the attention graph of softplus-attention models
 //   sessions.ts   onnxruntime-node, session options, graph files
@@ -10,10 +11,11 @@
 //   embedding.ts  embedding rows read on demand;  profile.ts  where step time goes (benchmarks)
 
 import { CtxError } from '../../errors.js';
-import type { Model } from '../../model/model.js';
+import { ggufWeights, type Model } from '../../model/model.js';
 import { ctxCacheDir } from '../../model/paths.js';
 import type { Backend, BackendOptions, Sequence } from '../contract.js';
 import { Embedding } from './embedding.js';
+import type { NBitsAccuracy } from './graphs.js';
 import { StepProfile } from './profile.js';
 import { CpuSequence } from './sequence.js';
 import { loadOrt, openSessions, releaseSessions, type CpuSessions, type Ort } from './sessions.js';
@@ -22,6 +24,8 @@ import { convertedWeights, type WeightDType } from './weights.js';
 export interface CpuBackendOptions extends BackendOptions {
   /** Hears about slow one-time work (weight conversion). */
   onProgress?: (message: string) => void;
+  /** MatMulNBits' activation precision (graphs.ts): 4, int8 (default), or 1, float32 (exact; slow, for checks). */
+  nbitsAccuracy?: NBitsAccuracy;
 }
 
 export class CpuBackend implements Backend {
@@ -55,10 +59,15 @@ export class CpuBackend implements Backend {
 }
 
 export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {}): Promise<Backend> {
-  const dtype = (opts.dtype ?? 'f32') as WeightDType;
-  if (dtype !== 'f32' && dtype !== 'q8' && dtype !== 'q4') throw new CtxError('usage', `the cpu backend runs --dtype f32, q8 or q4, not "${opts.dtype}"`);
+  const gguf = ggufWeights(model) !== null;
+  // A GGUF file's weights run as the file stores them (gguf-weights.ts); --dtype converts safetensors only.
+  if (gguf && opts.dtype !== undefined && opts.dtype !== 'gguf') {
+    throw new CtxError('usage', `--dtype ${opts.dtype} does not apply to a GGUF file: the cpu backend runs its weights as stored (leave --dtype out)`, { path: model.dir });
+  }
+  const dtype = (gguf ? 'gguf' : (opts.dtype ?? 'f32')) as WeightDType;
+  if (dtype !== 'f32' && dtype !== 'q8' && dtype !== 'q4' && dtype !== 'gguf') throw new CtxError('usage', `the cpu backend runs --dtype f32, q8 or q4, not "${opts.dtype}"`);
   const ort = await loadOrt();
   const weights = convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress);
-  const sessions = await openSessions(ort, model, weights, dtype, opts.threads);
+  const sessions = await openSessions(ort, model, weights, dtype, opts.threads, opts.nbitsAccuracy);
   return new CpuBackend(model, dtype, ort, sessions, new Embedding(model));
 }

@@ -10,9 +10,9 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { Model } from '../../model/model.js';
 import { buildAttentionGraph, type AttentionSessions } from './attention.js';
 import { buildSoftplusAttentionGraph } from './attention-softplus.js';
-import { buildWeightGraphs } from './graphs.js';
+import { buildWeightGraphs, type NBitsAccuracy } from './graphs.js';
 import { buildVoteGraph } from './vote.js';
-import type { ConvertedWeights, WeightDType } from './weights.js';
+import { storedLinear, type ConvertedWeights, type WeightDType } from './weights.js';
 
 export type Ort = typeof ortTypes;
 
@@ -82,15 +82,16 @@ function sessionOptions(threads: number | undefined, prepack: boolean, arena: bo
 }
 
 /** Builds every graph of `model` over the converted weights and opens a session on each. */
-export async function openSessions(ort: Ort, model: Model, weights: ConvertedWeights, dtype: WeightDType, threads?: number): Promise<CpuSessions> {
+export async function openSessions(ort: Ort, model: Model, weights: ConvertedWeights, dtype: WeightDType, threads?: number, accuracy?: NBitsAccuracy): Promise<CpuSessions> {
   const c = model.config;
   const open = (kind: string, bytes: Uint8Array, prepack = true, arena = false) =>
     ort.InferenceSession.create(graphFile(weights.dir, kind, bytes), sessionOptions(threads, prepack, arena));
-  const graphs = buildWeightGraphs(c, weights.layout);
+  const graphs = buildWeightGraphs(c, weights.layout, accuracy);
   const first = await open('first', graphs.first);
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
-  const head = await open('head', graphs.head, dtype !== 'f32');
+  // Prepacked unless the LM head is a float32 matrix (see sessionOptions).
+  const head = await open('head', graphs.head, storedLinear(weights.layout, 'lmHead').kind !== 'f32');
   const attention: AttentionSessions = c.softplus
     ? { softplus: await open('attention-softplus', buildSoftplusAttentionGraph(c), true, true) }
     : {

@@ -33,6 +33,10 @@
 // (implied zero point 2^(bits−1)); 4-bit codes pack two per byte, the even element in the low nibble:
 //   <name>.q       uint8 [out, ceil(in / BLOCK), BLOCK · bits / 8]   (the last block zero-padded)
 //   <name>.scales  f32   [out * ceil(in / BLOCK)]
+//
+// GGUF files (dtype "gguf"): their matrices are written as the file stores them, never quantized
+// again — quantized types re-encoded for MatMulNBits with the file's own codes and scales, float
+// types as f32 (gguf-weights.ts; `layout.nbits` and `layout.parts` describe what differs).
 
 import { closeSync, existsSync, fsyncSync, mkdirSync, openSync, readdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -40,9 +44,10 @@ import { randomBytes } from 'node:crypto';
 import { CtxError, fsError } from '../../errors.js';
 import { isRunning, ownerTag, parseTag } from '../../model/owner.js';
 import { makePrivateDir } from '../../model/paths.js';
-import type { Model } from '../../model/model.js';
+import { ggufWeights, safetensorsWeights, type Model } from '../../model/model.js';
 import type { ModuleTensors, Modules } from '../../model/tensors.js';
 import { DTYPE_BYTES, readTensorRange, toFloat32, type TensorInfo } from '../../model/safetensors.js';
+import { writeGgufModel } from './gguf-weights.js';
 
 /** Bump when the stored layout changes: old folders are then simply not found. */
 export const CONVERTER_VERSION = 5;
@@ -50,10 +55,11 @@ export const CONVERTER_VERSION = 5;
 export const BLOCK = 32;
 const ALIGN = 64 * 1024;
 
-export type WeightDType = 'f32' | 'q8' | 'q4';
+/** f32, q8, q4: a safetensors model converted so; gguf: a GGUF file's weights as stored (gguf-weights.ts). */
+export type WeightDType = 'f32' | 'q8' | 'q4' | 'gguf';
 
 /** Bits per weight of a quantized mode. */
-export const BITS: Record<Exclude<WeightDType, 'f32'>, 8 | 4> = { q8: 8, q4: 4 };
+export const BITS: Record<'q8' | 'q4', 8 | 4> = { q8: 8, q4: 4 };
 
 export interface StoredTensor {
   offset: number;
@@ -71,12 +77,39 @@ export interface Layout {
   tensors: Record<string, StoredTensor>;
   /** Shape of every linear layer by name: [out, in]. */
   linears: Record<string, [number, number]>;
+  /** GGUF sources: the MatMulNBits form of each quantized linear (gguf-weights.ts). */
+  nbits?: Record<string, NBitsFormat>;
+  /** GGUF sources: a linear stored as row blocks of different forms (q, k, v of different types), by name. */
+  parts?: Record<string, string[]>;
+}
+
+/** How a GGUF linear's MatMulNBits tensors are laid out (model/gguf/matmul-nbits.ts). */
+export interface NBitsFormat {
+  bits: 4 | 8;
+  blockSize: number;
+  /** `<name>.zp` holds explicit zero points. */
+  zeroPoints: boolean;
+  /** `<name>.mins` [out, in / blockSize] is subtracted as mins · blockSums(x). */
+  mins: boolean;
 }
 
 /** A linear layer's stored form: one f32 matrix, or 8/4-bit codes + scales. */
 export type StoredLinear =
   | { kind: 'f32'; w: StoredTensor; bias?: StoredTensor; out: number; in: number }
-  | { kind: 'nbits'; bits: 8 | 4; q: StoredTensor; scales: StoredTensor; bias?: StoredTensor; out: number; in: number };
+  | {
+      kind: 'nbits';
+      bits: 8 | 4;
+      q: StoredTensor;
+      scales: StoredTensor;
+      bias?: StoredTensor;
+      out: number;
+      in: number;
+      /** Values per block (BLOCK unless a GGUF format says otherwise). */
+      blockSize: number;
+      zeroPoints?: StoredTensor;
+      mins?: StoredTensor;
+    }
+  | { kind: 'parts'; parts: string[]; out: number; in: number };
 
 export interface ConvertedWeights {
   dir: string;
@@ -96,11 +129,13 @@ export function readRows(t: TensorInfo, row: number, rows: number): Float32Array
 }
 
 /** Appends tensors to weights.bin at aligned offsets and records them in the layout. */
-class WeightsFileWriter {
+export class WeightsFileWriter {
   private fd: number;
   private pos = 0;
   readonly tensors: Record<string, StoredTensor> = {};
   readonly linears: Record<string, [number, number]> = {};
+  readonly nbits: Record<string, NBitsFormat> = {};
+  readonly parts: Record<string, string[]> = {};
 
   constructor(private readonly path: string) {
     this.fd = openSync(path, 'w', 0o600);
@@ -140,10 +175,10 @@ class WeightsFileWriter {
   }
 }
 
-const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+export const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Rows per read while streaming a tensor: about 16 MiB of float32 at a time. */
-function rowsPerChunk(cols: number): number {
+export function rowsPerChunk(cols: number): number {
   return Math.max(1, Math.floor((4 << 20) / cols));
 }
 
@@ -152,7 +187,7 @@ function rowsPerChunk(cols: number): number {
  * stacked in order), as f32 or quantized, plus the stacked bias when every part has one.
  */
 function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: ModuleTensors[], dtype: WeightDType): void {
-  const infos = parts.map((p) => model.weights.info(p.tensors.weight.name));
+  const infos = parts.map((p) => safetensorsWeights(model).info(p.tensors.weight.name));
   const inDim = infos[0].shape[1];
   const outDim = infos.reduce((n, t) => n + t.shape[0], 0);
   w.linears[name] = [outDim, inDim];
@@ -163,6 +198,7 @@ function writeLinear(w: WeightsFileWriter, model: Model, name: string, parts: Mo
       for (let r = 0; r < t.shape[0]; r += step) write(bytesOf(readRows(t, r, Math.min(step, t.shape[0] - r))));
     }
   } else {
+    if (dtype === 'gguf') throw new Error('a GGUF model is written by gguf-weights.ts');
     const bits = BITS[dtype];
     const nb = Math.ceil(inDim / BLOCK);
     const blob = (BLOCK * bits) / 8;
@@ -212,7 +248,7 @@ export function quantizeRow(row: Float32Array, bits: 8 | 4, codes: Uint8Array, s
 }
 
 /** A norm's tensors as f32 vectors: weight under `name`, any other (a bias) under `name.<key>`. */
-function writeNorm(w: WeightsFileWriter, model: Model, name: string, m: ModuleTensors): void {
+export function writeNorm(w: WeightsFileWriter, model: Model, name: string, m: ModuleTensors): void {
   for (const [key, t] of Object.entries(m.tensors)) {
     w.begin(key === 'weight' ? name : `${name}.${key}`, 'float', t.shape)(bytesOf(model.weights.float32(t.name)));
   }
@@ -246,13 +282,19 @@ function writeModules(w: WeightsFileWriter, model: Model, prefix: string, mods: 
 function convertInto(dir: string, model: Model, dtype: WeightDType, fingerprint: string): Layout {
   const w = new WeightsFileWriter(join(dir, 'weights.bin'));
   try {
-    model.tensors.layers.forEach((mods, l) => writeModules(w, model, `${l}.`, mods, dtype));
-    writeModules(w, model, '', model.tensors.model, dtype);
+    const gguf = ggufWeights(model);
+    if (gguf) writeGgufModel(w, gguf, model.tensors);
+    else {
+      model.tensors.layers.forEach((mods, l) => writeModules(w, model, `${l}.`, mods, dtype));
+      writeModules(w, model, '', model.tensors.model, dtype);
+    }
     w.close();
   } finally {
     w.abandon();
   }
   const layout: Layout = { version: CONVERTER_VERSION, dtype, fingerprint, file: 'weights.bin', tensors: w.tensors, linears: w.linears };
+  if (Object.keys(w.nbits).length) layout.nbits = w.nbits;
+  if (Object.keys(w.parts).length) layout.parts = w.parts;
   writeFileSync(join(dir, 'layout.json'), JSON.stringify(layout), { mode: 0o600 });
   return layout;
 }
@@ -337,6 +379,12 @@ export function storedLinear(layout: Layout, name: string): StoredLinear {
   if (!shape) throw new Error(`converted weights lack "${name}"`);
   const [out, inDim] = shape;
   const bias = t[`${name}.bias`];
+  const parts = layout.parts?.[name];
+  if (parts) return { kind: 'parts', parts, out, in: inDim };
   if (t[name]) return { kind: 'f32', w: t[name], bias, out, in: inDim };
-  return { kind: 'nbits', bits: layout.dtype === 'q4' ? 4 : 8, q: t[`${name}.q`], scales: t[`${name}.scales`], bias, out, in: inDim };
+  const q = t[`${name}.q`];
+  const scales = t[`${name}.scales`];
+  const f = layout.nbits?.[name];
+  if (f) return { kind: 'nbits', bits: f.bits, blockSize: f.blockSize, q, scales, zeroPoints: f.zeroPoints ? t[`${name}.zp`] : undefined, mins: f.mins ? t[`${name}.mins`] : undefined, bias, out, in: inDim };
+  return { kind: 'nbits', bits: layout.dtype === 'q4' ? 4 : 8, blockSize: BLOCK, q, scales, bias, out, in: inDim };
 }
