@@ -5,11 +5,11 @@
 // And the llama.cpp peer (node-llama-cpp in bench/cpu/peer), loaded when installed.
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { bpeTokenizerMetadata } from '../../../src/model/gguf/from-model.js';
 import { PRE_TOKENIZERS } from '../../../src/model/gguf/tokenizer.js';
 import { gv, writeGguf, type GgufValue } from '../../../src/model/gguf/write.js';
 import { REPO_ROOT } from '../../helpers/fixtures.js';
+import { importLlamaCpp } from '../../helpers/llama-cpp.js';
 import { scratchPath } from './helpers.js';
 
 /** GPT-2's reversible map from bytes to printable characters (byte-level BPE token text). */
@@ -247,15 +247,10 @@ export interface LlamaPeer {
   dispose(): Promise<void>;
 }
 
-/** node-llama-cpp from bench/cpu/peer, or the reason it is not there. */
+/** node-llama-cpp from bench/cpu/peer, or the reason it is not there (test/helpers/llama-cpp.ts). */
 export async function loadLlamaPeer(): Promise<LlamaPeer | string> {
-  const entry = join(REPO_ROOT, 'bench/cpu/peer/node_modules/node-llama-cpp/dist/index.js');
-  let mod: { getLlama: (o: object) => Promise<{ loadModel(o: object): Promise<{ tokenize(t: string, s: boolean): number[]; dispose(): Promise<void> }> }> };
-  try {
-    mod = await import(pathToFileURL(entry).href);
-  } catch {
-    return 'llama.cpp (node-llama-cpp) is not installed: run "cd bench/cpu/peer && npm install" to compare tokenization with it';
-  }
+  const mod = await importLlamaCpp('compare tokenization with it');
+  if (typeof mod === 'string') return mod;
   // 'fatal': a vocab-only load logs a harmless "failed to load model" at error level.
   const llama = await mod.getLlama({ gpu: false, build: 'never', logLevel: 'fatal' });
   const models = new Map<string, Awaited<ReturnType<typeof llama.loadModel>>>();
