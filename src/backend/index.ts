@@ -7,6 +7,7 @@
 // If the cpu backend cannot start (onnxruntime missing), auto falls back to the reference
 // backend and says why.
 
+import { CtxError } from '../errors.js';
 import type { Model } from '../model/model.js';
 import type { Backend, BackendName, BackendOptions } from './contract.js';
 import { createCpuBackend } from './cpu/index.js';
@@ -35,6 +36,8 @@ export async function createBackend(
       try {
         return await createCpuBackend(model, opts);
       } catch (e) {
+        // A flag the cpu backend refuses (--dtype) is the user's to fix, not a reason to run slowly.
+        if (e instanceof CtxError && e.kind === 'usage') throw e;
         onNotice(`the cpu backend could not start (${(e as Error).message}); using the slow reference backend`);
         return createReferenceBackend(model, opts);
       }

@@ -1,9 +1,11 @@
 // `ctx models …`: the models ctx knows by name and the ones on this machine.
 //
-//   ctx models list            registry entries, which are downloaded, sizes (--json for scripts)
+//   ctx models list            registry entries, which are downloaded, sizes (--json for scripts),
+//                              and the GGUF models ollama and LM Studio hold here (-m takes their names)
 //   ctx models pull NAME       download into the cache (resumable; progress on stderr)
 //   ctx models rm NAME         delete a download (and any unfinished one)
 //   ctx models info NAME|PATH  what a model is: architecture, size, window, beacon settings, tokenizer
+//                              (a folder, a .gguf file, ollama:NAME, lms:PUBLISHER/MODEL)
 //
 // Results go to stdout (the folder for pull, the table for list); progress and notes to stderr.
 
@@ -15,10 +17,15 @@ import { readModelConfig, type ModelConfig } from '../model/config.js';
 import { folderBytes, pullModel, readDownloadRecord, removeDownload, type PullProgress } from '../model/hub.js';
 import { cachedModelDir, modelsCacheDir } from '../model/paths.js';
 import { downloadSize, findEntry, loadRegistry, type Registry, type RegistryEntry } from '../model/registry.js';
+import { listLocalModels, lmStudioModelsDirs, ollamaModelsDir, type LocalModel } from '../model/local-models.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer } from '../model/tokenizer.js';
 import { describeSoftplus } from '../model/softplus-config.js';
-import { WeightStore } from '../model/weights.js';
+import { WeightStore, type ModelWeights } from '../model/weights.js';
+import { ggufModelConfig } from '../model/gguf/config.js';
+import { GgufFile } from '../model/gguf/file.js';
+import { GgufWeights } from '../model/gguf/weights.js';
+import { isModelFile } from '../model/model.js';
 import { formatCount, formatTable, out, type RunContext } from './io.js';
 
 interface GlobalOptions {
@@ -37,7 +44,7 @@ export function modelsCommand(run: RunContext, deps: ModelsCommandDeps = {}): Co
 
   models
     .command('list')
-    .description('models ctx knows by name, and which are downloaded')
+    .description('models ctx knows by name, which are downloaded, and those ollama and LM Studio hold')
     .action((_o: unknown, cmd: Command) => list(run, registry(), cmd.optsWithGlobals<GlobalOptions>()));
 
   models
@@ -55,7 +62,7 @@ export function modelsCommand(run: RunContext, deps: ModelsCommandDeps = {}): Co
   models
     .command('info')
     .description('describe a model: architecture, size, window, beacon settings, tokenizer')
-    .argument('<model>', 'a name from `ctx models list`, or a model folder')
+    .argument('<model>', 'a name from `ctx models list`, a model folder or a .gguf file')
     .action((model: string, _o: unknown, cmd: Command) => info(run, registry(), model, cmd.optsWithGlobals<GlobalOptions>()));
 
   return models;
@@ -144,8 +151,9 @@ function fromConfig(e: RegistryEntry, dir: string | null): { params?: string; na
 
 function list(run: RunContext, registry: Registry, opts: GlobalOptions): void {
   const rows = listRows(registry, run.env);
+  const local = listLocalModels(run.env);
   if (opts.json) {
-    out(run, JSON.stringify({ cacheDir: modelsCacheDir(run.env), models: rows }, null, 2));
+    out(run, JSON.stringify({ cacheDir: modelsCacheDir(run.env), models: rows, local }, null, 2));
     return;
   }
   const table = [['NAME', 'PARAMS', 'WINDOW', 'STRATEGY', 'SIZE', 'STATUS']];
@@ -156,8 +164,20 @@ function list(run: RunContext, registry: Registry, opts: GlobalOptions): void {
     table.push([r.name, r.params ?? '?', r.nativeWindow ? formatCount(r.nativeWindow) : '?', r.recommendedStrategy, size, status]);
   }
   for (const line of formatTable(table, [false, true, true, false, true, false])) out(run, line);
-  if (!opts.quiet) run.stderr.write(`\nModels are downloaded to ${modelsCacheDir(run.env)} (set CTX_CACHE_DIR to change it).\n`);
+  if (local.length > 0) {
+    out(run, '');
+    const found = [['ON THIS MACHINE (-m NAME)', 'SOURCE', 'SIZE', 'FILE']];
+    for (const m of local) found.push([m.ref, LOCAL_SOURCE_NAMES[m.source], formatBytes(m.bytes), m.path]);
+    for (const line of formatTable(found, [false, false, true, false])) out(run, line);
+  }
+  if (!opts.quiet) {
+    run.stderr.write(`\nModels are downloaded to ${modelsCacheDir(run.env)} (set CTX_CACHE_DIR to change it).\n`);
+    const lms = lmStudioModelsDirs(run.env);
+    run.stderr.write(`ollama's and LM Studio's models are read in place from ${[ollamaModelsDir(run.env), ...lms].join(', ')}${lms.length ? '' : ' (no LM Studio folder found)'}.\n`);
+  }
 }
+
+const LOCAL_SOURCE_NAMES: Record<LocalModel['source'], string> = { ollama: 'ollama', lms: 'LM Studio' };
 
 // ---------------------------------------------------------------------------------------------
 // pull
@@ -253,6 +273,18 @@ interface InfoReport {
   problems: string[];
 }
 
+/** Parameter count, stored types and bytes of a model's weights. */
+function weightsSummary(w: ModelWeights, files: number): NonNullable<InfoReport['weights']> {
+  let params = 0;
+  const dtypes = new Set<string>();
+  for (const name of w.names()) {
+    const t = w.info(name);
+    params += t.shape.reduce((a, b) => a * b, 1);
+    dtypes.add(t.dtype);
+  }
+  return { files, tensors: w.names().length, params, bytes: w.totalBytes(), dtypes: [...dtypes].sort() };
+}
+
 /** Parameters implied by the config's shapes (weights may be absent or sharded oddly). */
 export function estimateParams(c: ModelConfig): number {
   const q = c.numHeads * c.headDim;
@@ -315,32 +347,44 @@ async function info(run: RunContext, registry: Registry, model: string, opts: Gl
         return null;
       }
     };
-    const config = attempt('config', () => readModelConfig(report.dir!));
-    if (config) report.config = { ...config, estimatedParams: estimateParams(config) };
-    report.weights = attempt('weights', () => {
-      const store = WeightStore.open(report.dir!);
-      let params = 0;
-      const dtypes = new Set<string>();
-      for (const name of store.names()) {
-        const t = store.info(name);
-        params += t.shape.reduce((a, b) => a * b, 1);
-        dtypes.add(t.dtype);
+    // A GGUF file holds config, weights and tokenizer: its header is parsed once, and a file that
+    // cannot be read is one problem, not three.
+    const dir = report.dir;
+    let gguf: GgufFile | null = null;
+    if (isModelFile(dir)) {
+      try {
+        gguf = await GgufFile.open(dir);
+      } catch (e) {
+        if (!(e instanceof CtxError)) throw e;
+        report.problems.push(`GGUF file: ${e.message}`);
       }
-      return { files: store.files.length, tensors: store.names().length, params, bytes: store.totalBytes(), dtypes: [...dtypes].sort() };
-    });
-    try {
-      const tok = await loadTokenizer(report.dir, { eosIds: config?.eosTokenIds });
-      report.tokenizer = {
-        vocabSize: tok.vocabSize,
-        bosId: tok.bosId,
-        eosIds: tok.eosIds,
-        addBos: tok.addBos,
-        chatTemplate: tok.chatTemplate !== null,
-        cutRule: tok.cutRule.reason,
-      };
-    } catch (e) {
-      if (!(e instanceof CtxError)) throw e;
-      report.problems.push(`tokenizer: ${e.message}`);
+    }
+    const file = gguf;
+    const readable = file !== null || !isModelFile(dir);
+    const config = readable ? attempt('config', () => (file ? ggufModelConfig(file) : readModelConfig(dir))) : null;
+    if (config) report.config = { ...config, estimatedParams: estimateParams(config) };
+    if (file && config) report.weights = attempt('weights', () => weightsSummary(GgufWeights.fromFile(file, config), 1));
+    else if (!file && readable) {
+      report.weights = attempt('weights', () => {
+        const store = WeightStore.open(dir);
+        return weightsSummary(store, store.files.length);
+      });
+    }
+    if (readable) {
+      try {
+        const tok = await loadTokenizer(dir, { eosIds: config?.eosTokenIds, ggufFile: file ?? undefined });
+        report.tokenizer = {
+          vocabSize: tok.vocabSize,
+          bosId: tok.bosId,
+          eosIds: tok.eosIds,
+          addBos: tok.addBos,
+          chatTemplate: tok.chatTemplate !== null,
+          cutRule: tok.cutRule.reason,
+        };
+      } catch (e) {
+        if (!(e instanceof CtxError)) throw e;
+        report.problems.push(`tokenizer: ${e.message}`);
+      }
     }
   }
 
@@ -355,7 +399,7 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
   const lines: string[] = [];
   const kv = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(14)}${v}`);
   kv('model', r.name);
-  if (r.dir) kv('folder', r.dir);
+  if (r.dir) kv(isModelFile(r.dir) ? 'file' : 'folder', r.dir);
   if (r.registry?.hub) kv('hub', `${r.registry.hub} @ ${r.registry.revision}${r.registry.pinned ? '' : ' (not pinned)'}`);
   if (r.registry) kv('license', r.registry.license);
   const c = r.config;
