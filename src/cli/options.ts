@@ -185,7 +185,7 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 export const STRATEGY_CHOICES = ['auto', 'beacon', 'select', 'stream', 'full', 'focus'] as const satisfies readonly (StrategyName | 'auto')[];
 
 export function modelOption(): Option {
-  return new Option('-m, --model <name>', `model: a name from \`ctx models list\`, or a model folder (default ${DEFAULT_MODEL}, downloaded on first use)`);
+  return new Option('-m, --model <name>', `model: a name from \`ctx models list\`, a model folder, a .gguf file, ollama:NAME or lms:PUBLISHER/MODEL (default ${DEFAULT_MODEL}, downloaded on first use)`);
 }
 
 export function systemOption(): Option {
