@@ -43,7 +43,7 @@ function writeLevel(w: WeightsFileWriter, gguf: GgufWeights, prefix: string, mod
     for (const m of [mods.q, mods.k, mods.v]) stored.add(m);
   }
   for (const [role, m] of Object.entries(mods)) {
-    if (stored.has(m) || (m.kind === 'embedding' && role !== 'lmHead')) continue;
+    if (stored.has(m) || (m.kind === 'embedding' && role !== 'lmHead') || m.kind === 'host') continue;
     stored.add(m);
     if (m.kind === 'norm') {
       for (const [key, ref] of Object.entries(m.tensors)) {
