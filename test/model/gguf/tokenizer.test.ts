@@ -7,6 +7,7 @@ import { readFileSync } from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import { GgufFile } from '../../../src/model/gguf/file.js';
 import { GgufTextTokenizer } from '../../../src/model/gguf/tokenizer.js';
+import { loadTokenizer } from '../../../src/model/tokenizer.js';
 import { gv, type GgufValue } from '../../../src/model/gguf/write.js';
 import { sharedPath } from '../../helpers/fixtures.js';
 import { loadLlamaPeer, qwen3Metadata, sentencePieceModelMetadata, smallBpe, smallSentencePiece, TRAINING_TEXT, vocabGguf, type LlamaPeer } from './vocab.js';
@@ -103,6 +104,20 @@ describe('GGUF tokenizer', () => {
     const meta = smallBpe(50, 'llama-bpe');
     delete meta['tokenizer.ggml.add_bos_token'];
     assert.equal((await tokenizerOf(meta, 'llama')).tok.addBos, true);
+  });
+
+  it('loadTokenizer reads a .gguf path; worker threads encode a document to the same ids', async () => {
+    const path = vocabGguf(smallBpe(200), 'qwen2');
+    const tok = await loadTokenizer(path);
+    assert.ok(tok instanceof GgufTextTokenizer);
+    // Many segments of a few pieces each, special-token text included (document text: never special).
+    const text = TRAINING_TEXT.slice(0, 60_000) + ' <|im_end|> and <tool_call> ';
+    const segments = [text, text.slice(1000), 'short', ''].map((t) => ({ text: t }) as never);
+    for (const parseSpecialTokens of [false, true]) {
+      const here = await tok.encodeSegments(segments, { workers: 0, parseSpecialTokens });
+      const pooled = await tok.encodeSegments(segments, { workers: 2, parallelThreshold: 0, parseSpecialTokens });
+      assert.deepEqual(pooled, here);
+    }
   });
 
   it('refuses unknown pre-tokenizers and tokenizer models by name', async () => {
