@@ -9,7 +9,7 @@ import { copyFileSync, mkdirSync, readFileSync, statSync, writeFileSync } from '
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { EXIT } from '../../src/errors.js';
-import type { SupportedType } from '../../src/model/gguf/ggml-types.js';
+import { q4kmType } from '../../src/model/gguf/from-model.js';
 import { inputFixtures, scratchDir } from '../helpers/fixtures.js';
 import { wideModel, writeFixture } from '../model/gguf/helpers.js';
 import { smallBpe } from '../model/gguf/vocab.js';
@@ -20,9 +20,8 @@ const root = scratchDir('cli-gguf');
 const home = join(root, 'home');
 const cache = join(root, 'cache');
 
-/** Q4_K_M's choice of types for a small model. */
-const q4km = (name: string, shape: number[]): SupportedType => (shape.length !== 2 ? 'F32' : /embed_tokens|lm_head|v_proj|down_proj/.test(name) ? 'Q6_K' : 'Q4_K');
-const gguf = writeFixture(wideModel('qwen2', { vocab: 384, maxPositions: 4096, seed: 12 }), 'Q4_K', { typeOf: q4km, tokenizer: smallBpe(100, 'qwen2') });
+const base = wideModel('qwen2', { vocab: 384, maxPositions: 4096, seed: 12 });
+const gguf = writeFixture(base, 'Q4_K', { typeOf: q4kmType(base.config), tokenizer: smallBpe(100, 'qwen2') });
 const bytes = readFileSync(gguf);
 const digest = createHash('sha256').update(bytes).digest('hex');
 

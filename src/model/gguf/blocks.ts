@@ -11,6 +11,9 @@
 //   type   group  code             scale       min       bytes per block (values)
 //   Q8_0   32     int8 q           d           0         2 d + 32 q                          (32)
 //   Q4_0   32     nibble − 8       d           0         2 d + 16 nibbles                    (32)
+//   Q4_1   32     nibble 0..15     d           −m        2 d + 2 m + 16 nibbles              (32)
+//   Q5_0   32     0..31 − 16       d           0         2 d + 4 fifth bits + 16 nibbles     (32)
+//   Q5_1   32     0..31            d           −m        2 d + 2 m + 4 + 16                  (32)
 //   Q4_K   32     nibble 0..15     d · sc      dmin · m  2 d + 2 dmin + 12 sc/m + 128 nibbles (256)
 //   Q5_K   32     0..31            d · sc      dmin · m  as Q4_K + 32 bytes of fifth bits     (256)
 //   Q6_K   16     0..63 − 32       d · sc      0         128 low nibbles + 64 bytes of 2-bit
@@ -18,17 +21,18 @@
 //
 // Exactness: scale · code is exact in float32 for every type (at most 11 + 7 + 5 = 23 significant
 // bits), as are d · sc and dmin · m (at most 17), so the only rounding is the one subtraction, the
-// same single rounding ggml's `d1 * q - m1` makes (with or without a fused multiply-add, since the
-// product is exact). Computing in doubles and rounding once with Math.fround is therefore identical.
+// same single rounding ggml's `d1 * q - m1` (Q4_1, Q5_1: `x0 * d + m`) makes (with or without a
+// fused multiply-add, since the product is exact). Computing in doubles and rounding once with
+// Math.fround is therefore identical.
 
 import { halfToFloat } from '../safetensors.js';
 import { GGML_TYPES, type SupportedType } from './ggml-types.js';
 
 export type QuantType = Exclude<SupportedType, 'F32' | 'F16' | 'BF16'>;
-export const QUANT_TYPES: QuantType[] = ['Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'];
+export const QUANT_TYPES: QuantType[] = ['Q8_0', 'Q4_0', 'Q4_1', 'Q5_0', 'Q5_1', 'Q4_K', 'Q5_K', 'Q6_K'];
 
 /** Values per scale/min group. */
-export const GROUP_VALUES: Record<QuantType, number> = { Q8_0: 32, Q4_0: 32, Q4_K: 32, Q5_K: 32, Q6_K: 16 };
+export const GROUP_VALUES: Record<QuantType, number> = { Q8_0: 32, Q4_0: 32, Q4_1: 32, Q5_0: 32, Q5_1: 32, Q4_K: 32, Q5_K: 32, Q6_K: 16 };
 
 export function isQuantType(t: SupportedType): t is QuantType {
   return (QUANT_TYPES as string[]).includes(t);
@@ -91,6 +95,26 @@ export function unpackBlocks(type: QuantType, bytes: Uint8Array, at: number, cou
           const q = bytes[p + 2 + i];
           codes[v0 + i] = (q & 15) - 8;
           codes[v0 + i + 16] = (q >> 4) - 8;
+        }
+        break;
+      }
+      case 'Q4_1':
+      case 'Q5_0':
+      case 'Q5_1': {
+        // Byte j of the 16 code bytes holds value j (low nibble) and value j + 16 (high nibble);
+        // Q5_*: bit j of the 32-bit little-endian fifth-bit word is value j's 16.
+        const withMin = type !== 'Q5_0';
+        const five = type !== 'Q4_1';
+        scales[g0] = f16(bytes, p);
+        mins[g0] = withMin ? -f16(bytes, p + 2) : 0;
+        const qh = p + (withMin ? 4 : 2);
+        const qs = qh + (five ? 4 : 0);
+        const high = five ? (bytes[qh] | (bytes[qh + 1] << 8) | (bytes[qh + 2] << 16) | (bytes[qh + 3] << 24)) >>> 0 : 0;
+        const shift = type === 'Q5_0' ? 16 : 0;
+        for (let j = 0; j < 16; j++) {
+          const q = bytes[qs + j];
+          codes[v0 + j] = ((q & 15) | (((high >>> j) & 1) << 4)) - shift;
+          codes[v0 + j + 16] = ((q >> 4) | (((high >>> (j + 16)) & 1) << 4)) - shift;
         }
         break;
       }

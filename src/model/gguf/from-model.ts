@@ -24,7 +24,30 @@ export interface GgufExportOptions {
 }
 
 /** The general.file_type ggml gives a file whose matrices are of `type` (llama_ftype). */
-const FILE_TYPE: Record<SupportedType, number> = { F32: 0, F16: 1, Q4_0: 2, Q8_0: 7, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32 };
+const FILE_TYPE: Record<SupportedType, number> = { F32: 0, F16: 1, Q4_0: 2, Q4_1: 3, Q8_0: 7, Q5_0: 8, Q5_1: 9, Q4_K: 15, Q5_K: 17, Q6_K: 18, BF16: 32 };
+
+/**
+ * The type llama.cpp's quantizer (llama_tensor_get_type) gives each tensor of a Q4_K_M file of a
+ * dense qwen2/llama model, so the benchmark and the tests hold the files people download:
+ *   vectors F32; the LM head (the embedding when tied) Q6_K; v_proj and down_proj Q6_K in the
+ *   layers use_more_bits picks (the first and last eighth, and every third between), else Q4_K;
+ *   everything else Q4_K. A matrix whose rows are not a multiple of 256 values cannot be a K-quant:
+ *   Q4_K falls back to Q5_0 and Q6_K to Q8_0 (so Qwen2.5-0.5B's 896-wide rows are Q5_0 and Q8_0).
+ */
+export function q4kmType(c: ModelConfig): (hfName: string, shape: number[]) => SupportedType {
+  const n = c.numLayers;
+  // C integer arithmetic, as in llama.cpp.
+  const useMoreBits = (i: number) => i < Math.trunc(n / 8) || i >= Math.trunc((7 * n) / 8) || (i - Math.trunc(n / 8)) % 3 === 2;
+  return (name, shape) => {
+    if (shape.length !== 2) return 'F32';
+    const layer = /^model\.layers\.(\d+)\./.exec(name);
+    const head = name === 'lm_head.weight' || (name === 'model.embed_tokens.weight' && c.tieWordEmbeddings);
+    const more = layer !== null && /\.(v_proj|down_proj)\.weight$/.test(name) && useMoreBits(Number(layer[1]));
+    const type = head || more ? 'Q6_K' : 'Q4_K';
+    if (shape[1] % 256 === 0) return type;
+    return type === 'Q6_K' ? 'Q8_0' : 'Q5_0';
+  };
+}
 
 /** Rows [row, row + rows) of a safetensors tensor as float32. */
 function readRows(t: TensorInfo, row: number, rows: number): Float32Array {

@@ -5,7 +5,7 @@
 // multiple of blockValues. The type ids are ggml's `enum ggml_type`; ids a file may use but ctx
 // does not read are named, so a refusal can say which type it met.
 
-export type SupportedType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_K' | 'Q5_K' | 'Q6_K';
+export type SupportedType = 'F32' | 'F16' | 'BF16' | 'Q8_0' | 'Q4_0' | 'Q4_1' | 'Q5_0' | 'Q5_1' | 'Q4_K' | 'Q5_K' | 'Q6_K';
 
 export interface BlockLayout {
   id: number;
@@ -26,6 +26,14 @@ export const GGML_TYPES: Record<SupportedType, BlockLayout> = {
   Q8_0: { id: 8, blockValues: 32, blockBytes: 34 },
   // f16 scale d, 16 bytes of 4-bit codes.
   Q4_0: { id: 2, blockValues: 32, blockBytes: 18 },
+  // f16 scale d, f16 offset m, 16 bytes of 4-bit codes.
+  Q4_1: { id: 3, blockValues: 32, blockBytes: 20 },
+  // f16 d, 4 bytes holding the fifth bit of every code, 16 bytes of low 4 bits. Q5_0 and Q5_1 are
+  // what llama.cpp stores a K-quant's matrices in when their rows are not a multiple of 256 values
+  // (Qwen2.5-0.5B's 896: its Q4_K_M file is mostly Q5_0 and Q8_0).
+  Q5_0: { id: 6, blockValues: 32, blockBytes: 22 },
+  // as Q5_0, with an f16 offset m after d.
+  Q5_1: { id: 7, blockValues: 32, blockBytes: 24 },
   // f16 d, f16 dmin, 12 bytes of 6-bit sub-block scales and mins, 128 bytes of 4-bit codes.
   Q4_K: { id: 12, blockValues: SUPER_BLOCK, blockBytes: 144 },
   // as Q4_K, plus 32 bytes holding the fifth bit of every code.

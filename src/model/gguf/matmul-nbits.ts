@@ -12,9 +12,9 @@
 //
 // blocks.ts reads every GGUF type as value = scale · code − min per group. Re-encoding keeps the
 // codes and scales as they are (one MatMulNBits block per GGUF group), so
-//   - types without a min (Q8_0, Q4_0, Q6_K): MatMulNBits alone gives W exactly: (code − zp) · scale
+//   - types without a min (Q8_0, Q4_0, Q5_0, Q6_K): MatMulNBits alone gives W exactly: (code − zp) · scale
 //     is one float multiplication of an exact product, the same value ggml's dequantization gives;
-//   - Q4_K and Q5_K carry a per-group min m[n, b] that is not a multiple of the group's scale, so no
+//   - Q4_K, Q5_K, Q4_1 and Q5_1 carry a per-group min m[n, b] that is not a multiple of the group's scale, so no
 //     integer (or float32) zero point reproduces it. They are re-encoded as two terms:
 //         y[., n] = MatMulNBits(x)[., n] − Σ_b m'[n, b] · blockSum(x)[., b]
 //     with `mins` m' a float [N, K / blockSize] matrix multiplied by the block sums of x (a
@@ -32,6 +32,9 @@
 //   Q8_0  8-bit, block 32, codes q + 128, default zero point 128              9     / 8.5
 //   Q4_0  4-bit, block 32, codes repacked (GGUF puts values i and i + 16 in one byte), default zp 8
 //                                                                              5     / 4.5
+//   Q4_1  4-bit, block 32, codes repacked as Q4_0's, zero points z, mins m'    6.125 / 5
+//   Q5_0  8-bit, block 32, codes c − 16 + 128, default zero point 128           9     / 5.5
+//   Q5_1  8-bit, block 32, codes c + 128, zero points 128 + z, mins m'          10.25 / 6
 //   Q4_K  4-bit, block 32, zero points z, float mins m'                        6.125 / 4.5
 //   Q5_K  8-bit (no 5-bit MatMulNBits), block 32, codes c + 128, zero points
 //         128 + z, float mins m'                                               10.25 / 5.5
@@ -44,7 +47,7 @@ import { GROUP_VALUES, unpackBlocks, type QuantType } from './blocks.js';
 export interface NBitsPlan {
   bits: 4 | 8;
   blockSize: 16 | 32;
-  /** Explicit zero points (the K-quants' centring z); otherwise the default 2^(bits − 1) applies. */
+  /** Explicit zero points (the centring z of types with mins); otherwise the default 2^(bits − 1) applies. */
   zeroPoints: boolean;
   /** A float mins matrix is needed (the second term above). */
   mins: boolean;
@@ -64,6 +67,9 @@ export const NBITS_PLANS: Record<QuantType, NBitsPlan> = (() => {
   return {
     Q8_0: plan('Q8_0', 8, false, false),
     Q4_0: plan('Q4_0', 4, false, false),
+    Q4_1: plan('Q4_1', 4, true, true),
+    Q5_0: plan('Q5_0', 8, false, false),
+    Q5_1: plan('Q5_1', 8, true, true),
     Q4_K: plan('Q4_K', 4, true, true),
     Q5_K: plan('Q5_K', 8, true, true),
     Q6_K: plan('Q6_K', 8, false, false),
@@ -101,7 +107,7 @@ export function toMatMulNBits(type: QuantType, bytes: Uint8Array, rows: number, 
   const blob = (plan.blockSize * plan.bits) / 8;
   const b = new Uint8Array(rows * kBlocks * blob);
   // Stored code = GGUF code + 2^(bits − 1) for 8 bits (unsigned bytes for signed or 5-bit codes);
-  // 4-bit K-quant codes (0..15) are stored as they are.
+  // 4-bit codes of types with mins (0..15) are stored as they are, Q4_0's (−8..7) + 8.
   const offset = plan.bits === 8 ? 128 : plan.zeroPoints ? 0 : 8;
   if (plan.bits === 8) {
     for (let i = 0; i < u.codes.length; i++) b[i] = u.codes[i] + offset;
@@ -110,8 +116,8 @@ export function toMatMulNBits(type: QuantType, bytes: Uint8Array, rows: number, 
   }
   if (!plan.zeroPoints) return { bits: plan.bits, blockSize: plan.blockSize, N: rows, K, b, scales: u.scales, zeroPoints: null, mins: null };
 
-  // K-quants: centre each block (see the top of this file). Zero points [N · ceil(kBlocks · bits / 8)], packed like B.
-  const maxCode = type === 'Q4_K' ? 15 : 31;
+  // Types with mins: centre each block (see the top of this file). Zero points [N · ceil(kBlocks · bits / 8)], packed like B.
+  const maxCode = plan.bits === 4 ? 15 : 31;
   const zpRow = Math.ceil((kBlocks * plan.bits) / 8);
   const zeroPoints = new Uint8Array(rows * zpRow);
   const mins = new Float32Array(u.mins.length);

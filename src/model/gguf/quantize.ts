@@ -3,7 +3,7 @@
 // sub-block scales and mins, the integer codes) and then packed into ggml's byte layout by
 // `packBlock`, the inverse of blocks.ts's unpacking.
 //
-// Q8_0 and Q4_0 follow ggml's reference quantizers (quantize_row_q8_0_ref, quantize_row_q4_0_ref)
+// Q8_0, Q4_0, Q4_1, Q5_0 and Q5_1 follow ggml's reference quantizers (quantize_row_q8_0_ref, ...)
 // step for step in float32, so their bytes equal what llama.cpp's own converter writes. The K-quants
 // use a plain min/max choice per sub-block (ggml's reference adds an iterative search for a better
 // scale): the blocks are valid and decode by the same definition; they are only somewhat less accurate.
@@ -13,13 +13,16 @@ import { halfToFloat } from '../safetensors.js';
 import { GGML_TYPES, SUPER_BLOCK, type SupportedType } from './ggml-types.js';
 import type { QuantType } from './blocks.js';
 
-/** One block as fields. `d`, `dmin` are f16 bits; `sc`, `m` the sub-block scales and mins (K-quants). */
+/**
+ * One block as fields. `d`, `dmin` are f16 bits (for Q4_1 and Q5_1 `dmin` is their offset m, the
+ * value code 0 stands for); `sc`, `m` the sub-block scales and mins (K-quants).
+ */
 export interface BlockFields {
   d: number;
   dmin?: number;
   sc?: ArrayLike<number>;
   m?: ArrayLike<number>;
-  /** Stored codes, as the format keeps them: Q8_0 −128..127, Q4_0 0..15, Q4_K 0..15, Q5_K 0..31, Q6_K 0..63. */
+  /** Stored codes, as the format keeps them: Q8_0 −128..127, Q4_0, Q4_1, Q4_K 0..15, Q5_0, Q5_1, Q5_K 0..31, Q6_K 0..63. */
   codes: ArrayLike<number>;
 }
 
@@ -46,6 +49,22 @@ export function packBlock(type: QuantType, f: BlockFields, out: Uint8Array, at: 
       put16(f.d, at);
       for (let i = 0; i < 16; i++) out[at + 2 + i] = codes[i] | (codes[i + 16] << 4);
       return;
+    case 'Q4_1':
+    case 'Q5_0':
+    case 'Q5_1': {
+      // d (, m), the fifth bits as one little-endian 32-bit word (bit i: value i), then the low nibbles.
+      put16(f.d, at);
+      if (type !== 'Q5_0') put16(f.dmin!, at + 2);
+      let p = at + (type === 'Q5_0' ? 2 : 4);
+      if (type !== 'Q4_1') {
+        let qh = 0;
+        for (let i = 0; i < 32; i++) qh |= (codes[i] >> 4) << i;
+        for (let k = 0; k < 4; k++) out[p + k] = (qh >>> (8 * k)) & 255;
+        p += 4;
+      }
+      for (let i = 0; i < 16; i++) out[p + i] = (codes[i] & 15) | ((codes[i + 16] & 15) << 4);
+      return;
+    }
     case 'Q4_K':
     case 'Q5_K': {
       put16(f.d, at);
@@ -127,6 +146,34 @@ function q4_0(x: Float32Array): BlockFields {
   return { d: floatToHalf(d), codes: Array.from(x, (v) => Math.min(15, Math.trunc(f32(f32(v * id) + 8.5)))) };
 }
 
+/** Q5_0 (ggml's quantize_row_q5_0_ref): as Q4_0 with 32 levels, the value of largest magnitude at code 0. */
+function q5_0(x: Float32Array): BlockFields {
+  let amax = 0;
+  let max = 0;
+  for (let i = 0; i < 32; i++) {
+    if (amax < Math.abs(x[i])) {
+      amax = Math.abs(x[i]);
+      max = x[i];
+    }
+  }
+  const d = f32(max / -16);
+  const id = d ? f32(1 / d) : 0;
+  return { d: floatToHalf(d), codes: Array.from(x, (v) => Math.min(31, Math.trunc(f32(f32(v * id) + 16.5)))) };
+}
+
+/** Q4_1 (nmax 15) and Q5_1 (nmax 31), ggml's quantize_row_q{4,5}_1_ref: value = d · code + m, m the block's minimum. */
+function affine(x: Float32Array, nmax: number): BlockFields {
+  let min = Infinity;
+  let max = -Infinity;
+  for (let i = 0; i < 32; i++) {
+    min = Math.min(min, x[i]);
+    max = Math.max(max, x[i]);
+  }
+  const d = f32((max - min) / nmax);
+  const id = d ? f32(1 / d) : 0;
+  return { d: floatToHalf(d), dmin: floatToHalf(min), codes: Array.from(x, (v) => Math.min(nmax, Math.trunc(f32(f32(f32(v - min) * id) + 0.5)))) };
+}
+
 /** Q4_K (nmax 15) and Q5_K (nmax 31): per sub-block of 32, value ≈ dl · code − dm with dl, dm ≥ 0. */
 function kQuant(x: Float32Array, nmax: number): BlockFields {
   const scales: number[] = [];
@@ -181,6 +228,9 @@ function q6K(x: Float32Array): BlockFields {
 const CHOOSE: Record<QuantType, (x: Float32Array) => BlockFields> = {
   Q8_0: q8_0,
   Q4_0: q4_0,
+  Q4_1: (x) => affine(x, 15),
+  Q5_0: q5_0,
+  Q5_1: (x) => affine(x, 31),
   Q4_K: (x) => kQuant(x, 15),
   Q5_K: (x) => kQuant(x, 31),
   Q6_K: q6K,

@@ -13,7 +13,7 @@ import { convertedWeights, storedLinear } from '../../../src/backend/cpu/weights
 import { createReferenceBackend } from '../../../src/backend/reference/index.js';
 import { CtxError } from '../../../src/errors.js';
 import { isQuantType } from '../../../src/model/gguf/blocks.js';
-import type { SupportedType } from '../../../src/model/gguf/ggml-types.js';
+import { SUPPORTED_TYPE_NAMES, type SupportedType } from '../../../src/model/gguf/ggml-types.js';
 import { toMatMulNBits } from '../../../src/model/gguf/matmul-nbits.js';
 import { ggufWeights, openGgufModel, type Model } from '../../../src/model/model.js';
 import { Session } from '../../../src/engine/session.js';
@@ -75,7 +75,7 @@ function q4km(name: string, shape: number[]): SupportedType {
 const FULL: StrategyOptions = { strategy: 'full', chunk: 16 };
 
 describe('cpu backend on GGUF files', () => {
-  for (const type of ['F32', 'F16', 'BF16', 'Q8_0', 'Q4_0', 'Q4_K', 'Q5_K', 'Q6_K'] as SupportedType[]) {
+  for (const type of SUPPORTED_TYPE_NAMES) {
     it(`${type}: the reference's logits${isQuantType(type) ? ' exactly with float32 activations, closely with int8 ones' : ''}`, async () => {
       const model = await openGgufModel(writeFixture(wideModel('qwen2', { seed: 3 }), type));
       const doc = tokens(48, 5, 3, model.config.vocabSize);

@@ -36,6 +36,32 @@ function definition(type: QuantType, x: Uint8Array, p: number): Float32Array {
       }
       break;
     }
+    case 'Q4_1': {
+      const d = h(p);
+      const m = h(p + 2);
+      for (let j = 0; j < 16; j++) {
+        y[j] = f32(f32((x[p + 4 + j] & 0x0f) * d) + m);
+        y[j + 16] = f32(f32((x[p + 4 + j] >> 4) * d) + m);
+      }
+      break;
+    }
+    case 'Q5_0':
+    case 'Q5_1': {
+      const one = type === 'Q5_1';
+      const d = h(p);
+      const m = one ? h(p + 2) : 0;
+      const q = p + (one ? 4 : 2);
+      const qh = (x[q] | (x[q + 1] << 8) | (x[q + 2] << 16) | (x[q + 3] << 24)) >>> 0;
+      for (let j = 0; j < 16; j++) {
+        const xh0 = ((qh >>> j) << 4) & 0x10;
+        const xh1 = (qh >>> (j + 12)) & 0x10;
+        const x0 = (x[q + 4 + j] & 0x0f) | xh0;
+        const x1 = (x[q + 4 + j] >> 4) | xh1;
+        y[j] = one ? f32(f32(x0 * d) + m) : f32((x0 - 16) * d);
+        y[j + 16] = one ? f32(f32(x1 * d) + m) : f32((x1 - 16) * d);
+      }
+      break;
+    }
     case 'Q4_K':
     case 'Q5_K': {
       const five = type === 'Q5_K';
@@ -96,7 +122,7 @@ function randomBlocks(type: QuantType, count: number, seed: number): Uint8Array 
   const { blockBytes } = GGML_TYPES[type];
   const bytes = new Uint8Array(count * blockBytes);
   for (let i = 0; i < bytes.length; i++) bytes[i] = Math.floor(rand() * 256);
-  const halves: Record<QuantType, number[]> = { Q8_0: [0], Q4_0: [0], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
+  const halves: Record<QuantType, number[]> = { Q8_0: [0], Q4_0: [0], Q4_1: [0, 2], Q5_0: [0], Q5_1: [0, 2], Q4_K: [0, 2], Q5_K: [0, 2], Q6_K: [208] };
   for (let b = 0; b < count; b++) {
     for (const at of halves[type]) {
       // Magnitudes from subnormal to about 2^8, either sign.
@@ -181,16 +207,18 @@ describe('GGUF quantizers', () => {
       const u = unpackBlocks(type, bytes, 0, values.length / GGML_TYPES[type].blockValues);
       const group = GROUP_VALUES[type];
       // Half a step, plus: Q8_0/Q4_0 codes are chosen with the float32 scale but decoded with its f16
-      // rounding (ggml's rule; Q4_0 may also land one step off at its clamp); K-quant mins are
+      // rounding (ggml's rule; Q4_0 may also land one step off at its clamp; Q4_1/Q5_1's offset is
+      // rounded to f16 too, within 2^-10 of itself); K-quant mins are
       // rounded up to the next 6-bit step, so a value may be off by that much more.
       for (let i = 0; i < values.length; i++) {
         const g = Math.floor(i / group);
         const step = Math.abs(u.scales[g]);
-        const bound = type === 'Q4_0' ? step : type === 'Q8_0' ? 0.6 * step : 0.5 * step + (type === 'Q6_K' ? 1e-7 : u.mins[g] / 8 + 1e-7);
+        const legacy = type === 'Q4_0' || type === 'Q4_1' || type === 'Q5_0' || type === 'Q5_1';
+        const bound = legacy ? step + (u.mins[g] ? Math.abs(u.mins[g]) / 1024 : 0) : type === 'Q8_0' ? 0.6 * step : 0.5 * step + (type === 'Q6_K' ? 1e-7 : u.mins[g] / 8 + 1e-7);
         assert.ok(Math.abs(y[i] - values[i]) <= bound + Math.abs(values[i]) * 1e-6, `${type} value ${i}: ${values[i]} decoded as ${y[i]} (step ${step})`);
       }
       const rms = Math.sqrt(values.reduce((s, v, i) => s + (v - y[i]) ** 2, 0) / values.length);
-      const limit = { Q8_0: 0.0025, Q4_0: 0.04, Q4_K: 0.022, Q5_K: 0.011, Q6_K: 0.007 }[type];
+      const limit = { Q8_0: 0.0025, Q4_0: 0.04, Q4_1: 0.04, Q5_0: 0.02, Q5_1: 0.02, Q4_K: 0.022, Q5_K: 0.011, Q6_K: 0.007 }[type];
       assert.ok(rms < limit, `${type} rms error ${rms}`);
     });
   }

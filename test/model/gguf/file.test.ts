@@ -118,7 +118,7 @@ describe('GGUF header validation', () => {
       const at = afterName(b, 'first') + 4 + 8; // n_dims, ne[0]
       b.writeUInt32LE(11, at);
     });
-    await rejects(q3k, /tensor "first": type Q3_K is not supported \(ctx reads F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K, Q6_K\)/);
+    await rejects(q3k, /tensor "first": type Q3_K is not supported \(ctx reads F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K\)/);
     await rejects(patched(path, (b) => void b.writeUInt32LE(200, afterName(b, 'first') + 12)), /type type 200 is not supported/);
   });
   it('refuses dimension counts outside 1..4, zero dimensions and ne[0] off the block size', async () => {

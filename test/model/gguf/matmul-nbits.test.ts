@@ -9,7 +9,8 @@ import { describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
 import { Graph } from '../../../src/backend/cpu/graph.js';
 import { mulberry32 } from '../../../src/demo/rng.js';
-import { dequantize, QUANT_TYPES, type QuantType } from '../../../src/model/gguf/blocks.js';
+import { dequantize, QUANT_TYPES, unpackBlocks, type QuantType } from '../../../src/model/gguf/blocks.js';
+import { GGML_TYPES } from '../../../src/model/gguf/ggml-types.js';
 import { NBITS_PLANS, nbitsRows, toMatMulNBits, type NBitsMatrix } from '../../../src/model/gguf/matmul-nbits.js';
 import { quantize } from '../../../src/model/gguf/quantize.js';
 import { scratchPath } from './helpers.js';
@@ -80,10 +81,14 @@ describe('MatMulNBits re-encoding', () => {
       assert.equal(mismatches, 0, `${mismatches} of ${N * K} values differ from the GGUF's`);
       if (plan.mins) {
         assert.ok(m.mins!.some((v) => v !== 0), 'the fixture exercises the mins');
-        // The blocks are centred: the remainder left to the mins term is within a code's step of 0
-        // (so the int8-activation product holds weights of both signs), in all but rare blocks.
-        const centred = m.mins!.filter((v, g) => Math.abs(v) <= m.scales[g]).length;
-        assert.ok(centred >= 0.99 * m.mins!.length, `${centred} of ${m.mins!.length} blocks centred`);
+        // The blocks are centred: where a block's values straddle 0 (its zero lies within the code
+        // range), the remainder left to the mins term is within a code's step of 0, so the
+        // int8-activation product holds weights of both signs — in all but rare blocks.
+        const u = unpackBlocks(type, bytes, 0, (N * K) / GGML_TYPES[type].blockValues);
+        const maxCode = plan.bits === 4 ? 15 : 31;
+        const straddle = Array.from(u.mins.keys()).filter((g) => u.scales[g] > 0 && u.mins[g] >= 0 && u.mins[g] <= maxCode * u.scales[g]);
+        const centred = straddle.filter((g) => Math.abs(m.mins![g]) <= u.scales[g]).length;
+        assert.ok(straddle.length > 0.3 * u.mins.length && centred >= 0.99 * straddle.length, `${centred} of ${straddle.length} blocks centred`);
       }
 
       // The int8-activation kernels the cpu backend uses (accuracy_level 4) accept the layout too;
@@ -107,6 +112,6 @@ describe('MatMulNBits re-encoding', () => {
 
   it('states the storage cost of each re-encoding', () => {
     const bpw = Object.fromEntries(QUANT_TYPES.map((t) => [t, [NBITS_PLANS[t].bitsPerWeight, NBITS_PLANS[t].ggufBitsPerWeight]]));
-    assert.deepEqual(bpw, { Q8_0: [9, 8.5], Q4_0: [5, 4.5], Q4_K: [6.125, 4.5], Q5_K: [10.25, 5.5], Q6_K: [10, 6.5625] });
+    assert.deepEqual(bpw, { Q8_0: [9, 8.5], Q4_0: [5, 4.5], Q4_1: [6.125, 5], Q5_0: [9, 5.5], Q5_1: [10.25, 6], Q4_K: [6.125, 4.5], Q5_K: [10.25, 5.5], Q6_K: [10, 6.5625] });
   });
 });
