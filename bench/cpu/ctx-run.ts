@@ -1,11 +1,13 @@
 // One ctx measurement on the cpu backend, in its own process so its peak RSS is its own.
 // Prints one JSON line.
-//   node --import tsx bench/cpu/ctx-run.ts <model-dir> <tokens.json> <n> <decode> <strategy> <dtype> <threads> <cache-dir>
-// The weights must already be converted (run.ts does that first), so load time is only loading.
+//   node --import tsx bench/cpu/ctx-run.ts <model-dir|file.gguf> <tokens.json> <n> <decode> <strategy> <dtype> <threads> <cache-dir>
+// dtype "gguf" runs a GGUF file's weights as stored. The weights must already be converted (run.ts
+// and gguf-bench.ts do that first), so load time is only loading. cpuSeconds: this process's CPU time
+// (all threads), from which the caller tells how much of the machine other processes used.
 
 import { readFileSync } from 'node:fs';
 import { createCpuBackend, type CpuBackend } from '../../src/backend/cpu/index.js';
-import { openModel } from '../../src/model/model.js';
+import { loadModel } from '../../src/model/model.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type StrategyOptions } from '../../src/engine/strategies/index.js';
 
@@ -15,8 +17,8 @@ const decode = Number(decodeArg);
 const doc = Int32Array.from((JSON.parse(readFileSync(tokensPath, 'utf8')) as number[]).slice(0, n));
 
 const t0 = performance.now();
-const model = openModel(dir);
-const backend = (await createCpuBackend(model, { dtype, threads: Number(threadsArg), cacheDir })) as CpuBackend;
+const model = await loadModel(dir);
+const backend = (await createCpuBackend(model, { dtype: dtype === 'gguf' ? undefined : dtype, threads: Number(threadsArg), cacheDir })) as CpuBackend;
 const loadSeconds = (performance.now() - t0) / 1000;
 const rssAfterLoad = process.memoryUsage().rss;
 
@@ -57,6 +59,7 @@ console.log(JSON.stringify({
   kvBytes: stats.kvBytes, kvRows: stats.totalRows,
   prefillProfile, decodeProfile: backend.profile.shares(),
   firstIds: ids.slice(0, 4),
+  cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
 }));
 session.dispose();
 await backend.dispose();

@@ -3,6 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ModelConfig } from '../../src/model/config.js';
+import { readSection } from './sections.js';
 
 export interface Measurement {
   engine: 'ctx' | 'llama';
@@ -124,6 +125,12 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
   if (existsSync(notes)) {
     out();
     lines.push(readFileSync(notes, 'utf8').trimEnd());
+  }
+  // The GGUF benchmark's section (gguf-bench.ts) is kept as it is.
+  const gguf = readSection(path, 'gguf-bench');
+  if (gguf) {
+    out();
+    lines.push(gguf);
   }
   mkdirSync(dirname(path), { recursive: true });
   writeFileSync(path, `${lines.join('\n')}\n`);

@@ -39,6 +39,8 @@ console.log(JSON.stringify({
   decodeTokPerSec: decode / decodeSeconds,
   rssAfterLoad, peakRss: process.resourceUsage().maxRSS * 1024,
   firstIds: ids.slice(0, 4),
+  // This process's CPU time, all threads (the caller compares it with the machine's busy time).
+  cpuSeconds: (process.cpuUsage().user + process.cpuUsage().system) / 1e6,
 }));
 await context.dispose();
 await model.dispose();

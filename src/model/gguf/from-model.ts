@@ -58,7 +58,7 @@ function readRows(t: TensorInfo, row: number, rows: number): Float32Array {
 }
 
 /** The <arch>.* metadata of a config (and rope_freqs values for llama 3 scaling). */
-function modelMetadata(c: ModelConfig): { meta: Record<string, GgufValue>; ropeFreqs: Float32Array | null } {
+export function ggufModelMetadata(c: ModelConfig): { meta: Record<string, GgufValue>; ropeFreqs: Float32Array | null } {
   const a = c.arch;
   if (a === 'phi') throw new Error('GGUF export: the phi architecture has no GGUF form here');
   const meta: Record<string, GgufValue> = {
@@ -108,7 +108,7 @@ export function writeModelGguf(model: Model, path: string, opts: GgufExportOptio
   if (c.beacon || c.focus) throw new Error('GGUF export: beacon and FocusLLM checkpoints have tensors llama.cpp does not know');
   const typeOf = opts.typeOf ?? (() => 'F32' as SupportedType);
   const tensors: GgufTensorToWrite[] = [];
-  const { meta, ropeFreqs } = modelMetadata(c);
+  const { meta, ropeFreqs } = ggufModelMetadata(c);
   if (ropeFreqs) tensors.push({ name: 'rope_freqs.weight', ne: [ropeFreqs.length], type: 'F32', data: new Uint8Array(ropeFreqs.buffer) });
 
   let fileType: SupportedType = 'F32';
