@@ -7,7 +7,7 @@
 
 import { readFileSync } from 'node:fs';
 import { createCpuBackend, type CpuBackend } from '../../src/backend/cpu/index.js';
-import { loadModel } from '../../src/model/model.js';
+import { openModelAt } from '../../src/model/model.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type StrategyOptions } from '../../src/engine/strategies/index.js';
 
@@ -17,7 +17,7 @@ const decode = Number(decodeArg);
 const doc = Int32Array.from((JSON.parse(readFileSync(tokensPath, 'utf8')) as number[]).slice(0, n));
 
 const t0 = performance.now();
-const model = await loadModel(dir);
+const model = await openModelAt(dir);
 const backend = (await createCpuBackend(model, { dtype: dtype === 'gguf' ? undefined : dtype, threads: Number(threadsArg), cacheDir })) as CpuBackend;
 const loadSeconds = (performance.now() - t0) / 1000;
 const rssAfterLoad = process.memoryUsage().rss;

@@ -20,7 +20,7 @@ import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'no
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { convertedWeights } from '../../src/backend/cpu/weights.js';
-import { loadModel } from '../../src/model/model.js';
+import { openModelAt } from '../../src/model/model.js';
 import { documentTokens } from './documents.js';
 import { GGUF_SHAPES, writeQ4kmModel, type GgufShape } from './gguf-models.js';
 import { writeSection } from './sections.js';
@@ -206,7 +206,7 @@ for (const shape of shapes) {
   if (!(shape in GGUF_SHAPES)) throw new Error(`unknown shape ${shape} (${Object.keys(GGUF_SHAPES).join(', ')})`);
   writeQ4kmModel(shape, ggufPath(shape), tokenizerJson, log);
   log(`converting ${shape} for ctx (once)`);
-  const w = convertedWeights(await loadModel(ggufPath(shape)), 'gguf', CACHE, log);
+  const w = convertedWeights(await openModelAt(ggufPath(shape)), 'gguf', CACHE, log);
   results.files[shape] = { gguf: statSync(ggufPath(shape)).size, converted: statSync(join(w.dir, w.layout.file)).size };
 }
 save();
