@@ -16,7 +16,8 @@
 // row blocks <l>.qkv.0, <l>.qkv.1, … — runs of consecutive projections of one type — listed in
 // layout.parts, and the graph concatenates their outputs (graphs.ts).
 // The embedding table is not stored: its rows are read from the GGUF file (embedding.ts). A tied
-// LM head is the embedding table, re-encoded here as lmHead.
+// LM head is the embedding table, re-encoded here as lmHead. A change to what is written here
+// needs a new CONVERTER_VERSION (weights.ts), as for the safetensors writer.
 
 import { isQuantType } from '../../model/gguf/blocks.js';
 import type { SupportedType } from '../../model/gguf/ggml-types.js';

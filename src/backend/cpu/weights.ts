@@ -175,10 +175,10 @@ export class WeightsFileWriter {
   }
 }
 
-export const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
+const bytesOf = (a: Float32Array | Uint8Array) => new Uint8Array(a.buffer, a.byteOffset, a.byteLength);
 
 /** Rows per read while streaming a tensor: about 16 MiB of float32 at a time. */
-export function rowsPerChunk(cols: number): number {
+function rowsPerChunk(cols: number): number {
   return Math.max(1, Math.floor((4 << 20) / cols));
 }
 
@@ -248,7 +248,7 @@ export function quantizeRow(row: Float32Array, bits: 8 | 4, codes: Uint8Array, s
 }
 
 /** A norm's tensors as f32 vectors: weight under `name`, any other (a bias) under `name.<key>`. */
-export function writeNorm(w: WeightsFileWriter, model: Model, name: string, m: ModuleTensors): void {
+function writeNorm(w: WeightsFileWriter, model: Model, name: string, m: ModuleTensors): void {
   for (const [key, t] of Object.entries(m.tensors)) {
     w.begin(key === 'weight' ? name : `${name}.${key}`, 'float', t.shape)(bytesOf(model.weights.float32(t.name)));
   }
