@@ -1,7 +1,7 @@
 // safetensors writer (float32 / float16 / bfloat16), atomic: written to a temp file, then renamed.
 
-import { closeSync, fsyncSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { fsError } from '../errors.js';
+import { writeSync } from 'node:fs';
+import { writeFileAtomically } from './file-io.js';
 
 export interface TensorToWrite {
   name: string;
@@ -71,20 +71,9 @@ export function writeSafetensors(path: string, tensors: TensorToWrite[], metadat
   json += ' '.repeat((8 - (json.length % 8)) % 8); // align the data section
   const len = Buffer.alloc(8);
   len.writeBigUInt64LE(BigInt(Buffer.byteLength(json)));
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | undefined;
-  try {
-    fd = openSync(tmp, 'w');
+  writeFileAtomically(path, (fd) => {
     writeSync(fd, len);
     writeSync(fd, json);
     for (const b of blobs) writeSync(fd, b);
-    fsyncSync(fd);
-    closeSync(fd);
-    fd = undefined;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== undefined) closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw fsError(e, path, 'io');
-  }
+  });
 }

@@ -7,8 +7,9 @@
 // before a single tensor byte is read. Tensors are read one at a time with positioned reads; a
 // 15 GB shard is never held in one buffer.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
-import { CtxError, fsError } from '../errors.js';
+import { fstatSync } from 'node:fs';
+import { CtxError } from '../errors.js';
+import { readExactly, withFileForReading } from './file-io.js';
 
 export type DType = 'F32' | 'F16' | 'BF16' | 'I8' | 'U8' | 'I32' | 'I64' | 'F64' | 'BOOL' | 'I16';
 
@@ -54,13 +55,7 @@ export class SafetensorsFile {
   }
 
   static open(path: string): SafetensorsFile {
-    let fd: number;
-    try {
-      fd = openSync(path, 'r');
-    } catch (e) {
-      throw fsError(e, path, 'model');
-    }
-    try {
+    return withFileForReading(path, (fd) => {
       const size = fstatSync(fd).size;
       const bad = (why: string) => new CtxError('model', `not a valid safetensors file: ${why}`, { path });
       if (size < 8) throw bad(`only ${size} bytes`);
@@ -103,9 +98,7 @@ export class SafetensorsFile {
         if (spans[i][0] < spans[i - 1][1]) throw bad(`tensors "${spans[i - 1][2]}" and "${spans[i][2]}" overlap`);
       }
       return file;
-    } finally {
-      closeSync(fd);
-    }
+    });
   }
 
   /** Reads the raw bytes of one tensor. */
@@ -147,29 +140,11 @@ function validateEntry(
   return { dtype, shape: e.shape as number[], begin, end };
 }
 
-function readExactly(fd: number, buf: Buffer, position: number, path: string, what = ''): void {
-  for (let done = 0; done < buf.length; ) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw new CtxError('model', `unexpected end of file${what} at byte ${position + done}`, { path });
-    done += n;
-  }
-}
-
 /** Bytes [start, start + length) of a tensor's data, read from its file. */
 export function readTensorRange(t: TensorInfo, start: number, length: number): Buffer {
-  let fd: number;
-  try {
-    fd = openSync(t.file, 'r');
-  } catch (e) {
-    throw fsError(e, t.file, 'model');
-  }
-  try {
-    const buf = Buffer.allocUnsafe(length);
-    readExactly(fd, buf, t.offset + start, t.file, ` reading "${t.name}"`);
-    return buf;
-  } finally {
-    closeSync(fd);
-  }
+  const buf = Buffer.allocUnsafe(length);
+  withFileForReading(t.file, (fd) => readExactly(fd, buf, t.offset + start, t.file, ` reading "${t.name}"`));
+  return buf;
 }
 
 export function readTensorBytes(t: TensorInfo): Buffer {

@@ -12,9 +12,10 @@
 // The library's own limits (a 50 MB header, 10^6 array elements, 10^7 string bytes, 10^7 tensors)
 // bound what a hostile header can make it allocate. Its errors become one CtxError naming the file.
 
-import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { fstatSync, readSync } from 'node:fs';
 import { gguf } from '@huggingface/gguf';
 import { CtxError, fsError } from '../../errors.js';
+import { readExactly, withFileForReading } from '../file-io.js';
 import { GGML_TYPES, SUPPORTED_TYPE_NAMES, supportedType, typeName, type SupportedType } from './ggml-types.js';
 
 /** GGUF metadata value types (gguf_type), for messages. */
@@ -170,23 +171,9 @@ export class GgufFile {
     if (start < 0 || length < 0 || start + length > t.byteLength) {
       throw new Error(`GGUF read of [${start}, ${start + length}) is outside tensor "${t.name}" (${t.byteLength} bytes)`);
     }
-    let fd: number;
-    try {
-      fd = openSync(this.path, 'r');
-    } catch (e) {
-      throw fsError(e, this.path, 'model');
-    }
-    try {
-      const buf = Buffer.allocUnsafe(length);
-      for (let done = 0; done < length; ) {
-        const n = readSync(fd, buf, done, length - done, t.offset + start + done);
-        if (n === 0) throw new CtxError('model', `unexpected end of file reading "${t.name}" (the file shrank?)`, { path: this.path });
-        done += n;
-      }
-      return buf;
-    } finally {
-      closeSync(fd);
-    }
+    const buf = Buffer.allocUnsafe(length);
+    withFileForReading(this.path, (fd) => readExactly(fd, buf, t.offset + start, this.path, ` reading "${t.name}"`));
+    return buf;
   }
 }
 
@@ -195,13 +182,7 @@ export class GgufFile {
  * is too small to hold. Returns the file size.
  */
 function precheck(path: string, bad: (why: string) => CtxError): number {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw fsError(e, path, 'model');
-  }
-  try {
+  return withFileForReading(path, (fd) => {
     const size = fstatSync(fd).size;
     const head = Buffer.alloc(24);
     const n = readSync(fd, head, 0, 24, 0);
@@ -214,9 +195,7 @@ function precheck(path: string, bad: (why: string) => CtxError): number {
     const need = 24n + tensorCount * BigInt(MIN_TENSOR_INFO_BYTES) + kvCount * BigInt(MIN_KV_BYTES);
     if (need > BigInt(size)) throw bad(`${tensorCount} tensors and ${kvCount} metadata keys cannot fit in ${size} bytes (truncated file?)`);
     return size;
-  } finally {
-    closeSync(fd);
-  }
+  });
 }
 
 function validateTensor(

@@ -6,10 +6,10 @@
 // q/k rows of llama-architecture files are put back in Hugging Face order everywhere (names.ts).
 
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readSync } from 'node:fs';
 import { CtxError, fsError } from '../../errors.js';
 import type { ModelConfig } from '../config.js';
 import { fileSha256 } from '../content-hash.js';
+import { readExactly, withFileForReading } from '../file-io.js';
 import type { ModelWeights } from '../weights.js';
 import { dequantize } from './blocks.js';
 import { ggufModelConfig } from './config.js';
@@ -107,11 +107,11 @@ export class GgufWeights implements ModelWeights {
     const rowLength = rowLengthOf(t);
     const out = new Float32Array(ids.length * rowLength);
     const buf = Buffer.allocUnsafe(t.rowBytes);
-    withFd(t.file, (fd) => {
+    withFileForReading(t.file, (fd) => {
       for (let k = 0; k < ids.length; k++) {
         const r = ids[k];
         if (!Number.isInteger(r) || r < 0 || r >= rows) throw new RangeError(`row ${r} is outside "${name}" (${rows} rows)`);
-        readAt(fd, buf, t.offset + storedRow(t, r) * t.rowBytes, t);
+        readExactly(fd, buf, t.offset + storedRow(t, r) * t.rowBytes, t.file, ` reading "${t.ggufName}"`);
         dequantize(t.dtype, buf, 0, rowLength, out, k * rowLength);
       }
     });
@@ -126,10 +126,10 @@ export class GgufWeights implements ModelWeights {
       throw new RangeError(`rows [${start}, ${start + count}) are outside "${name}" (${rows} rows)`);
     }
     const bytes = Buffer.allocUnsafe(count * t.rowBytes);
-    withFd(t.file, (fd) => {
-      if (t.rowOrder === null) readAt(fd, bytes, t.offset + start * t.rowBytes, t);
+    withFileForReading(t.file, (fd) => {
+      if (t.rowOrder === null) readExactly(fd, bytes, t.offset + start * t.rowBytes, t.file, ` reading "${t.ggufName}"`);
       else {
-        for (let k = 0; k < count; k++) readAt(fd, bytes.subarray(k * t.rowBytes, (k + 1) * t.rowBytes), t.offset + storedRow(t, start + k) * t.rowBytes, t);
+        for (let k = 0; k < count; k++) readExactly(fd, bytes.subarray(k * t.rowBytes, (k + 1) * t.rowBytes), t.offset + storedRow(t, start + k) * t.rowBytes, t.file, ` reading "${t.ggufName}"`);
       }
     });
     return { type: t.dtype, rowLength: rowLengthOf(t), bytes };
@@ -194,24 +194,4 @@ function storedRow(t: GgufTensorInfo, r: number): number {
   return t.rowOrder ? t.rowOrder[r] : r;
 }
 
-function withFd<T>(path: string, f: (fd: number) => T): T {
-  let fd: number;
-  try {
-    fd = openSync(path, 'r');
-  } catch (e) {
-    throw fsError(e, path, 'model');
-  }
-  try {
-    return f(fd);
-  } finally {
-    closeSync(fd);
-  }
-}
 
-function readAt(fd: number, buf: Buffer, position: number, t: GgufTensorInfo): void {
-  for (let done = 0; done < buf.length; ) {
-    const n = readSync(fd, buf, done, buf.length - done, position + done);
-    if (n === 0) throw new CtxError('model', `unexpected end of file reading "${t.ggufName}" (the file shrank?)`, { path: t.file });
-    done += n;
-  }
-}

@@ -10,8 +10,8 @@
 // ne[0] is the fastest-varying dimension, so a Hugging Face weight [out, in] is ne = [in, out]
 // with the same bytes.
 
-import { closeSync, openSync, renameSync, rmSync, writeSync } from 'node:fs';
-import { fsError } from '../../errors.js';
+import { writeSync } from 'node:fs';
+import { writeFileAtomically } from '../file-io.js';
 import { GGML_TYPES, typeBytes, type SupportedType } from './ggml-types.js';
 
 /** GGUF metadata value types (gguf_type). */
@@ -150,11 +150,7 @@ export function writeGguf(path: string, metadata: Record<string, GgufValue>, ten
   }
   const header = head.buffer();
 
-  const tmp = `${path}.tmp-${process.pid}`;
-  let fd: number | null = null;
-  try {
-    fd = openSync(tmp, 'w');
-    const out = fd;
+  writeFileAtomically(path, (out) => {
     writeSync(out, header);
     writeSync(out, Buffer.alloc(padTo(header.length, alignment) - header.length));
     tensors.forEach((t, i) => {
@@ -167,13 +163,5 @@ export function writeGguf(path: string, metadata: Record<string, GgufValue>, ten
       if (written !== sizes[i]) throw new Error(`GGUF writer: tensor "${t.name}" (${t.type} [${t.ne}]) needs ${sizes[i]} bytes, got ${written}`);
       writeSync(out, Buffer.alloc(padTo(written, alignment) - written));
     });
-    closeSync(out);
-    fd = null;
-    renameSync(tmp, path);
-  } catch (e) {
-    if (fd !== null) closeSync(fd);
-    rmSync(tmp, { force: true });
-    if ((e as NodeJS.ErrnoException).code) throw fsError(e, path, 'io');
-    throw e;
-  }
+  });
 }
