@@ -12,6 +12,7 @@ import type { Conversation, Turn } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
 import type { LoadedModel } from './loaded-model.js';
 import { planRun, type RunPlan } from './plan.js';
+import { ReadEta } from './read-eta.js';
 import type { PromptFormat } from './prompt-format.js';
 import type { SamplingOptions } from './sampler.js';
 import { Session } from './session.js';
@@ -70,17 +71,20 @@ export async function readDocument(
 ): Promise<{ session: Session; seconds: number }> {
   const session = new Session(loaded.backend, plan.strategy);
   const t0 = performance.now();
+  // The time left from a cost model fitted as the read goes (a token costs more as the KV grows).
+  const eta = new ReadEta(tokens.length, plan.kvRows);
   const report = (done: number) => {
     if (!opts.onProgress) return;
     const elapsed = (performance.now() - t0) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;
     const s = session.stats();
+    eta.observe(done, s.totalRows, elapsed);
     opts.onProgress({
       done,
       total: tokens.length,
       elapsedSeconds: elapsed,
       tokensPerSecond: rate,
-      etaSeconds: rate > 0 ? (tokens.length - done) / rate : NaN,
+      etaSeconds: eta.remaining(),
       kvRows: s.totalRows,
       kvBytes: s.kvBytes,
       compression: s.totalRows > 0 ? done / s.totalRows : 1,
