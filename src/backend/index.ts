@@ -5,7 +5,8 @@
 // been recorded passing on real hardware (native/README.md, "GPU runs"); then auto will prefer it
 // whenever probeDevices() finds a GPU.
 // If the cpu backend cannot start (onnxruntime missing), auto falls back to the reference
-// backend and says why.
+// backend and says why. A --dtype the backend does not run is refused before anything starts
+// (never a silent fall back to the 10× slower reference backend).
 
 import { CtxError } from '../errors.js';
 import type { Model } from '../model/model.js';
@@ -19,12 +20,36 @@ export type { Backend, BackendName, BackendOptions } from './contract.js';
 export const BACKENDS: BackendName[] = ['reference', 'cpu', 'cuda'];
 export type BackendChoice = BackendName | 'auto';
 
+/**
+ * The weight precisions each backend runs (--dtype), the default first: cpu f32, q8 or q4 (8- or
+ * 4-bit MLP and LM head, cpu/weights.ts); cuda f32 or bf16; the reference only f32.
+ */
+export const DTYPES: Record<BackendName, readonly string[]> = {
+  reference: ['f32'],
+  cpu: ['f32', 'q8', 'q4'],
+  cuda: ['f32', 'bf16'],
+};
+
+/** Refuses a --dtype that `backend` does not run, naming those it does (and who runs the one asked for). */
+export function checkDtype(backend: BackendName, dtype: string | undefined): void {
+  if (dtype === undefined || DTYPES[backend].includes(dtype)) return;
+  const others = BACKENDS.filter((b) => b !== backend && DTYPES[b].includes(dtype));
+  const elsewhere = others.length ? `; ${dtype} runs on --backend ${others.join(' or ')}` : '';
+  const auto = backend === 'cpu' ? ' (the default)' : '';
+  throw new CtxError('usage', `the ${backend} backend${auto} runs --dtype ${orList(DTYPES[backend])}, not "${dtype}"${elsewhere}`);
+}
+
+function orList(xs: readonly string[]): string {
+  return xs.length === 1 ? xs[0]! : `${xs.slice(0, -1).join(', ')} or ${xs.at(-1)}`;
+}
+
 export async function createBackend(
   name: BackendChoice,
   model: Model,
   opts: BackendOptions = {},
   onNotice: (message: string) => void = () => {},
 ): Promise<Backend> {
+  checkDtype(name === 'auto' ? 'cpu' : name, opts.dtype);
   switch (name) {
     case 'reference':
       return createReferenceBackend(model, opts);

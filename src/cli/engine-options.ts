@@ -90,7 +90,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--raw', 'a plain prompt (the document, a blank line, the question), even when the model has a chat template'))
     .addOption(strategyOption())
     .addOption(new Option('--backend <name>', 'where the math runs').choices(['auto', 'cpu', 'cuda', 'reference']).default('auto'))
-    .addOption(new Option('--dtype <type>', 'weight precision: f32, q8 (cpu), bf16 (cuda)'))
+    .addOption(new Option('--dtype <type>', 'weight precision: f32; q8 or q4 (cpu: 8- or 4-bit MLP and LM head); bf16 (cuda)'))
     .addOption(new Option('--threads <n>', 'CPU threads (cpu backend)').argParser(int(1)))
     .addOption(new Option('--max-tokens <n>', 'longest answer in tokens').argParser(int(1)).default(defaults.maxTokens))
     .addOption(new Option('--temperature <t>', 'sampling temperature (0 = greedy)').argParser(num(0, 10)).default(0))

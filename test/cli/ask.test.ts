@@ -87,6 +87,15 @@ describe('ctx ask', () => {
     assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 
+  it('a --dtype the backend does not run is one line with exit 2 naming those it does, never a silent fall back', () => {
+    const bf16 = ctx(['ask', doc, 'What?', '-m', plainModel, '--dtype', 'bf16']);
+    assert.equal(bf16.status, 2, bf16.stderr);
+    assert.equal(bf16.stderr, 'ctx: the cpu backend (the default) runs --dtype f32, q8 or q4, not "bf16"; bf16 runs on --backend cuda\n');
+    const q8 = ctx(['ask', doc, 'What?', '-m', plainModel, '--backend', 'reference', '--dtype', 'q8']);
+    assert.equal(q8.status, 2, q8.stderr);
+    assert.equal(q8.stderr, 'ctx: the reference backend runs --dtype f32, not "q8"; q8 runs on --backend cpu\n');
+  });
+
   it('runs on the reference backend when asked', () => {
     const r = ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--backend', 'reference', '--max-tokens', '4', '--json']);
     assert.equal(r.status, 0, r.stderr);
