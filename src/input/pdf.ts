@@ -126,7 +126,7 @@ export class PdfReader {
         this.worker = null;
         // The capped heap ran out: the file's fault, like the memory limit above.
         if ((e as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY') {
-          return reject(new Rejection('too large', `needed more than ${PDF_HEAP_MB} MB of JavaScript heap to parse (a decompression bomb?); ctx stopped there`));
+          return reject(new Rejection('too large', `needed more than ${formatBytes(PDF_HEAP_MB * 1024 ** 2)} of JavaScript heap to parse (a decompression bomb?); ctx stopped there`));
         }
         // Parse errors are reported as messages; any other 'error' event means the worker itself
         // failed (pdf-parse missing): a problem of ctx or the machine, not of the file.

@@ -12,6 +12,7 @@
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, rmSync, statfsSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { CtxError, fsError } from '../../errors.js';
+import { formatBytes } from '../../units.js';
 import { isRunning, ownerTag, parseTag, type Owner } from '../owner.js';
 import type { HubEntry } from '../registry.js';
 
@@ -157,7 +158,6 @@ export function checkDiskSpace(entry: HubEntry, cacheDir: string, tmpDir: string
     return;
   }
   if (needed > free) {
-    const gb = (n: number) => `${(n / 1e9).toFixed(1)} GB`;
-    throw new CtxError('io', `not enough disk space for "${entry.name}": about ${gb(needed)} still to download, ${gb(free)} free (set CTX_CACHE_DIR to a bigger disk)`, { path: cacheDir });
+    throw new CtxError('io', `not enough disk space for "${entry.name}": ${formatBytes(needed)} still to download, ${formatBytes(free)} free (set CTX_CACHE_DIR to a bigger disk)`, { path: cacheDir });
   }
 }
