@@ -193,7 +193,7 @@ async function pull(run: RunContext, registry: Registry, name: string, opts: Glo
   const already = readDownloadRecord(dir) !== null;
   const progress = opts.quiet || opts.json || already ? undefined : progressReporter(run);
   if (!already && !opts.quiet && !entry.pinned) {
-    run.stderr.write(`ctx: note: "${name}" is not pinned to a commit; downloading what "${entry.revision}" points to now\n`);
+    run.stderr.write(`ctx: note: "${name}" is not pinned to a commit (${entry.unpinned}); downloading what "${entry.revision}" points to now, without checksums\n`);
   }
   if (!already && !opts.quiet && entry.gated && !run.env.HF_TOKEN) {
     run.stderr.write(`ctx: note: ${entry.hub} is gated: the hub will refuse it without HF_TOKEN (a token of an account that accepted its license)\n`);
@@ -400,7 +400,7 @@ function describe(r: InfoReport, entry: RegistryEntry | undefined): string[] {
   const kv = (k: string, v: string) => lines.push(`${`${k}:`.padEnd(14)}${v}`);
   kv('model', r.name);
   if (r.dir) kv(isModelFile(r.dir) ? 'file' : 'folder', r.dir);
-  if (r.registry?.hub) kv('hub', `${r.registry.hub} @ ${r.registry.revision}${r.registry.pinned ? '' : ' (not pinned)'}`);
+  if (r.registry?.hub) kv('hub', `${r.registry.hub} @ ${r.registry.revision}${r.registry.pinned ? '' : ' (not pinned: checksums unknown)'}`);
   if (r.registry) kv('license', r.registry.license);
   const c = r.config;
   if (c) {

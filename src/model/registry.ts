@@ -44,9 +44,15 @@ export interface HubEntry extends EntryCommon {
   kind: 'hub';
   /** "org/repo" on the hub. */
   hub: string;
-  /** A commit sha (pinned) or a branch name such as "main" (unpinned: what it points to can change). */
+  /**
+   * A commit sha (pinned): the files' sizes and checksums are those of that commit. Or a branch
+   * name such as "main", whose files then carry no checksum (a branch can move to other files);
+   * the shipped registry says why in `unpinned` (test/model/registry.test.ts).
+   */
   revision: string;
   pinned: boolean;
+  /** Why the entry names no commit (only where it does not). */
+  unpinned?: string;
   /** The hub requires an accepted license and HF_TOKEN. */
   gated: boolean;
   files: RegistryFile[];
@@ -133,12 +139,18 @@ export function parseRegistry(json: unknown, source: string, localBase: string):
     const revision = typeof e.revision === 'string' && e.revision && !e.revision.includes('..') ? e.revision : bad(`${where}: missing "revision"`);
     if (!Array.isArray(e.files) || e.files.length === 0) bad(`${where}: no "files"`);
     const files = (e.files as unknown[]).map((f) => parseFile(f as Json, where, bad));
+    const pinned = /^[0-9a-f]{40}$/.test(revision);
+    const unpinned = typeof e.unpinned === 'string' && e.unpinned.trim() ? e.unpinned : undefined;
+    if (pinned && unpinned) bad(`${where}: "unpinned" given for a pinned revision`);
+    const checked = files.find((f) => f.sha256 !== null);
+    if (!pinned && checked) bad(`${where}: ${checked.path} has a sha256 but the revision "${revision}" is a branch: a checksum belongs to a commit`);
     entries.push({
       ...common,
       kind: 'hub',
       hub: e.hub as string,
       revision,
-      pinned: /^[0-9a-f]{40}$/.test(revision),
+      pinned,
+      unpinned,
       gated: e.gated === true,
       files,
       approxBytes: typeof e.approxBytes === 'number' ? e.approxBytes : undefined,

@@ -16,7 +16,7 @@ import { formatBytes } from '../units.js';
 import { pullModel, readDownloadRecord, type PullOptions } from './hub.js';
 import { resolveLocalModel } from './local-models.js';
 import { modelsCacheDir } from './paths.js';
-import { findByRepo, findEntry, loadRegistry, type Registry, type RegistryEntry } from './registry.js';
+import { downloadSize, findByRepo, findEntry, loadRegistry, type Registry, type RegistryEntry } from './registry.js';
 
 export interface ResolveOptions extends PullOptions {
   /** Download a registry model that is not in the cache yet (default false: say how instead). */
@@ -70,7 +70,8 @@ export async function entryDir(entry: RegistryEntry, opts: ResolveOptions = {}):
   const dir = join(opts.cacheDir ?? modelsCacheDir(opts.env), entry.name);
   if (readDownloadRecord(dir)) return dir;
   if (!opts.download) {
-    const size = entry.approxBytes ? ` (~${formatBytes(entry.approxBytes)})` : '';
+    const { bytes, exact } = downloadSize(entry);
+    const size = bytes !== null ? ` (${exact ? '' : '~'}${formatBytes(bytes)})` : '';
     throw new CtxError('model', `"${entry.name}" is not downloaded yet: run "ctx models pull ${entry.name}"${size}, or pass --model <folder> for a copy you already have`);
   }
   return pullModel(entry, opts);

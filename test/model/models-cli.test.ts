@@ -51,7 +51,7 @@ function testRegistry() {
         {
           name: 'tiny-chat',
           hub: REPO,
-          revision: 'main',
+          revision: 'b'.repeat(40),
           arch: 'llama',
           params: '0.1M',
           nativeWindow: 256,
@@ -60,7 +60,7 @@ function testRegistry() {
           files: Object.entries(FILES).map(([path, b]) => ({ path, size: b.length, sha256: sha256(b) })),
           notes: ['a test model'],
         },
-        { name: 'gated-one', hub: 'meta/secret', revision: 'main', gated: true, recommendedStrategy: 'select', license: 'x', approxBytes: 2_000_000_000, files: [{ path: 'config.json', size: null, sha256: null }] },
+        { name: 'gated-one', hub: 'meta/secret', revision: 'main', unpinned: 'no commit known (a test entry)', gated: true, recommendedStrategy: 'select', license: 'x', approxBytes: 2_000_000_000, files: [{ path: 'config.json', size: null, sha256: null }] },
         { name: 'builtin', local: 'builtin', arch: 'qwen2', recommendedStrategy: 'beacon', license: 'MIT' },
       ],
     },
@@ -122,7 +122,7 @@ describe('ctx models', () => {
     assert.equal(error, undefined);
     const dir = join(root, 'cache', 'models', 'tiny-chat');
     assert.equal(stdout.trim(), dir);
-    assert.match(stderr, /not pinned to a commit/);
+    assert.ok(!/not pinned/.test(stderr), 'a pinned entry downloads without the unpinned note');
     assert.match(stderr, /ctx: downloading model\.safetensors \(4\/4, 48\.8 KiB\)/);
     assert.ok(!stderr.includes('\r'), 'no terminal redraws in a log');
 
@@ -145,7 +145,7 @@ describe('ctx models', () => {
     await ctx(['models', 'pull', 'tiny-chat'], env);
     const { stdout } = await ctx(['models', 'info', 'tiny-chat'], env);
     assert.match(stdout, /^model:\s+tiny-chat$/m);
-    assert.match(stdout, /^hub:\s+test-org\/tiny-chat @ main \(not pinned\)$/m);
+    assert.match(stdout, /^hub:\s+test-org\/tiny-chat @ b{40}$/m);
     assert.match(stdout, /^architecture:\s+llama: 2 layers, hidden 32, MLP 64$/m);
     assert.match(stdout, /^attention:\s+4 query heads, 2 key\/value heads, head dim 8$/m);
     assert.match(stdout, /^window:\s+256 tokens/m);
@@ -160,7 +160,7 @@ describe('ctx models', () => {
 
   it('info on a registry model that is not downloaded still describes it from the registry', async () => {
     const { stdout } = await ctx(['models', 'info', 'gated-one'], env);
-    assert.match(stdout, /^hub:\s+meta\/secret @ main \(not pinned\)$/m);
+    assert.match(stdout, /^hub:\s+meta\/secret @ main \(not pinned: checksums unknown\)$/m);
     assert.match(stdout, /^not read:\s+"gated-one" is not downloaded yet: run "ctx models pull gated-one"/m);
   });
 
