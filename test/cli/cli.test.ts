@@ -69,6 +69,15 @@ describe('small things a new user sees', () => {
     assert.equal(JSON.parse(ctx(['--json', 'inspect', '--bogus']).stdout).error.kind, 'usage');
   });
 
+  it('output piped into a reader that leaves early (| head -1) ends quietly with exit 0, never a stack trace', () => {
+    for (const cmd of ['models list', 'models info activation-beacon-llama2-7b-chat', '--help']) {
+      const r = spawnSync('bash', ['-c', `set -o pipefail; "${process.execPath}" "${BIN}" ${cmd} | head -1`], { env: cleanEnv(), encoding: 'utf8' });
+      assert.ok(!/EPIPE|\n\s+at |Error/.test(r.stderr), `${cmd}: ${r.stderr}`);
+      assert.equal(r.status, 0, cmd);
+      assert.equal(r.stdout.split('\n').filter(Boolean).length, 1, cmd);
+    }
+  });
+
   it('a usage error in a subcommand points at that subcommand\'s --help', () => {
     assertOneLineError(ctx(['cache', 'rm']), EXIT.usage, "ctx: missing required argument 'ids' (see ctx cache rm --help)");
   });
