@@ -43,7 +43,7 @@ export interface EntryMeta {
   strategy: string;
   backend: string;
   numeric: string;
-  /** Prompt tokens read (system prefix + document). */
+  /** The document's tokens (as the plan and progress count them; the system prefix before it is not counted). */
   tokens: number;
 }
 

@@ -1,16 +1,21 @@
 // `ctx inspect <inputs…>`: the plan of a run before any model runs. It reads the inputs exactly as
-// `ask` would and prints each source (pages, bytes, tokens), every skipped file with its reason,
-// the total, and — with a model — the strategy, the model's native window and the KV rows and bytes
-// the run will hold. `--json` prints the same as one object.
+// `ask` would — with the citation markers ask and summarize add, unless --no-cite — and prints each
+// source (pages, bytes, tokens), every skipped file with its reason, the total, and — with a model —
+// the strategy and why, the model's native window and the KV rows and bytes the run will hold,
+// planned by the engine's own planPrompt (so the numbers are ask's). `--json` prints the same as one
+// object.
 //
 // Without a model there is no tokenizer and no window: inspect still shows the sources, and a token
 // estimate (characters / 4) that says it is one.
 
 import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
-import { Command } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import { nativeAvailable, probeDevices } from '../backend/native/index.js';
-import { planRun, type RunPlan } from '../engine/plan.js';
+import { SourceMarking } from '../engine/citations/source-marking.js';
+import type { RunPlan } from '../engine/plan.js';
+import { promptFormat } from '../engine/prompt-format.js';
+import { planPrompt } from '../engine/prompt-plan.js';
 import type { StrategyName } from '../engine/strategies/index.js';
 import { EXIT } from '../errors.js';
 import { counted } from '../ui/format.js';
@@ -21,9 +26,10 @@ import type { ModelConfig } from '../model/config.js';
 import { loadModelConfig } from '../model/model.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
-import { loadTokenizer } from '../model/tokenizer.js';
+import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
+import { promptFormatChoice } from './engine-options.js';
 import { documentInputs, guardedStdin, usageWhenNothingToRead, formatCount, formatTable, out, type RunContext } from './io.js';
-import { followLinksOption, maxFileBytesOption, modelOption, stdinWaitOption, strategyOption } from './options.js';
+import { citeOption, followLinksOption, maxFileBytesOption, modelOption, stdinWaitOption, strategyOption, systemOption } from './options.js';
 
 /** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
 export const CHARS_PER_TOKEN = 4;
@@ -32,6 +38,12 @@ interface InspectOptions {
   devices?: boolean;
   model?: string;
   strategy: StrategyName | 'auto';
+  /** Count the citation markers ask and summarize add (--no-cite: as chat reads it, or ask --no-cite). */
+  cite: boolean;
+  system?: string;
+  template?: string;
+  raw?: boolean;
+  maxTokens: number;
   maxFileBytes: number;
   followLinks?: boolean;
   stdinWait: number;
@@ -45,6 +57,11 @@ export function inspectCommand(run: RunContext): Command {
     .argument('[inputs...]', 'files, folders, globs, or - for stdin (with none named, piped input is read)')
     .addOption(modelOption())
     .addOption(strategyOption())
+    .addOption(citeOption())
+    .addOption(systemOption())
+    .option('--template <name|file>', 'plan with this chat template instead of the model\'s (as ask --template)')
+    .option('--raw', 'plan for a plain prompt (as ask --raw)')
+    .addOption(new Option('--max-tokens <n>', 'the answer reserve to plan for (as ask --max-tokens)').argParser(positiveInt).default(512))
     .addOption(maxFileBytesOption())
     .addOption(followLinksOption())
     .addOption(stdinWaitOption())
@@ -86,9 +103,26 @@ export interface TokenCount {
 export interface InspectReport {
   sources: Array<{ path: string; kind: string; bytes: number; pages?: number; encoding?: string; tokens: number }>;
   skipped: Array<{ path: string; reason: string }>;
-  tokens: { total: number; method: 'tokenizer' | 'estimate'; charsPerToken?: number };
+  /**
+   * The document's tokens as ask reads it: `markers` are the citation markers included in `total`
+   * (null with --no-cite or where there are none); their `tokens` are measured encoded together
+   * (null without a tokenizer).
+   */
+  tokens: {
+    total: number;
+    method: 'tokenizer' | 'estimate';
+    charsPerToken?: number;
+    markers: { count: number; tokens: number | null; forms: string } | null;
+  };
   model: { name: string; dir: string; nativeWindow: number } | null;
-  plan: RunPlan | null;
+  /** With a model: what the plan assumes after the document (the question is not known to inspect). */
+  plan: (RunPlan & { questionTokens: number }) | null;
+}
+
+function positiveInt(text: string): number {
+  const v = Number(text);
+  if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError('expected an integer ≥ 1');
+  return v;
 }
 
 async function inspect(run: RunContext, inputs: string[], opts: InspectOptions): Promise<void> {
@@ -104,26 +138,40 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
     const dir = await resolveModelDir(DEFAULT_MODEL, { env: run.env }).catch(() => null);
     if (dir) model = { name: DEFAULT_MODEL, dir, config: await loadModelConfig(dir) };
   }
-  const doc = await readInputs(specs, {
+  const read = await readInputs(specs, {
     maxFileBytes: opts.maxFileBytes,
     followLinks: opts.followLinks,
     stdin: guardedStdin(specs, run, opts.stdinWait),
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
   });
-  const tokens = model ? await countTokens(doc, model.dir, run.signal) : estimateTokens(doc);
-  const plan = model ? planRun(model.config, { documentTokens: tokens.total, strategy: opts.strategy }) : null;
+  // The document as ask and summarize read it: with their citation markers unless --no-cite.
+  const sources = new SourceMarking(opts.cite);
+  const doc = sources.mark(read);
+  const tokenizer = model ? await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }) : null;
+  const tokens = tokenizer ? await countTokens(doc, tokenizer, run.signal) : estimateTokens(doc);
+  const cost = tokenizer ? await sources.cost(tokenizer) : null;
+  const markers = sources.kinds && sources.markerCount > 0 ? { count: sources.markerCount, tokens: cost?.tokens ?? null, forms: markerForms(sources.kinds) } : null;
+  let plan: InspectReport['plan'] = null;
+  if (model && tokenizer) {
+    // Planned as ask plans, for a question inspect does not know (an allowance, as chat plans).
+    const format = promptFormat(tokenizer, promptFormatChoice(opts));
+    const planned = planPrompt({ config: model.config, tokenizer, kvBytesPerValue: 4 }, format, opts.system, tokens.total, null, {
+      strategy: { strategy: opts.strategy },
+      maxTokens: opts.maxTokens,
+    });
+    plan = { ...planned.plan, questionTokens: planned.questionTokens };
+  }
 
-  const report = buildReport(doc, tokens, model, plan);
+  const report = buildReport(doc, { ...tokens, markers }, model, plan);
   if (opts.json) out(run, JSON.stringify(report, null, 2));
   else for (const line of renderText(report)) out(run, line);
   // A plan that does not fit is the answer to "will this work?", so scripts get it as the exit code.
   if (plan && !plan.fits) run.exitCode = EXIT.doesNotFit;
 }
 
-/** Exact counts with the model's tokenizer, segment by segment (as the engine will encode them). */
-async function countTokens(doc: Document, modelDir: string, signal: AbortSignal): Promise<TokenCount> {
-  const tokenizer = await loadTokenizer(modelDir);
+/** Exact counts with the model's tokenizer, segment by segment (as the engine encodes them: reader.ts tokenizeDocument). */
+async function countTokens(doc: Document, tokenizer: TextTokenizer, signal: AbortSignal): Promise<TokenCount> {
   const { ids, segmentStarts } = await tokenizer.encodeSegments(doc.segments, { signal });
   const perSource = new Map<string, number>();
   doc.segments.forEach((seg, i) => {
@@ -148,11 +196,19 @@ export function estimateTokens(doc: Document): TokenCount {
   return { method: 'estimate', total, perSource };
 }
 
+/** "[p. N]", "[line N]", "[file:line]"…: the forms the markers take. */
+function markerForms(kinds: NonNullable<SourceMarking['kinds']>): string {
+  const forms: string[] = [];
+  if (kinds.pages) forms.push(kinds.namedPages ? '[file p. N]' : '[p. N]');
+  if (kinds.lines) forms.push(kinds.namedLines ? '[file:line]' : '[line N]');
+  return forms.join(', ');
+}
+
 export function buildReport(
   doc: Document,
-  tokens: TokenCount,
+  tokens: TokenCount & { markers: InspectReport['tokens']['markers'] },
   model: { name: string; dir: string; config: ModelConfig } | null,
-  plan: RunPlan | null,
+  plan: InspectReport['plan'],
 ): InspectReport {
   return {
     sources: doc.sources.map((s) => ({ ...s, tokens: tokens.perSource.get(s.path) ?? 0 })),
@@ -161,6 +217,7 @@ export function buildReport(
       total: tokens.total,
       method: tokens.method,
       ...(tokens.method === 'estimate' ? { charsPerToken: CHARS_PER_TOKEN } : {}),
+      markers: tokens.markers,
     },
     model: model ? { name: basename(model.name), dir: model.dir, nativeWindow: model.config.maxPositions } : null,
     plan,
@@ -194,6 +251,13 @@ export function renderText(r: InspectReport): string[] {
   } else {
     lines.push(`Total: ${counted(r.tokens.total, 'token')} (${r.model!.name} tokenizer)`);
   }
+  const m = r.tokens.markers;
+  if (m) {
+    const cost = m.tokens === null ? '' : `, about ${counted(m.tokens, 'token')}`;
+    lines.push(`  including ${counted(m.count, 'citation marker')} (${m.forms}${cost}) that ask and summarize add; --no-cite counts without them`);
+  } else {
+    lines.push('  no citation markers (--no-cite, or the sources have no pages or lines to cite)');
+  }
 
   if (!r.plan || !r.model) {
     lines.push('Plan: needs a model (-m <model>) to know its window and the memory a run holds');
@@ -201,10 +265,14 @@ export function renderText(r: InspectReport): string[] {
   }
   const p = r.plan;
   lines.push('', `Plan for ${r.model.name}`);
+  const answer = p.plannedTokens - p.prefixTokens - p.documentTokens - p.questionTokens;
   const planRows = [
     ['native window', `${formatCount(p.nativeWindow)} tokens`],
-    ['strategy', p.description],
-    ['planned tokens', `${formatCount(p.plannedTokens)} (document ${formatCount(p.documentTokens)} + answer reserve)`],
+    ['strategy', p.strategyReason ? `${p.description}, auto: ${p.strategyReason}` : p.description],
+    [
+      'planned tokens',
+      `${formatCount(p.plannedTokens)} = prefix ${formatCount(p.prefixTokens)} (template, BOS, system) + document ${formatCount(p.documentTokens)} + question ≤ ${formatCount(p.questionTokens)} (assumed) + answer ${formatCount(answer)} (--max-tokens)`,
+    ],
     ['KV rows held', formatCount(p.kvRows)],
     ['KV memory', `${formatBytes(p.kvBytes)} (float32)`],
     ['fits', p.fits ? 'yes' : `no: ${p.reason}`],

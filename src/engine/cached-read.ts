@@ -20,6 +20,8 @@ export interface CachedRead {
   plan: RunPlan;
   /** [prefix ; document] tokens. */
   prompt: Int32Array;
+  /** How many of them are the prefix: progress and `read` count the document's tokens only. */
+  prefixTokens: number;
   /** null: neither use nor fill the cache. */
   cache: SessionCache | null;
   /** What `ctx cache ls` shows about the entry. */
@@ -50,11 +52,12 @@ export async function readOrRestore(r: CachedRead): Promise<{ session: Session; 
     if (restored) return { session: restored, key };
   }
 
+  const documentTokens = prompt.length - r.prefixTokens;
   const { session, seconds } = await readDocument(loaded, plan, prompt, {
     signal: r.signal,
-    onProgress: (p) => emit({ type: 'progress', ...p }),
+    onProgress: (p) => emit({ type: 'progress', ...p, done: Math.max(0, p.done - r.prefixTokens), total: documentTokens }),
   });
-  emit({ type: 'read', tokens: prompt.length, seconds, cached: false });
+  emit({ type: 'read', tokens: documentTokens, seconds, cached: false });
   if (cache) {
     const meta: EntryMeta = {
       inputs: r.inputs,
@@ -63,7 +66,7 @@ export async function readOrRestore(r: CachedRead): Promise<{ session: Session; 
       strategy: plan.description,
       backend: loaded.backend.name,
       numeric: loaded.backend.numeric,
-      tokens: prompt.length,
+      tokens: documentTokens,
     };
     try {
       const saved = await cache.save(key, meta, session.snapshot(), r.signal);
@@ -105,7 +108,7 @@ async function restore(cache: SessionCache, key: string, r: CachedRead): Promise
     r.emit({ type: 'warning', message: `cache: ${path}: discarded a cache entry that does not fit this run (${problem}); reading the document instead` });
     return null;
   }
-  r.emit({ type: 'read', tokens: r.prompt.length, seconds: found.seconds, cached: true });
+  r.emit({ type: 'read', tokens: r.prompt.length - r.prefixTokens, seconds: found.seconds, cached: true });
   return session;
 }
 

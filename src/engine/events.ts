@@ -16,16 +16,19 @@ export type RunEvent =
   | {
       type: 'plan';
       strategy: string;
+      /** Why `auto` chose the strategy (absent when the options named it). */
+      strategyReason?: string;
+      /** The document's tokens, citation markers included: the count `inspect`, progress and `read` also give. */
       documentTokens: number;
       kvRows: number;
       kvBytes: number;
       nativeWindow: number;
       notes: string[];
-      /** Where each source ends in the prompt, in tokens (same order as the `source` events). */
+      /** Where each source ends in the document, in tokens (same order as the `source` events). */
       sourceEnds?: number[];
     }
   | ({ type: 'progress' } & ReadProgress)
-  /** The document is in the session: read now, or restored from the cache (`cached`, no reading). */
+  /** The document is in the session: read now, or restored from the cache (`cached`, no reading); `tokens` is the document's. */
   | { type: 'read'; tokens: number; seconds: number; cached: boolean }
   | { type: 'question'; text: string }
   | { type: 'token'; text: string }
@@ -50,7 +53,7 @@ export type RunEvent =
 
 /** How far reading has come (readDocument reports it after every step). */
 export interface ReadProgress {
-  /** Prompt tokens read so far, and in total (system prefix + document). */
+  /** Document tokens read so far, and the document's tokens (the plan's documentTokens); the prompt's prefix before it is not counted. */
   done: number;
   total: number;
   elapsedSeconds: number;

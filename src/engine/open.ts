@@ -22,13 +22,13 @@ import { loadModel, type LoadedModel } from './loaded-model.js';
 import { OpenDocument } from './open-document.js';
 import { formatNote, promptFormat, type PromptFormat, type PromptFormatChoice } from './prompt-format.js';
 import type { RunPlan } from './plan.js';
-import { planDocument, tokenizeDocument, type TokenizedDocument } from './reader.js';
+import { planModelOf, planPrompt, refuseUnlessFits } from './prompt-plan.js';
+import { tokenizeDocument, type TokenizedDocument } from './reader.js';
 import type { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
 import type { SoftplusReweightChoice } from '../model/softplus-config.js';
 
-/** Tokens a question may take when it is not known at planning time (chat follow-ups). */
-export const UNKNOWN_QUESTION_TOKENS = 64;
+export { UNKNOWN_QUESTION_TOKENS } from './prompt-plan.js';
 
 export interface DocumentOptions {
   /** Files, folders and globs, in order; "-" is stdin. */
@@ -128,24 +128,22 @@ export class PreparedDocument {
 
   private async plannedRead(after: string | null, notes: string[]): Promise<ReadSession> {
     const { loaded, doc, tokenized, options } = this;
-    const conversation = new Conversation(loaded.tokenizer, options.system, this.format);
-    const prefix = conversation.documentPrefix();
-    const questionTokens = after !== null ? conversation.firstQuestion(after).length : conversation.firstQuestion('?').length + UNKNOWN_QUESTION_TOKENS;
-    const plan = planDocument(loaded, prefix.length, tokenized.ids.length, {
-      strategy: options.strategy ?? {},
-      maxNewTokens: options.maxTokens ?? 512,
-      questionTokens,
-      memoryBudgetBytes: options.maxKvMemory,
+    const { plan, conversation, prefix } = planPrompt(planModelOf(loaded), this.format, options.system, tokenized.ids.length, after, {
+      strategy: options.strategy,
+      maxTokens: options.maxTokens,
+      maxKvMemory: options.maxKvMemory,
     });
+    refuseUnlessFits(plan);
     this.emit({
       type: 'plan',
       strategy: plan.description,
+      ...(plan.strategyReason ? { strategyReason: plan.strategyReason } : {}),
       documentTokens: tokenized.ids.length,
       kvRows: plan.kvRows,
       kvBytes: plan.kvBytes,
       nativeWindow: plan.nativeWindow,
       notes: [...notes, ...formatNote(this.format), ...plan.notes],
-      sourceEnds: sourceEnds(doc, tokenized, prefix.length),
+      sourceEnds: sourceEnds(doc, tokenized),
     });
 
     const prompt = new Int32Array(prefix.length + tokenized.ids.length);
@@ -155,6 +153,7 @@ export class PreparedDocument {
       loaded,
       plan,
       prompt,
+      prefixTokens: prefix.length,
       cache: openCache(options),
       inputs: options.inputs,
       signal: options.signal,
@@ -222,14 +221,14 @@ function openCache(o: DocumentOptions): SessionCache | null {
 }
 
 /**
- * Where each source ends in the prompt, in tokens (sources in the document's order): progress
- * displays count a source as read once the tokens read pass its end.
+ * Where each source ends in the document, in tokens (sources in the document's order): progress
+ * counts document tokens too, so a display counts a source as read once `done` passes its end.
  */
-function sourceEnds(doc: Document, tokenized: TokenizedDocument, prefixTokens: number): number[] {
+function sourceEnds(doc: Document, tokenized: TokenizedDocument): number[] {
   const end = new Map<string, number>();
   doc.segments.forEach((seg, i) => {
     const stop = i + 1 < doc.segments.length ? tokenized.segmentStarts[i + 1]! : tokenized.ids.length;
-    end.set(seg.source.path, Math.max(end.get(seg.source.path) ?? 0, prefixTokens + stop));
+    end.set(seg.source.path, Math.max(end.get(seg.source.path) ?? 0, stop));
   });
-  return doc.sources.map((s) => end.get(s.path) ?? prefixTokens);
+  return doc.sources.map((s) => end.get(s.path) ?? 0);
 }

@@ -8,10 +8,13 @@ import { kvBytesPerToken } from '../model/config.js';
 import { describeSoftplus } from '../model/softplus-config.js';
 import { formatBytes } from '../units.js';
 import { describeFocusPlan, focusCost, planFocus } from './strategies/focus-plan.js';
-import { describeResolved, resolveStrategy, type ResolvedStrategy, type StrategyOptions } from './strategies/index.js';
+import { describeResolved, resolveStrategy, strategyReason, type ResolvedStrategy, type StrategyOptions } from './strategies/index.js';
 
 export interface PlanInput {
+  /** The document's tokens (with its citation markers): the count every printout names. */
   documentTokens: number;
+  /** Tokens before the document: system prompt, chat template, BOS. Default 0. */
+  prefixTokens?: number;
   /** Question and template tokens that follow the document. */
   questionTokens?: number;
   /** Answer reserve (max new tokens). */
@@ -29,8 +32,11 @@ export interface RunPlan {
   strategy: ResolvedStrategy;
   description: string;
   nativeWindow: number;
+  /** The document's tokens, as given (the one count of the document every printout uses). */
   documentTokens: number;
-  /** Document + question + answer reserve. */
+  /** Tokens before the document (system prompt, template, BOS). */
+  prefixTokens: number;
+  /** Prefix + document + question + answer reserve. */
   plannedTokens: number;
   /** Most KV rows held at once (per layer). */
   kvRows: number;
@@ -44,6 +50,8 @@ export interface RunPlan {
   reason?: string;
   /** Things the user should know even when it fits (e.g. stream forgets the middle). */
   notes: string[];
+  /** Why `auto` picked the strategy (null when the options named it). */
+  strategyReason: string | null;
 }
 
 const fmt = (n: number) => n.toLocaleString('en-US');
@@ -60,6 +68,16 @@ function beaconRows(c: ModelConfig, r: Extract<ResolvedStrategy, { name: 'beacon
   }
   const full = tokens >= b.window ? Math.floor((tokens - b.window) / b.stride) + 1 : 0;
   return full * (b.stride / r.ratio) + Math.min(tokens, b.window) + b.stride / r.ratio;
+}
+
+/**
+ * Document tokens outside stream's kept rows once the prompt has reached `length` tokens: the kept
+ * rows are the first `sink` and the last `recent` of [prefix ; document ; question ; answer so far],
+ * the document spans [prefix, prefix + document).
+ */
+function streamUnseen(prefix: number, document: number, sink: number, recent: number, length: number): number {
+  const overlap = (a: number, b: number) => Math.max(0, Math.min(b, prefix + document) - Math.max(a, prefix));
+  return document - overlap(0, sink) - overlap(Math.max(sink, length - recent), length);
 }
 
 /**
@@ -80,7 +98,7 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
     if (planOnce(c, { ...input, maxNewTokens: mid }).plan.fits) lo = mid;
     else hi = mid - 1;
   }
-  const promptTokens = input.documentTokens + (input.questionTokens ?? 0);
+  const promptTokens = (input.prefixTokens ?? 0) + input.documentTokens + (input.questionTokens ?? 0);
   return {
     ...plan,
     tooLong: 'answer',
@@ -92,7 +110,8 @@ export function planRun(c: ModelConfig, input: PlanInput): RunPlan {
 
 function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: string } {
   const maxNew = input.maxNewTokens ?? 512;
-  const promptTokens = input.documentTokens + (input.questionTokens ?? 0);
+  const prefix = input.prefixTokens ?? 0;
+  const promptTokens = prefix + input.documentTokens + (input.questionTokens ?? 0);
   const plannedTokens = promptTokens + maxNew;
   const opts: StrategyOptions = { ...input.strategyOptions };
   if (input.strategy) opts.strategy = input.strategy;
@@ -104,7 +123,7 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
   let reason: string | undefined;
   /** What ran out, in numbers only (no advice): for the answer-budget message. */
   let limit = '';
-  const need = `${fmt(plannedTokens)} tokens (document ${fmt(input.documentTokens)} + question ${fmt(input.questionTokens ?? 0)} + answer ${fmt(maxNew)})`;
+  const need = `${fmt(plannedTokens)} tokens (${prefix ? `prompt ${fmt(prefix)} + ` : ''}document ${fmt(input.documentTokens)} + question ${fmt(input.questionTokens ?? 0)} + answer ${fmt(maxNew)})`;
 
   switch (r.name) {
     case 'full':
@@ -132,8 +151,12 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
       kvRows = Math.min(plannedTokens, r.sink + r.recent);
       attendedRows = kvRows;
       if (plannedTokens > r.sink + r.recent) {
+        const unseen = (length: number) => streamUnseen(prefix, input.documentTokens, r.sink, r.recent, length);
+        const atStart = unseen(promptTokens);
+        const atEnd = unseen(plannedTokens);
         notes.push(
-          `stream keeps the first ${fmt(r.sink)} and the last ${fmt(r.recent)} tokens: about ${fmt(plannedTokens - r.sink - r.recent)} tokens in the middle are never attended to`,
+          `stream keeps the first ${fmt(r.sink)} and the last ${fmt(r.recent)} tokens: the answer never sees ${fmt(atStart)} of the document's ${fmt(input.documentTokens)} tokens (its middle)` +
+            (atEnd > atStart ? `, ${fmt(atEnd)} by the end of a ${fmt(maxNew)}-token answer` : ''),
         );
       }
       break;
@@ -193,6 +216,7 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
     description: `${describeResolved(r, { prompt: promptTokens, planned: plannedTokens })}${c.softplus ? `, ${describeSoftplus(c.softplus)}` : ''}`,
     nativeWindow: c.maxPositions,
     documentTokens: input.documentTokens,
+    prefixTokens: prefix,
     plannedTokens,
     kvRows,
     kvBytes,
@@ -200,6 +224,7 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
     fits,
     reason,
     notes,
+    strategyReason: strategyReason(c, opts, promptTokens, maxNew),
   };
   return { plan, limit };
 }

@@ -12,6 +12,7 @@ import type { Conversation, Turn } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
 import type { LoadedModel } from './loaded-model.js';
 import { planRun, type RunPlan } from './plan.js';
+import { planModelOf, refuseUnlessFits } from './prompt-plan.js';
 import { ReadEta } from './read-eta.js';
 import type { PromptFormat } from './prompt-format.js';
 import type { SamplingOptions } from './sampler.js';
@@ -50,15 +51,15 @@ export interface PlanOptions {
 /** The run's plan for the document; throws `doesNotFit` with the numbers when it cannot be read. */
 export function planDocument(loaded: LoadedModel, prefixTokens: number, documentTokens: number, o: PlanOptions): RunPlan {
   const plan = planRun(loaded.model.config, {
-    documentTokens: prefixTokens + documentTokens,
+    prefixTokens,
+    documentTokens,
     questionTokens: o.questionTokens,
     maxNewTokens: o.maxNewTokens,
     strategyOptions: o.strategy,
-    kvBytesPerValue: loaded.backend.kvBytesPerRow / (2 * loaded.model.config.numLayers * loaded.model.config.numKvHeads * loaded.model.config.headDim),
+    kvBytesPerValue: planModelOf(loaded).kvBytesPerValue,
     memoryBudgetBytes: o.memoryBudgetBytes,
   });
-  if (!plan.fits) throw new CtxError('doesNotFit', plan.tooLong === 'answer' ? plan.reason! : `the document does not fit: ${plan.reason}`);
-  return plan;
+  return refuseUnlessFits(plan);
 }
 
 

@@ -135,3 +135,12 @@ export function downloadLine(e: { file: string; done: number; total: number | nu
   if (e.total === null || e.total <= 0) return `downloading ${e.file} ${formatBytes(e.done)}`;
   return `downloading ${e.file} ${formatBytes(e.done)} / ${formatBytes(e.total)} (${Math.floor((100 * e.done) / e.total)}%)`;
 }
+
+/**
+ * The plan line: "108,889 tokens · select (init 128 + top 2048 + local 512), auto: … · KV 2.1 GiB".
+ * The token count is the document's, citation markers included, as inspect and progress count it.
+ */
+export function planLine(e: { documentTokens: number; strategy: string; strategyReason?: string; kvBytes: number }): string {
+  const why = e.strategyReason ? `, auto: ${e.strategyReason}` : '';
+  return `${counted(e.documentTokens, 'token')} · ${e.strategy}${why} · KV ${formatBytes(e.kvBytes)}`;
+}

@@ -9,7 +9,7 @@ import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
 import { formatBytes } from '../units.js';
 import type { Renderer, RunEvent } from './events.js';
-import { answerSpeed, count, counted, downloadLine, duration, sectionLine } from './format.js';
+import { answerSpeed, count, counted, downloadLine, duration, planLine, sectionLine } from './format.js';
 
 export interface PlainOptions {
   stdout: Writable;
@@ -52,7 +52,7 @@ export class PlainRenderer implements Renderer {
         if (this.o.stderrIsTTY && e.totalChars > 0) this.status(`tokenizing ${Math.floor((100 * e.doneChars) / e.totalChars)}%`);
         break;
       case 'plan':
-        this.note(`${counted(e.documentTokens, 'token')} · ${e.strategy} · KV ${formatBytes(e.kvBytes)}`);
+        this.note(planLine(e));
         for (const note of e.notes) this.note(`note: ${note}`);
         break;
       case 'progress':

@@ -10,6 +10,8 @@ export interface JsonResult {
   backend: string | null;
   numeric: string | null;
   strategy: string | null;
+  /** Why `auto` chose the strategy (null when it was named). */
+  strategyReason: string | null;
   tokens: { document: number; prompt: number; generated: number };
   kv: { rows: number; bytes: number } | null;
   timings: { readSeconds: number | null; firstTokenSeconds: number | null; answerSeconds: number | null; cached: boolean };
@@ -34,6 +36,7 @@ export class RunSummary {
     backend: null,
     numeric: null,
     strategy: null,
+    strategyReason: null,
     tokens: { document: 0, prompt: 0, generated: 0 },
     kv: null,
     timings: { readSeconds: null, firstTokenSeconds: null, answerSeconds: null, cached: false },
@@ -60,6 +63,7 @@ export class RunSummary {
         break;
       case 'plan':
         r.strategy = e.strategy;
+        r.strategyReason = e.strategyReason ?? null;
         r.tokens.document = e.documentTokens;
         r.kv = { rows: e.kvRows, bytes: e.kvBytes };
         break;

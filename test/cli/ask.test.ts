@@ -96,6 +96,18 @@ describe('ctx ask', () => {
     assert.equal(q8.stderr, 'ctx: the reference backend runs --dtype f32, not "q8"; q8 runs on --backend cpu\n');
   });
 
+  it('the plan line says why auto chose the strategy, in plain mode and in --json; nothing when --strategy names it (issue 13.11)', () => {
+    const auto = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--max-tokens', '3']);
+    assert.equal(auto.status, 0, auto.stderr);
+    assert.match(auto.stderr, /^[\d,]+ tokens · select \(.*\), auto: the prompt and answer \([\d,]+ tokens\) are past its 128-token window, and it has no beacon weights · KV /m);
+    const beacon = JSON.parse(ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--max-tokens', '3', '--json']).stdout);
+    assert.match(beacon.strategyReason, /^the model has beacon weights, and ratio \d+ holds [\d,]+ tokens, enough for [\d,]+$/);
+    const named = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--strategy', 'select', '--max-tokens', '3']);
+    assert.equal(named.status, 0, named.stderr);
+    assert.match(named.stderr, /^[\d,]+ tokens · select \([^\n]*\) · KV /m);
+    assert.doesNotMatch(named.stderr, /auto:/);
+  });
+
   it('runs on the reference backend when asked', () => {
     const r = ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--backend', 'reference', '--max-tokens', '4', '--json']);
     assert.equal(r.status, 0, r.stderr);

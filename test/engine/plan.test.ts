@@ -36,10 +36,25 @@ describe('planRun', () => {
     assert.equal(p.kvRows, 20000);
     assert.ok(p.attendedRows <= 128);
   });
-  it('stream notes the forgotten middle', () => {
+  it('stream notes the forgotten middle: document tokens only, never more than the document (issue 13.7)', () => {
     const p = planRun(plain, { documentTokens: 1000, maxNewTokens: 0, strategy: 'stream' });
     assert.equal(p.kvRows, 128);
-    assert.match(p.notes[0], /never attended/);
+    // sink 4 + recent 124 of 1,000 document tokens
+    assert.equal(p.notes[0], "stream keeps the first 4 and the last 124 tokens: the answer never sees 872 of the document's 1,000 tokens (its middle)");
+    // With a 20-token prefix, a 30-token question and a 100-token answer: when the answer begins the
+    // last 124 rows are 94 document tokens + the question; by its end, none of the document.
+    const q = planRun(plain, { prefixTokens: 20, documentTokens: 1000, questionTokens: 30, maxNewTokens: 100, strategy: 'stream' });
+    assert.equal(q.notes[0], "stream keeps the first 4 and the last 124 tokens: the answer never sees 906 of the document's 1,000 tokens (its middle), 1,000 by the end of a 100-token answer");
+    assert.equal(q.documentTokens, 1000);
+    assert.equal(q.plannedTokens, 1150);
+  });
+
+  it('says why auto chose the strategy, and nothing when the options name it', () => {
+    assert.match(planRun(plain, { documentTokens: 5000 }).strategyReason!, /^the prompt and answer \(5,512 tokens\) are past its 128-token window, and it has no beacon weights$/);
+    assert.match(planRun(plain, { documentTokens: 10, maxNewTokens: 10 }).strategyReason!, /^the prompt and answer \(20 tokens\) fit its 128-token window$/);
+    assert.match(planRun(beacon, { documentTokens: 600, maxNewTokens: 0 }).strategyReason!, /^the model has beacon weights, and ratio 8 holds [\d,]+ tokens, enough for 664$/);
+    assert.match(planRun(beacon, { documentTokens: 50_000, maxNewTokens: 0 }).strategyReason!, /past its 128-token window, and its beacons hold at most [\d,]+$/);
+    assert.equal(planRun(plain, { documentTokens: 5000, strategy: 'select' }).strategyReason, null);
   });
   it('beacon condenses: rows ≈ n/r + window', () => {
     const p = planRun(beacon, { documentTokens: 600, maxNewTokens: 0, strategy: 'beacon' });

@@ -1,7 +1,7 @@
 // Text helpers of the renderers: cutting a streamed answer into rows that never change.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { bar, cellWidth, duration, forTerminal, takeRows } from '../../src/ui/format.js';
+import { bar, cellWidth, duration, forTerminal, planLine, takeRows } from '../../src/ui/format.js';
 
 describe('takeRows', () => {
   it('ends rows at newlines and keeps the unfinished rest', () => {
@@ -51,5 +51,12 @@ describe('formatting', () => {
     assert.equal(bar(0.5, 10), '█████░░░░░');
     assert.equal(bar(2, 4), '████');
     assert.equal(forTerminal('a\tb\x1b[2Jc\r\nd'), 'a    b[2Jc\nd');
+  });
+});
+
+describe('planLine', () => {
+  it('the document\'s tokens, the strategy and why auto chose it, the KV memory', () => {
+    assert.equal(planLine({ documentTokens: 108_889, strategy: 'select (k 2048)', strategyReason: 'it is past the window', kvBytes: 2 * 1024 ** 3 }), '108,889 tokens · select (k 2048), auto: it is past the window · KV 2 GiB');
+    assert.equal(planLine({ documentTokens: 1, strategy: 'full', kvBytes: 1024 }), '1 token · full · KV 1 KiB');
   });
 });

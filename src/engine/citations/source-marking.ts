@@ -8,6 +8,7 @@
 
 import type { Document } from '../../input/document.js';
 import type { CheckedCitation, EventSink } from '../events.js';
+import type { TextTokenizer } from '../../model/tokenizer.js';
 import type { LoadedModel } from '../loaded-model.js';
 import type { AnswerResult } from '../reader.js';
 import { addSourceMarkers, citeInstruction, type MarkedDocument } from './markers.js';
@@ -32,6 +33,11 @@ export class SourceMarking {
     return this.marked.doc;
   }
 
+  /** How many markers the document got (0 when citations are off). */
+  get markerCount(): number {
+    return this.marked?.markers.length ?? 0;
+  }
+
   /** The markers' kinds, or null when there are none. */
   get kinds(): MarkedDocument['kinds'] | null {
     return this.marked?.kinds ?? null;
@@ -42,12 +48,18 @@ export class SourceMarking {
     return this.marked ? citeInstruction(this.marked.kinds) : '';
   }
 
-  /** Measures what the markers cost (their tokens, encoded together): a `markers` event. */
-  async report(loaded: LoadedModel, emit: EventSink): Promise<void> {
-    if (!this.marked) return;
+  /** How many markers there are and what they cost in tokens (encoded together), or null without markers. */
+  async cost(tokenizer: TextTokenizer): Promise<{ count: number; tokens: number } | null> {
+    if (!this.marked) return null;
     const { markers } = this.marked;
-    const { ids } = await loaded.tokenizer.encodeSegments([{ text: markers.join(' '), source: { path: '' } }], { workers: 0 });
-    emit({ type: 'markers', count: markers.length, tokens: ids.length });
+    const { ids } = await tokenizer.encodeSegments([{ text: markers.join(' '), source: { path: '' } }], { workers: 0 });
+    return { count: markers.length, tokens: ids.length };
+  }
+
+  /** Measures what the markers cost: a `markers` event (inspect prints the same numbers). */
+  async report(loaded: Pick<LoadedModel, 'tokenizer'>, emit: EventSink): Promise<void> {
+    const cost = await this.cost(loaded.tokenizer);
+    if (cost) emit({ type: 'markers', ...cost });
   }
 
   /**

@@ -109,11 +109,36 @@ function fullRope(c: ModelConfig, user: RopeScalingOptions | null): RopeScalingO
 }
 
 function autoStrategy(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens: number): StrategyName {
-  if (c.beacon && chooseRatio(c.beacon, beaconPositions(c), promptTokens, o.beaconRatio).fits) return 'beacon';
-  const beyond = promptTokens + answerTokens > ropeCapacity(c, fullRope(c, o.rope ?? null));
+  return autoChoice(c, o, promptTokens, answerTokens).name;
+}
+
+/**
+ * What `auto` picks for a prompt of `promptTokens` followed by up to `answerTokens`, and why, in
+ * words for the plan line: beacon when the model has beacon weights and a trained ratio reaches the
+ * length; else, past what full attention holds, focus on a FocusLLM checkpoint and select on any
+ * other; else full.
+ */
+function autoChoice(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens: number): { name: StrategyName; reason: string } {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const choice = c.beacon ? chooseRatio(c.beacon, beaconPositions(c), promptTokens, o.beaconRatio) : null;
+  if (choice?.fits) {
+    return { name: 'beacon', reason: `the model has beacon weights, and ratio ${choice.ratio} holds ${n(choice.maxTokens)} tokens, enough for ${n(choice.neededTokens)}` };
+  }
+  const capacity = ropeCapacity(c, fullRope(c, o.rope ?? null));
+  const planned = promptTokens + answerTokens;
+  const held = c.ropeScaling?.type === 'clex' && !o.rope ? `its CLEX reach of ${n(capacity)} tokens` : `its ${n(capacity)}-token window`;
+  if (planned <= capacity) return { name: 'full', reason: `the prompt and answer (${n(planned)} tokens) fit ${held}` };
+  const past = `the prompt and answer (${n(planned)} tokens) are past ${held}`;
   // A FocusLLM checkpoint past its window: what it was trained for.
-  if (beyond && c.focus) return 'focus';
-  return beyond ? 'select' : 'full';
+  if (c.focus) return { name: 'focus', reason: `${past}, and the model is a FocusLLM checkpoint` };
+  const beacons = choice ? `its beacons hold at most ${n(choice.maxTokens)}` : 'it has no beacon weights';
+  return { name: 'select', reason: `${past}, and ${beacons}` };
+}
+
+/** Why `auto` chose the strategy for this run, or null when the options name one. */
+export function strategyReason(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens = 512): string | null {
+  if (o.strategy && o.strategy !== 'auto') return null;
+  return autoChoice(c, o, promptTokens, answerTokens).reason;
 }
 
 export function buildStrategy(ctx: StrategyContext, r: ResolvedStrategy): Strategy {

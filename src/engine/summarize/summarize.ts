@@ -132,17 +132,15 @@ async function inSections(
   // A `section` event as each step starts: `done` steps of `total` are finished, `label` is the one
   // now running. The final step's summary then streams as tokens.
   const t0 = performance.now();
-  let readTokens = 0;
   const result = await runHierarchical(loaded, plan, limits, hierarchical, { ...samplingOf(o), stopStrings: o.stopStrings, signal: o.signal, memoryBudgetBytes: o.maxKvMemory }, {
     onStepStart: (step, index, total) => {
       emit({ type: 'section', done: index, total, label: step.label });
       if (index === total - 1) {
-        emit({ type: 'read', tokens: readTokens, seconds: (performance.now() - t0) / 1000, cached: false });
+        // Every section has been read: the document, counted as the plan counts it (the steps'
+        // prompts add instructions and earlier summaries, which the summary event reports).
+        emit({ type: 'read', tokens: tokenized.ids.length, seconds: (performance.now() - t0) / 1000, cached: false });
         emit({ type: 'question', text: step.kind === 'section' ? wholeInstruction(hierarchical.request) : finalInstruction(hierarchical.request) });
       }
-    },
-    onStepDone: (step) => {
-      readTokens += step.promptTokens;
     },
     onToken: onText,
   });

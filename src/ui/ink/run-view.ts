@@ -12,7 +12,7 @@
 
 import type { ReadProgress, RunEvent } from '../../engine/events.js';
 import { formatBytes } from '../../units.js';
-import { count, counted, duration, forTerminal, sectionLine, takeRows } from '../format.js';
+import { count, counted, duration, forTerminal, planLine, sectionLine, takeRows } from '../format.js';
 
 export type LineKind = 'info' | 'note' | 'warning' | 'error' | 'question' | 'answer' | 'blank';
 
@@ -114,7 +114,7 @@ export function applyEvent<V extends RunView>(s: V, e: RunEvent, ctx: ViewContex
     case 'plan':
       return set(
         { phase: 'reading', strategy: e.strategy, documentTokens: e.documentTokens, sourceEnds: e.sourceEnds ?? [] },
-        e.notes.map((n) => ['note', `note: ${n}`] as [LineKind, string]),
+        [['info', planLine(e)], ...e.notes.map((n) => ['note', `note: ${n}`] as [LineKind, string])],
       );
     case 'progress': {
       const { type: _type, ...progress } = e;

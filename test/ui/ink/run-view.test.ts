@@ -18,15 +18,19 @@ describe('run view', () => {
       { type: 'source', path: 'a.txt', kind: 'text', bytes: 10 },
       { type: 'source', path: 'b.txt', kind: 'text', bytes: 10 },
       { type: 'model', name: 'm', dir: '/m', backend: 'cpu', numeric: 'f32' },
-      { type: 'plan', strategy: 'select (k 2048)', documentTokens: 900, kvRows: 1000, kvBytes: 4096, nativeWindow: 128, notes: ['a note'], sourceEnds: [400, 900] },
+      { type: 'plan', strategy: 'select (k 2048)', strategyReason: 'past its window', documentTokens: 900, kvRows: 1000, kvBytes: 4096, nativeWindow: 128, notes: ['a note'], sourceEnds: [400, 900] },
       { type: 'progress', done: 450, total: 900, elapsedSeconds: 1, tokensPerSecond: 450, etaSeconds: 1, kvRows: 450, kvBytes: 2048, compression: 1 },
     ]);
     assert.deepEqual([reading.phase, reading.sources, reading.backend, reading.progress?.done], ['reading', 2, 'cpu f32', 450]);
     assert.equal('type' in reading.progress!, false, 'the progress is the numbers, not the event');
     const read = run([{ type: 'read', tokens: 900, seconds: 2, cached: false }], {}, reading);
     assert.equal(read.phase, 'idle');
-    assert.deepEqual(lines(read), ['note: note: a note', 'info: read 900 tokens in 2.0 s (450 tok/s) · KV 2 KiB · select (k 2048) · cpu f32']);
-    assert.deepEqual(read.lines.map((l) => l.id), [0, 1], 'each line has its own id');
+    assert.deepEqual(lines(read), [
+      'info: 900 tokens · select (k 2048), auto: past its window · KV 4 KiB',
+      'note: note: a note',
+      'info: read 900 tokens in 2.0 s (450 tok/s) · KV 2 KiB · select (k 2048) · cpu f32',
+    ]);
+    assert.deepEqual(read.lines.map((l) => l.id), [0, 1, 2], 'each line has its own id');
   });
 
   it('an answer is committed row by row at the width given; the last row when it ends', () => {

@@ -1,0 +1,168 @@
+// One count of a document everywhere (issue 13.7): for the same inputs, `inspect`, ask's plan line,
+// the progress total, the `read` line, `--json`'s tokens.document, summarize and the stream note all
+// give the document's tokens as the library counts them (prepareDocument: citation markers included
+// when citations are on, the prompt's template and system prefix not). Each printed number is checked
+// against that one source of truth: on fixtures always, and on the shared 261-page PDF when
+// ../shared is beside the repo.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { fixtureModel } from '../../scripts/make-fixture-models.js';
+import { prepareDocument } from '../../src/engine/open.js';
+import type { RunEvent } from '../../src/engine/events.js';
+import { inputFixtures, scratchDir, sharedPath } from '../helpers/fixtures.js';
+import { BIN, cleanEnv, ctx } from './spawn-ctx.js';
+
+const fx = inputFixtures();
+const n = (x: number) => x.toLocaleString('en-US');
+
+/** The source of truth: the document's tokens as the library reads it. */
+async function truth(inputs: string[], model: string, cite: boolean): Promise<{ tokens: number; markers: number }> {
+  let markers = 0;
+  const prepared = await prepareDocument({ inputs, model, cite, backend: 'reference', cache: false, onEvent: (e) => e.type === 'markers' && (markers = e.count) });
+  try {
+    return { tokens: prepared.tokenized.ids.length, markers };
+  } finally {
+    await prepared.close();
+  }
+}
+
+/** JSON Lines of an --events run. */
+function events(stdout: string): RunEvent[] {
+  return stdout.split('\n').filter(Boolean).map((l) => JSON.parse(l) as RunEvent);
+}
+const only = <T extends RunEvent['type']>(es: RunEvent[], type: T) => es.filter((e): e is Extract<RunEvent, { type: T }> => e.type === type);
+
+describe('one document count everywhere (fixtures)', () => {
+  const model = fixtureModel('tiny'); // byte-level tokenizer, chat template (a prompt prefix), 128-token window
+  const dir = scratchDir('counts');
+  const cache = join(dir, 'cache');
+  const text = join(dir, 'notes.txt');
+  writeFileSync(text, Array.from({ length: 30 }, (_, i) => `line ${i + 1}: the answer is ${i * 7}.`).join('\n') + '\n');
+  const folder = join(dir, 'repo');
+  mkdirSync(join(folder, 'src'), { recursive: true });
+  writeFileSync(join(folder, 'README.md'), '# demo\n\nA small repository.\n');
+  writeFileSync(join(folder, 'src', 'main.ts'), Array.from({ length: 12 }, (_, i) => `export const v${i} = ${i};`).join('\n') + '\n');
+  const cases: Array<{ label: string; inputs: () => string[]; skip?: string | false }> = [
+    { label: 'a text file (line markers)', inputs: () => [text] },
+    { label: 'a folder of files (named line markers, file headers)', inputs: () => [folder] },
+    { label: 'a PDF (page markers)', inputs: () => [fx.path('pdf/three-pages.pdf')], skip: fx.skipPdf },
+  ];
+
+  for (const c of cases) {
+    it(`${c.label}: inspect, ask (plan, progress, read, --json), a cached ask, summarize and chat agree with the library`, { skip: c.skip }, async () => {
+      const inputs = c.inputs();
+      const env = { CTX_CACHE_DIR: cache };
+      const cited = await truth(inputs, model, true);
+      const plain = await truth(inputs, model, false);
+      assert.ok(cited.markers > 0 && cited.tokens > plain.tokens, 'markers are part of the cited document');
+
+      // inspect: the total, the sources adding up to it, the markers it includes, the plan's document
+      const report = JSON.parse(ctx(['inspect', '--json', '-m', model, ...inputs], { env }).stdout);
+      assert.equal(report.tokens.total, cited.tokens);
+      assert.equal(report.sources.reduce((s: number, x: { tokens: number }) => s + x.tokens, 0), cited.tokens);
+      assert.equal(report.tokens.markers.count, cited.markers);
+      assert.equal(report.plan.documentTokens, cited.tokens);
+      const inspectText = ctx(['inspect', '-m', model, ...inputs], { env }).stdout;
+      assert.match(inspectText, new RegExp(`^Total: ${n(cited.tokens)} tokens `, 'm'));
+      assert.match(inspectText, new RegExp(`including ${n(cited.markers)} citation markers? \\(`));
+      assert.match(inspectText, new RegExp(`document ${n(cited.tokens)} \\+`));
+      assert.equal(JSON.parse(ctx(['inspect', '--json', '--no-cite', '-m', model, ...inputs], { env }).stdout).tokens.total, plain.tokens);
+
+      // ask --events: every number that names the document
+      const args = ['ask', ...inputs, 'What is the answer?', '-m', model, '--backend', 'reference', '--max-tokens', '2'];
+      const run = ctx([...args, '--no-cache', '--events'], { env });
+      assert.equal(run.code, 0, run.stderr);
+      const es = events(run.stdout);
+      const plan = only(es, 'plan')[0]!;
+      assert.equal(plan.documentTokens, cited.tokens);
+      assert.equal(only(es, 'markers')[0]!.count, cited.markers);
+      const progress = only(es, 'progress');
+      assert.ok(progress.length > 0 && progress.every((p) => p.total === cited.tokens && p.done <= p.total), 'progress counts the document');
+      assert.equal(progress.at(-1)!.done, cited.tokens);
+      assert.equal(plan.sourceEnds!.at(-1), cited.tokens, 'the last source ends where the document does');
+      assert.equal(only(es, 'read')[0]!.tokens, cited.tokens);
+      assert.equal((es.at(-1) as unknown as { tokens: { document: number } }).tokens.document, cited.tokens);
+
+      // ask as a person reads it (plain stderr): the plan line, the progress lines, the read line
+      const first = ctx(args, { env });
+      assert.equal(first.code, 0, first.stderr);
+      assert.match(first.stderr, new RegExp(`^${n(cited.tokens)} tokens · `, 'm'));
+      const reading = first.stderr.split('\n').filter((l) => l.startsWith('reading '));
+      assert.ok(reading.length > 0 && reading.every((l) => l.includes(`/${n(cited.tokens)} tokens`)), first.stderr);
+      assert.match(first.stderr, new RegExp(`^read ${n(cited.tokens)} tokens in `, 'm'));
+      // the second ask is answered from the session cache, with the same count
+      const second = ctx(args, { env });
+      assert.match(second.stderr, new RegExp(`^document read from cache \\(${n(cited.tokens)} tokens\\)`, 'm'));
+      const listed = ctx(['cache', 'ls', '--json'], { env });
+      assert.ok((JSON.parse(listed.stdout) as { entries: Array<{ tokens: number }> }).entries.some((e) => e.tokens === cited.tokens), listed.stdout);
+
+      // summarize: its plan and its read line count the same document
+      const sum = ctx(['summarize', ...inputs, '-m', model, '--backend', 'reference', '--max-tokens', '2', '--no-cache', '--events'], { env });
+      assert.equal(sum.code, 0, sum.stderr);
+      const ses = events(sum.stdout);
+      assert.equal(only(ses, 'plan')[0]!.documentTokens, cited.tokens);
+      assert.equal(only(ses, 'read')[0]!.tokens, cited.tokens);
+
+      // chat reads without markers: the --no-cite count
+      const chat = ctx(['chat', ...inputs, '-m', model, '--backend', 'reference', '--max-tokens', '2', '--no-cache', '--events'], { env, input: 'q\n' });
+      assert.equal(chat.code, 0, chat.stderr);
+      assert.equal(only(events(chat.stdout), 'plan')[0]!.documentTokens, plain.tokens);
+    });
+  }
+
+  it('the stream note counts document tokens, never more than the document has', async () => {
+    const cited = await truth([text], model, true);
+    const r = ctx(['ask', text, 'What?', '-m', model, '--backend', 'reference', '--strategy', 'stream', '--max-tokens', '2', '--no-cache', '--events'], { env: { CTX_CACHE_DIR: cache } });
+    assert.equal(r.code, 0, r.stderr);
+    const note = only(events(r.stdout), 'plan')[0]!.notes.find((x) => x.startsWith('stream keeps'))!;
+    const m = /never sees ([\d,]+) of the document's ([\d,]+) tokens/.exec(note);
+    assert.ok(m, note);
+    assert.equal(Number(m[2]!.replace(/,/g, '')), cited.tokens);
+    assert.ok(Number(m[1]!.replace(/,/g, '')) <= cited.tokens, note);
+  });
+});
+
+/** `ctx <args> --events` until `stopAt` is seen, then Ctrl-C: the events so far. */
+function eventsUntil(args: string[], stopAt: RunEvent['type'], env: Record<string, string>): Promise<RunEvent[]> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [BIN, ...args, '--events'], { env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    let stopped = false;
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (!stopped && out.includes(`{"type":"${stopAt}"`)) {
+        stopped = true;
+        child.kill('SIGINT');
+      }
+    });
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.on('close', () => {
+      const es = events(out.slice(0, out.lastIndexOf('\n') + 1));
+      if (!es.some((e) => e.type === stopAt)) reject(new Error(`no ${stopAt} event: ${err}`));
+      else resolve(es);
+    });
+  });
+}
+
+describe('one document count everywhere (the shared 261-page PDF)', () => {
+  const pdf = sharedPath('data/pdf/debian-reference.en.pdf');
+  const aidreams = sharedPath('models/aidreams260K-hf');
+  const skip = pdf.skip || aidreams.skip;
+  it('inspect, ask (plan and progress) and summarize give the library\'s count', { skip, timeout: 600_000 }, async () => {
+    const env = { CTX_CACHE_DIR: scratchDir('counts-pdf') };
+    const cited = await truth([pdf.path], aidreams.path, true);
+    const report = JSON.parse(ctx(['inspect', '--json', '-m', aidreams.path, pdf.path], { env }).stdout);
+    assert.equal(report.tokens.total, cited.tokens);
+    assert.equal(report.tokens.markers.count, cited.markers);
+    assert.equal(report.sources[0].pages, 261);
+    const ask = await eventsUntil(['ask', pdf.path, 'What is APT?', '-m', aidreams.path, '--no-cache'], 'progress', env);
+    assert.equal(only(ask, 'plan')[0]!.documentTokens, cited.tokens);
+    assert.equal(only(ask, 'progress')[0]!.total, cited.tokens);
+    const sum = await eventsUntil(['summarize', pdf.path, '-m', aidreams.path, '--no-cache'], 'plan', env);
+    assert.equal(only(sum, 'plan')[0]!.documentTokens, cited.tokens);
+  });
+});
