@@ -35,6 +35,11 @@ export function sessionsDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(ctxCacheDir(env), 'sessions');
 }
 
+/** Where PDFs' extracted text is kept (input/pdf-text-cache.ts): beside the sessions, in pdf-text. */
+export function pdfTextDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(ctxCacheDir(env), 'pdf-text');
+}
+
 export type LoadResult =
   | { kind: 'miss' }
   | { kind: 'hit'; header: EntryHeader; session: StoredSession; bytes: number; seconds: number }

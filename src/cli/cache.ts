@@ -6,9 +6,10 @@
 import { homedir } from 'node:os';
 import { basename, isAbsolute, relative, sep } from 'node:path';
 import { Command, Option } from 'commander';
-import { DEFAULT_CACHE_MAX_BYTES, SessionCache, sessionsDir, type CacheEntryInfo } from '../cache/store.js';
+import { DEFAULT_CACHE_MAX_BYTES, pdfTextDir, SessionCache, sessionsDir, type CacheEntryInfo } from '../cache/store.js';
 import { CtxError } from '../errors.js';
-import { cellWidth } from '../ui/format.js';
+import { PdfTextCache } from '../input/pdf-text-cache.js';
+import { cellWidth, counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
 import { formatCount, formatTable, out, type RunContext } from './io.js';
 import { byteSizeArg } from './options.js';
@@ -85,13 +86,14 @@ export function cacheCommand(run: RunContext): Command {
 
   cmd
     .command('clear')
-    .description('remove every cached document')
+    .description('remove every cached document, and the kept text of PDFs')
     .action(async (_o: unknown, c: Command) => {
       const o = c.optsWithGlobals<CacheOptions>();
       const cache = openCache(run, o);
       const ids = (await cache.list()).map((e) => e.id);
       const removed = await cache.clear();
-      report(run, o, ids, removed.bytes);
+      const texts = await new PdfTextCache(pdfTextDir(run.env)).clear();
+      report(run, o, ids, removed.bytes, texts);
     });
 
   return cmd;
@@ -101,9 +103,12 @@ function openCache(run: RunContext, o: CacheOptions): SessionCache {
   return new SessionCache(sessionsDir(run.env), { maxBytes: o.cacheMaxSize });
 }
 
-function report(run: RunContext, o: CacheOptions, ids: string[], bytes: number): void {
-  if (o.json) out(run, JSON.stringify({ removed: ids, bytes }));
-  else out(run, `removed ${ids.length} cached document${ids.length === 1 ? '' : 's'} (${formatBytes(bytes)})`);
+function report(run: RunContext, o: CacheOptions, ids: string[], bytes: number, pdfTexts?: { count: number; bytes: number }): void {
+  if (o.json) out(run, JSON.stringify({ removed: ids, bytes, ...(pdfTexts ? { pdfTexts } : {}) }));
+  else {
+    const texts = pdfTexts?.count ? ` and the text of ${counted(pdfTexts.count, 'PDF')} (${formatBytes(pdfTexts.bytes)})` : '';
+    out(run, `removed ${counted(ids.length, 'cached document')} (${formatBytes(bytes)})${texts}`);
+  }
 }
 
 function entryJson(e: CacheEntryInfo) {

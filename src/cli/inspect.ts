@@ -12,6 +12,7 @@ import { availableParallelism } from 'node:os';
 import { basename } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { nativeAvailable, probeDevices } from '../backend/native/index.js';
+import { pdfTextDir } from '../cache/store.js';
 import { SourceMarking } from '../engine/citations/source-marking.js';
 import type { RunPlan } from '../engine/plan.js';
 import { promptFormat } from '../engine/prompt-format.js';
@@ -21,6 +22,7 @@ import { EXIT } from '../errors.js';
 import { counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
 import type { Document } from '../input/document.js';
+import { PdfTextCache } from '../input/pdf-text-cache.js';
 import { readInputs } from '../input/read.js';
 import type { ModelConfig } from '../model/config.js';
 import { loadModelConfig } from '../model/model.js';
@@ -144,6 +146,7 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
     stdin: guardedStdin(specs, run, opts.stdinWait),
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
+    pdfTextCache: new PdfTextCache(pdfTextDir(run.env)),
   });
   // The document as ask and summarize read it: with their citation markers unless --no-cite.
   const sources = new SourceMarking(opts.cite);

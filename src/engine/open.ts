@@ -10,9 +10,10 @@
 
 import type { Readable } from 'node:stream';
 import type { BackendChoice } from '../backend/index.js';
-import { SessionCache, sessionsDir } from '../cache/store.js';
+import { pdfTextDir, SessionCache, sessionsDir } from '../cache/store.js';
 import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
+import { PdfTextCache } from '../input/pdf-text-cache.js';
 import { readInputs } from '../input/read.js';
 import { readOrRestore } from './cached-read.js';
 import { SourceMarking } from './citations/source-marking.js';
@@ -60,7 +61,7 @@ export interface DocumentOptions {
   followLinks?: boolean;
   /** Refuse runs whose KV memory would exceed this many bytes. Default 75% of RAM. */
   maxKvMemory?: number;
-  /** The session cache of read documents: on by default (size cap 4 GiB); false turns it off. */
+  /** The session cache of read documents (size cap 4 GiB) and the kept text of PDFs: on by default; false turns both off. */
   cache?: false | { maxBytes?: number };
   /** Where "-" reads from. Default process.stdin. */
   stdin?: Readable;
@@ -183,6 +184,7 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
     signal: o.signal,
     stdin: o.stdin ?? process.stdin,
     warn: (message) => emit({ type: 'warning', message }),
+    pdfTextCache: o.cache === false ? null : new PdfTextCache(pdfTextDir(env)),
   });
   const sources = new SourceMarking(o.cite ?? false);
   const doc = sources.mark(read);

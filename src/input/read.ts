@@ -10,14 +10,15 @@
 // at once rather than after a long PDF.
 
 import type { Stats } from 'node:fs';
-import { open, realpath, stat } from 'node:fs/promises';
+import { open, readFile, realpath, stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CtxError, fsError } from '../errors.js';
 import type { Document, Segment, SourceInfo } from './document.js';
 import { looksLikePdf } from './encoding.js';
 import { globToRegExp, hasGlobChars, splitGlob } from './glob.js';
-import { PdfReader, type PdfLimits } from './pdf.js';
+import { PdfReader, type PdfLimits, type PdfReadResult } from './pdf.js';
+import { fromExtracted, sha256Hex, toExtracted, type PdfTextCache } from './pdf-text-cache.js';
 import { Rejection } from './rejection.js';
 import { STDIN_PATH, readStdin } from './stdin.js';
 import { readTextFile } from './text.js';
@@ -40,6 +41,8 @@ export interface ReadOptions {
   followLinks?: boolean;
   /** Memory and time limits for parsing each PDF (pdf.ts has the defaults). */
   pdfLimits?: PdfLimits;
+  /** Where PDFs' extracted text is kept, so that the same PDF is not parsed twice. Default: none. */
+  pdfTextCache?: PdfTextCache | null;
 }
 
 /** One file or stdin to read, in document order. */
@@ -209,7 +212,7 @@ async function readFileItem(
     }
 
     if (await isPdf(abs, regular)) {
-      const r = await pdf.read({ path: abs }, display, opts.signal);
+      const r = regular && opts.pdfTextCache ? await readPdfKept(abs, display, before, pdf, opts.pdfTextCache, opts) : await pdf.read({ path: abs }, display, opts.signal);
       if (regular) await warnIfChanged(abs, display, before, r.bytes, opts.warn);
       return { segments: r.segments, info: { path: display, kind: 'pdf', bytes: r.bytes, pages: r.pages } };
     }
@@ -237,6 +240,25 @@ async function readFileItem(
     }
     throw e;
   }
+}
+
+/**
+ * A PDF's text from the text cache when these bytes were parsed before, else parsed (from the bytes
+ * hashed, so the entry is the text of exactly those bytes) and kept. A cache that cannot be written
+ * is a warning; the run goes on.
+ */
+async function readPdfKept(abs: string, display: string, before: Stats, pdf: PdfReader, cache: PdfTextCache, opts: ReadOptions): Promise<PdfReadResult> {
+  const data = new Uint8Array(await readFile(abs, { signal: opts.signal }));
+  const sha256 = sha256Hex(data);
+  const kept = await cache.load(sha256);
+  if (kept) return fromExtracted(kept, display);
+  const r = await pdf.read({ data }, display, opts.signal);
+  try {
+    await cache.save(sha256, { path: abs, size: before.size, mtimeMs: before.mtimeMs }, toExtracted(r));
+  } catch (e) {
+    opts.warn?.(`${display}: could not keep its text in ${cache.dir} (${(e as Error).message}); it will be parsed again next time`);
+  }
+  return r;
 }
 
 /**

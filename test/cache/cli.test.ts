@@ -8,7 +8,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, statSync, wri
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { fixtureModel } from '../../scripts/make-fixture-models.js';
-import { isRoot, scratchDir } from '../helpers/fixtures.js';
+import { inputFixtures, isRoot, scratchDir } from '../helpers/fixtures.js';
 import { ctxHome, ctxSpawn, ctxSync, type CtxHome } from '../ui/run-ctx.js';
 
 const dir = scratchDir('cache-cli');
@@ -179,6 +179,38 @@ describe('ctx cache ls | rm | clear', () => {
     assert.deepEqual(JSON.parse(clear.stdout).removed, [ls.entries[0]!.id]);
     assert.deepEqual(entries(home), []);
     assert.match(ctxSync(home, ['cache', 'ls']).stdout, /^no cached documents/);
+  });
+});
+
+describe('the kept text of PDFs (issue 13.9)', { skip: inputFixtures().skipPdf }, () => {
+  it('ask keeps a PDF\'s text and the next run (ask, inspect) uses it; --no-cache neither uses nor fills it; cache clear removes it', () => {
+    const home = ctxHome(join(dir, 'pdf-text'));
+    const pdf = inputFixtures().path('pdf/three-pages.pdf');
+    const kept = join(home.cache, 'pdf-text');
+    const texts = () => (existsSync(kept) ? readdirSync(kept) : []);
+    const askPdf = (...more: string[]) => ctxSync(home, ['ask', pdf, 'What is on page 2?', '-m', model, '--backend', 'reference', '--max-tokens', '2', '--json', ...more]);
+
+    const uncached = askPdf('--no-cache');
+    assert.equal(uncached.status, 0, uncached.stderr);
+    assert.deepEqual(texts(), [], '--no-cache keeps no text');
+    const first = json(askPdf());
+    assert.equal(texts().length, 1);
+    // The entry's text replaced: a run that uses it reads other text (a parse would not).
+    const entry = join(kept, texts()[0]!);
+    const stored = JSON.parse(readFileSync(entry, 'utf8')) as { texts: Array<[number, string]> };
+    stored.texts = stored.texts.map(([page]) => [page, `kept ${page} ${'x'.repeat(200)}\n`]);
+    writeFileSync(entry, JSON.stringify(stored));
+    const fromKept = JSON.parse(askPdf('--no-cite').stdout) as { tokens: { document: number } };
+    const parsed = JSON.parse(askPdf('--no-cite', '--no-cache').stdout) as { tokens: { document: number } };
+    assert.notEqual(fromKept.tokens.document, parsed.tokens.document, 'the kept text was read, not the PDF');
+    assert.equal(first.timings.cached, false);
+    const inspected = JSON.parse(ctxSync(home, ['inspect', '--json', '--no-cite', pdf]).stdout) as { tokens: { total: number } };
+    assert.equal(inspected.tokens.total, Math.ceil((3 * (`kept 1 ${'x'.repeat(200)}\n`.length)) / 4), 'inspect reads the kept text too');
+
+    const clear = ctxSync(home, ['cache', 'clear']);
+    assert.equal(clear.status, 0, clear.stderr);
+    assert.match(clear.stdout, /^removed \d+ cached documents? \(.+\) and the text of 1 PDF \(.+\)\n$/);
+    assert.deepEqual(texts(), []);
   });
 });
 
