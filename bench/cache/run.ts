@@ -1,7 +1,7 @@
 // Session cache benchmark: the same `ctx ask` twice on the same document, the first with an empty
 // cache (reads the document, saves the session), the second answered from the cache. Measures, from
 // the outside as a user waits: time to the first answer token and total time, plus the read (or
-// load) time ctx reports. Writes bench/results/cache.md.
+// load) time ctx reports. Writes bench/results/cache.md (keeping the PDF section pdf-text.ts writes).
 //
 //   npx tsc -p . && node --import tsx bench/cache/run.ts [--bytes 24000] [--repeat 3] [--backends reference,cpu]
 //
@@ -11,7 +11,7 @@
 // cannot hold ~20K tokens). The document is the start of Moby-Dick from ../shared/data.
 
 import { spawn } from 'node:child_process';
-import { mkdirSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, rmSync, statSync, readdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -192,7 +192,10 @@ run's total includes saving the entry (written after the read, before the answer
 `;
   const out = join(root, 'bench', 'results', 'cache.md');
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  writeFileSync(out, md);
+  // pdf-text.ts's section (between its markers) stays as it was.
+  const before = existsSync(out) ? readFileSync(out, 'utf8') : '';
+  const pdfText = before.indexOf('<!-- pdf-text: bench/cache/pdf-text.ts -->');
+  writeFileSync(out, pdfText >= 0 ? `${md}\n${before.slice(pdfText)}` : md);
   console.error(`wrote ${out}`);
 }
 
