@@ -69,7 +69,8 @@ describe('one document count everywhere (fixtures)', () => {
       assert.match(inspectText, new RegExp(`^Total: ${n(cited.tokens)} tokens `, 'm'));
       assert.match(inspectText, new RegExp(`including ${n(cited.markers)} citation markers? \\(`));
       assert.match(inspectText, new RegExp(`document ${n(cited.tokens)} \\+`));
-      assert.equal(JSON.parse(ctx(['inspect', '--json', '--no-cite', '-m', model, ...inputs], { env }).stdout).tokens.total, plain.tokens);
+      const uncited = JSON.parse(ctx(['inspect', '--json', '--no-cite', '--max-tokens', '2', '-m', model, ...inputs], { env }).stdout);
+      assert.equal(uncited.tokens.total, plain.tokens);
 
       // ask --events: every number that names the document
       const args = ['ask', ...inputs, 'What is the answer?', '-m', model, '--backend', 'reference', '--max-tokens', '2'];
@@ -109,7 +110,10 @@ describe('one document count everywhere (fixtures)', () => {
       // chat reads without markers: the --no-cite count
       const chat = ctx(['chat', ...inputs, '-m', model, '--backend', 'reference', '--max-tokens', '2', '--no-cache', '--events'], { env, input: 'q\n' });
       assert.equal(chat.code, 0, chat.stderr);
-      assert.equal(only(events(chat.stdout), 'plan')[0]!.documentTokens, plain.tokens);
+      const chatPlan = only(events(chat.stdout), 'plan')[0]!;
+      assert.equal(chatPlan.documentTokens, plain.tokens);
+      // chat, like inspect, plans for a question it does not know yet: the same rows and bytes
+      assert.deepEqual([chatPlan.kvRows, chatPlan.kvBytes, chatPlan.strategy], [uncited.plan.kvRows, uncited.plan.kvBytes, uncited.plan.description]);
     });
   }
 
