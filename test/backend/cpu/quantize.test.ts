@@ -35,7 +35,7 @@ describe('quantized weight layout', () => {
       const blob = (BLOCK * bits) / 8;
       const codes = new Uint8Array(N * nb * blob);
       const scales = new Float32Array(N * nb);
-      for (let o = 0; o < N; o++) quantizeRow(W.subarray(o * K, (o + 1) * K), bits, codes.subarray(o * nb * blob, (o + 1) * nb * blob), scales.subarray(o * nb, (o + 1) * nb));
+      for (let o = 0; o < N; o++) quantizeRow(W.subarray(o * K, (o + 1) * K), bits, BLOCK, codes.subarray(o * nb * blob, (o + 1) * nb * blob), scales.subarray(o * nb, (o + 1) * nb));
       // Our reading of the layout: value = (code − 2^(bits−1)) · scale of its block.
       const deq = (o: number, k: number) => {
         const byte = codes[o * nb * blob + (bits === 8 ? k : k >> 1)];

@@ -4,7 +4,8 @@ import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readlinkSync, 
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
-import { CONVERTER_VERSION, convertedWeights } from '../../../src/backend/cpu/weights.js';
+import { Embedding } from '../../../src/backend/cpu/embedding.js';
+import { BLOCK, CONVERTER_VERSION, convertedWeights, storedLinear, WIDE_BLOCK } from '../../../src/backend/cpu/weights.js';
 import { openModel } from '../../../src/model/model.js';
 import { tinyModel, tinyModelDir } from '../../helpers/models.js';
 
@@ -91,4 +92,43 @@ describe('converted weights', () => {
     assert.deepEqual(openPaths()!.filter((p) => p.includes(own)), [], 'no handle into the cache is left open');
     assert.deepEqual(readdirSync(join(own, 'onnx')), [], 'the temporary folder is gone');
   });
+
+  it('q8: every linear 8-bit (attention in blocks of BLOCK, MLP and head of WIDE_BLOCK); q4: MLP and head 4-bit', () => {
+    for (const dtype of ['q8', 'q4'] as const) {
+      const { layout } = convertedWeights(model, dtype, cache);
+      for (const name of Object.keys(layout.linears)) {
+        const s = storedLinear(layout, name);
+        assert.equal(s.kind, 'nbits', `${dtype} ${name}`);
+        const wide = /\.(gate|up|down)$|^lmHead$/.test(name);
+        const expected = dtype === 'q8' ? { bits: 8, block: wide ? WIDE_BLOCK : BLOCK } : { bits: wide ? 4 : 8, block: BLOCK };
+        assert.deepEqual(layout.formats?.[name], expected, `${dtype} ${name}`);
+      }
+      assert.ok(layout.linears['0.qkv'] && layout.linears.lmHead);
+    }
+  });
+
+  it('q8 embeddings come from an 8-bit table (the LM head itself when tied), within half a step of the float rows', () => {
+    for (const m of [model, tinyModel('tiny', { seed: 22, tie: true })]) checkEmbedding(m);
+  });
 });
+
+function checkEmbedding(model: ReturnType<typeof tinyModel>): void {
+  {
+    const { layout, dir } = convertedWeights(model, 'q8', cache);
+    assert.equal(layout.embedTable, model.config.tieWordEmbeddings ? 'lmHead' : 'embed');
+    const table = new Embedding(model, { layout, dir });
+    const float = new Embedding(model);
+    const H = model.config.hiddenSize;
+    const a = new Float32Array(H);
+    const b = new Float32Array(H);
+    for (const id of [0, 7, model.config.vocabSize - 1]) {
+      table.row(id, a, 0);
+      float.row(id, b, 0);
+      let m = 0;
+      for (let i = 0; i < H; i++) m = Math.max(m, Math.abs(b[i]));
+      for (let i = 0; i < H; i++) assert.ok(Math.abs(a[i] - b[i]) <= (0.5 * m) / 127 + 1e-7, `row ${id} [${i}]: ${a[i]} vs ${b[i]}`);
+    }
+    table.close();
+    float.close();
+  }
+}
