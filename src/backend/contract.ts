@@ -156,4 +156,6 @@ export interface BackendOptions {
   threads?: number;
   /** Cache folder for converted weights (cpu backend). */
   cacheDir?: string;
+  /** How KV rows are stored (cpu backend): "f16" (default, half the memory) or "f32" (exact checks). */
+  kvDtype?: string;
 }

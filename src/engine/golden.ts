@@ -8,7 +8,7 @@
 
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import type { BackendName } from '../backend/contract.js';
+import type { BackendName, BackendOptions } from '../backend/contract.js';
 import { createBackend } from '../backend/index.js';
 import { openModel, type Model } from '../model/model.js';
 import { SafetensorsFile, toFloat32 } from '../model/safetensors.js';
@@ -236,7 +236,10 @@ function maxAbsDiff(a: Float32Array, b: Float32Array, bOffset = 0): number {
   return m;
 }
 
-export async function runGoldenCase(root: string, caseDir: string, backendName: BackendName): Promise<GoldenResult> {
+/** Golden checks are float32 checks: float32 weights, and on cpu float32 KV (its default is f16). */
+export const GOLDEN_BACKEND_OPTIONS: BackendOptions = { dtype: 'f32', kvDtype: 'f32' };
+
+export async function runGoldenCase(root: string, caseDir: string, backendName: BackendName, options: BackendOptions = GOLDEN_BACKEND_OPTIONS): Promise<GoldenResult> {
   const t0 = performance.now();
   const gc = loadGoldenCase(caseDir);
   const unsupported = unsupportedReason(gc);
@@ -252,7 +255,7 @@ export async function runGoldenCase(root: string, caseDir: string, backendName: 
 
   // Softplus cases: plain decoding of a model whose config.json selects softplus attention.
   if (gc.kind === 'softplus' && !model.config.softplus) throw new Error(`${gc.name}: the model's config.json does not select softplus attention`);
-  const backend = await createBackend(backendName, model);
+  const backend = await createBackend(backendName, model, options);
   const n = gc.input_ids.length;
   // CLEX: `full` on the model's own CLEX; the prompt is one feed, so one t (CLEX.md §5), however it is chunked.
   // Softplus: plain decoding of a model whose config.json selects softplus attention.

@@ -1,13 +1,15 @@
 // The cpu backend: the contract (../contract.ts) on ONNX Runtime's CPU execution provider, with
-// graphs ctx builds itself over weights converted once into the cache. It must give the reference
-// backend's logits to float32 rounding.
+// graphs ctx builds itself over weights converted once into the cache. In f32 with f32 KV it must
+// give the reference backend's logits to float32 rounding; q8/q4 weights and f16 KV (the default)
+// trade that for memory.
 //
-//   weights.ts    the model's tensors converted once (f32, or 8/4-bit MLP and LM head; a GGUF
-//                 file's as stored: gguf-weights.ts)
-//   graphs.ts, attention.ts, vote.ts   the ONNX graphs: projections + MLP, attention, TokenSelect's vote
+//   weights.ts    the model's tensors converted once (f32, or 8-bit linears / 4-bit MLP and LM head;
+//                 a GGUF file's as stored: gguf-weights.ts)
+//   graphs.ts, attention.ts, vote.ts, keys.ts   the ONNX graphs: projections + MLP, attention,
+//                 TokenSelect's vote, the keys attention reads (selected rows gathered and rotated, f16 cast)
 //   attention-softplus.ts   the attention graph of softplus-attention models
 //   sessions.ts   onnxruntime-node, session options, graph files
-//   sequence.ts   KV storage (kv-store.ts) and the step
+//   sequence.ts   KV storage (kv-store.ts, half.ts) and the step
 //   embedding.ts  embedding rows read on demand;  profile.ts  where step time goes (benchmarks)
 
 import { CtxError } from '../../errors.js';
@@ -17,6 +19,7 @@ import type { Backend, BackendOptions, Sequence } from '../contract.js';
 import { Embedding } from './embedding.js';
 import type { NBitsAccuracy } from './graphs.js';
 import { StepProfile } from './profile.js';
+import { KvStore, type KvDtype } from './kv-store.js';
 import { CpuSequence } from './sequence.js';
 import { loadOrt, openSessions, releaseSessions, type CpuSessions, type Ort } from './sessions.js';
 import { convertedWeights, type WeightDType } from './weights.js';
@@ -30,6 +33,7 @@ export interface CpuBackendOptions extends BackendOptions {
 
 export class CpuBackend implements Backend {
   readonly name = 'cpu' as const;
+  /** The weights' mode, and the KV dtype unless f32: "q8 kv-f16", "f32" (part of cache keys). */
   readonly numeric: string;
   readonly model: Model;
   readonly kvBytesPerRow: number;
@@ -38,14 +42,15 @@ export class CpuBackend implements Backend {
   constructor(
     model: Model,
     dtype: WeightDType,
+    readonly kvDtype: KvDtype,
     readonly ort: Ort,
     readonly sessions: CpuSessions,
     readonly embedding: Embedding,
   ) {
     const c = model.config;
     this.model = model;
-    this.numeric = dtype;
-    this.kvBytesPerRow = 2 * c.numLayers * c.numKvHeads * c.headDim * 4;
+    this.numeric = kvDtype === 'f32' ? dtype : `${dtype} kv-${kvDtype}`;
+    this.kvBytesPerRow = KvStore.bytesPerRow(kvDtype, c.numLayers, c.numKvHeads, c.headDim);
   }
 
   newSequence(): Sequence {
@@ -66,8 +71,10 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   }
   const dtype = (gguf ? 'gguf' : (opts.dtype ?? 'f32')) as WeightDType;
   if (dtype !== 'f32' && dtype !== 'q8' && dtype !== 'q4' && dtype !== 'gguf') throw new CtxError('usage', `the cpu backend runs --dtype f32, q8 or q4, not "${opts.dtype}"`);
+  const kvDtype = (opts.kvDtype ?? 'f16') as KvDtype;
+  if (kvDtype !== 'f16' && kvDtype !== 'f32') throw new CtxError('usage', `the cpu backend stores KV as --kv-dtype f16 or f32, not "${opts.kvDtype}"`);
   const ort = await loadOrt();
   const weights = convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress);
-  const sessions = await openSessions(ort, model, weights, dtype, opts.threads, opts.nbitsAccuracy);
-  return new CpuBackend(model, dtype, ort, sessions, new Embedding(model));
+  const sessions = await openSessions(ort, model, weights, kvDtype, opts.threads, opts.nbitsAccuracy);
+  return new CpuBackend(model, dtype, kvDtype, ort, sessions, new Embedding(model, weights));
 }

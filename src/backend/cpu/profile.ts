@@ -2,25 +2,26 @@
 
 /**
  * Summed over every step since the last reset (milliseconds): weight graphs (projections + MLP),
- * attention graphs, the TokenSelect vote, the LM head, and JavaScript glue (embedding reads, RoPE,
- * KV copies, masks) = the rest.
+ * attention graphs, the TokenSelect vote, the keys graphs (a selection's rows, f16 keys cast), the LM head, and
+ * JavaScript glue (embedding reads, RoPE, KV copies, masks) = the rest.
  */
 export class StepProfile {
   weights = 0;
   attention = 0;
   vote = 0;
+  keys = 0;
   head = 0;
   total = 0;
   steps = 0;
 
   reset(): void {
-    this.weights = this.attention = this.vote = this.head = this.total = this.steps = 0;
+    this.weights = this.attention = this.vote = this.keys = this.head = this.total = this.steps = 0;
   }
 
   /** The breakdown as fractions of the total. */
   shares(): Record<string, number> {
     const t = this.total || 1;
-    const glue = this.total - this.weights - this.attention - this.vote - this.head;
-    return { weights: this.weights / t, attention: this.attention / t, vote: this.vote / t, head: this.head / t, glue: glue / t };
+    const glue = this.total - this.weights - this.attention - this.vote - this.keys - this.head;
+    return { weights: this.weights / t, attention: this.attention / t, vote: this.vote / t, keys: this.keys / t, head: this.head / t, glue: glue / t };
   }
 }

@@ -8,30 +8,39 @@
 //   for each layer l:
 //     store k, v of the new rows (pre-RoPE) at rows [M, T)        kv-store.ts
 //     keys: dense — stored rows rotated at their index (cached), new rows at the plan's positions;
-//           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered;
-//           softplus models keep them at unit length (attention-softplus.ts)
+//           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered and
+//           rotated in ORT (keys.ts); with f16 KV a dense step's keys are cast to float32 in ORT;
+//           softplus models keep rotated keys at unit length (attention-softplus.ts)
 //     attn  = attention over the keys, in query tiles             ORT (attention.ts)
 //     x, qkv_{l+1} = layer_l(x, attn)                             ORT (o_proj, MLP, next qkv)
 //   logits = head(x[logitRows])                                   ORT
-// KV lives in JavaScript typed arrays owned by the sequence; ORT reads them in place.
+// KV lives in JavaScript typed arrays owned by the sequence, in the KV dtype (f16 or f32); ORT
+// reads them in place and writes its outputs straight into the step's buffers.
 
 import type * as ortTypes from 'onnxruntime-node';
 import { beaconParams } from '../../model/tensors.js';
 import { toUnitLength } from '../attention-softplus.js';
 import type { Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
-import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
+import { allRows, checkRetain, checkSnapshot, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
 import { RopeTables } from '../step/rope.js';
 import { meanRotatedQuery, TokenSelector } from '../step/select.js';
 import { attend, type TileMask } from './attention.js';
 import { qkvWidth } from './graphs.js';
+import { floatBits, fromHalf, toHalf } from './half.js';
 import type { CpuBackend } from './index.js';
-import { KvStore } from './kv-store.js';
+import { gatherSelected, widen } from './keys.js';
+import { KvStore, type KvArray } from './kv-store.js';
 import { topBySoftVote } from './vote.js';
 
 const i64 = (a: ArrayLike<number>) => BigInt64Array.from(Array.from(a, (v) => BigInt(v)));
 
-/** Rows per call of a weight graph (projections, MLP): bounds a step's activations. */
-export const ROW_CHUNK = 512;
+/**
+ * Rows per call of a weight graph (projections, MLP): bounds a step's activations. Their memory
+ * comes from malloc, which keeps what was freed, so the peak follows this: 2K-token q8 prefill of
+ * the Qwen2.5-0.5B shape peaked at 1,270–1,390 MiB with 512 rows, ~1,010 with 128 (f32 KV); 128 is
+ * as fast per token (measured in CPU time) and 64 saved little more.
+ */
+export const ROW_CHUNK = 128;
 
 /** Rows [r0, r1) of a step, with their beacon split inputs (beacon checkpoints). */
 interface RowChunk {
@@ -44,9 +53,12 @@ export class CpuSequence implements Sequence {
   private readonly kv: KvStore;
   private readonly rope: RopeTables;
   private readonly selector: TokenSelector;
-  /** Per-head scratch for the keys (rotated) and values a selection gathers. */
-  private selK: Float32Array[] = [];
-  private selV: Float32Array[] = [];
+  /** Per-head float32 scratch for the keys (rotated) and values of one layer's attention (keys.ts). */
+  private attnK: Float32Array[] = [];
+  private attnV: Float32Array[] = [];
+  /** One key head in float32, before and after rotation (f16 keys rotated in JavaScript). */
+  private readonly keyIn: Float32Array;
+  private readonly keyOut: Float32Array;
   /**
    * Step buffers reused from step to step (x, qkv, rotated q, attention output): a long step
    * would otherwise leave tens of MB of garbage per layer for the garbage collector to find late.
@@ -61,7 +73,9 @@ export class CpuSequence implements Sequence {
 
   constructor(private readonly b: CpuBackend) {
     const c = b.model.config;
-    this.kv = new KvStore(c.numLayers, c.numKvHeads, c.headDim);
+    this.kv = new KvStore(b.kvDtype, c.numLayers, c.numKvHeads, c.headDim);
+    this.keyIn = new Float32Array(c.headDim);
+    this.keyOut = new Float32Array(c.headDim);
     this.rope = new RopeTables(c.headDim, c.rotaryDim);
     this.selector = new TokenSelector(c.numLayers);
   }
@@ -115,14 +129,11 @@ export class CpuSequence implements Sequence {
       if (plan.keys) {
         keys = plan.keys;
         mask = denseMask!;
-        keyHeads = this.rotatedKeys(l, keys);
-        valueHeads = this.kv.layers[l].v;
+        [keyHeads, valueHeads] = await this.denseKeys(l, keys);
       } else {
         keys = await this.selectKeys(l, plan, qkv);
         mask = { kind: 'causal', offset: keys.firstNew };
-        this.gatherSelected(l, keys);
-        keyHeads = this.selK;
-        valueHeads = this.selV;
+        [keyHeads, valueHeads] = await this.gatherSelected(l, keys, T);
       }
       if (req.reportSelection && (plan.select || plan.selectsAll)) selection.push(keys.rows ?? allRows(T));
       for (let i = 0; i < n; i++) this.rope.rotate(qkv, i * W, qrot, i * qDim, c.numHeads, keys.positions[i]);
@@ -182,7 +193,9 @@ export class CpuSequence implements Sequence {
 
   /**
    * Runs a weight graph on each row chunk: inputs and outputs are [rows, width] arrays, cut by
-   * chunk. An output may be an input's array: chunk [r0, r1) is written after its run.
+   * chunk. ONNX Runtime writes each output straight into its array (pre-allocated outputs: no
+   * result buffer per call for the garbage collector to find late). An output may be an input's
+   * array (x → xout): the graph reads x only in its first node, long before it writes xout.
    */
   private async runRows(
     session: ortTypes.InferenceSession,
@@ -194,8 +207,9 @@ export class CpuSequence implements Sequence {
     for (const { r0, r1, split } of chunks) {
       const feeds: Record<string, ortTypes.Tensor> = { ...split };
       for (const [name, [data, width]] of Object.entries(inputs)) feeds[name] = new ort.Tensor('float32', data.subarray(r0 * width, r1 * width), [r1 - r0, width]);
-      const out = await session.run(feeds, Object.keys(outputs));
-      for (const [name, [data, width]] of Object.entries(outputs)) data.set(out[name].data as Float32Array, r0 * width);
+      const fetches: Record<string, ortTypes.Tensor> = {};
+      for (const [name, [data, width]] of Object.entries(outputs)) fetches[name] = new ort.Tensor('float32', data.subarray(r0 * width, r1 * width), [r1 - r0, width]);
+      await session.run(feeds, fetches);
     }
   }
 
@@ -220,11 +234,39 @@ export class CpuSequence implements Sequence {
     return { kind: 'bias', bias };
   }
 
+  /** Per-head float32 scratch of at least `rows` rows for one layer's keys and values (grown by a quarter more). */
+  private attentionScratch(rows: number): [Float32Array[], Float32Array[]] {
+    const c = this.b.model.config;
+    const D = c.headDim;
+    if (this.attnK.length === 0 || this.attnK[0].length < rows * D) {
+      const cap = Math.ceil(rows * 1.25) * D;
+      this.attnK = Array.from({ length: c.numKvHeads }, () => new Float32Array(cap));
+      this.attnV = Array.from({ length: c.numKvHeads }, () => new Float32Array(cap));
+    }
+    return [this.attnK, this.attnV];
+  }
+
+  /**
+   * A dense step's keys and values for layer l, per KV head, in float32: the rotated keys
+   * (rotatedKeys) and the values — the store's own arrays with f32 KV, cast by ORT with f16.
+   */
+  private async denseKeys(l: number, keys: LayerKeys): Promise<[Float32Array[], Float32Array[]]> {
+    const b = this.b;
+    const kr = this.rotatedKeys(l, keys);
+    const v = this.kv.layers[l].v;
+    if (b.kvDtype === 'f32') return [kr as Float32Array[], v as Float32Array[]];
+    const [k32, v32] = this.attentionScratch(keys.count);
+    const t = performance.now();
+    await widen(b.ort, b.sessions.widen!, b.model.config, kr, v, keys.count, k32, v32);
+    b.profile.keys += performance.now() - t;
+    return [k32, v32];
+  }
+
   /**
    * A dense step's keys for layer l, per KV head: stored rows rotated at their index (cached across
    * steps while the RoPE table stays), the new rows at the plan's positions.
    */
-  private rotatedKeys(l: number, keys: LayerKeys): Float32Array[] {
+  private rotatedKeys(l: number, keys: LayerKeys): KvArray[] {
     const D = this.b.model.config.headDim;
     const L = this.kv.layers[l];
     const M = keys.firstNew;
@@ -240,12 +282,22 @@ export class CpuSequence implements Sequence {
   }
 
   /**
-   * One key head (D values) rotated to `pos`, from src into dst; softplus models also scale it to
-   * unit length, as their attention graph (attention-softplus.ts) expects.
+   * One stored key head (D values, KV dtype) rotated to `pos`, from src into dst (KV dtype);
+   * softplus models also scale it to unit length, as their attention graph (attention-softplus.ts)
+   * expects.
    */
-  private rotateKey(src: Float32Array, so: number, dst: Float32Array, dOff: number, pos: number): void {
-    this.rope.rotate(src, so, dst, dOff, 1, pos);
-    if (this.b.model.config.softplus) toUnitLength(dst, dOff, this.rope.headDim);
+  private rotateKey(src: KvArray, so: number, dst: KvArray, dOff: number, pos: number): void {
+    const unit = this.b.model.config.softplus;
+    if (src instanceof Float32Array) {
+      this.rope.rotate(src, so, dst as Float32Array, dOff, 1, pos);
+      if (unit) toUnitLength(dst as Float32Array, dOff, this.rope.headDim);
+      return;
+    }
+    const D = this.keyIn.length;
+    fromHalf(src, so, this.keyIn, 0, D);
+    this.rope.rotate(this.keyIn, 0, this.keyOut, 0, 1, pos);
+    if (unit) toUnitLength(this.keyOut, 0, D);
+    toHalf(floatBits(this.keyOut), 0, dst as Uint16Array, dOff, D);
   }
 
   /** TokenSelect's keys for layer l: q̄ here, the vote in ORT, reuse and S by the selector. */
@@ -267,23 +319,17 @@ export class CpuSequence implements Sequence {
     return selectedKeys(S, plan.n);
   }
 
-  /** Copies the selected rows' keys (rotated at their position among the keys) and values into the selection scratch. */
-  private gatherSelected(l: number, keys: LayerKeys): void {
-    const c = this.b.model.config;
-    const D = c.headDim;
+  /** The selected rows' keys (rotated at their rank) and values in float32, gathered by ORT (keys.ts). */
+  private async gatherSelected(l: number, keys: LayerKeys, T: number): Promise<[Float32Array[], Float32Array[]]> {
+    const b = this.b;
     const L = this.kv.layers[l];
     const S = keys.rows!;
-    if (this.selK.length === 0 || this.selK[0].length < S.length * D) {
-      const cap = Math.ceil(S.length * 1.25) * D;
-      this.selK = Array.from({ length: c.numKvHeads }, () => new Float32Array(cap));
-      this.selV = Array.from({ length: c.numKvHeads }, () => new Float32Array(cap));
-    }
-    for (let g = 0; g < c.numKvHeads; g++) {
-      for (let r = 0; r < S.length; r++) {
-        this.rotateKey(L.k[g], S[r] * D, this.selK[g], r * D, keyPosition(keys, r));
-        this.selV[g].set(L.v[g].subarray(S[r] * D, (S[r] + 1) * D), r * D);
-      }
-    }
+    const [sk, sv] = this.attentionScratch(S.length);
+    const t = performance.now();
+    const rope = this.rope;
+    await gatherSelected(b.ort, b.sessions.gather, b.model.config, { keys: L.k, values: L.v, T, rows: S, cos: rope.cos, sin: rope.sin, scale: rope.scale }, sk, sv);
+    b.profile.keys += performance.now() - t;
+    return [sk, sv];
   }
 
   retain(rows: Int32Array): void {
@@ -310,8 +356,8 @@ export class CpuSequence implements Sequence {
 
   dispose(): void {
     this.kv.release();
-    this.selK = [];
-    this.selV = [];
+    this.attnK = [];
+    this.attnV = [];
     this.buffers.clear();
   }
 }

@@ -1,5 +1,5 @@
 // ONNX Runtime for the cpu backend: the module itself, the session options, and the sessions of
-// every graph (graphs.ts, attention.ts, vote.ts), whose bytes are cached beside the converted
+// every graph (graphs.ts, attention.ts, vote.ts, keys.ts), whose bytes are cached beside the converted
 // weights under a content-hashed name so a second run opens them without writing anything.
 
 import { availableParallelism } from 'node:os';
@@ -11,8 +11,10 @@ import type { Model } from '../../model/model.js';
 import { buildAttentionGraph, type AttentionSessions } from './attention.js';
 import { buildSoftplusAttentionGraph } from './attention-softplus.js';
 import { buildWeightGraphs, type NBitsAccuracy } from './graphs.js';
+import { buildGatherGraph, buildWidenGraph } from './keys.js';
+import type { KvDtype } from './kv-store.js';
 import { buildVoteGraph } from './vote.js';
-import { storedLinear, type ConvertedWeights, type WeightDType } from './weights.js';
+import { storedLinear, type ConvertedWeights } from './weights.js';
 
 export type Ort = typeof ortTypes;
 
@@ -26,6 +28,10 @@ export interface CpuSessions {
   head: ortTypes.InferenceSession;
   attention: AttentionSessions;
   vote: ortTypes.InferenceSession;
+  /** TokenSelect's selected rows gathered and rotated (keys.ts). */
+  gather: ortTypes.InferenceSession;
+  /** A dense step's f16 keys and values cast to float32 (keys.ts); null with f32 KV. */
+  widen: ortTypes.InferenceSession | null;
 }
 
 /** Loads onnxruntime-node, with its telemetry off. */
@@ -49,6 +55,33 @@ function graphFile(dir: string, kind: string, bytes: Uint8Array): string {
   }
   return path;
 }
+
+// Where ONNX Runtime holds weights, and what the options below do about it — measured with RSS
+// (/proc/self/smaps, heaptrack) on the Qwen2.5-0.5B shape, q8, 2 threads:
+//   - External data: each initializer is memory-mapped from weights.bin (64 KiB-aligned offsets);
+//     its pages count in RSS once touched.
+//   - Prepacking: Gemm (f32) and MatMulNBits copy B into MLAS's layout (anonymous memory) and ORT
+//     then drops the mapped original, so a packed weight is held once in steady state. While a
+//     session packs, original and copy are both resident, so the head, the largest, is opened
+//     first (load peak before: 1,740 MiB with the f32 head opened last; now 720).
+//   - MatMulNBits (accuracy level 4, x86) packs its scales into that buffer too but reports them as
+//     not packed, so ORT keeps the mapped originals: 59 MiB with blocks of 32, 33 MiB with the MLP
+//     and head in blocks of 64 (weights.ts). Its packed layout takes 40 bytes per block of 32 (codes,
+//     scale, block sum) — 1.25 bytes per weight; 72 per block of 64 — 1.125. Unpacked it would
+//     dequantize the whole matrix on every call, so it is always prepacked. An f32 Gemm left
+//     unpacked reads the mapping directly, as fast (the f32 head: disable_prepacking).
+//   - What onnxruntime-node does not offer: shared initializers (AddInitializer), a prepacked-weights
+//     container, env allocators (session.use_env_allocators needs one registered on the Env), run
+//     options' arena shrinkage; session.use_ort_model_bytes_directly / _for_initializers concern
+//     ORT-format models loaded from bytes, not .onnx files with external data. Each weight lives in
+//     exactly one session (graphs.ts), so none is held twice.
+//   - Transients: sessions without an arena take a call's intermediates from malloc, which keeps what
+//     was freed; the weight sessions' peak follows the rows per call (sequence.ts, ROW_CHUNK), the
+//     attention arenas the score budget (attention.ts). Outputs are written into the caller's
+//     buffers (pre-allocated outputs), never into a fresh result per call. enableMemPattern on the
+//     weight sessions raised the peak (+200–800 MiB). glibc's MALLOC_ARENA_MAX=1 or a fixed
+//     MALLOC_MMAP_THRESHOLD_ lowered it too, but must be set before the process starts, and the
+//     threshold halved prefill speed (a page fault per fresh activation page).
 
 /**
  * Session options. Weight sessions: no arena (each of the L + 2 would keep its peak activations for
@@ -81,28 +114,35 @@ function sessionOptions(threads: number | undefined, prepack: boolean, arena: bo
   };
 }
 
-/** Builds every graph of `model` over the converted weights and opens a session on each. */
-export async function openSessions(ort: Ort, model: Model, weights: ConvertedWeights, dtype: WeightDType, threads?: number, accuracy?: NBitsAccuracy): Promise<CpuSessions> {
+/**
+ * Builds every graph of `model` over the converted weights and opens a session on each. The LM
+ * head (the largest matrix) is opened first: while a session prepacks a weight, the weight's file
+ * pages are resident beside its packed copy, and that transient is smallest before the rest is loaded.
+ */
+export async function openSessions(ort: Ort, model: Model, weights: ConvertedWeights, kvDtype: KvDtype, threads?: number, accuracy?: NBitsAccuracy): Promise<CpuSessions> {
   const c = model.config;
   const open = (kind: string, bytes: Uint8Array, prepack = true, arena = false) =>
     ort.InferenceSession.create(graphFile(weights.dir, kind, bytes), sessionOptions(threads, prepack, arena));
   const graphs = buildWeightGraphs(c, weights.layout, accuracy);
+  // Prepacked unless the LM head is a float32 matrix (see sessionOptions).
+  const head = await open('head', graphs.head, storedLinear(weights.layout, 'lmHead').kind !== 'f32');
   const first = await open('first', graphs.first);
   const layers: ortTypes.InferenceSession[] = [];
   for (let l = 0; l < c.numLayers; l++) layers.push(await open(`layer${l}`, graphs.layers[l]));
-  // Prepacked unless the LM head is a float32 matrix (see sessionOptions).
-  const head = await open('head', graphs.head, storedLinear(weights.layout, 'lmHead').kind !== 'f32');
   const attention: AttentionSessions = c.softplus
     ? { softplus: await open('attention-softplus', buildSoftplusAttentionGraph(c), true, true) }
     : {
         matmul: await open('attention-matmul', buildAttentionGraph(c, 'matmul'), true, true),
         fused: await open('attention-fused', buildAttentionGraph(c, 'fused'), true, true),
       };
-  const vote = await open('vote', buildVoteGraph(c), true, true);
-  return { first, layers, head, attention, vote };
+  const vote = await open('vote', buildVoteGraph(c, kvDtype), true, true);
+  // The keys graphs write only into pre-allocated outputs: no arena.
+  const gather = await open('gather', buildGatherGraph(c, kvDtype));
+  const widen = kvDtype === 'f16' ? await open('widen', buildWidenGraph(c)) : null;
+  return { first, layers, head, attention, vote, gather, widen };
 }
 
 /** Releases every session. */
 export async function releaseSessions(s: CpuSessions): Promise<void> {
-  for (const session of [s.first, ...s.layers, s.head, ...Object.values(s.attention), s.vote]) await session!.release();
+  for (const session of [s.first, ...s.layers, s.head, ...Object.values(s.attention), s.vote, s.gather, s.widen]) await session?.release();
 }

@@ -5,14 +5,17 @@
 //   vote = Σ over all heads of softmax(S_g) over candidates     [nc]
 //   top  = TopK(vote, k)  (ONNX TopK: larger first, ties to the lower index)
 //
+// Keys arrive in the KV dtype (kv-store.ts); f16 keys are cast to float32 in the graph.
+//
 // Precision note: the reference sums the vote in float64; here it is float32, so two candidates
 // whose votes agree to ~1e-7 relative can trade places at the top-k boundary.
 
 import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
+import { kvTensor, type KvArray, type KvDtype } from './kv-store.js';
 
-export function buildVoteGraph(c: ModelConfig): Uint8Array {
+export function buildVoteGraph(c: ModelConfig, kvDtype: KvDtype = 'f32'): Uint8Array {
   const Hq = c.numHeads;
   const Hkv = c.numKvHeads;
   const D = c.headDim;
@@ -23,7 +26,7 @@ export function buildVoteGraph(c: ModelConfig): Uint8Array {
   const qs = Hkv === 1 ? [qbar] : g.opN('Split', [qbar, g.ints(Array(Hkv).fill(G))], Hkv, { axis: 0 });
   let vote = '';
   for (let h = 0; h < Hkv; h++) {
-    const keys = g.input(`k${h}`, 'float', ['nc', D]);
+    const keys = kvDtype === 'f16' ? g.op('Cast', [g.input(`k${h}`, 'float16', ['nc', D])], { to: 1 }) : g.input(`k${h}`, 'float', ['nc', D]);
     const s = g.op('FusedMatMul', [qs[h], keys], { transB: 1 }, { domain: 'com.microsoft' }); // [G, nc]
     const p = g.op('ReduceSum', [g.op('Softmax', [s], { axis: -1 }), g.ints([0])], { keepdims: 0 }); // [nc]
     vote = vote ? g.op('Add', [vote, p]) : p;
@@ -35,14 +38,14 @@ export function buildVoteGraph(c: ModelConfig): Uint8Array {
 
 /**
  * The k candidate rows in [from, to) with the largest soft vote, ascending. `keys` are per-KV-head
- * [rows, D] arrays of pre-RoPE keys.
+ * [rows, D] arrays of pre-RoPE keys in the KV dtype.
  */
 export async function topBySoftVote(
   ort: typeof ortTypes,
   session: ortTypes.InferenceSession,
   c: ModelConfig,
   qbar: Float32Array,
-  keys: Float32Array[],
+  keys: KvArray[],
   from: number,
   to: number,
   k: number,
@@ -53,7 +56,7 @@ export async function topBySoftVote(
     qbar: new ort.Tensor('float32', qbar, [c.numHeads, D]),
     k: new ort.Tensor('int64', BigInt64Array.of(BigInt(Math.min(k, nc))), [1]),
   };
-  keys.forEach((a, h) => (feeds[`k${h}`] = new ort.Tensor('float32', a.subarray(from * D, (from + nc) * D), [nc, D])));
+  keys.forEach((a, h) => (feeds[`k${h}`] = kvTensor(ort, a, D, from, to)));
   const r = await session.run(feeds);
   const top = Int32Array.from(r.top.data as BigInt64Array, (v) => Number(v) + from);
   return top.sort();

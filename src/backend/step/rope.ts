@@ -32,6 +32,16 @@ export class RopeTables {
     return this.table?.scale ?? 1;
   }
 
+  /** cos of positions 0..(rows made − 1), [rows, D/2] row-major, without the scale: for graphs that rotate. */
+  get cos(): Float32Array {
+    return this.cosT;
+  }
+
+  /** sin likewise. */
+  get sin(): Float32Array {
+    return this.sinT;
+  }
+
   /** Whether `t` has the same frequencies and scale as the current table. */
   same(t: RopeTable): boolean {
     const cur = this.table;

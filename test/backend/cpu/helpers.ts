@@ -24,8 +24,9 @@ export function testCacheDir(): string {
   return cache;
 }
 
-export async function cpuBackend(model: Model, dtype: 'f32' | 'q8' | 'q4' = 'f32'): Promise<Backend> {
-  return createCpuBackend(model, { dtype, cacheDir: testCacheDir(), threads: 2 });
+/** A cpu backend; KV in f32 unless asked (the comparisons with the reference are float32 checks). */
+export async function cpuBackend(model: Model, dtype: 'f32' | 'q8' | 'q4' = 'f32', kvDtype: 'f32' | 'f16' = 'f32'): Promise<Backend> {
+  return createCpuBackend(model, { dtype, kvDtype, cacheDir: testCacheDir(), threads: 2 });
 }
 
 export async function bothBackends(model: Model): Promise<{ ref: Backend; cpu: Backend }> {

@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { baseInvFreq } from '../../../src/engine/rope.js';
 import { openModel } from '../../../src/model/model.js';
 import { tinyModel, tokens } from '../../helpers/models.js';
-import { bothBackends, maxAbsDiff, runDiff, runStrategy } from './helpers.js';
+import { createReferenceBackend } from '../../../src/backend/reference/index.js';
+import { bothBackends, cpuBackend, maxAbsDiff, runDiff, runStrategy } from './helpers.js';
 
 const TOL = 1e-4;
 const range = (a: number, n: number) => Int32Array.from({ length: n }, (_, i) => a + i);
@@ -85,6 +86,37 @@ describe('cpu vs reference: Phi-2 (partial rotary, LayerNorm, GELU, parallel blo
       const d = runDiff(a, b);
       assert.ok(d <= TOL, `max |Δlogit| ${d}`);
       assert.deepEqual(b.greedy, a.greedy);
+    });
+  }
+});
+
+// f16 KV (the cpu default): every stored key and value rounded to half precision, so the logits
+// follow the reference to about 1e-2, not float32 rounding (the goldens, golden.test.ts, say how far).
+describe('cpu with f16 KV vs reference', () => {
+  const F16_TOL = 0.1; // measured: 2.0e-2 … 4.0e-2 on these cases
+  const cases: Array<[string, string, object, object, number, number]> = [
+    ['full', 'tiny', { maxPositions: 512 }, { strategy: 'full', chunk: 64 }, 300, 8],
+    ['stream (retain moves rows)', 'tiny', {}, { strategy: 'stream', sink: 4, recent: 60, chunk: 24 }, 300, 8],
+    ['select with selection reuse', 'tiny', { maxPositions: 256, seed: 9 }, { strategy: 'select', nInit: 4, topK: 32, nLocal: 16, chunk: 16, reuseCosine: 0.5 }, 260, 8],
+    ['beacon v3 interleave', 'tiny-beacon', {}, { strategy: 'beacon' }, 400, 8],
+    ['beacon v1 full-coverage (ranges masks)', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'full-coverage' } }, { strategy: 'beacon' }, 200, 8],
+  ];
+  for (const [name, preset, overrides, opts, n, decode] of cases) {
+    it(name, async (t) => {
+      const model = tinyModel(preset, overrides);
+      const ref = await createReferenceBackend(model);
+      const cpu = await cpuBackend(model, 'f32', 'f16');
+      disposers.push(ref, cpu);
+      assert.equal(cpu.numeric, 'f32 kv-f16');
+      assert.equal(cpu.kvBytesPerRow * 2, ref.kvBytesPerRow);
+      const doc = tokens(n, 3, 3, model.config.vocabSize);
+      const a = await runStrategy(ref, opts, doc, decode);
+      const b = await runStrategy(cpu, opts, doc, decode);
+      const d = runDiff(a, b);
+      t.diagnostic(`max |Δlogit| ${d.toExponential(2)}`);
+      assert.ok(d <= F16_TOL, `max |Δlogit| ${d}`);
+      assert.deepEqual(b.greedy, a.greedy);
+      assert.equal(b.stats.kvBytes * 2, a.stats.kvBytes);
     });
   }
 });

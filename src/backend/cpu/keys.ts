@@ -1,0 +1,110 @@
+// The keys and values one layer's attention reads (attention.ts takes them in float32), made by
+// ONNX Runtime from the KV store (kv-store.ts), so no stored row passes through JavaScript:
+//   gather  (select) per KV head, the selected rows S of the stored pre-RoPE keys and of the values;
+//           the keys rotated at their rank r in S (the compact re-numbering of ../step/plan.ts):
+//             sk_h = RoPE(k_h[S], r) · scale      sv_h = v_h[S]                          [|S|, D]
+//   widen   (dense steps with f16 KV) the rotated-key cache and the values, rows [0, T), cast to
+//           float32 once per layer and step — every query tile of the attention then reads them
+// Inputs are the store's arrays, read in place; outputs are written straight into the sequence's
+// float32 scratch (pre-allocated outputs), one layer's worth reused from layer to layer: [|S|, D]
+// per head for a selection, [T, D] per head for a dense f16 step. With f32 KV a dense step passes
+// the store's own arrays and needs neither graph. The rotation runs in float32 on the stored value
+// (f16 keys are cast up first), over the first R = rotaryDim dims of each head (Phi's partial
+// rotary leaves the rest as stored); cos/sin are rows 0..|S|−1 of the RoPE table (step/rope.ts),
+// scale YaRN's attention factor (1 otherwise). Softplus-attention models get their rotated keys at
+// unit length, as the sequence keeps them for dense steps (attention-softplus.ts).
+
+import type * as ortTypes from 'onnxruntime-node';
+import type { ModelConfig } from '../../model/config.js';
+import { Graph } from './graph.js';
+import { kvTensor, type KvArray, type KvDtype } from './kv-store.js';
+
+const storedType = (kvDtype: KvDtype) => (kvDtype === 'f16' ? 'float16' : 'float');
+
+export function buildGatherGraph(c: ModelConfig, kvDtype: KvDtype): Uint8Array {
+  const D = c.headDim;
+  const R = c.rotaryDim; // the rotated dims of a head (D, or Phi's partial rotary); the rest pass through
+  const g = new Graph('gather');
+  g.opset = 23; // RotaryEmbedding
+  const rows = g.input('rows', 'int32', ['S']);
+  const cos = g.op('Unsqueeze', [g.input('cos', 'float', ['S', R / 2]), g.ints([0])]); // [1, S, R/2]
+  const sin = g.op('Unsqueeze', [g.input('sin', 'float', ['S', R / 2]), g.ints([0])]);
+  const rotary: Record<string, number> = R < D ? { interleaved: 0, rotary_embedding_dim: R } : { interleaved: 0 };
+  const scale = g.input('scale', 'float', [1]);
+  const toFloat = (x: string) => (kvDtype === 'f16' ? g.op('Cast', [x], { to: 1 }) : x);
+  for (let h = 0; h < c.numKvHeads; h++) {
+    const k = toFloat(g.op('Gather', [g.input(`k${h}`, storedType(kvDtype), ['T', D]), rows], { axis: 0 })); // [S, D]
+    const rotated = g.op('RotaryEmbedding', [g.op('Unsqueeze', [k, g.ints([0, 1])]), cos, sin], rotary); // [1, 1, S, D]
+    const sk = g.op('Mul', [g.op('Reshape', [rotated, g.ints([-1, D])]), scale]);
+    g.output(c.softplus ? unitLength(g, sk) : sk, `sk${h}`, 'float', ['S', D]);
+    g.output(toFloat(g.op('Gather', [g.input(`v${h}`, storedType(kvDtype), ['T', D]), rows], { axis: 0 })), `sv${h}`, 'float', ['S', D]);
+  }
+  return g.encode();
+}
+
+/** Rows of x [S, D] scaled to unit length (a zero row stays 0): the keys softplus attention reads (attention-softplus.ts). */
+function unitLength(g: Graph, x: string): string {
+  const norm = g.op('Sqrt', [g.op('ReduceSumSquare', [x, g.ints([-1])], { keepdims: 1 })]); // [S, 1]
+  const zero = g.scalar(0);
+  return g.op('Div', [x, g.op('Where', [g.op('Greater', [norm, zero]), norm, g.scalar(1)])]);
+}
+
+export function buildWidenGraph(c: ModelConfig): Uint8Array {
+  const D = c.headDim;
+  const g = new Graph('widen');
+  for (let h = 0; h < c.numKvHeads; h++) {
+    for (const name of [`k${h}`, `v${h}`]) g.output(g.op('Cast', [g.input(name, 'float16', ['T', D])], { to: 1 }), `${name}f`, 'float', ['T', D]);
+  }
+  return g.encode();
+}
+
+/** A head's float32 scratch rows [0, rows) as a [rows, D] output tensor. */
+const out = (ort: typeof ortTypes, a: Float32Array, rows: number, D: number) => new ort.Tensor('float32', a.subarray(0, rows * D), [rows, D]);
+
+export interface GatherInput {
+  /** Per KV head, the stored rows [≥T, D] in the KV dtype; rows [0, T) are passed. */
+  keys: KvArray[];
+  values: KvArray[];
+  T: number;
+  /** [|S|] selected rows, ascending. */
+  rows: Int32Array;
+  /** The RoPE table's cos and sin ([·, R/2] row-major, at least |S| rows) and its scale. */
+  cos: Float32Array;
+  sin: Float32Array;
+  scale: number;
+}
+
+/** Writes the selected keys (rotated) and values into sk/sv (per KV head, [≥|S|, D] float32). */
+export async function gatherSelected(ort: typeof ortTypes, session: ortTypes.InferenceSession, c: ModelConfig, a: GatherInput, sk: Float32Array[], sv: Float32Array[]): Promise<void> {
+  const D = c.headDim;
+  const half = c.rotaryDim / 2;
+  const S = a.rows.length;
+  const feeds: Record<string, ortTypes.Tensor> = {
+    rows: new ort.Tensor('int32', a.rows, [S]),
+    cos: new ort.Tensor('float32', a.cos.subarray(0, S * half), [S, half]),
+    sin: new ort.Tensor('float32', a.sin.subarray(0, S * half), [S, half]),
+    scale: new ort.Tensor('float32', Float32Array.of(a.scale), [1]),
+  };
+  const fetches: Record<string, ortTypes.Tensor> = {};
+  for (let h = 0; h < c.numKvHeads; h++) {
+    feeds[`k${h}`] = kvTensor(ort, a.keys[h], D, 0, a.T);
+    feeds[`v${h}`] = kvTensor(ort, a.values[h], D, 0, a.T);
+    fetches[`sk${h}`] = out(ort, sk[h], S, D);
+    fetches[`sv${h}`] = out(ort, sv[h], S, D);
+  }
+  await session.run(feeds, fetches);
+}
+
+/** Writes rows [0, T) of f16 keys and values as float32 into k32/v32 (per KV head, [≥T, D]). */
+export async function widen(ort: typeof ortTypes, session: ortTypes.InferenceSession, c: ModelConfig, keys: KvArray[], values: KvArray[], T: number, k32: Float32Array[], v32: Float32Array[]): Promise<void> {
+  const D = c.headDim;
+  const feeds: Record<string, ortTypes.Tensor> = {};
+  const fetches: Record<string, ortTypes.Tensor> = {};
+  for (let h = 0; h < c.numKvHeads; h++) {
+    feeds[`k${h}`] = kvTensor(ort, keys[h], D, 0, T);
+    feeds[`v${h}`] = kvTensor(ort, values[h], D, 0, T);
+    fetches[`k${h}f`] = out(ort, k32[h], T, D);
+    fetches[`v${h}f`] = out(ort, v32[h], T, D);
+  }
+  await session.run(feeds, fetches);
+}
