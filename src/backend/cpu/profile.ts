@@ -13,9 +13,13 @@ export class StepProfile {
   head = 0;
   total = 0;
   steps = 0;
+  /** TokenSelect layer selections by a fresh vote, and by reusing the layer's cached one. */
+  voted = 0;
+  reused = 0;
 
   reset(): void {
     this.weights = this.attention = this.vote = this.keys = this.head = this.total = this.steps = 0;
+    this.voted = this.reused = 0;
   }
 
   /** The breakdown as fractions of the total. */

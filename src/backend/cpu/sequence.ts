@@ -312,7 +312,10 @@ export class CpuSequence implements Sequence {
       b.profile.vote += performance.now() - t;
       return top;
     };
+    const before = this.selector.reused;
     const S = await this.selector.select(l, qbar, spec, localStart, plan.T, vote);
+    if (this.selector.reused > before) b.profile.reused++;
+    else b.profile.voted++;
     // Selection steps never use the rotated-key cache (positions are ranks): free it.
     this.kv.layers[l].kr = null;
     this.kv.layers[l].rotValid = 0;

@@ -34,6 +34,9 @@ type CacheEntry = SequenceSnapshot['selectCache'][number];
 /** A sequence's TokenSelect state: the last fresh selection of each layer and its q̄. */
 export class TokenSelector {
   private cache: CacheEntry[];
+  /** Layer selections made so far: by a fresh vote, or by reusing the cached one (benchmarks, tests). */
+  voted = 0;
+  reused = 0;
 
   constructor(private readonly layers: number) {
     this.cache = Array.from({ length: layers }, () => null);
@@ -45,9 +48,11 @@ export class TokenSelector {
     let top: Int32Array;
     if (spec.reuseCosine !== null && cached && cosine(qbar, cached.qbar) >= spec.reuseCosine) {
       top = cached.top.filter((j) => j >= spec.nInit && j < localStart);
+      this.reused++;
     } else {
       top = await vote(spec.nInit, localStart, spec.topK);
       this.cache[layer] = { qbar, top };
+      this.voted++;
     }
     return selectedSet(spec.nInit, top, localStart, T);
   }
