@@ -100,6 +100,11 @@ describe('cpu with f16 KV vs reference', () => {
     ['select with selection reuse', 'tiny', { maxPositions: 256, seed: 9 }, { strategy: 'select', nInit: 4, topK: 32, nLocal: 16, chunk: 16, reuseCosine: 0.5 }, 260, 8],
     ['beacon v3 interleave', 'tiny-beacon', {}, { strategy: 'beacon' }, 400, 8],
     ['beacon v1 full-coverage (ranges masks)', 'tiny-beacon-v1', { beacon: { version: 'v1', window: 32, stride: 16, ratios: [4], attn: 'full-coverage' } }, { strategy: 'beacon' }, 200, 8],
+    // Softplus attention reads unit-length rotated keys: the f16 rotated-key cache and the gather graph
+    // keep them so. (With f16 keys the vote can also pick another key at a near-tie: under LSSAR p=3
+    // one such chunk of this document moved logits by 1.6, which is the re-weighting's sensitivity.)
+    ['full, softplus LSSA', 'tiny', { maxPositions: 512, softplus: { scale: 'log_head_dim_x_log_n', reweight: null } }, { strategy: 'full', chunk: 64 }, 300, 8],
+    ['select, softplus LSSA', 'tiny', { maxPositions: 256, softplus: { scale: 'log_head_dim_x_log_n', reweight: null } }, { strategy: 'select', nInit: 8, topK: 24, nLocal: 16, chunk: 16, reuseCosine: null }, 300, 8],
   ];
   for (const [name, preset, overrides, opts, n, decode] of cases) {
     it(name, async (t) => {
