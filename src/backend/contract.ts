@@ -106,12 +106,24 @@ export interface StepResult {
   selection?: Int32Array[];
 }
 
-/** Everything needed to rebuild a Sequence on any backend with the same weights. */
+/** How KV rows are stored: float32, or IEEE half precision (its 16 bits in a Uint16Array, ../half.ts). */
+export type KvDtype = 'f32' | 'f16';
+export type KvRows = Float32Array | Uint16Array;
+
+/**
+ * Everything needed to rebuild a Sequence on any backend with the same weights (./step/snapshot.ts
+ * converts between layouts and dtypes). A snapshot may share memory with its sequence — the cpu
+ * backend's does, it copies nothing — so a sequence never changes rows a snapshot holds: it copies
+ * them first. A snapshot therefore stays valid while its sequence goes on (it can be written to disk
+ * while an answer is generated, or restored later to forget a conversation).
+ */
 export interface SequenceSnapshot {
   rows: number;
-  /** Per layer: keys (pre-RoPE) and values, [rows, Hkv*D] float32 row-major. */
-  keys: Float32Array[];
-  values: Float32Array[];
+  /** The dtype of every keys/values array. */
+  kvDtype: KvDtype;
+  /** Per layer, per KV head: keys (pre-RoPE) and values, [rows, D] row-major (an array may be longer: its first rows·D values count). */
+  keys: KvRows[][];
+  values: KvRows[][];
   /** Per layer TokenSelect reuse cache (null where none). */
   selectCache: Array<{ qbar: Float32Array; top: Int32Array } | null>;
 }

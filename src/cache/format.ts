@@ -8,21 +8,24 @@
 //   16 + H     payload                     the typed arrays, little-endian, in the order of `arrays`
 //     end-32   sha256 of everything above  32 bytes
 //
-// The checksum covers the header too, so a flipped bit anywhere, or a truncated file, is caught
-// before anything is used. Sizes in a file are not trusted before they are checked: the header may
-// be at most MAX_HEAD_BYTES, and a payload over VERIFY_FIRST_BYTES is checksummed in a first pass that
-// allocates nothing, so a forged entry that claims gigabytes costs a read, never the memory. Arrays are written and read in pieces, so an entry larger than a Node
-// Buffer (2 GiB) still works and memory stays at one copy of the snapshot. Typed arrays are stored
-// in the machine's byte order, which the store checks is little-endian before using the cache.
+// The KV rows are stored as the sequence holds them: per layer and KV head (keys.<l>.<h>,
+// values.<l>.<h>, [rows, D] each) in the KV dtype (f16 halves or f32). The checksum covers the
+// header too, so a flipped bit anywhere, or a truncated file, is caught before anything is used.
+// Arrays are written straight from the snapshot's own arrays (no copy; a snapshot may share them
+// with the live sequence, contract.ts) and read in pieces, so an entry larger than a Node Buffer
+// (2 GiB) still works and memory holds one copy of the session. KV arrays are read into arrays
+// with room to grow (address space, committed only when written): the sequence restored from
+// them appends its next rows in place. Typed arrays are stored in the machine's byte order, which
+// the store checks is little-endian before using the cache.
 
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
-import type { SequenceSnapshot } from '../backend/contract.js';
+import type { KvDtype, KvRows, SequenceSnapshot } from '../backend/contract.js';
 import type { SessionSnapshot } from '../engine/session.js';
 import type { StrategyState } from '../engine/strategies/strategy.js';
 
 export const MAGIC = Buffer.from('CTXSESS\n', 'latin1');
-export const FORMAT_VERSION = 1;
+export const FORMAT_VERSION = 2;
 const PREAMBLE = 16;
 const DIGEST = 32;
 /** Bytes moved per read or write call: big enough to be fast, small enough to check for Ctrl-C often. */
@@ -47,7 +50,10 @@ export interface EntryMeta {
   tokens: number;
 }
 
-type ArrayKind = 'f32' | 'i32';
+type ArrayKind = 'f32' | 'f16' | 'i32';
+type TypedRows = Float32Array | Uint16Array | Int32Array;
+
+const ELEMENT_BYTES: Record<ArrayKind, number> = { f32: 4, f16: 2, i32: 4 };
 
 /** One typed array of the payload: where it goes in the snapshot, its element type and length. */
 interface ArrayEntry {
@@ -60,9 +66,12 @@ export interface EntryHeader {
   key: string;
   createdAt: string;
   meta: EntryMeta;
-  /** Layers, rows stored per layer, and the strategy's own (JSON) state. */
+  /** Layers, KV heads per layer, head size, rows stored per layer, their dtype, and the strategy's own (JSON) state. */
   layers: number;
+  kvHeads: number;
+  headDim: number;
   rows: number;
+  kvDtype: KvDtype;
   strategyState: StrategyState;
   /** Which layers have a TokenSelect reuse cache. */
   selectCacheLayers: boolean[];
@@ -73,13 +82,15 @@ export interface EntryHeader {
 export type StoredSession = Omit<SessionSnapshot, 'resolved'>;
 
 /** The snapshot's arrays in payload order, with their names (for the header and for reading back). */
-function arraysOf(s: StoredSession): Array<{ name: string; kind: ArrayKind; data: Float32Array | Int32Array }> {
-  const out: Array<{ name: string; kind: ArrayKind; data: Float32Array | Int32Array }> = [];
-  s.sequence.keys.forEach((k, l) => out.push({ name: `keys.${l}`, kind: 'f32', data: k }));
-  s.sequence.values.forEach((v, l) => out.push({ name: `values.${l}`, kind: 'f32', data: v }));
+function arraysOf(s: StoredSession, D: number): Array<{ name: string; kind: ArrayKind; data: TypedRows }> {
+  const seq = s.sequence;
+  const out: Array<{ name: string; kind: ArrayKind; data: TypedRows }> = [];
+  const n = seq.rows * D;
+  seq.keys.forEach((heads, l) => heads.forEach((a, h) => out.push({ name: `keys.${l}.${h}`, kind: seq.kvDtype, data: a.subarray(0, n) })));
+  seq.values.forEach((heads, l) => heads.forEach((a, h) => out.push({ name: `values.${l}.${h}`, kind: seq.kvDtype, data: a.subarray(0, n) })));
   out.push({ name: 'tokens', kind: 'i32', data: s.tokens });
   out.push({ name: 'pending', kind: 'i32', data: s.pending });
-  s.sequence.selectCache.forEach((c, l) => {
+  seq.selectCache.forEach((c, l) => {
     if (!c) return;
     out.push({ name: `qbar.${l}`, kind: 'f32', data: c.qbar });
     out.push({ name: `top.${l}`, kind: 'i32', data: c.top });
@@ -87,8 +98,13 @@ function arraysOf(s: StoredSession): Array<{ name: string; kind: ArrayKind; data
   return out;
 }
 
+/** Bytes of an entry's payload (the size-cap check, before anything is written): D is the head size. */
+export function payloadBytes(s: StoredSession, D: number): number {
+  return arraysOf(s, D).reduce((n, a) => n + a.data.byteLength, 0);
+}
+
 /** The bytes of a typed array without copying. */
-function bytesOf(a: Float32Array | Int32Array): Buffer {
+function bytesOf(a: TypedRows): Buffer {
   return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
 }
 
@@ -114,14 +130,17 @@ export interface WriteEntryOptions {
 }
 
 /** Writes an entry to an open file; returns the bytes written. The caller makes it atomic. */
-export async function writeEntry(fh: FileHandle, key: string, meta: EntryMeta, s: StoredSession, o: WriteEntryOptions = {}): Promise<number> {
-  const arrays = arraysOf(s);
+export async function writeEntry(fh: FileHandle, key: string, meta: EntryMeta, s: StoredSession, D: number, o: WriteEntryOptions = {}): Promise<number> {
+  const arrays = arraysOf(s, D);
   const header: EntryHeader = {
     key,
     createdAt: new Date().toISOString(),
     meta,
     layers: s.sequence.keys.length,
+    kvHeads: s.sequence.keys[0]?.length ?? 0,
+    headDim: D,
     rows: s.sequence.rows,
+    kvDtype: s.sequence.kvDtype,
     strategyState: s.strategyState,
     selectCacheLayers: s.sequence.selectCache.map((c) => c !== null),
     arrays: arrays.map((a) => ({ name: a.name, kind: a.kind, length: a.data.length })),
@@ -190,18 +209,22 @@ export async function readEntry(fh: FileHandle, fileSize: number, signal?: Abort
   await readExactly(fh, head, 0);
   hash.update(head);
 
-  const payloadBytes = header.arrays.reduce((n, a) => n + 4 * a.length, 0);
-  if (payloadStart + payloadBytes + DIGEST !== fileSize) {
-    throw new CorruptEntry(`size ${fileSize} bytes does not match its header (${payloadStart + payloadBytes + DIGEST})`);
-  }
-  if (payloadBytes > VERIFY_FIRST_BYTES) await verifyChecksum(fh, fileSize, signal);
-  const arrays = new Map<string, Float32Array | Int32Array>();
-  let at = payloadStart;
   for (const a of header.arrays) {
     if (!Number.isInteger(a.length) || a.length < 0) throw new CorruptEntry(`array ${a.name} has a bad length`);
-    const data = a.kind === 'f32' ? new Float32Array(a.length) : new Int32Array(a.length);
-    await readInto(fh, bytesOf(data), at, hash, signal);
-    at += data.byteLength;
+    if (!Object.hasOwn(ELEMENT_BYTES, a.kind)) throw new CorruptEntry(`array ${a.name} has an unknown kind`);
+  }
+  const payload = header.arrays.reduce((n, a) => n + ELEMENT_BYTES[a.kind] * a.length, 0);
+  if (payloadStart + payload + DIGEST !== fileSize) {
+    throw new CorruptEntry(`size ${fileSize} bytes does not match its header (${payloadStart + payload + DIGEST})`);
+  }
+  if (payload > VERIFY_FIRST_BYTES) await verifyChecksum(fh, fileSize, signal);
+  const arrays = new Map<string, TypedRows>();
+  let at = payloadStart;
+  for (const a of header.arrays) {
+    const data = allocate(a, header);
+    const bytes = ELEMENT_BYTES[a.kind] * a.length;
+    await readInto(fh, Buffer.from(data.buffer, data.byteOffset, bytes), at, hash, signal);
+    at += bytes;
     arrays.set(a.name, data);
   }
   const digest = Buffer.alloc(DIGEST);
@@ -226,7 +249,22 @@ async function verifyChecksum(fh: FileHandle, fileSize: number, signal?: AbortSi
   if (!digest.equals(hash.digest())) throw new CorruptEntry('checksum mismatch');
 }
 
-function assemble(header: EntryHeader, arrays: Map<string, Float32Array | Int32Array>): StoredSession {
+/** Rows of room a restored KV array gets beyond its stored rows, at least. */
+const KV_ROOM_ROWS = 1 << 16;
+
+/**
+ * A fresh array for one stored array: KV rows get room for as many rows again, at least
+ * KV_ROOM_ROWS more (reserved address space, not memory), so the restored sequence appends in place.
+ */
+function allocate(a: ArrayEntry, header: EntryHeader): TypedRows {
+  if (a.kind === 'i32') return new Int32Array(a.length);
+  if (!/^(keys|values)\./.test(a.name)) return a.kind === 'f16' ? new Uint16Array(a.length) : new Float32Array(a.length);
+  const length = Math.max(2 * header.rows, header.rows + KV_ROOM_ROWS) * header.headDim;
+  if (!(length >= a.length)) throw new CorruptEntry(`array ${a.name} holds more than ${header.rows} rows`);
+  return a.kind === 'f16' ? new Uint16Array(length) : new Float32Array(length);
+}
+
+function assemble(header: EntryHeader, arrays: Map<string, TypedRows>): StoredSession {
   const f32 = (name: string): Float32Array => {
     const a = arrays.get(name);
     if (!(a instanceof Float32Array)) throw new CorruptEntry(`array ${name} is missing`);
@@ -237,12 +275,22 @@ function assemble(header: EntryHeader, arrays: Map<string, Float32Array | Int32A
     if (!(a instanceof Int32Array)) throw new CorruptEntry(`array ${name} is missing`);
     return a;
   };
-  const layers = header.layers;
+  const { layers, kvHeads, headDim, rows } = header;
   if (!Number.isInteger(layers) || header.selectCacheLayers.length !== layers) throw new CorruptEntry('header has a bad layer count');
+  if (!(Number.isInteger(kvHeads) && kvHeads >= 1 && Number.isInteger(headDim) && headDim >= 1 && Number.isInteger(rows) && rows >= 0)) throw new CorruptEntry('header has a bad KV shape');
+  if (header.kvDtype !== 'f32' && header.kvDtype !== 'f16') throw new CorruptEntry(`header names an unknown KV dtype ${JSON.stringify(header.kvDtype)}`);
+  const kv = (name: string): KvRows => {
+    const a = arrays.get(name);
+    const entry = header.arrays.find((e) => e.name === name);
+    if (!(header.kvDtype === 'f16' ? a instanceof Uint16Array : a instanceof Float32Array) || entry?.length !== rows * headDim) throw new CorruptEntry(`array ${name} is missing`);
+    return a as KvRows;
+  };
+  const heads = (which: string, l: number) => Array.from({ length: kvHeads }, (_, h) => kv(`${which}.${l}.${h}`));
   const sequence: SequenceSnapshot = {
-    rows: header.rows,
-    keys: Array.from({ length: layers }, (_, l) => f32(`keys.${l}`)),
-    values: Array.from({ length: layers }, (_, l) => f32(`values.${l}`)),
+    rows,
+    kvDtype: header.kvDtype,
+    keys: Array.from({ length: layers }, (_, l) => heads('keys', l)),
+    values: Array.from({ length: layers }, (_, l) => heads('values', l)),
     selectCache: header.selectCacheLayers.map((has, l) => (has ? { qbar: f32(`qbar.${l}`), top: i32(`top.${l}`) } : null)),
   };
   return { strategyState: header.strategyState, tokens: i32('tokens'), pending: i32('pending'), sequence };

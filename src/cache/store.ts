@@ -22,7 +22,7 @@ import { CtxError, fsError } from '../errors.js';
 import { formatBytes } from '../units.js';
 import { isRunning, ownerTag, parseTag } from '../model/owner.js';
 import { ctxCacheDir, makePrivateDir } from '../model/paths.js';
-import { CorruptEntry, MAX_HEAD_BYTES, readEntry, readHeader, writeEntry, type EntryHeader, type EntryMeta, type StoredSession } from './format.js';
+import { CorruptEntry, MAX_HEAD_BYTES, payloadBytes, readEntry, readHeader, writeEntry, type EntryHeader, type EntryMeta, type StoredSession } from './format.js';
 
 export const ENTRY_SUFFIX = '.ctxs';
 const TEMP_PREFIX = '.tmp-';
@@ -124,8 +124,13 @@ export class SessionCache {
     await rm(path, { force: true }).catch(() => {});
   }
 
-  async save(key: string, meta: EntryMeta, session: StoredSession, signal?: AbortSignal): Promise<SaveResult> {
-    const estimate = estimateBytes(session);
+  /**
+   * Writes `session` (KV heads of `headDim` values per row) as the entry for `key`. The size cap is
+   * checked from its rows before anything is written; the arrays are written as they are (no copy),
+   * so the session may share them with a live sequence (contract.ts, SequenceSnapshot).
+   */
+  async save(key: string, meta: EntryMeta, session: StoredSession, headDim: number, signal?: AbortSignal): Promise<SaveResult> {
+    const estimate = payloadBytes(session, headDim);
     if (estimate > this.maxBytes) {
       return { kind: 'skipped', message: `not cached: the session takes ${formatBytes(estimate)}, more than the cache size cap ${formatBytes(this.maxBytes)} (--cache-max-size)` };
     }
@@ -137,7 +142,7 @@ export class SessionCache {
     try {
       makePrivateDir(this.dir);
       fh = await open(tmp, 'wx', 0o600);
-      bytes = await writeEntry(fh, key, meta, session, { signal, failWith: this.o.failWritesWith });
+      bytes = await writeEntry(fh, key, meta, session, headDim, { signal, failWith: this.o.failWritesWith });
       await fh.sync();
       await fh.close();
       fh = undefined;
@@ -286,15 +291,6 @@ function cacheProblem(e: unknown, dir: string): string {
   if (code === 'EROFS') return `${dir} is on a read-only file system; set CTX_CACHE_DIR to a writable folder, or use --no-cache`;
   if (code === 'EACCES' || code === 'EPERM') return `permission denied on ${dir}; set CTX_CACHE_DIR to a folder of yours, or use --no-cache`;
   return fsError(e, dir).message;
-}
-
-/** The entry's size without the header (a few hundred bytes), for the size-cap check. */
-function estimateBytes(s: StoredSession): number {
-  const seq = s.sequence;
-  let n = s.tokens.byteLength + s.pending.byteLength;
-  for (const a of [...seq.keys, ...seq.values]) n += a.byteLength;
-  for (const c of seq.selectCache) if (c) n += c.qbar.byteLength + c.top.byteLength;
-  return n;
 }
 
 /** fsync of the folder makes the rename itself durable; not every filesystem allows it. */

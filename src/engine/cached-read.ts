@@ -69,7 +69,7 @@ export async function readOrRestore(r: CachedRead): Promise<{ session: Session; 
       tokens: documentTokens,
     };
     try {
-      const saved = await cache.save(key, meta, session.snapshot(), r.signal);
+      const saved = await cache.save(key, meta, session.snapshot(), loaded.model.config.headDim, r.signal);
       if (saved.kind !== 'saved') emit({ type: 'warning', message: `cache: ${saved.message}` });
     } catch (e) {
       session.dispose(); // interrupted while saving: the temp file is gone, the run ends

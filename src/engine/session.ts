@@ -2,6 +2,7 @@
 // reports memory, and can be saved to bytes and restored to continue with identical logits.
 
 import type { Backend, Sequence, SequenceSnapshot } from '../backend/contract.js';
+import { checkSnapshot } from '../backend/step/snapshot.js';
 import { CtxError } from '../errors.js';
 import { runRope } from './rope.js';
 import { buildStrategy, type ResolvedStrategy } from './strategies/index.js';
@@ -94,10 +95,10 @@ export class Session {
 
   static restore(backend: Backend, snap: SessionSnapshot): Session {
     const s = new Session(backend, snap.resolved);
-    const c = backend.model.config;
-    const want = c.numKvHeads * c.headDim * snap.sequence.rows;
-    if (snap.sequence.keys.length !== c.numLayers || snap.sequence.keys.some((k) => k.length !== want)) {
-      throw new CtxError('input', 'saved session does not match this model (layer or KV shape differs)');
+    try {
+      checkSnapshot(snap.sequence, backend.model);
+    } catch (e) {
+      throw new CtxError('input', `saved session does not match this model (${(e as Error).message})`);
     }
     s.strategy.loadState(snap.strategyState);
     s.rows.restore(snap.sequence);

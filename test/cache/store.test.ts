@@ -40,7 +40,7 @@ describe('session cache: format', () => {
     it(`${label}: saved, loaded and restored, it continues with identical logits`, async () => {
       const { backend, resolved, session } = await readSession(preset, opts);
       const cache = new SessionCache(scratchDir('cache-format'));
-      const saved = await cache.save('a'.repeat(64), META, session.snapshot());
+      const saved = await cache.save('a'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
       assert.equal(saved.kind, 'saved');
       const loaded = await cache.load('a'.repeat(64));
       assert.equal(loaded.kind, 'hit');
@@ -62,7 +62,7 @@ describe('session cache: format', () => {
     const dir = scratchDir('cache-corrupt');
     const cache = new SessionCache(dir);
     const key = 'b'.repeat(64);
-    await cache.save(key, META, session.snapshot());
+    await cache.save(key, META, session.snapshot(), session.backend.model.config.headDim);
     const good = readFileSync(cache.pathOf(key));
     const damages: Array<[string, Buffer]> = [
       ['header', Buffer.from(good.toString('latin1').replace('"tiny"', '"tinY"'), 'latin1')],
@@ -110,6 +110,7 @@ describe('session cache: key', () => {
     ];
     for (const [what, patch] of changed) assert.notEqual(sessionKey({ ...base, ...patch }), k, what);
     assert.equal('ratioChoice' in strategyKey(base.strategy), false);
+
     assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), '{"a":{"c":3,"d":2},"b":1}');
   });
 });
@@ -118,11 +119,11 @@ describe('session cache: writes and eviction', () => {
   it('a write that fails (disk full) leaves no temp file and the previous entries as they were', async () => {
     const { session } = await readSession('tiny', { strategy: 'full' }, 40);
     const dir = scratchDir('cache-enospc');
-    await new SessionCache(dir).save('c'.repeat(64), META, session.snapshot());
+    await new SessionCache(dir).save('c'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
     const before = readFileSync(join(dir, `${'c'.repeat(64)}.ctxs`));
     const failing = new SessionCache(dir, { failWritesWith: 'ENOSPC' });
     for (const key of ['c'.repeat(64), 'd'.repeat(64)]) {
-      const r = await failing.save(key, META, session.snapshot());
+      const r = await failing.save(key, META, session.snapshot(), session.backend.model.config.headDim);
       assert.equal(r.kind, 'failed');
       if (r.kind === 'failed') assert.equal(r.message, `could not save the document to the cache (${dir}: no space left on device); the cache is unchanged`);
     }
@@ -136,7 +137,7 @@ describe('session cache: writes and eviction', () => {
     const dir = scratchDir('cache-abort');
     const controller = new AbortController();
     controller.abort(new Error('interrupted'));
-    await assert.rejects(new SessionCache(dir).save('e'.repeat(64), META, session.snapshot(), controller.signal), /interrupted/);
+    await assert.rejects(new SessionCache(dir).save('e'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim, controller.signal), /interrupted/);
     assert.deepEqual(readdirSync(dir), []);
   });
 
@@ -144,21 +145,21 @@ describe('session cache: writes and eviction', () => {
     const { session } = await readSession('tiny', { strategy: 'full' }, 40);
     const dir = scratchDir('cache-evict');
     const probe = new SessionCache(dir);
-    await probe.save('0'.repeat(64), META, session.snapshot());
+    await probe.save('0'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
     const size = statSync(probe.pathOf('0'.repeat(64))).size;
     const cache = new SessionCache(dir, { maxBytes: Math.floor(size * 2.5) });
     const t = Date.now() / 1000;
-    await cache.save('1'.repeat(64), META, session.snapshot());
+    await cache.save('1'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
     utimesSync(cache.pathOf('0'.repeat(64)), t - 300, t - 300); // oldest
     utimesSync(cache.pathOf('1'.repeat(64)), t - 200, t - 200);
     assert.equal((await cache.load('0'.repeat(64))).kind, 'hit'); // now the most recent
-    const r = await cache.save('2'.repeat(64), META, session.snapshot());
+    const r = await cache.save('2'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
     assert.deepEqual(r.kind === 'saved' && r.evicted, 1);
     assert.deepEqual((await cache.list()).map((e) => e.id[0]).sort(), ['0', '2'], '1 went: the least recently used');
 
     // A single session larger than the cap is not written at all.
     const tiny = new SessionCache(dir, { maxBytes: 100 });
-    const skipped = await tiny.save('3'.repeat(64), META, session.snapshot());
+    const skipped = await tiny.save('3'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
     assert.equal(skipped.kind, 'skipped');
     assert.equal(existsSync(tiny.pathOf('3'.repeat(64))), false);
   });
@@ -167,7 +168,7 @@ describe('session cache: writes and eviction', () => {
     const { session } = await readSession('tiny', { strategy: 'full' }, 20);
     const dir = scratchDir('cache-stale');
     const cache = new SessionCache(dir);
-    await cache.save('4'.repeat(64), META, session.snapshot());
+    await cache.save('4'.repeat(64), META, session.snapshot(), session.backend.model.config.headDim);
     const key16 = '5'.repeat(16);
     const dead = join(dir, `.tmp-${key16}-999999999.1-aaaaaaaa`); // a killed run, just now
     const live = join(dir, `.tmp-${key16}-${ownerTag()}-bbbbbbbb`); // this process: a save in progress

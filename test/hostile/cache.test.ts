@@ -24,7 +24,7 @@ async function savedEntry(dir: string, key: string, maxBytes?: number): Promise<
   const session = new Session(await createReferenceBackend(model), resolveStrategy(model.config, { strategy: 'full' }, 50));
   await session.feed(tokens(40, 3));
   const cache = new SessionCache(dir, { maxBytes });
-  assert.equal((await cache.save(key, META, session.snapshot())).kind, 'saved');
+  assert.equal((await cache.save(key, META, session.snapshot(), model.config.headDim)).kind, 'saved');
   return cache;
 }
 

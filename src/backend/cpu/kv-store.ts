@@ -6,7 +6,7 @@
 //        for dense attention, valid for rows [0, rotValid); allocated on first use (select never
 //        needs it: its positions are ranks in a per-layer selection, and keys.ts rotates the
 //        rows it selects)
-// f16 rows are IEEE halves in Uint16Arrays (half.ts), which ONNX Runtime reads as 'float16'
+// f16 rows are IEEE halves in Uint16Arrays (../half.ts), which ONNX Runtime reads as 'float16'
 // tensors; the graphs that read them cast them to float32 (keys.ts, vote.ts). One array per KV
 // head, so the rows [0, T) of a head are one contiguous view that ONNX Runtime reads in place (no
 // copy) as a [T, D] input.
@@ -17,13 +17,19 @@
 // nothing, spares the copy-on-growth transient (old + new buffers resident until the old ones are
 // collected), and keeps the buffers out of the malloc heap, where the step's short-lived
 // allocations live. Beyond it, buffers double.
+//
+// Snapshots share these arrays (no copy): the rows [0, shared) a snapshot holds are never written
+// again by this store — a retain that would move them, or an append below them, first copies the
+// rows into fresh buffers (detach). Another store restoring that snapshot adopts the arrays (again
+// no copy) once the store that wrote them is gone, and likewise writes only past the snapshot's rows.
 
 import type * as ortTypes from 'onnxruntime-node';
-import type { SequenceSnapshot } from '../contract.js';
-import { floatBits, fromHalf, toHalf } from './half.js';
+import type { KvDtype, KvRows, SequenceSnapshot } from '../contract.js';
+import { floatBits, toHalf } from '../half.js';
+import { copyHeadRows } from '../step/snapshot.js';
 
-export type KvDtype = 'f32' | 'f16';
-export type KvArray = Float32Array | Uint16Array;
+export type { KvDtype };
+export type KvArray = KvRows;
 
 /** Bytes per stored value. */
 export const KV_BYTES: Record<KvDtype, number> = { f32: 4, f16: 2 };
@@ -43,53 +49,55 @@ function arrays(dtype: KvDtype, count: number, length: number): KvArray[] {
   return Array.from({ length: count }, (_, i) => (dtype === 'f16' ? new Uint16Array(buffer, i * length * 2, length) : new Float32Array(buffer, i * length * 4, length)));
 }
 
+/** The arrays a store writes, and which store may write past the rows snapshots hold (null: none now). */
+interface KvBuffers {
+  writer: KvStore | null;
+}
+
+/** Which buffers a snapshot's arrays belong to (snapshots made by a KvStore). */
+const snapshotBuffers = new WeakMap<SequenceSnapshot['keys'], KvBuffers>();
+
 export class LayerKv {
-  k: KvArray[];
-  v: KvArray[];
   kr: KvArray[] | null = null;
   /** Rows of kr that hold RoPE(k_j, j) under the sequence's current table. */
   rotValid = 0;
 
-  constructor(readonly dtype: KvDtype, readonly kvHeads: number, readonly headDim: number, capacity: number) {
-    const kv = arrays(dtype, 2 * kvHeads, capacity * headDim);
-    this.k = kv.slice(0, kvHeads);
-    this.v = kv.slice(kvHeads);
-  }
+  constructor(
+    readonly dtype: KvDtype,
+    readonly headDim: number,
+    public k: KvArray[],
+    public v: KvArray[],
+  ) {}
 
+  /** Rows every array can hold. */
   capacity(): number {
-    return this.k[0].length / this.headDim;
+    return Math.min(...this.k.map((a) => a.length), ...this.v.map((a) => a.length)) / this.headDim;
   }
 
-  /** The rotated-key cache, allocated at the current capacity when first asked for. */
+  /** The rotated-key cache, at the current capacity (grown with it; its first rotValid rows kept). */
   rotated(): KvArray[] {
-    if (!this.kr) this.kr = arrays(this.dtype, this.kvHeads, this.k[0].length);
-    return this.kr;
-  }
-
-  /** Grows every array to hold at least `rows` rows (doubling), keeping the first `used` rows. */
-  reserve(rows: number, used: number): void {
-    const cap = this.capacity();
-    if (rows <= cap) return;
-    const length = Math.max(rows, cap * 2) * this.headDim;
-    const n = used * this.headDim;
-    const kv = arrays(this.dtype, 2 * this.kvHeads, length);
-    kv.forEach((a, i) => a.set((i < this.kvHeads ? this.k[i] : this.v[i - this.kvHeads]).subarray(0, n) as never));
-    this.k = kv.slice(0, this.kvHeads);
-    this.v = kv.slice(this.kvHeads);
-    if (this.kr) {
-      const kr = arrays(this.dtype, this.kvHeads, length);
-      kr.forEach((a, i) => a.set(this.kr![i].subarray(0, Math.min(n, this.rotValid * this.headDim)) as never));
+    const length = this.capacity() * this.headDim;
+    if (!this.kr || this.kr[0].length < length) {
+      const kr = arrays(this.dtype, this.k.length, length);
+      if (this.kr) kr.forEach((a, g) => a.set(this.kr![g].subarray(0, this.rotValid * this.headDim) as never));
       this.kr = kr;
     }
+    return this.kr;
   }
 }
 
 export class KvStore {
   rows = 0;
   readonly layers: LayerKv[];
+  private buffers: KvBuffers = { writer: this };
+  /** Rows [0, shared) are held by a snapshot: never written in place. */
+  private shared = 0;
 
   constructor(readonly dtype: KvDtype, numLayers: number, readonly kvHeads: number, readonly headDim: number) {
-    this.layers = Array.from({ length: numLayers }, () => new LayerKv(dtype, kvHeads, headDim, INITIAL_ROWS));
+    this.layers = Array.from({ length: numLayers }, () => {
+      const kv = arrays(dtype, 2 * kvHeads, INITIAL_ROWS * headDim);
+      return new LayerKv(dtype, headDim, kv.slice(0, kvHeads), kv.slice(kvHeads));
+    });
   }
 
   /** Bytes one stored row takes across every layer (keys and values). */
@@ -97,14 +105,46 @@ export class KvStore {
     return 2 * numLayers * kvHeads * headDim * KV_BYTES[dtype];
   }
 
+  private capacity(): number {
+    return Math.min(...this.layers.map((L) => L.capacity()));
+  }
+
   /**
-   * Writes the new rows' pre-RoPE keys and values of one layer at rows [M, M + n), in the KV dtype.
-   * `src` holds n float32 rows of `stride` values; keys start at column kOff and values at vOff,
-   * [Hkv, D] each.
+   * Makes rows [this.rows, T) writable in every layer: room for T rows, and buffers this store may
+   * write there (its own, or adopted ones whose snapshot rows end at or before this.rows).
+   */
+  prepare(T: number): void {
+    const mine = this.buffers.writer === this && this.rows >= this.shared;
+    if (mine && T <= this.capacity()) return;
+    this.detach(Math.max(T, mine ? this.capacity() * 2 : this.capacity(), INITIAL_ROWS));
+  }
+
+  /** Copies the stored rows into fresh buffers of `capacity` rows that only this store writes. */
+  private detach(capacity: number): void {
+    const D = this.headDim;
+    for (const L of this.layers) {
+      const kv = arrays(this.dtype, 2 * this.kvHeads, capacity * D);
+      kv.forEach((a, i) => a.set((i < this.kvHeads ? L.k[i] : L.v[i - this.kvHeads]).subarray(0, this.rows * D) as never));
+      L.k = kv.slice(0, this.kvHeads);
+      L.v = kv.slice(this.kvHeads);
+    }
+    this.leave();
+    this.buffers = { writer: this };
+    this.shared = 0;
+  }
+
+  /** Gives up writing the current buffers (a snapshot's store may then adopt them). */
+  private leave(): void {
+    if (this.buffers.writer === this) this.buffers.writer = null;
+  }
+
+  /**
+   * Writes the new rows' pre-RoPE keys and values of one layer at rows [M, M + n), in the KV dtype
+   * (after prepare(M + n)). `src` holds n float32 rows of `stride` values; keys start at column
+   * kOff and values at vOff, [Hkv, D] each.
    */
   append(layer: number, M: number, n: number, src: Float32Array, stride: number, kOff: number, vOff: number): void {
     const L = this.layers[layer];
-    L.reserve(M + n, M);
     const D = this.headDim;
     const bits = this.dtype === 'f16' ? floatBits(src) : null;
     for (let g = 0; g < this.kvHeads; g++) {
@@ -126,9 +166,9 @@ export class KvStore {
   /** Appends copies of `source`'s rows `rows` after the stored rows (rotated keys: untouched, they cover a prefix). */
   importRows(source: KvStore, rows: Int32Array): void {
     const D = this.headDim;
+    this.prepare(this.rows + rows.length);
     this.layers.forEach((L, l) => {
       const from = source.layers[l];
-      L.reserve(this.rows + rows.length, this.rows);
       for (let g = 0; g < this.kvHeads; g++) {
         rows.forEach((r, k) => {
           L.k[g].set(from.k[g].subarray(r * D, (r + 1) * D) as never, (this.rows + k) * D);
@@ -150,6 +190,8 @@ export class KvStore {
       for (const L of this.layers) L.rotValid = Math.min(L.rotValid, same);
       return;
     }
+    // Rows [same, …) are rewritten in place: not in rows a snapshot holds, nor in borrowed buffers.
+    if (same < this.shared || this.buffers.writer !== this) this.detach(this.capacity());
     const tmp = new Uint8Array(rows.length * D * KV_BYTES[this.dtype]);
     const gather = (a: KvArray) => {
       const t = a instanceof Uint16Array ? new Uint16Array(tmp.buffer) : new Float32Array(tmp.buffer);
@@ -166,8 +208,9 @@ export class KvStore {
     this.rows = rows.length;
   }
 
-  /** Drops every array (the sequence is disposed). */
+  /** Drops every array (the sequence is disposed); snapshots keep theirs. */
   release(): void {
+    this.leave();
     this.rows = 0;
     for (const L of this.layers) {
       L.k = L.k.map(() => new Float32Array(0));
@@ -186,48 +229,45 @@ export class KvStore {
     return this.rows * KvStore.bytesPerRow(this.dtype, this.layers.length, this.kvHeads, this.headDim);
   }
 
-  /** Per layer [rows, Hkv·D] row-major float32 keys and values (the contract's snapshot layout). */
-  snapshot(): Pick<SequenceSnapshot, 'rows' | 'keys' | 'values'> {
-    const D = this.headDim;
-    const H = this.kvHeads;
-    const interleave = (heads: KvArray[]) => {
-      const out = new Float32Array(this.rows * H * D);
-      for (let r = 0; r < this.rows; r++) {
-        for (let g = 0; g < H; g++) {
-          const a = heads[g];
-          if (a instanceof Uint16Array) fromHalf(a, r * D, out, (r * H + g) * D, D);
-          else out.set(a.subarray(r * D, (r + 1) * D), (r * H + g) * D);
-        }
-      }
-      return out;
-    };
-    return { rows: this.rows, keys: this.layers.map((L) => interleave(L.k)), values: this.layers.map((L) => interleave(L.v)) };
+  /** The stored rows as the contract's snapshot, sharing the arrays (see the top of this file). */
+  snapshot(): Pick<SequenceSnapshot, 'rows' | 'kvDtype' | 'keys' | 'values'> {
+    this.shared = Math.max(this.shared, this.rows);
+    const keys = this.layers.map((L) => [...L.k]);
+    snapshotBuffers.set(keys, this.buffers);
+    return { rows: this.rows, kvDtype: this.dtype, keys, values: this.layers.map((L) => [...L.v]) };
   }
 
-  restore(s: Pick<SequenceSnapshot, 'rows' | 'keys' | 'values'>): void {
+  /**
+   * Takes a snapshot's rows: its arrays themselves when they are in this dtype and no live store
+   * writes them (rows past the snapshot's are written into them later), else a converted copy.
+   */
+  restore(s: Pick<SequenceSnapshot, 'rows' | 'kvDtype' | 'keys' | 'values'>): void {
     const D = this.headDim;
-    const H = this.kvHeads;
+    const owner = snapshotBuffers.get(s.keys);
+    this.leave();
     this.rows = s.rows;
-    this.layers.forEach((L, l) => {
-      const fresh = new LayerKv(this.dtype, H, D, Math.max(s.rows, INITIAL_ROWS));
-      L.k = fresh.k;
-      L.v = fresh.v;
+    if (s.kvDtype === this.dtype && (!owner || owner.writer === null)) {
+      this.layers.forEach((L, l) => {
+        L.k = [...s.keys[l]];
+        L.v = [...s.values[l]];
+      });
+      this.buffers = owner ?? { writer: null };
+      this.buffers.writer = this;
+      snapshotBuffers.set(s.keys, this.buffers); // restoring the same snapshot again, meanwhile, copies
+      this.shared = s.rows;
+    } else {
+      this.layers.forEach((L, l) => {
+        const kv = arrays(this.dtype, 2 * this.kvHeads, Math.max(s.rows, INITIAL_ROWS) * D);
+        kv.forEach((a, i) => copyHeadRows(i < this.kvHeads ? s.keys[l][i] : s.values[l][i - this.kvHeads], s.rows, D, a));
+        L.k = kv.slice(0, this.kvHeads);
+        L.v = kv.slice(this.kvHeads);
+      });
+      this.buffers = { writer: this };
+      this.shared = 0;
+    }
+    for (const L of this.layers) {
       L.kr = null;
       L.rotValid = 0;
-      const kb = floatBits(s.keys[l]);
-      const vb = floatBits(s.values[l]);
-      for (let r = 0; r < s.rows; r++) {
-        for (let g = 0; g < H; g++) {
-          const from = (r * H + g) * D;
-          if (L.k[g] instanceof Uint16Array) {
-            toHalf(kb, from, L.k[g] as Uint16Array, r * D, D);
-            toHalf(vb, from, L.v[g] as Uint16Array, r * D, D);
-          } else {
-            L.k[g].set(s.keys[l].subarray(from, from + D), r * D);
-            L.v[g].set(s.values[l].subarray(from, from + D), r * D);
-          }
-        }
-      }
-    });
+    }
   }
 }

@@ -21,12 +21,13 @@ import type * as ortTypes from 'onnxruntime-node';
 import { beaconParams } from '../../model/tensors.js';
 import { toUnitLength } from '../attention-softplus.js';
 import type { Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
-import { allRows, checkRetain, checkSnapshot, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
+import { allRows, checkRetain, planStep, selectedKeys, visibleRanges, type LayerKeys, type StepPlan } from '../step/plan.js';
+import { checkSnapshot } from '../step/snapshot.js';
 import { RopeTables } from '../step/rope.js';
 import { meanRotatedQuery, TokenSelector } from '../step/select.js';
 import { attend, type TileMask } from './attention.js';
 import { qkvWidth } from './graphs.js';
-import { floatBits, fromHalf, toHalf } from './half.js';
+import { floatBits, fromHalf, toHalf } from '../half.js';
 import type { CpuBackend } from './index.js';
 import { gatherSelected, widen } from './keys.js';
 import { KvStore, type KvArray } from './kv-store.js';
@@ -117,6 +118,7 @@ export class CpuSequence implements Sequence {
     t = performance.now();
     await this.runRows(b.sessions.first, chunks, { x: [x, H] }, { qkv: [qkv, W] });
     prof.weights += performance.now() - t;
+    this.kv.prepare(T);
     const qrot = this.buffer('qrot', n * qDim);
     const attn = this.buffer('attn', n * qDim);
     const selection: Int32Array[] = [];
@@ -272,7 +274,7 @@ export class CpuSequence implements Sequence {
     const M = keys.firstNew;
     const n = keys.count - M;
     const kr = L.rotated();
-    for (let g = 0; g < L.kvHeads; g++) {
+    for (let g = 0; g < L.k.length; g++) {
       for (let j = L.rotValid; j < M; j++) this.rotateKey(L.k[g], j * D, kr[g], j * D, j);
       for (let i = 0; i < n; i++) this.rotateKey(L.k[g], (M + i) * D, kr[g], (M + i) * D, keys.positions[i]);
     }

@@ -11,7 +11,6 @@ import { fileURLToPath } from 'node:url';
 import { CtxError } from '../../errors.js';
 import { ggufWeights, safetensorsWeights, type Model } from '../../model/model.js';
 import { distinctTensors, type Modules } from '../../model/tensors.js';
-import type { SequenceSnapshot } from '../contract.js';
 
 export interface DeviceInfo {
   name: string;
@@ -34,6 +33,13 @@ interface AddonProbe {
   reason?: string;
   library: string | null;
   devices: Array<DeviceInfo & { freeMemoryBytes: number; multiprocessors: number; runtime: string }>;
+}
+
+/** A sequence's stored rows as the addon holds them: per layer, keys (pre-RoPE) and values [rows, Hkv·D] float32. */
+export interface AddonRows {
+  rows: number;
+  keys: Float32Array[];
+  values: Float32Array[];
 }
 
 /** A step's rows and what to compute for them (native/src/sequence.h, StepInput). */
@@ -73,8 +79,9 @@ export interface AddonSequence {
   abort(): void;
   retain(rows: Int32Array): void;
   kvBytes(): number;
-  snapshot(): Pick<SequenceSnapshot, 'rows' | 'keys' | 'values'>;
-  restore(s: Pick<SequenceSnapshot, 'rows' | 'keys' | 'values'>): void;
+  /** Per layer: keys (pre-RoPE) and values, [rows, Hkv·D] float32 row-major. */
+  snapshot(): AddonRows;
+  restore(s: AddonRows): void;
   dispose(): void;
 }
 

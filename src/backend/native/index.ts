@@ -17,7 +17,8 @@ import { CtxError } from '../../errors.js';
 import type { Model } from '../../model/model.js';
 import { describeSoftplus } from '../../model/softplus-config.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
-import { allRows, checkRetain, checkSnapshot, planStep, selectedKeys, type LayerKeys } from '../step/plan.js';
+import { allRows, checkRetain, planStep, selectedKeys, type LayerKeys } from '../step/plan.js';
+import { checkSnapshot, layerAsFloat32, snapshotFromLayers } from '../step/snapshot.js';
 import { TokenSelector } from '../step/select.js';
 import { addonError, loadAddon, modelSpec, probeDevices, type AddonKeys, type AddonModel, type AddonSequence, type AddonStep } from './addon.js';
 
@@ -170,12 +171,16 @@ class NativeSequence implements Sequence {
   }
 
   snapshot(): SequenceSnapshot {
-    return { ...this.native.snapshot(), selectCache: this.selector.snapshot() };
+    const c = this.model.config;
+    const s = this.native.snapshot();
+    return snapshotFromLayers(s.rows, s.keys, s.values, c.numKvHeads, c.headDim, this.selector.snapshot());
   }
 
   restore(s: SequenceSnapshot): void {
     checkSnapshot(s, this.model);
-    this.native.restore({ rows: s.rows, keys: s.keys, values: s.values });
+    const D = this.model.config.headDim;
+    const layers = (heads: SequenceSnapshot['keys']) => heads.map((h) => layerAsFloat32(h, s.rows, D));
+    this.native.restore({ rows: s.rows, keys: layers(s.keys), values: layers(s.values) });
     this.rows = s.rows;
     this.selector.restore(s.selectCache);
   }

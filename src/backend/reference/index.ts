@@ -23,7 +23,8 @@ import type { Model } from '../../model/model.js';
 import type { ModuleTensors, Modules } from '../../model/tensors.js';
 import { cosineSimilarity, softplusWeightsInPlace } from '../attention-softplus.js';
 import type { Backend, BackendOptions, Sequence, SequenceSnapshot, StepRequest, StepResult } from '../contract.js';
-import { allRows, checkRetain, checkSnapshot, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys } from '../step/plan.js';
+import { allRows, checkRetain, keyPosition, planStep, selectedKeys, visibleRanges, type LayerKeys } from '../step/plan.js';
+import { checkSnapshot, layerAsFloat32, snapshotFromLayers } from '../step/snapshot.js';
 import { RopeTables } from '../step/rope.js';
 import { meanRotatedQuery, TokenSelector } from '../step/select.js';
 import { geluTanh, layerNorm, linear, rmsNorm, silu, softmaxInPlace, softVoteTopK } from './math.js';
@@ -304,21 +305,21 @@ class ReferenceSequence implements Sequence {
   }
 
   snapshot(): SequenceSnapshot {
-    const take = (s: KvStore) => s.data.slice(0, this.rows * s.kvDim);
-    return { rows: this.rows, keys: this.keys.map(take), values: this.values.map(take), selectCache: this.selector.snapshot() };
+    const c = this.b.model.config;
+    const take = (s: KvStore) => s.data.subarray(0, this.rows * s.kvDim);
+    return snapshotFromLayers(this.rows, this.keys.map(take), this.values.map(take), c.numKvHeads, c.headDim, this.selector.snapshot());
   }
 
   restore(s: SequenceSnapshot): void {
     checkSnapshot(s, this.b.model);
+    const D = this.b.model.config.headDim;
     this.rows = s.rows;
-    this.keys.forEach((store, l) => {
+    const fill = (store: KvStore, heads: SequenceSnapshot['keys'][number]) => {
       store.data = new Float32Array(Math.max(s.rows, 64) * store.kvDim);
-      store.data.set(s.keys[l]);
-    });
-    this.values.forEach((store, l) => {
-      store.data = new Float32Array(Math.max(s.rows, 64) * store.kvDim);
-      store.data.set(s.values[l]);
-    });
+      store.data.set(layerAsFloat32(heads, s.rows, D));
+    };
+    this.keys.forEach((store, l) => fill(store, s.keys[l]));
+    this.values.forEach((store, l) => fill(store, s.values[l]));
     this.selector.restore(s.selectCache);
   }
 

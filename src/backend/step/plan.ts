@@ -155,9 +155,3 @@ export function checkRetain(rows: Int32Array, stored: number, op = 'retain'): vo
     if (!(r >= 0 && r < stored)) throw new Error(`${op}: row ${r} is outside the stored rows (0..${stored - 1})`);
   }
 }
-
-/** Checks that a snapshot was taken of a sequence of this model. */
-export function checkSnapshot(s: { keys: unknown[] }, model: Model): void {
-  const L = model.config.numLayers;
-  if (s.keys.length !== L) throw new Error(`snapshot has ${s.keys.length} layers, model has ${L}`);
-}

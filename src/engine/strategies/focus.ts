@@ -21,7 +21,7 @@
 // noLogits (only the chunks' own rows), then feeds the question: the document is read once, and the
 // tails, candidates and local pass are run once, for the whole prompt.
 
-import type { Sequence, SequenceSnapshot } from '../../backend/contract.js';
+import type { KvRows, Sequence, SequenceSnapshot } from '../../backend/contract.js';
 import { CtxError } from '../../errors.js';
 import type { FocusSettings } from '../../model/focus-config.js';
 import { focusCost, planFocus, type FocusPlan } from './focus-plan.js';
@@ -64,7 +64,7 @@ export class FocusStrategy implements Strategy {
   constructor(private readonly ctx: StrategyContext, private readonly opts: FocusOptions) {
     this.storage = {
       kvBytes: () => this.sequences().reduce((sum, q) => sum + q.kvBytes(), 0),
-      snapshot: () => joinSnapshots(this.sequences().map((q) => q.snapshot())),
+      snapshot: () => joinSnapshots(this.sequences().map((q) => q.snapshot()), this.ctx.config.headDim),
       restore: (s) => this.restoreRows(s),
       dispose: () => this.sequences().forEach((q) => q.dispose()),
     };
@@ -293,7 +293,7 @@ export class FocusStrategy implements Strategy {
     const layout = this.restoring;
     if (!layout) throw new Error('focus: rows restored before the strategy state');
     this.restoring = null;
-    const parts = splitSnapshot(s, [layout.plain, ...layout.chunks.map((c) => c.rows)]);
+    const parts = splitSnapshot(s, [layout.plain, ...layout.chunks.map((c) => c.rows)], this.ctx.config.headDim);
     this.ctx.seq.restore(parts[0]);
     this.chunks = layout.chunks.map((c, i) => {
       const seq = this.ctx.newSequence();
@@ -303,34 +303,38 @@ export class FocusStrategy implements Strategy {
   }
 }
 
-/** Several sequences' snapshots as one: rows in order (no TokenSelect caches: focus never selects). */
-function joinSnapshots(parts: SequenceSnapshot[]): SequenceSnapshot {
-  const layers = parts[0].keys.length;
-  const join = (pick: (p: SequenceSnapshot) => Float32Array[], l: number) => {
-    const out = new Float32Array(parts.reduce((n, p) => n + pick(p)[l].length, 0));
-    let o = 0;
+/**
+ * Several sequences' snapshots as one: per layer and KV head, each part's rows [rows, D] one after
+ * another (no TokenSelect caches: focus never selects; every part has the first part's dtype).
+ */
+function joinSnapshots(parts: SequenceSnapshot[], D: number): SequenceSnapshot {
+  const rows = parts.reduce((n, p) => n + p.rows, 0);
+  const join = (pick: (p: SequenceSnapshot) => KvRows[][], l: number, h: number) => {
+    const out = parts[0].kvDtype === 'f16' ? new Uint16Array(rows * D) : new Float32Array(rows * D);
+    let at = 0;
     for (const p of parts) {
-      out.set(pick(p)[l], o);
-      o += pick(p)[l].length;
+      out.set(pick(p)[l][h].subarray(0, p.rows * D) as never, at * D);
+      at += p.rows;
     }
     return out;
   };
+  const heads = parts[0].keys.map((layer) => layer.length);
   return {
-    rows: parts.reduce((n, p) => n + p.rows, 0),
-    keys: Array.from({ length: layers }, (_, l) => join((p) => p.keys, l)),
-    values: Array.from({ length: layers }, (_, l) => join((p) => p.values, l)),
-    selectCache: Array.from({ length: layers }, () => null),
+    rows,
+    kvDtype: parts[0].kvDtype,
+    keys: heads.map((H, l) => Array.from({ length: H }, (_, h) => join((p) => p.keys, l, h))),
+    values: heads.map((H, l) => Array.from({ length: H }, (_, h) => join((p) => p.values, l, h))),
+    selectCache: heads.map(() => null),
   };
 }
 
 /** The inverse of joinSnapshots, given each part's rows. */
-function splitSnapshot(s: SequenceSnapshot, rows: number[]): SequenceSnapshot[] {
+function splitSnapshot(s: SequenceSnapshot, rows: number[], D: number): SequenceSnapshot[] {
   if (rows.reduce((n, r) => n + r, 0) !== s.rows) throw new Error(`focus: the saved rows (${s.rows}) do not match its chunks (${rows.join(' + ')})`);
-  const width = s.rows > 0 ? s.keys[0].length / s.rows : 0;
   let at = 0;
   return rows.map((r) => {
-    const cut = (a: Float32Array) => a.slice(at * width, (at + r) * width);
-    const part = { rows: r, keys: s.keys.map(cut), values: s.values.map(cut), selectCache: s.keys.map(() => null) };
+    const cut = (a: KvRows) => a.slice(at * D, (at + r) * D);
+    const part: SequenceSnapshot = { rows: r, kvDtype: s.kvDtype, keys: s.keys.map((l) => l.map(cut)), values: s.values.map((l) => l.map(cut)), selectCache: s.keys.map(() => null) };
     at += r;
     return part;
   });

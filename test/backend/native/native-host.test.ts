@@ -121,7 +121,9 @@ describe('native backend on the host kernels vs the reference backend', { skip }
     assert.equal(seq.length, 2);
     const snap = seq.snapshot();
     assert.equal(snap.rows, 2);
-    assert.equal(snap.keys[0].length, 2 * c.numKvHeads * c.headDim);
+    assert.equal(snap.kvDtype, 'f32');
+    assert.equal(snap.keys[0].length, c.numKvHeads);
+    assert.equal(snap.keys[0][0].length, 2 * c.headDim);
     seq.dispose();
   });
 

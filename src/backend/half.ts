@@ -1,4 +1,4 @@
-// IEEE 754 half precision (binary16) in JavaScript, for KV rows stored as f16 (kv-store.ts). Node 20
+// IEEE 754 half precision (binary16) in JavaScript, for KV rows stored as f16 (cpu/kv-store.ts, snapshots). Node 20
 // has no Float16Array: a half is its 16 bits in a Uint16Array, which ONNX Runtime reads as a
 // 'float16' tensor in place.
 //

@@ -1,4 +1,4 @@
-// Half precision in JavaScript (src/backend/cpu/half.ts): float32 → half rounds to nearest even like
+// Half precision in JavaScript (src/backend/half.ts): float32 → half rounds to nearest even like
 // ONNX Runtime's Cast (checked against it on every class of value), half → float32 is exact.
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -6,8 +6,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import * as ort from 'onnxruntime-node';
-import { Graph } from '../../../src/backend/cpu/graph.js';
-import { floatBits, fromHalf, halfBits, halfTable, toHalf } from '../../../src/backend/cpu/half.js';
+import { Graph } from '../../src/backend/cpu/graph.js';
+import { floatBits, fromHalf, halfBits, halfTable, toHalf } from '../../src/backend/half.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'ctx-half-test-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
