@@ -65,6 +65,7 @@ export function chatCommand(run: RunContext): Command {
       const chat = new Chat(doc, o, inputs, kept, (message) => r.event({ type: 'warning', message }));
       try {
         if (o.continue) await chat.continueLast(say, run.signal);
+        doc.startSaving(); // the cache entry is written while chat waits for a question
         if (ink) await interactive(chat, ink, run);
         else await lineByLine(chat, run, say);
       } finally {

@@ -5,10 +5,19 @@
 // model, the strategy and the backend (cache/key.ts), so that is the key. A session is saved only
 // after a complete read: a cancelled read leaves no entry behind. A damaged entry, or one that does
 // not hold exactly this prompt, is discarded with a warning and the document is read.
+//
+// The save never holds up the answer: the snapshot is taken once the document is read, and the
+// write starts when the caller says (`saving`: after the first answer token, or while chat waits
+// for a question; the document finishes it when it closes). It writes a
+// snapshot that shares the session's KV arrays (contract.ts, SequenceSnapshot — no copy in memory;
+// the sequence copies a row before changing one the snapshot holds) straight to disk, in the KV
+// dtype. A session larger than the cache's size cap is not snapshotted at all: rows × bytes per row
+// decide it first.
 
 import type { EntryMeta } from '../cache/format.js';
 import { sessionKey } from '../cache/key.js';
 import type { SessionCache } from '../cache/store.js';
+import { formatBytes } from '../units.js';
 import type { EventSink } from './events.js';
 import type { LoadedModel } from './loaded-model.js';
 import type { RunPlan } from './plan.js';
@@ -30,12 +39,29 @@ export interface CachedRead {
   emit: EventSink;
 }
 
+/** What readOrRestore gives: the session, its cache key, and the save still being written (if any). */
+export interface ReadResult {
+  session: Session;
+  /** null without a cache: what else is kept about this document, such as chat's last conversation, is kept under it. */
+  key: string | null;
+  /** The cache entry to write, once the caller starts it; null when there is none to write. */
+  saving: PendingSave | null;
+}
+
 /**
- * The session holding the prompt, and its cache key (null without a cache: what else is kept about
- * this document, such as chat's last conversation, is kept under it). Emits progress and read (and
- * warnings about the cache).
+ * A fresh read's cache entry, not yet written: start() begins the write (once; later calls give the
+ * same promise), which emits `saved` or a cache warning when done and never rejects. The caller
+ * starts it where it holds nothing up: after the first answer token, or while waiting for a question.
  */
-export async function readOrRestore(r: CachedRead): Promise<{ session: Session; key: string | null }> {
+export interface PendingSave {
+  start(): Promise<void>;
+}
+
+/**
+ * The session holding the prompt, and its cache key. Emits progress and read (and, when its save
+ * is done, saved, or warnings about the cache).
+ */
+export async function readOrRestore(r: CachedRead): Promise<ReadResult> {
   const { loaded, plan, prompt, cache, emit } = r;
   const key = cache
     ? sessionKey({
@@ -49,7 +75,7 @@ export async function readOrRestore(r: CachedRead): Promise<{ session: Session; 
     : '';
   if (cache) {
     const restored = await restore(cache, key, r);
-    if (restored) return { session: restored, key };
+    if (restored) return { session: restored, key, saving: null };
   }
 
   const documentTokens = prompt.length - r.prefixTokens;
@@ -58,25 +84,30 @@ export async function readOrRestore(r: CachedRead): Promise<{ session: Session; 
     onProgress: (p) => emit({ type: 'progress', ...p, done: Math.max(0, p.done - r.prefixTokens), total: documentTokens }),
   });
   emit({ type: 'read', tokens: documentTokens, seconds, cached: false });
-  if (cache) {
-    const meta: EntryMeta = {
-      inputs: r.inputs,
-      model: loaded.name,
-      modelDir: loaded.dir,
-      strategy: plan.description,
-      backend: loaded.backend.name,
-      numeric: loaded.backend.numeric,
-      tokens: documentTokens,
-    };
-    try {
-      const saved = await cache.save(key, meta, session.snapshot(), loaded.model.config.headDim, r.signal);
-      if (saved.kind !== 'saved') emit({ type: 'warning', message: `cache: ${saved.message}` });
-    } catch (e) {
-      session.dispose(); // interrupted while saving: the temp file is gone, the run ends
-      throw e;
-    }
+  if (!cache) return { session, key: null, saving: null };
+  const kvBytes = session.stats().kvBytes;
+  if (kvBytes > cache.maxBytes) {
+    emit({ type: 'warning', message: `cache: not cached: the session takes ${formatBytes(kvBytes)}, more than the cache size cap ${formatBytes(cache.maxBytes)} (--cache-max-size)` });
+    return { session, key, saving: null };
   }
-  return { session, key: cache ? key : null };
+  const meta: EntryMeta = {
+    inputs: r.inputs,
+    model: loaded.name,
+    modelDir: loaded.dir,
+    strategy: plan.description,
+    backend: loaded.backend.name,
+    numeric: loaded.backend.numeric,
+    tokens: documentTokens,
+  };
+  const snapshot = session.snapshot(); // shares the session's rows: taken now, before the question is fed
+  let writing: Promise<void> | null = null;
+  const start = () =>
+    (writing ??= cache.save(key, meta, snapshot, loaded.model.config.headDim, r.signal).then(
+      (saved) => emit(saved.kind === 'saved' ? { type: 'saved', bytes: saved.bytes, seconds: saved.seconds } : { type: 'warning', message: `cache: ${saved.message}` }),
+      // Interrupted (the run's signal): the temp file is gone and the run is ending anyway.
+      () => {},
+    ));
+  return { session, key, saving: { start } };
 }
 
 /** The session from the cache when there is a usable entry; null on a miss. */

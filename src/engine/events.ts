@@ -4,7 +4,8 @@
 //
 // In order, for a question about a document:
 //   source… skipped… (download…) model  tokenize… (markers)  plan  progress… read  question token… answer (citations)
-// warnings come whenever they arise.
+// warnings come whenever they arise; saved (a fresh read written to the cache) comes once that
+// write is done, during the answer or after it, before the document is closed.
 
 export type RunEvent =
   | { type: 'source'; path: string; kind: string; bytes: number; pages?: number; encoding?: string }
@@ -30,6 +31,8 @@ export type RunEvent =
   | ({ type: 'progress' } & ReadProgress)
   /** The document is in the session: read now, or restored from the cache (`cached`, no reading); `tokens` is the document's. */
   | { type: 'read'; tokens: number; seconds: number; cached: boolean }
+  /** The document's session written to the cache (while the question is answered, or after): bytes on disk, seconds the write took. */
+  | { type: 'saved'; bytes: number; seconds: number }
   | { type: 'question'; text: string }
   | { type: 'token'; text: string }
   | {

@@ -9,6 +9,7 @@
 // One question at a time: ask again once the previous answer is complete.
 
 import { AnswerStream } from './answer-stream.js';
+import type { PendingSave } from './cached-read.js';
 import type { Answer, SourceMarking } from './citations/source-marking.js';
 import { Conversation, type Turn } from './conversation.js';
 import type { EventSink } from './events.js';
@@ -45,7 +46,10 @@ export interface OpenedParts {
 export class OpenDocument {
   private session: Session;
   private conversation: Conversation;
-  /** The session right after reading: clear() goes back to it (a copy; the live one changes). */
+  /**
+   * The session right after reading: clear() goes back to it. It shares the session's KV rows (no
+   * copy): the sequence copies a row only before changing one the snapshot holds (contract.ts).
+   */
   private readonly afterRead: SessionSnapshot;
   private busy = false;
   private closed = false;
@@ -58,6 +62,8 @@ export class OpenDocument {
     readonly plan: RunPlan,
     /** The document's key in the session cache (null when the cache is off): what is kept about it goes under it. */
     readonly cacheKey: string | null = null,
+    /** Its cache entry, not yet written: started after the first answer token (or by startSaving()); close() finishes it. */
+    private readonly saving: PendingSave | null = null,
   ) {
     this.session = session;
     this.conversation = conversation;
@@ -91,6 +97,7 @@ export class OpenDocument {
           onText: (text) => {
             emit({ type: 'token', text });
             onText(text);
+            this.startSaving(); // the first token is out: the cache write no longer delays it
           },
         });
         const answer = sources.finishAnswer(result, emit);
@@ -99,8 +106,18 @@ export class OpenDocument {
         return answer;
       } finally {
         this.busy = false;
+        this.startSaving(); // an answer with no text, or one that failed
       }
     });
+  }
+
+  /**
+   * Starts writing the document's cache entry now, if it has one still to write (a fresh read with
+   * the cache on). ask() starts it after the first answer token; chat starts it while it waits for
+   * the first question. The write goes on in the background; close() waits for it.
+   */
+  startSaving(): void {
+    void this.saving?.start();
   }
 
   /** The exchanges so far, as resume() takes them back. */
@@ -138,6 +155,7 @@ export class OpenDocument {
     if (this.closed) return;
     this.closed = true;
     this.session.dispose();
+    await this.saving?.start();
     await this.parts.close();
   }
 }

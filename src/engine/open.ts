@@ -15,7 +15,7 @@ import { CtxError } from '../errors.js';
 import type { Document } from '../input/document.js';
 import { PdfTextCache } from '../input/pdf-text-cache.js';
 import { readInputs } from '../input/read.js';
-import { readOrRestore } from './cached-read.js';
+import { readOrRestore, type PendingSave } from './cached-read.js';
 import { SourceMarking } from './citations/source-marking.js';
 import { Conversation } from './conversation.js';
 import { ignoreEvents, type EventSink, type RunEvent } from './events.js';
@@ -79,6 +79,8 @@ export interface ReadSession {
   conversation: Conversation;
   plan: RunPlan;
   cacheKey: string | null;
+  /** The session's cache entry, to start once it holds nothing up and finish before the run ends (cached-read.ts). */
+  saving: PendingSave | null;
 }
 
 /** Inputs read and tokenized with a loaded model, not yet read into a session. */
@@ -109,9 +111,9 @@ export class PreparedDocument {
    */
   async read(o: { question?: string; notes?: string[] } = {}): Promise<OpenDocument> {
     const after = o.question === undefined ? null : `${o.question}${this.sources.instruction()}`;
-    const { session, conversation, plan, cacheKey } = await this.readSession(after, o.notes ?? []);
+    const { session, conversation, plan, cacheKey, saving } = await this.readSession(after, o.notes ?? []);
     const parts = { loaded: this.loaded, sources: this.sources, emit: this.emit, system: this.options.system, format: this.format, maxTokens: this.options.maxTokens, close: () => this.close() };
-    return new OpenDocument(parts, session, conversation, plan, cacheKey);
+    return new OpenDocument(parts, session, conversation, plan, cacheKey, saving);
   }
 
   /**
@@ -150,7 +152,7 @@ export class PreparedDocument {
     const prompt = new Int32Array(prefix.length + tokenized.ids.length);
     prompt.set(prefix);
     prompt.set(tokenized.ids, prefix.length);
-    const { session, key } = await readOrRestore({
+    const { session, key, saving } = await readOrRestore({
       loaded,
       plan,
       prompt,
@@ -160,7 +162,7 @@ export class PreparedDocument {
       signal: options.signal,
       emit: this.emit,
     });
-    return { session, conversation, plan, cacheKey: key };
+    return { session, conversation, plan, cacheKey: key, saving };
   }
 
   /** Frees the model when this document loaded it. */

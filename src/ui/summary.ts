@@ -14,7 +14,8 @@ export interface JsonResult {
   strategyReason: string | null;
   tokens: { document: number; prompt: number; generated: number };
   kv: { rows: number; bytes: number } | null;
-  timings: { readSeconds: number | null; firstTokenSeconds: number | null; answerSeconds: number | null; cached: boolean };
+  /** See Timings. */
+  timings: Timings;
   sources: Array<{ path: string; kind: string; bytes: number; pages?: number; encoding?: string }>;
   skipped: Array<{ path: string; reason: string }>;
   warnings: string[];
@@ -28,6 +29,23 @@ export interface JsonResult {
   summary?: Record<string, unknown>;
 }
 
+/**
+ * Seconds, each measured on its own: readSeconds reading (or restoring) the document;
+ * firstTokenSeconds from the question to its first answer token, answerSeconds to its end (the last
+ * answer); firstTokenAfterReadSeconds the wall time from the end of reading to the first answer
+ * token, whatever ran between them; cacheSaveSeconds/cacheSaveBytes the session written to the cache
+ * (during the answer or after it; null when it was not written).
+ */
+export interface Timings {
+  readSeconds: number | null;
+  firstTokenSeconds: number | null;
+  firstTokenAfterReadSeconds: number | null;
+  answerSeconds: number | null;
+  cached: boolean;
+  cacheSaveSeconds: number | null;
+  cacheSaveBytes: number | null;
+}
+
 export class RunSummary {
   readonly result: JsonResult = {
     answer: null,
@@ -39,13 +57,18 @@ export class RunSummary {
     strategyReason: null,
     tokens: { document: 0, prompt: 0, generated: 0 },
     kv: null,
-    timings: { readSeconds: null, firstTokenSeconds: null, answerSeconds: null, cached: false },
+    timings: { readSeconds: null, firstTokenSeconds: null, firstTokenAfterReadSeconds: null, answerSeconds: null, cached: false, cacheSaveSeconds: null, cacheSaveBytes: null },
     sources: [],
     skipped: [],
     warnings: [],
     turns: [],
   };
   private question = '';
+  /** When the read event came (ms, `now`); null before it, and once the first token after it came. */
+  private readAt: number | null = null;
+
+  /** `now`: milliseconds, for the wall time between events. */
+  constructor(private readonly now: () => number = () => performance.now()) {}
 
   add(e: RunEvent): void {
     const r = this.result;
@@ -70,6 +93,14 @@ export class RunSummary {
       case 'read':
         r.timings.readSeconds = e.seconds;
         r.timings.cached = e.cached;
+        this.readAt = this.now();
+        break;
+      case 'token':
+        if (this.readAt !== null && r.timings.firstTokenAfterReadSeconds === null) r.timings.firstTokenAfterReadSeconds = (this.now() - this.readAt) / 1000;
+        break;
+      case 'saved':
+        r.timings.cacheSaveSeconds = e.seconds;
+        r.timings.cacheSaveBytes = e.bytes;
         break;
       case 'question':
         this.question = e.text;

@@ -21,7 +21,7 @@ const ask = (home: CtxHome, doc: string, question: string, ...more: string[]) =>
 
 function json(r: ReturnType<typeof ctxSync>) {
   assert.equal(r.status, 0, r.stderr);
-  return JSON.parse(r.stdout) as { answer: string; timings: { cached: boolean }; warnings: string[] };
+  return JSON.parse(r.stdout) as { answer: string; timings: { cached: boolean; cacheSaveBytes: number | null; firstTokenAfterReadSeconds: number | null }; warnings: string[] };
 }
 
 function entries(home: CtxHome): string[] {
@@ -37,13 +37,27 @@ before(() => {
 });
 
 describe('ctx ask with the session cache', () => {
+  it('the entry is written after the first answer token, and reported before the run ends', () => {
+    const home = ctxHome(join(dir, 'order'));
+    const r = ctxSync(home, ['ask', docA, 'What is the answer?', '-m', model, '--backend', 'reference', '--max-tokens', '6', '--events']);
+    assert.equal(r.status, 0, r.stderr);
+    const types = r.stdout.trimEnd().split('\n').map((l) => (JSON.parse(l) as { type: string }).type);
+    const token = types.indexOf('token');
+    assert.ok(token > types.indexOf('read'), 'the answer has a token');
+    assert.ok(types.indexOf('saved') > token, `saved after the first token: ${types.join(' ')}`);
+    assert.equal(types.at(-1), 'done');
+    assert.equal(entries(home).length, 1);
+  });
+
   it('a second question about the same document is answered from the cache, with the same answer', () => {
     const home = ctxHome(join(dir, 'hit'));
     const first = json(ask(home, docA, 'What is the answer?'));
     assert.equal(first.timings.cached, false);
     assert.equal(entries(home).length, 1);
+    assert.equal(first.timings.cacheSaveBytes, statSync(join(home.sessions, entries(home)[0])).size, 'the save is reported with the bytes it wrote');
     const second = json(ask(home, docA, 'What is the answer?'));
     assert.equal(second.timings.cached, true);
+    assert.equal(second.timings.cacheSaveBytes, null, 'nothing written on a hit');
     assert.equal(second.answer, first.answer, 'a restored session answers token for token like a fresh read');
     // The state after reading does not depend on the question.
     assert.equal(json(ask(home, docA, 'And the fox?')).timings.cached, true);

@@ -88,7 +88,7 @@ describe('--json renderer', () => {
     assert.equal(j.backend, 'reference');
     assert.equal(j.strategy, 'full (window 128)');
     assert.deepEqual(j.tokens, { document: 90, prompt: 5, generated: 3 });
-    assert.deepEqual(j.timings, { readSeconds: 0.5, firstTokenSeconds: 0.1, answerSeconds: 0.3, cached: true });
+    assert.deepEqual(j.timings, { readSeconds: 0.5, firstTokenSeconds: 0.1, firstTokenAfterReadSeconds: null, answerSeconds: 0.3, cached: true, cacheSaveSeconds: null, cacheSaveBytes: null });
     assert.deepEqual(j.skipped, [{ path: 'b.bin', reason: 'binary' }]);
   });
 });

@@ -92,12 +92,17 @@ function decideMode(prepared: PreparedDocument, request: SummaryRequest, limits:
 async function onePass(prepared: PreparedDocument, request: SummaryRequest, decision: ModeDecision, onText: (text: string) => void): Promise<AnswerResult> {
   const o = prepared.options as SummaryOptions;
   const instruction = wholeInstruction(request);
-  const { session, conversation } = await prepared.readSession(instruction, [`summary mode: one-pass (${decision.reason})`]);
+  const { session, conversation, saving } = await prepared.readSession(instruction, [`summary mode: one-pass (${decision.reason})`]);
   try {
     prepared.emit({ type: 'question', text: instruction });
-    return await askQuestion(prepared.loaded, session, conversation, instruction, { ...samplingOf(o), stopStrings: o.stopStrings, maxNewTokens: o.maxTokens ?? 512, signal: o.signal, onText });
+    const text = (t: string) => {
+      onText(t);
+      void saving?.start(); // the first token is out: the cache write no longer delays it
+    };
+    return await askQuestion(prepared.loaded, session, conversation, instruction, { ...samplingOf(o), stopStrings: o.stopStrings, maxNewTokens: o.maxTokens ?? 512, signal: o.signal, onText: text });
   } finally {
     session.dispose();
+    await saving?.start(); // the cache entry, written while the summary was generated
   }
 }
 
