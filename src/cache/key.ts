@@ -5,7 +5,12 @@
 //     (engine/conversation.ts), so every question about the same document shares one entry;
 //   - the model: the weights' content fingerprint and the parsed config.json (RoPE base, norms…);
 //   - the strategy with the parameters that shape its state (beacon ratio and window, select
-//     top-k…), not the planning numbers that only led to them;
+//     top-k…), not the planning numbers that only led to them, nor settings used only while
+//     answering: select's reuse cosine (--select-reuse) acts on decode steps only, and a read
+//     keeps its selections whatever it is. The prefill chunk (--chunk) stays: select votes once
+//     per chunk (q̄ is the chunk's mean query) and stream evicts per chunk, so it shapes the rows;
+//     under full it changes how rows are grouped, hence the float rounding, and a cached answer is
+//     token for token the fresh read's only if that is kept too;
 //   - the backend and its numeric mode. Backends agree to float rounding, not bit for bit, so
 //     `reference` and `cpu` f32 do not share entries: an answer from the cache is then token for
 //     token the answer a fresh read would give.
@@ -28,6 +33,10 @@ export interface KeyParts {
 
 /** The strategy parameters that shape the state after reading. */
 export function strategyKey(r: ResolvedStrategy): Record<string, unknown> {
+  if (r.name === 'select') {
+    const { reuseCosine: _decodeOnly, ...rest } = r;
+    return rest;
+  }
   if (r.name !== 'beacon') return { ...r };
   // ratioChoice also records the length it was chosen for and the candidates; only the outcome counts.
   const { ratioChoice, ...rest } = r;

@@ -73,6 +73,15 @@ describe('ctx ask with the session cache', () => {
     assert.deepEqual(lines.find((l) => l.type === 'read')?.cached, true);
   });
 
+  it('select: another --select-reuse (used only while answering) is answered from the same entry', () => {
+    const home = ctxHome(join(dir, 'select-reuse'));
+    const select = (reuse: string) => json(ask(home, docA, 'What is the answer?', '--strategy', 'select', '--select-reuse', reuse));
+    assert.equal(select('0.9').timings.cached, false);
+    assert.equal(select('0.5').timings.cached, true);
+    assert.equal(select('1.01').timings.cached, true, 'reuse off');
+    assert.equal(entries(home).length, 1);
+  });
+
   it('a changed input, or --no-cache, reads the document again', () => {
     const home = ctxHome(join(dir, 'miss'));
     const doc = join(dir, 'changing.txt');

@@ -111,6 +111,14 @@ describe('session cache: key', () => {
     for (const [what, patch] of changed) assert.notEqual(sessionKey({ ...base, ...patch }), k, what);
     assert.equal('ratioChoice' in strategyKey(base.strategy), false);
 
+    // select: the reuse cosine acts only while answering (the read keeps its selections whatever it
+    // is), so it is not in the key; the prefill chunk shapes the selections, so it is.
+    const select = (o: { selectReuse?: number | null; chunk?: number }) =>
+      sessionKey({ ...base, strategy: resolveStrategy(model.config, { strategy: 'select', reuseCosine: o.selectReuse, chunk: o.chunk }, 300) });
+    const s0 = select({});
+    assert.equal(select({ selectReuse: 0.5 }), s0, 'another reuse cosine');
+    assert.equal(select({ selectReuse: null }), s0, 'reuse off');
+    assert.notEqual(select({ chunk: 16 }), s0, 'another prefill chunk');
     assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), '{"a":{"c":3,"d":2},"b":1}');
   });
 });
