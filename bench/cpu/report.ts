@@ -22,6 +22,8 @@ export interface Measurement {
   flash?: boolean;
   threads?: number;
   loadAvg?: number[];
+  /** Every run of the cell (its rates and peak RSS are their medians); otherCpu: other-cpu.ts. */
+  repeats?: Array<{ prefillTokPerSec: number; decodeTokPerSec: number; peakRss: number; otherCpu: number | null }>;
   wallSeconds?: number;
   error?: string;
 }
@@ -44,6 +46,17 @@ export function denseFlopsPerRow(c: ModelConfig): number {
 const mib = (b?: number) => (b === undefined ? '–' : (b / 2 ** 20).toFixed(0));
 const fx = (v: number | undefined, d = 1) => (v === undefined || !Number.isFinite(v) ? '–' : v.toFixed(d));
 const pct = (v?: number) => (v === undefined ? '–' : `${Math.round(100 * v)}%`);
+
+const weightsName = (m: Measurement) => (m.dtype === 'q8' ? (m.engine === 'llama' ? 'Q8_0' : 'q8') : 'f32');
+/** " (lowest–highest, n runs)" of a cell's peak RSS; nothing for a single run. */
+const rssRange = (m: Measurement) => {
+  const v = (m.repeats ?? []).map((x) => x.peakRss);
+  return v.length > 1 ? ` (${mib(Math.min(...v))}–${mib(Math.max(...v))}, ${v.length} runs)` : '';
+};
+const otherRange = (m: Measurement) => {
+  const v = (m.repeats ?? []).map((x) => x.otherCpu).filter((x): x is number => x !== null);
+  return v.length ? `${pct(Math.min(...v))} – ${pct(Math.max(...v))}` : '–';
+};
 
 export function writeReport(r: Results, c: ModelConfig, path: string): string {
   const flopsRow = denseFlopsPerRow(c);
@@ -71,6 +84,12 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
     out(`- measured peak (ORT GEMM ${r.peak.shape.join('×')}, ${r.peak.threads} threads): float32 ${r.peak.f32.toFixed(0)} GFLOP/s, 8-bit (MatMulNBits) ${r.peak.q8.toFixed(0)} GFLOP/s`);
   }
   out(`- dense FLOPs per row (all layers' linear weights, LM head excluded): ${(flopsRow / 1e6).toFixed(0)} MFLOP; a beacon row count is raw tokens × (1 + 1/r)`);
+  const others = r.runs.flatMap((m) => (m.repeats ?? []).map((x) => x.otherCpu)).filter((v): v is number => v !== null);
+  if (others.length) {
+    const loaded = Math.max(...others) > 0.1;
+    out(`- CPU time other processes used during the runs (each run's share of both cores, from /proc/stat): ${pct(Math.min(...others))} – ${pct(Math.max(...others))}` +
+      (loaded ? ' — the machine was shared and loaded: rates are below an idle machine\'s and move with the load; peak RSS does not depend on it' : ''));
+  }
   const loads = r.runs.flatMap((m) => m.loadAvg ?? []);
   if (loads.length) {
     // The benchmark's own threads make a load of about `threads`; more means other work shared the cores.
@@ -80,12 +99,15 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
   out();
   out('## Results');
   out();
-  out('| tokens | engine | strategy | weights | prefill tok/s | vs llama.cpp | peak RSS MiB | vs llama.cpp | decode tok/s | dense GFLOP/s (% of peak) | prefill time: weights / attention / vote / head / glue | load avg |');
-  out('|---|---|---|---|---|---|---|---|---|---|---|---|');
+  out('Rates and peak RSS: medians of the runs (peak RSS range and run count in brackets); "other CPU": the share of');
+  out('both cores other processes used during each run (lowest – highest).');
+  out();
+  out('| tokens | engine | strategy | weights | prefill tok/s | vs llama.cpp | peak RSS MiB | vs llama.cpp | decode tok/s | dense GFLOP/s (% of peak) | prefill time: weights / attention / vote / head / glue | other CPU | load avg |');
+  out('|---|---|---|---|---|---|---|---|---|---|---|---|---|');
   for (const n of lengths) {
     for (const m of r.runs.filter((x) => x.n === n)) {
       if (m.error) {
-        out(`| ${n} | ${m.engine} | ${m.strategy} | ${m.dtype} | failed: ${m.error.slice(0, 120)} | | | | | | | |`);
+        out(`| ${n} | ${m.engine} | ${m.strategy} | ${m.dtype} | failed: ${m.error.slice(0, 120)} | | | | | | | | |`);
         continue;
       }
       const peer = find(n, 'llama', 'full', m.dtype);
@@ -98,7 +120,25 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
       const vsRss = m.engine === 'ctx' && peer ? `${fx(m.peakRss! / peer.peakRss!, 2)}×` : '';
       const notes = [m.flash ? 'flash attn' : '', (m.threads ?? threads) !== threads ? `${m.threads} thread` : ''].filter(Boolean).join(', ');
       const engine = m.engine === 'llama' ? `llama.cpp${notes ? ` (${notes})` : ''}` : 'ctx cpu';
-      out(`| ${n} | ${engine} | ${m.strategy} | ${m.dtype === 'q8' ? (m.engine === 'llama' ? 'Q8_0' : 'q8') : 'f32'} | ${fx(m.prefillTokPerSec)} | ${vs} | ${mib(m.peakRss)} | ${vsRss} | ${fx(m.decodeTokPerSec, 2)} | ${fx(gflops, 0)} (${peak ? pct(gflops / peak) : '–'}) | ${prof} | ${(m.loadAvg ?? []).map((v) => v.toFixed(1)).join('→')} |`);
+      out(`| ${n} | ${engine} | ${m.strategy} | ${weightsName(m)} | ${fx(m.prefillTokPerSec)} | ${vs} | ${mib(m.peakRss)}${rssRange(m)} | ${vsRss} | ${fx(m.decodeTokPerSec, 2)} | ${fx(gflops, 0)} (${peak ? pct(gflops / peak) : '–'}) | ${prof} | ${otherRange(m)} | ${(m.loadAvg ?? []).map((v) => v.toFixed(1)).join('→')} |`);
+    }
+  }
+  out();
+  out('## Peak memory side by side: ctx q8 against llama.cpp Q8_0 `full`');
+  out();
+  out('Every matrix 8-bit on both sides; ctx keeps KV in f16 (llama.cpp\'s default too). After load: RSS once the');
+  out('weights are loaded, before reading. Goals (issue 14): ≤ 1.0× at 2K tokens (`full`), ≤ 0.6× at 32K and ≤ 0.3× at');
+  out('128K (`beacon`).');
+  out();
+  out('| tokens | ctx strategy | ctx peak RSS MiB | llama.cpp peak RSS MiB | ctx / llama.cpp | ctx after load MiB | llama.cpp after load MiB | ctx KV MiB |');
+  out('|---|---|---|---|---|---|---|---|');
+  for (const n of lengths) {
+    // llama.cpp at the benchmark's threads, else single-threaded (its memory does not depend on threads).
+    const peer = find(n, 'llama', 'full', 'q8') ?? r.runs.find((m) => m.n === n && m.engine === 'llama' && m.dtype === 'q8' && !m.error && m.threads === 1);
+    for (const strategy of ['full', 'select', 'beacon']) {
+      const m = find(n, 'ctx', strategy, 'q8');
+      if (!m) continue;
+      out(`| ${n} | ${strategy} | ${mib(m.peakRss)}${rssRange(m)} | ${peer ? `${mib(peer.peakRss)}${rssRange(peer)}${peer.threads === 1 ? ', 1 thread' : ''}` : '–'} | ${peer ? `${fx(m.peakRss! / peer.peakRss!, 2)}×` : '–'} | ${mib(m.rssAfterLoad)} | ${peer ? mib(peer.rssAfterLoad) : '–'} | ${m.kvBytes === undefined ? '–' : (m.kvBytes / 2 ** 20).toFixed(1)} |`);
     }
   }
   out();

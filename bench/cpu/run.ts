@@ -1,5 +1,6 @@
 // npm run bench:cpu  (node --import tsx bench/cpu/run.ts [--lengths 2048,8192,32000] [--decode 16]
-//                     [--threads 2] [--only ctx|llama] [--strategies full,select,beacon] [--fresh] [--report])
+//                     [--threads 2] [--only ctx|llama] [--strategies full,select,beacon] [--dtypes f32,q8]
+//                     [--repeat 3] [--no-single] [--llama-threads 1] [--fresh] [--report])
 //
 // ctx's cpu backend against llama.cpp (node-llama-cpp, CPU) on one random-weight model in the
 // shape of Qwen2.5-0.5B, side by side on this machine. For every document length:
@@ -7,7 +8,9 @@
 //   llama.cpp  F32 and Q8_0 GGUF of the same weights, context size = document length (+ decode)
 // each in its own process (peak RSS is per process), measuring prefill tokens/s, peak RSS,
 // decode tokens/s after the document, and achieved dense FLOP/s against this machine's peak
-// (peak.ts). Results accumulate in bench/work/cpu/results.json (a rerun skips what is there unless
+// (peak.ts). Each cell runs --repeat times (one process each); its numbers are the medians, and
+// every run records the share of the machine other processes used meanwhile (other-cpu.ts).
+// --no-single skips the single-thread llama.cpp rows. Results accumulate in bench/work/cpu/results.json (a rerun skips what is there unless
 // --fresh) and the table is rewritten to bench/results/cpu.md after every run (--report: only that).
 //
 // Needs the peer installed once: (cd bench/cpu/peer && npm install)
@@ -20,6 +23,7 @@ import { convertedWeights } from '../../src/backend/cpu/weights.js';
 import { openModel } from '../../src/model/model.js';
 import { documentTokens } from './documents.js';
 import { prepareModels } from './models.js';
+import { cpuClock, otherCpuShare } from './other-cpu.js';
 import { writeReport, type Measurement, type Results } from './report.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
@@ -39,6 +43,10 @@ const decode = Number(opt('decode', '16'));
 const threads = Number(opt('threads', '2'));
 const only = opt('only', '');
 const strategies = new Set(opt('strategies', 'full,select,beacon').split(','));
+const dtypes = new Set(opt('dtypes', 'f32,q8').split(','));
+const repeat = Math.max(1, Number(opt('repeat', '3')));
+// llama.cpp's threads busy-wait for each other: on a loaded machine 2 threads can run slower than 1.
+const llamaThreads = args.includes('--llama-threads') ? Number(opt('llama-threads', '1')) : null;
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 if (args.includes('--report')) {
@@ -57,13 +65,17 @@ const models = prepareModels(WORK, tokenizerJson, log);
 const tokensPath = join(WORK, 'tokens.json');
 documentTokens(SHARED, WORK, Math.max(...lengths));
 for (const dir of [models.plain, models.beacon]) {
-  for (const dtype of ['f32', 'q8'] as const) convertedWeights(openModel(dir), dtype, CACHE, log);
+  for (const dtype of ['f32', 'q8'] as const) if (dtypes.has(dtype)) convertedWeights(openModel(dir), dtype, CACHE, log);
 }
 
 const results: Results = existsSync(RESULTS) && !args.includes('--fresh')
   ? JSON.parse(readFileSync(RESULTS, 'utf8'))
   : { machine: {}, command: '', peak: null, runs: [] };
-results.command = `node --import tsx bench/cpu/run.ts ${args.join(' ')}`.trim();
+{
+  // A run that adds to earlier results (no --fresh) keeps their commands: the table holds both.
+  const command = `node --import tsx bench/cpu/run.ts ${args.join(' ')}`.trim();
+  results.command = results.command && !args.includes('--fresh') && !results.command.split(' ; ').includes(command) ? `${results.command} ; ${command}` : command;
+}
 results.machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
   cores: cpus().length,
@@ -77,7 +89,7 @@ const save = () => writeFileSync(RESULTS, JSON.stringify(results, null, 1));
 
 function child(script: string, argv: string[]): Record<string, unknown> {
   const r = spawnSync(process.execPath, ['--import', 'tsx', script, ...argv], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
-  if (r.status !== 0) throw new Error(`${script} ${argv.join(' ')} failed:\n${r.stderr.slice(-2000)}`);
+  if (r.status !== 0) throw new Error(`${script} ${argv.join(' ')} failed (exit ${r.status ?? r.signal}):\n${r.stderr.slice(-2000)}`);
   return JSON.parse(r.stdout.trim().split('\n').pop()!);
 }
 
@@ -112,23 +124,42 @@ const plan: Array<[number, Config]> = [
   ...lengths.filter((n) => n !== longest).flatMap((n) => all.map((c): [number, Config] => [n, c])),
   ...all.filter(target).map((c): [number, Config] => [longest, c]),
   ...all.filter((c) => !target(c)).map((c): [number, Config] => [longest, c]),
-  ...single.map((c): [number, Config] => [Math.min(...lengths), c]),
+  ...(args.includes('--no-single') ? [] : single.map((c): [number, Config] => [Math.min(...lengths), c])),
 ];
+const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
 for (const [n, c] of plan) {
-  if ((only && c.engine !== only) || !strategies.has(c.strategy)) continue;
-  const runThreads = c.threads ?? threads;
+  if ((only && c.engine !== only) || !strategies.has(c.strategy) || !dtypes.has(c.dtype)) continue;
+  const runThreads = c.threads ?? (c.engine === 'llama' && llamaThreads !== null ? llamaThreads : threads);
   const same = (r: Measurement) =>
     r.n === n && r.engine === c.engine && r.strategy === c.strategy && r.dtype === c.dtype && (r.threads ?? threads) === runThreads;
   if (results.runs.some((r) => same(r) && !r.error)) continue;
-  log(`${c.engine} ${c.strategy} ${c.dtype} n=${n} threads=${runThreads}`);
+  log(`${c.engine} ${c.strategy} ${c.dtype} n=${n} threads=${runThreads} ×${repeat}`);
   const load0 = loadavg()[0];
   const t = performance.now();
   let m: Measurement;
   try {
-    const out = c.engine === 'ctx'
-      ? child('bench/cpu/ctx-run.ts', [c.strategy === 'beacon' ? models.beacon : models.plain, tokensPath, String(n), String(decode), c.strategy, c.dtype, String(runThreads), CACHE])
-      : child('bench/cpu/peer/llama-run.ts', [c.dtype === 'f32' ? models.ggufF32 : models.ggufQ8, tokensPath, String(n), String(decode), String(runThreads), c.flash ? 'flash' : 'noflash']);
-    m = { ...(out as object), ...c, n, threads: runThreads } as Measurement;
+    const runs: Array<Measurement & { otherCpu: number | null }> = [];
+    for (let i = 0; i < repeat; i++) {
+      const before = cpuClock();
+      const out = c.engine === 'ctx'
+        ? child('bench/cpu/ctx-run.ts', [c.strategy === 'beacon' ? models.beacon : models.plain, tokensPath, String(n), String(decode), c.strategy, c.dtype, String(runThreads), CACHE])
+        : child('bench/cpu/peer/llama-run.ts', [c.dtype === 'f32' ? models.ggufF32 : models.ggufQ8, tokensPath, String(n), String(decode), String(runThreads), c.flash ? 'flash' : 'noflash']);
+      runs.push({ ...(out as unknown as Measurement), otherCpu: otherCpuShare(before, cpuClock(), cpus().length) });
+      log(`  run ${i + 1}: prefill ${runs[i].prefillTokPerSec!.toFixed(1)} tok/s, peak RSS ${(runs[i].peakRss! / 2 ** 20).toFixed(0)} MiB, other processes ${runs[i].otherCpu === null ? '?' : `${Math.round(100 * runs[i].otherCpu!)}%`} of the CPUs`);
+    }
+    // The run whose peak RSS is the median gives the cell's other fields; rates and RSS are medians.
+    const mid = runs.find((r) => r.peakRss === median(runs.map((x) => x.peakRss!)))!;
+    m = {
+      ...mid,
+      ...c,
+      n,
+      threads: runThreads,
+      prefillTokPerSec: median(runs.map((r) => r.prefillTokPerSec!)),
+      decodeTokPerSec: median(runs.map((r) => r.decodeTokPerSec!)),
+      peakRss: median(runs.map((r) => r.peakRss!)),
+      repeats: runs.map((r) => ({ prefillTokPerSec: r.prefillTokPerSec!, decodeTokPerSec: r.decodeTokPerSec!, peakRss: r.peakRss!, otherCpu: r.otherCpu })),
+    } as Measurement;
+    delete (m as { otherCpu?: unknown }).otherCpu;
   } catch (e) {
     m = { ...c, n, threads: runThreads, error: (e as Error).message.split('\n').slice(0, 3).join(' ') } as Measurement;
   }
