@@ -29,7 +29,8 @@ after(async () => {
 
 async function backends(model: Model, nbitsAccuracy: 1 | 4 = 4): Promise<{ ref: Backend; cpu: CpuBackend }> {
   const ref = await createReferenceBackend(model);
-  const cpu = (await createCpuBackend(model, { cacheDir: testCacheDir(), threads: 2, nbitsAccuracy })) as CpuBackend;
+  // f32 KV: these cases compare with the reference exactly (f16 KV, the default, rounds keys and values).
+  const cpu = (await createCpuBackend(model, { cacheDir: testCacheDir(), threads: 2, nbitsAccuracy, kvDtype: 'f32' })) as CpuBackend;
   disposers.push(ref, cpu);
   return { ref, cpu };
 }
