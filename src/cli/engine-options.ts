@@ -26,6 +26,7 @@ export interface EngineCliOptions {
   strategy: StrategyName | 'auto';
   backend: BackendChoice;
   dtype?: string;
+  kvDtype?: string;
   threads?: number;
   maxTokens: number;
   temperature: number;
@@ -90,7 +91,8 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--raw', 'a plain prompt (the document, a blank line, the question), even when the model has a chat template'))
     .addOption(strategyOption())
     .addOption(new Option('--backend <name>', 'where the math runs').choices(['auto', 'cpu', 'cuda', 'reference']).default('auto'))
-    .addOption(new Option('--dtype <type>', 'weight precision: f32; q8 or q4 (cpu: 8- or 4-bit MLP and LM head); bf16 (cuda)'))
+    .addOption(new Option('--dtype <type>', 'weight precision: f32; q8 (cpu: every matrix 8-bit) or q4 (cpu: 4-bit MLP and LM head); bf16 (cuda)'))
+    .addOption(new Option('--kv-dtype <type>', 'KV storage on the cpu backend: f16 (default, half the memory) or f32 (exact checks)').choices(['f16', 'f32']))
     .addOption(new Option('--threads <n>', 'CPU threads (cpu backend)').argParser(int(1)))
     .addOption(new Option('--max-tokens <n>', 'longest answer in tokens').argParser(int(1)).default(defaults.maxTokens))
     .addOption(new Option('--temperature <t>', 'sampling temperature (0 = greedy)').argParser(num(0, 10)).default(0))
@@ -154,6 +156,7 @@ export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run
     model: o.model,
     backend: o.backend,
     dtype: o.dtype,
+    kvDtype: o.kvDtype,
     threads: o.threads,
     softplusReweight: o.softplusReweight,
     system: o.system,

@@ -32,6 +32,8 @@ export interface LoadModelOptions {
   backend?: BackendChoice;
   /** Weight precision: f32, q8 (cpu), bf16 (cuda). */
   dtype?: string;
+  /** KV storage on the cpu backend: f16 (default) or f32. */
+  kvDtype?: string;
   /** CPU threads (cpu backend). */
   threads?: number;
   /** Softplus-attention models: run LSSA ('off') or LSSAR with this power instead of the config's. */
@@ -59,10 +61,10 @@ export async function loadModel(name: string = DEFAULT_MODEL, o: LoadModelOption
 }
 
 /** Loads the model in a folder or a GGUF file (no registry, no download). */
-export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'threads' | 'softplusReweight'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
+export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'kvDtype' | 'threads' | 'softplusReweight'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
   const model = await openModelAt(dir, { softplusReweight: o.softplusReweight });
   const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds, ggufFile: ggufWeights(model)?.file });
-  const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, threads: o.threads }, o.onNotice);
+  const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads }, o.onNotice);
   return {
     name: dir,
     dir,

@@ -42,6 +42,8 @@ export interface DocumentOptions {
   /** Where the math runs (when the model is loaded here). Default 'auto'. */
   backend?: BackendChoice;
   dtype?: string;
+  /** KV storage on the cpu backend: f16 (default) or f32. */
+  kvDtype?: string;
   threads?: number;
   /** Softplus-attention models: run LSSA ('off') or LSSAR with this power instead of the config's. */
   softplusReweight?: SoftplusReweightChoice;
@@ -194,7 +196,7 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
   for (const s of doc.skipped) emit({ type: 'skipped', ...s });
 
   const given = typeof o.model === 'object' ? o.model : null;
-  const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, threads: o.threads, softplusReweight: o.softplusReweight, env, signal: o.signal, onEvent: emit }));
+  const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads, softplusReweight: o.softplusReweight, env, signal: o.signal, onEvent: emit }));
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
     const format = promptFormat(loaded.tokenizer, o.promptFormat);

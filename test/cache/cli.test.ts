@@ -73,6 +73,24 @@ describe('ctx ask with the session cache', () => {
     assert.deepEqual(lines.find((l) => l.type === 'read')?.cached, true);
   });
 
+  it('--kv-dtype: f16 KV (the cpu default) and f32 KV are different numeric modes with their own entries', () => {
+    const home = ctxHome(join(dir, 'kv-dtype'));
+    const run = (...more: string[]) => {
+      const r = ctxSync(home, ['ask', docA, 'What is the answer?', '-m', model, '--backend', 'cpu', '--max-tokens', '4', '--json', ...more]);
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { numeric: string; timings: { cached: boolean } };
+    };
+    const f16 = run();
+    assert.equal(f16.numeric, 'f32 kv-f16');
+    const f32 = run('--kv-dtype', 'f32');
+    assert.equal(f32.numeric, 'f32');
+    assert.equal(f32.timings.cached, false, 'an f16 entry is not restored into f32 KV');
+    assert.equal(run('--kv-dtype', 'f32').timings.cached, true);
+    assert.equal(entries(home).length, 2);
+    const bad = ctxSync(home, ['ask', docA, 'q?', '-m', model, '--kv-dtype', 'f8']);
+    assert.equal(bad.status, 2, bad.stderr);
+  });
+
   it('select: another --select-reuse (used only while answering) is answered from the same entry', () => {
     const home = ctxHome(join(dir, 'select-reuse'));
     const select = (reuse: string) => json(ask(home, docA, 'What is the answer?', '--strategy', 'select', '--select-reuse', reuse));
