@@ -88,9 +88,9 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(common.REPO, "models", "needle-focus"))
     ap.add_argument("--work", default=common.DEFAULT_WORK)
     ap.add_argument("--task", default="single", choices=["single", "mqar"])
-    ap.add_argument("--steps", type=int, default=400)
-    ap.add_argument("--tokens", type=int, default=8192, help="sequence tokens per batch")
-    ap.add_argument("--lr", type=float, default=1e-3)
+    ap.add_argument("--steps", type=int, default=500)
+    ap.add_argument("--tokens", type=int, default=4096, help="sequence tokens per batch")
+    ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-n", type=int, default=24)
     ap.add_argument("--skip-check", action="store_true")
@@ -117,7 +117,8 @@ def main() -> int:
 
     rng = np.random.default_rng(SEED)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
-    ema, curve, t0 = 0.0, [], time.time()
+    ema = {"cont": None, "rep": None}  # accuracy of each loss, moving average
+    curve, t0 = [], time.time()
     for step in range(args.steps):
         ids, qs, qe, n_ctx, S = sample_step(rng, args.task, s, args.tokens)
         for g in opt.param_groups:
@@ -127,11 +128,11 @@ def main() -> int:
         loss.backward()
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
-        ema = acc if step == 0 else 0.95 * ema + 0.05 * acc
+        kind = "cont" if n_ctx == qs else "rep"
+        ema[kind] = acc if ema[kind] is None else 0.9 * ema[kind] + 0.1 * acc
         if (step + 1) % 25 == 0:
-            kind = "cont" if n_ctx == qs else "rep"
-            curve.append({"step": step + 1, "loss": round(loss.item(), 4), "acc_ema": round(ema, 3), "cpu_min": round(common.cpu_minutes(), 2)})
-            common.log(f"step {step + 1} {kind} len {ids.shape[1]} x{ids.shape[0]} S {S} |Q| {qe - qs} loss {loss.item():.4f} acc(ema) {ema:.3f}")
+            curve.append({"step": step + 1, "kind": kind, "loss": round(loss.item(), 4), "acc_ema": {k: round(v or 0, 3) for k, v in ema.items()}, "cpu_min": round(common.cpu_minutes(), 2)})
+            common.log(f"step {step + 1} {kind} len {ids.shape[1]} x{ids.shape[0]} S {S} |Q| {qe - qs} loss {loss.item():.4f} acc(ema) continuation {ema['cont'] or 0:.3f} repetition {ema['rep'] or 0:.3f}")
     hist["curve"] = curve
     hist["train_cpu_minutes"] = round(common.cpu_minutes(), 2)
     hist["train_wall_minutes"] = round((time.time() - t0) / 60, 1)
