@@ -16,7 +16,7 @@
 //             issue-15 lengths, with seconds per document and KV rows.
 // The answer's loss is the cross-entropy of the answer's number at the prompt's last row (nats).
 
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,8 +27,27 @@ import { askAbout, demoModelDir, makeNeedleDocument, type NeedleDocument } from 
 import { Conversation } from '../../src/engine/conversation.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type ResolvedStrategy } from '../../src/engine/strategies/index.js';
-import { openModel, type OpenModelOptions } from '../../src/model/model.js';
+import { openModel as openPlain, type Model } from '../../src/model/model.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
+
+/** Run-time re-weighting of a softplus model (issue 18: `--softplus-reweight`, openModel's softplusReweight). */
+interface OpenModelOptions {
+  softplusReweight?: 'off' | number;
+}
+/**
+ * openModel with the softplus override, checked: a ctx without softplus attention would run an LSSA
+ * model as softmax without a word, and one without the override would ignore it, so both are refused.
+ */
+function openModel(dir: string, o: OpenModelOptions = {}): Model {
+  const model = (openPlain as (dir: string, o?: OpenModelOptions) => Model)(dir, o);
+  const sp = (model.config as { softplus?: { reweight: { p: number } | null } | null }).softplus;
+  const wantsSoftplus = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { attention_type?: string }).attention_type === 'softplus';
+  if (o.softplusReweight !== undefined) {
+    const want = o.softplusReweight === 'off' ? null : o.softplusReweight;
+    if (!sp || (sp.reweight?.p ?? null) !== want) throw new Error(`this ctx does not run ${dir} with softplus re-weighting ${o.softplusReweight}`);
+  } else if (wantsSoftplus && !sp) throw new Error(`this ctx has no softplus attention for ${dir}`);
+  return model;
+}
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const args = process.argv.slice(2);
@@ -101,7 +120,14 @@ async function runTable(name: string, rows: Row[], lengths: number[]): Promise<M
   const cells = new Map<string, Cell>();
   const perDepth = Math.max(1, Math.round(docs / depths.length));
   for (const row of rows) {
-    const model = openModel(row.dir, row.open ?? {});
+    let model: Model;
+    try {
+      model = openModel(row.dir, row.open ?? {});
+    } catch (e) {
+      for (const len of lengths) cells.set(`${row.label}|${len}`, { right: 0, other: 0, total: 0, seconds: 0, kvRows: 0, loss: 0, refused: (e as Error).message.split('\n')[0] });
+      console.error(`[${name}] ${row.label}: not run: ${(e as Error).message.split('\n')[0]}`);
+      continue;
+    }
     const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
     const backend = await createBackend(backendName, model);
     for (const [li, len] of lengths.entries()) {
