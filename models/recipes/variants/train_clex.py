@@ -50,10 +50,12 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(common.REPO, "models", "needle-clex"))
     ap.add_argument("--work", default=common.DEFAULT_WORK)
     ap.add_argument("--task", default="single", choices=["single", "mqar"])
-    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--train-factor", type=int, default=2, help="training length n = this x the base window")
     ap.add_argument("--tokens", type=int, default=4096, help="tokens per batch")
     ap.add_argument("--lr", type=float, default=3e-4)
+    ap.add_argument("--ode-lr", type=float, default=3e-3, help="learning rate of the ODE's two matrices")
+    ap.add_argument("--before", action="store_true", help="also evaluate the starting point (CLEX with W_down = 0)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-n", type=int, default=16)
     ap.add_argument("--skip-check", action="store_true")
@@ -68,13 +70,16 @@ def main() -> int:
     n = args.train_factor * P
     B = max(1, args.tokens // n)
     common.log(f"base {args.base} (window {P}), CLEX max_factor {MAX_FACTOR}; training length {n}, batch {B}, {args.steps} steps, lr {args.lr}")
-    hist = {"base": os.path.relpath(args.base, common.REPO), "task": args.task, "window": P, "train_length": n, "batch": B, "steps": args.steps, "lr": args.lr, "threads": args.threads}
-    hist["before"] = evaluate(model, layer, P, args.task, args.eval_n, seed=900)
-    common.log(f"before (NTK schedule, untrained ODE): {hist['before']}")
+    hist = {"base": os.path.relpath(args.base, common.REPO), "task": args.task, "window": P, "train_length": n, "batch": B, "steps": args.steps, "lr": args.lr, "ode_lr": args.ode_lr, "threads": args.threads}
+    if args.before:
+        hist["before"] = evaluate(model, layer, P, args.task, args.eval_n, seed=900)
+        common.log(f"before (NTK schedule, untrained ODE): {hist['before']}")
 
     rng = np.random.default_rng(SEED)
     params = list(model.parameters())
-    opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
+    ode = list(layer.proj_func.parameters())
+    rest = [p for p in params if all(p is not q for q in ode)]
+    opt = torch.optim.AdamW([{"params": rest, "peak": args.lr}, {"params": ode, "peak": args.ode_lr}], betas=(0.9, 0.999), weight_decay=0.0)
     warmup = max(1, round(0.03 * args.steps))
     ema, curve, t_start = 0.0, [], time.time()
     for step in range(args.steps):
@@ -82,7 +87,7 @@ def main() -> int:
         b = common.batch(rng, args.task, n, B)
         pos = train_positions(rng, n, P, t)
         for g in opt.param_groups:
-            g["lr"] = common.lr_at(step, args.steps, args.lr, warmup)
+            g["lr"] = common.lr_at(step, args.steps, g["peak"], warmup)
         model.rope.use(layer.train_frequencies(t))
         h = model.forward_full(torch.from_numpy(b.ids), positions=pos)
         loss, ex = common.answer_loss(model.logits(h[:, torch.from_numpy(b.target_rows)]), torch.from_numpy(b.targets))

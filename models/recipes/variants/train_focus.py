@@ -88,11 +88,12 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(common.REPO, "models", "needle-focus"))
     ap.add_argument("--work", default=common.DEFAULT_WORK)
     ap.add_argument("--task", default="single", choices=["single", "mqar"])
-    ap.add_argument("--steps", type=int, default=200)
+    ap.add_argument("--steps", type=int, default=120)
     ap.add_argument("--tokens", type=int, default=4096, help="sequence tokens per batch")
     ap.add_argument("--lr", type=float, default=3e-3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--eval-n", type=int, default=16)
+    ap.add_argument("--before", action="store_true", help="also evaluate the starting point (candidate projections = base copies)")
     ap.add_argument("--skip-check", action="store_true")
     args = ap.parse_args()
     common.setup(args.threads, SEED)
@@ -112,8 +113,9 @@ def main() -> int:
     lengths = [P, 2 * P, 4 * P, 8 * P]
     common.log(f"base {args.base} (window {P}); local window {s.local_window}, stride {s.stride}; {args.steps} steps, lr {args.lr}")
     hist = {"base": os.path.relpath(args.base, common.REPO), "task": args.task, "window": P, "settings": s.__dict__, "steps": args.steps, "lr": args.lr, "threads": args.threads}
-    hist["before"] = evaluate(model, s, args.task, lengths, args.eval_n, seed=500)
-    common.log(f"before (candidate projections = base copies): {hist['before']}")
+    if args.before:
+        hist["before"] = evaluate(model, s, args.task, lengths, args.eval_n, seed=500)
+        common.log(f"before (candidate projections = base copies): {hist['before']}")
 
     rng = np.random.default_rng(SEED)
     opt = torch.optim.AdamW(params, lr=args.lr, betas=(0.9, 0.999), weight_decay=0.0)
