@@ -1,9 +1,11 @@
 // bench/efficacy/variants: the demo base's trained variants (models/recipes/variants) beside the base's own
 // strategies, read the way bench/efficacy/run.ts and `ctx ask` read a document (src/demo/efficacy.ts).
-// Writes bench/results/efficacy-variants.md and efficacy-variants.json; run.ts's own tables are untouched.
+// Writes bench/results/efficacy-variants.md and .json (efficacy-variants-<group>.* when one group is asked, or
+// --out NAME); run.ts's own tables are untouched.
 //
 //   npm run bench:variants -- [--groups clex,softplus,focus] [--docs 20] [--task single|facts4]
-//                             [--depths 0.05,0.25,0.5,0.75,0.95] [--backend cpu] [--base models/needle-demo]
+//                             [--depths 0.05,0.25,0.5,0.75,0.95] [--focus-lengths 256,2048,8192,32768,100000]
+//                             [--backend cpu] [--base models/needle-demo]
 //
 // Groups (each needs its exported model folder; a missing one is reported, not run):
 //   clex      `full --rope clex` on models/needle-clex beside the base's `full` with each training-free RoPE
@@ -16,7 +18,7 @@
 //             issue-15 lengths, with seconds per document and KV rows.
 // The answer's loss is the cross-entropy of the answer's number at the prompt's last row (nats).
 
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -27,27 +29,8 @@ import { askAbout, demoModelDir, makeNeedleDocument, type NeedleDocument } from 
 import { Conversation } from '../../src/engine/conversation.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type ResolvedStrategy } from '../../src/engine/strategies/index.js';
-import { openModel as openPlain, type Model } from '../../src/model/model.js';
+import { openModel, type Model, type OpenModelOptions } from '../../src/model/model.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
-
-/** Run-time re-weighting of a softplus model (issue 18: `--softplus-reweight`, openModel's softplusReweight). */
-interface OpenModelOptions {
-  softplusReweight?: 'off' | number;
-}
-/**
- * openModel with the softplus override, checked: a ctx without softplus attention would run an LSSA
- * model as softmax without a word, and one without the override would ignore it, so both are refused.
- */
-function openModel(dir: string, o: OpenModelOptions = {}): Model {
-  const model = (openPlain as (dir: string, o?: OpenModelOptions) => Model)(dir, o);
-  const sp = (model.config as { softplus?: { reweight: { p: number } | null } | null }).softplus;
-  const wantsSoftplus = (JSON.parse(readFileSync(join(dir, 'config.json'), 'utf8')) as { attention_type?: string }).attention_type === 'softplus';
-  if (o.softplusReweight !== undefined) {
-    const want = o.softplusReweight === 'off' ? null : o.softplusReweight;
-    if (!sp || (sp.reweight?.p ?? null) !== want) throw new Error(`this ctx does not run ${dir} with softplus re-weighting ${o.softplusReweight}`);
-  } else if (wantsSoftplus && !sp) throw new Error(`this ctx has no softplus attention for ${dir}`);
-  return model;
-}
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
 const args = process.argv.slice(2);
@@ -59,10 +42,13 @@ const groups = opt('groups', 'clex,softplus,focus').split(',');
 const docs = Number(opt('docs', '20'));
 const task = opt('task', 'single') as 'single' | 'facts4';
 const depths = opt('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
+const focusLengths = opt('focus-lengths', '256,2048,8192,32768,100000').split(',').map(Number);
 const backendName = opt('backend', 'cpu') as BackendName;
 const baseDir = resolve(opt('base', demoModelDir()));
 const variantDir = (name: string) => join(repo, 'models', name);
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
+// One group alone writes its own file, so groups can run one after another (or side by side) without overwriting.
+const outName = opt('out', groups.length === 1 ? `efficacy-variants-${groups[0]}` : 'efficacy-variants');
 const TASK = task === 'single' ? { facts: 1, distractors: 0, title: 'one fact' } : { facts: 4, distractors: 4, title: '4 facts + 4 distractor names' };
 
 /** A row of a table: a model folder (with open options) read with one strategy. */
@@ -226,7 +212,7 @@ if (groups.includes('focus')) {
   const lack = missing(['needle-focus']);
   if (lack.length) lines.push(`## FocusLLM`, '', `Not run: no ${lack.join(', ')} (python3 models/recipes/variants/train_focus.py).`, '');
   else {
-    const lengths = [256, 2048, 8192, 32768, 100000];
+    const lengths = focusLengths;
     const rows: Row[] = [
       { label: 'focus (needle-focus)', dir: variantDir('needle-focus'), strategy: own('focus') },
       { label: 'base: beacon (ctx ratio)', dir: baseDir, strategy: harness('beacon') },
@@ -236,7 +222,7 @@ if (groups.includes('focus')) {
   }
 }
 
-const command = `npm run bench:variants -- --groups ${groups.join(',')} --docs ${docs} --task ${task} --depths ${depths.join(',')} --backend ${backendName} --base ${relative(repo, baseDir)}`;
+const command = `npm run bench:variants -- --groups ${groups.join(',')} --docs ${docs} --task ${task} --depths ${depths.join(',')}${groups.includes('focus') ? ` --focus-lengths ${focusLengths.join(',')}` : ''} --backend ${backendName} --base ${relative(repo, baseDir)}`;
 const head = [
   '# Efficacy of the demo base\'s trained variants (CLEX, softplus attention, FocusLLM)',
   '',
@@ -247,6 +233,6 @@ const head = [
   '',
 ];
 mkdirSync(resultsDir, { recursive: true });
-writeFileSync(join(resultsDir, 'efficacy-variants.md'), `${[...head, ...lines].join('\n')}\n`);
-writeFileSync(join(resultsDir, 'efficacy-variants.json'), `${JSON.stringify({ command, depths, docs, task, tables: json }, null, 1)}\n`);
-console.error(`wrote ${join(resultsDir, 'efficacy-variants.md')}`);
+writeFileSync(join(resultsDir, `${outName}.md`), `${[...head, ...lines].join('\n')}\n`);
+writeFileSync(join(resultsDir, `${outName}.json`), `${JSON.stringify({ command, depths, docs, task, tables: json }, null, 1)}\n`);
+console.error(`wrote ${join(resultsDir, `${outName}.md`)}`);

@@ -6,7 +6,7 @@ For each variant: a few needle prompts (some past the window, CLEX ones across a
 prefill logits, greedy decoding one token per call, all computed by the recipe's forward on the exported
 float16 weights (in float32); written as golden cases in ../shared/golden's format under
 models/recipes/variants/work/golden-<variant>/, then run by ctx's own golden runner on the reference
-backend (tools/golden.ts): pass = identical greedy ids and max |dlogit| <= 1e-3 on every row, plus
+backend (tools/golden.ts), and cut to fixtures/variants/<variant>.json for the CI test: pass = identical greedy ids and max |dlogit| <= 1e-3 on every row, plus
 kind-specific checks (CLEX: ctx's f(t) table and the t of every call; focus: the chunk plan).
 The LSSA model is also checked as LSSAR p = 3 and p = 15 (the same weights with softplus_reweight set).
 """
@@ -105,6 +105,43 @@ def cases_focus(folder: str, root: str):
 
 
 CASES = {"clex": cases_clex, "softmax": cases_softmax, "lssa": cases_lssa, "focus": cases_focus}
+FIXTURES = os.path.join(common.REPO, "fixtures", "variants")
+
+
+def write_fixture(variant: str, folder: str, root: str):
+    """fixtures/variants/<variant>.json: the cases just written, cut to what a fast test needs (the CI test
+    test/demo/variants.test.ts runs them on ctx's cpu backend): prompt, greedy ids, the prefill's last row
+    and every step's logits (float32 values, 7 significant digits; |error| < 1e-5 at these magnitudes)."""
+    from safetensors.numpy import load_file
+
+    cases = []
+    for name in sorted(os.listdir(os.path.join(root, "cases"))):
+        d = os.path.join(root, "cases", name)
+        case = json.load(open(os.path.join(d, "case.json")))
+        t = load_file(os.path.join(d, "expected.safetensors"))
+        rw = (case.get("settings") or {}).get("softplus_reweight")
+        cases.append({
+            "name": name,
+            "strategy": "focus" if case["kind"] == "focusllm" else "full",
+            "softplus_reweight": None if case["kind"] != "softplus" else ("off" if rw is None else rw["p"]),
+            "input_ids": case["input_ids"],
+            "expected_greedy_ids": case["expected_greedy_ids"],
+            "atol": case["tolerance"]["suggested_atol"],
+            "last_prefill_logits": [float(f"{x:.7g}") for x in t["prefill_logits"][-1].tolist()],
+            "step_logits": [[float(f"{x:.7g}") for x in row] for row in t["step_logits"].tolist()],
+        })
+    os.makedirs(FIXTURES, exist_ok=True)
+    out = {"model": os.path.relpath(folder, common.REPO), "made_by": "models/recipes/variants/check_variants.py",
+           "model_sha256": sha256(os.path.join(folder, "model.safetensors")), "cases": cases}
+    with open(os.path.join(FIXTURES, f"{variant}.json"), "w") as f:
+        json.dump(out, f, separators=(",", ":"))
+        f.write("\n")
+
+
+def sha256(path: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
 def check(variant: str, folder: str, root: str) -> int:
@@ -113,6 +150,7 @@ def check(variant: str, folder: str, root: str) -> int:
     os.makedirs(root)
     torch.set_num_threads(1)
     CASES[variant](os.path.abspath(folder), root)
+    write_fixture(variant, os.path.abspath(folder), root)
     ok, out = common.run_ctx_golden(root)
     common.log(f"ctx (reference backend) on {folder}:\n{out}")
     return 0 if ok else 1
