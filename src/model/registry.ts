@@ -17,7 +17,9 @@ import { packageRoot } from './paths.js';
  */
 export const DEFAULT_MODEL = 'qwen2.5-1.5b-instruct';
 
-export type RecommendedStrategy = 'beacon' | 'select';
+/** What `ctx models list` recommends; `auto` picks by the model's config (beacon weights, CLEX, FocusLLM). */
+export type RecommendedStrategy = 'beacon' | 'select' | 'full' | 'focus';
+const RECOMMENDED: readonly string[] = ['beacon', 'select', 'full', 'focus'];
 
 export interface RegistryFile {
   /** Path inside the repo (and inside the model folder), "/"-separated, never absolute or with "..". */
@@ -118,7 +120,7 @@ export function parseRegistry(json: unknown, source: string, localBase: string):
     names.add(name);
     const where = `"${name}"`;
     const strategy = e.recommendedStrategy;
-    if (strategy !== 'beacon' && strategy !== 'select') bad(`${where}: recommendedStrategy must be "beacon" or "select"`);
+    if (typeof strategy !== 'string' || !RECOMMENDED.includes(strategy)) bad(`${where}: recommendedStrategy must be one of ${RECOMMENDED.map((s) => `"${s}"`).join(', ')}`);
     if (e.arch !== undefined && !(typeof e.arch === 'string' && e.arch in ARCHITECTURES)) bad(`${where}: unknown arch ${JSON.stringify(e.arch)}`);
     if (e.nativeWindow !== undefined && !(Number.isInteger(e.nativeWindow) && (e.nativeWindow as number) > 0)) bad(`${where}: nativeWindow must be a positive integer`);
     const common: EntryCommon = {

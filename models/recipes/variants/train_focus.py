@@ -89,13 +89,13 @@ def main() -> int:
     ap.add_argument("--out", default=os.path.join(common.REPO, "models", "needle-focus"))
     ap.add_argument("--work", default=common.DEFAULT_WORK)
     ap.add_argument("--task", default="single", choices=["single", "mqar"])
-    ap.add_argument("--steps", type=int, default=120)
+    ap.add_argument("--steps", type=int, default=300)
     ap.add_argument("--tokens", type=int, default=4096, help="sequence tokens per batch")
-    ap.add_argument("--lr", type=float, default=3e-3)
+    ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--eval-n", type=int, default=16)
     ap.add_argument("--before", action="store_true", help="also evaluate the starting point (candidate projections = base copies)")
-    ap.add_argument("--repetition-share", type=float, default=0.5,
+    ap.add_argument("--repetition-share", type=float, default=0.0,
                     help="probability of the repetition loss (official: 0.5). On this base the words after a repeated "
                          "filler fragment were never trained targets (the base scores answers only; at the start its "
                          "loss there is 13-21 nats, local pass alone or with candidates), so 0 trains on continuation only")
