@@ -4,8 +4,11 @@
 // the weights' checksums (issue 17).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { CtxError } from '../../src/errors.js';
-import { findByRepo, loadRegistry, parseRegistry, type HubEntry } from '../../src/model/registry.js';
+import { findByRepo, findEntry, loadRegistry, parseRegistry, type HubEntry } from '../../src/model/registry.js';
+import { openModel } from '../../src/model/model.js';
 
 describe('models/registry.json', () => {
   const registry = loadRegistry();
@@ -60,5 +63,19 @@ describe('models/registry.json', () => {
       assert.ok(e.notes?.some((n) => n.includes(reach)), `${repo}: notes give the reach ${reach}`);
     }
     assert.equal(findByRepo(registry, 'DAMO-NLP-SG/CLEX-Phi-2-32K')!.arch, 'phi');
+  });
+  it('the demo variants ship as local models ctx opens by name (models/recipes/variants)', () => {
+    const want: Array<[string, string]> = [['needle-clex', 'full'], ['needle-lssa', 'full'], ['needle-softmax', 'full'], ['needle-focus', 'focus']];
+    for (const [name, strategy] of want) {
+      const e = findEntry(registry, name);
+      assert.ok(e && e.kind === 'local', name);
+      assert.equal(e.recommendedStrategy, strategy);
+      assert.ok(existsSync(join(e.dir, 'model.safetensors')), `${e.dir} ships`);
+      const c = openModel(e.dir).config;
+      if (name === 'needle-clex') assert.equal(c.ropeScaling?.type, 'clex');
+      if (name === 'needle-lssa') assert.ok(c.softplus);
+      if (name === 'needle-softmax') assert.equal(c.softplus ?? null, null);
+      if (name === 'needle-focus') assert.ok(c.focus);
+    }
   });
 });
