@@ -25,7 +25,8 @@ import type { SessionSnapshot } from '../engine/session.js';
 import type { StrategyState } from '../engine/strategies/strategy.js';
 
 export const MAGIC = Buffer.from('CTXSESS\n', 'latin1');
-export const FORMAT_VERSION = 2;
+/** 3: the tokens read are counted, not stored (the key holds their digest; a long document's ids are never all held). */
+export const FORMAT_VERSION = 3;
 const PREAMBLE = 16;
 const DIGEST = 32;
 /** Bytes moved per read or write call: big enough to be fast, small enough to check for Ctrl-C often. */
@@ -73,6 +74,8 @@ export interface EntryHeader {
   rows: number;
   kvDtype: KvDtype;
   strategyState: StrategyState;
+  /** Tokens the session has fed (the prompt read; the key says which they are). */
+  fedTokens: number;
   /** Which layers have a TokenSelect reuse cache. */
   selectCacheLayers: boolean[];
   arrays: ArrayEntry[];
@@ -88,7 +91,6 @@ function arraysOf(s: StoredSession, D: number): Array<{ name: string; kind: Arra
   const n = seq.rows * D;
   seq.keys.forEach((heads, l) => heads.forEach((a, h) => out.push({ name: `keys.${l}.${h}`, kind: seq.kvDtype, data: a.subarray(0, n) })));
   seq.values.forEach((heads, l) => heads.forEach((a, h) => out.push({ name: `values.${l}.${h}`, kind: seq.kvDtype, data: a.subarray(0, n) })));
-  out.push({ name: 'tokens', kind: 'i32', data: s.tokens });
   out.push({ name: 'pending', kind: 'i32', data: s.pending });
   seq.selectCache.forEach((c, l) => {
     if (!c) return;
@@ -142,6 +144,7 @@ export async function writeEntry(fh: FileHandle, key: string, meta: EntryMeta, s
     rows: s.sequence.rows,
     kvDtype: s.sequence.kvDtype,
     strategyState: s.strategyState,
+    fedTokens: s.fedTokens,
     selectCacheLayers: s.sequence.selectCache.map((c) => c !== null),
     arrays: arrays.map((a) => ({ name: a.name, kind: a.kind, length: a.data.length })),
   };
@@ -293,7 +296,8 @@ function assemble(header: EntryHeader, arrays: Map<string, TypedRows>): StoredSe
     values: Array.from({ length: layers }, (_, l) => heads('values', l)),
     selectCache: header.selectCacheLayers.map((has, l) => (has ? { qbar: f32(`qbar.${l}`), top: i32(`top.${l}`) } : null)),
   };
-  return { strategyState: header.strategyState, tokens: i32('tokens'), pending: i32('pending'), sequence };
+  if (!Number.isSafeInteger(header.fedTokens) || header.fedTokens < 0) throw new CorruptEntry('header has a bad token count');
+  return { strategyState: header.strategyState, fedTokens: header.fedTokens, pending: i32('pending'), sequence };
 }
 
 async function readExactly(fh: FileHandle, into: Buffer, position: number): Promise<void> {

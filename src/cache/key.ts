@@ -2,7 +2,9 @@
 //
 //   - the prompt tokens up to the end of the document (system prefix + document ids). The ids
 //     already reflect the text, the chat template and the tokenizer; the question comes after them
-//     (engine/conversation.ts), so every question about the same document shares one entry;
+//     (engine/conversation.ts), so every question about the same document shares one entry. The
+//     document's ids stream past once while they are counted and are never all held: each part is
+//     hashed as it goes (TokenHasher), the prefix and the document apart;
 //   - the model: the weights' content fingerprint and the parsed config.json (RoPE base, norms…);
 //   - the strategy with the parameters that shape its state (beacon ratio and window, select
 //     top-k…), not the planning numbers that only led to them, nor settings used only while
@@ -21,9 +23,44 @@ import { createHash } from 'node:crypto';
 import type { ResolvedStrategy } from '../engine/strategies/index.js';
 import { FORMAT_VERSION } from './format.js';
 
+/** A token sequence as the key sees it: how many, and the SHA-256 of their little-endian int32 bytes. */
+export interface TokenDigest {
+  count: number;
+  sha256: string;
+}
+
+/**
+ * Hashes token ids as they stream past, in pieces of any size: the digest is that of all of them
+ * in one piece, and no piece is ever larger than what is passed in (one hash update of more than
+ * 2 GiB would fail).
+ */
+export class TokenHasher {
+  private readonly hash = createHash('sha256');
+  private count = 0;
+
+  update(ids: Int32Array): void {
+    this.hash.update(new Uint8Array(ids.buffer, ids.byteOffset, ids.byteLength));
+    this.count += ids.length;
+  }
+
+  digest(): TokenDigest {
+    return { count: this.count, sha256: this.hash.digest('hex') };
+  }
+}
+
+/** The digest of ids held in one array. */
+export function digestTokens(ids: Int32Array): TokenDigest {
+  const h = new TokenHasher();
+  // In pieces of 64 Mi ids (256 MiB), as a stream would come.
+  for (let at = 0; at < ids.length; at += 1 << 26) h.update(ids.subarray(at, at + (1 << 26)));
+  return h.digest();
+}
+
 export interface KeyParts {
-  /** Prompt tokens up to the end of the document. */
-  prompt: Int32Array;
+  /** Prompt tokens before the document (system prompt, template, BOS). */
+  prefix: TokenDigest;
+  /** The document's tokens. */
+  document: TokenDigest;
   modelFingerprint: string;
   modelConfig: unknown;
   strategy: ResolvedStrategy;
@@ -53,18 +90,18 @@ export function canonicalJson(v: unknown): string {
   });
 }
 
-function sha256(data: string | Uint8Array): string {
+function sha256(data: string): string {
   return createHash('sha256').update(data).digest('hex');
 }
 
 /** 64 hex digits; the entry's file name and the id `ctx cache rm` takes (a prefix is enough). */
 export function sessionKey(p: KeyParts): string {
-  const tokens = sha256(new Uint8Array(p.prompt.buffer, p.prompt.byteOffset, p.prompt.byteLength));
   return sha256(
     canonicalJson({
       format: FORMAT_VERSION,
-      tokens,
-      tokenCount: p.prompt.length,
+      prefix: p.prefix.sha256,
+      document: p.document.sha256,
+      tokenCount: p.prefix.count + p.document.count,
       model: p.modelFingerprint,
       config: sha256(canonicalJson(p.modelConfig)),
       strategy: strategyKey(p.strategy),

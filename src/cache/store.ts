@@ -12,7 +12,7 @@
 //          (pid and start time, model/owner.ts). Temp files whose owner is gone (a killed run) are
 //          removed by the next run that opens the cache; live ones count toward the size cap.
 //
-// The folder is private to the user (0700) and entries are 0600: they hold a document's tokens.
+// The folder is private to the user (0700) and entries are 0600: they hold what was read of a document.
 
 import { randomBytes } from 'node:crypto';
 import { open, readdir, rename, rm, stat, utimes, type FileHandle } from 'node:fs/promises';

@@ -15,7 +15,7 @@
 // decide it first.
 
 import type { EntryMeta } from '../cache/format.js';
-import { sessionKey } from '../cache/key.js';
+import { digestTokens, sessionKey } from '../cache/key.js';
 import type { SessionCache } from '../cache/store.js';
 import { formatBytes } from '../units.js';
 import type { EventSink } from './events.js';
@@ -65,7 +65,8 @@ export async function readOrRestore(r: CachedRead): Promise<ReadResult> {
   const { loaded, plan, prompt, cache, emit } = r;
   const key = cache
     ? sessionKey({
-        prompt,
+        prefix: digestTokens(prompt.subarray(0, r.prefixTokens)),
+        document: digestTokens(prompt.subarray(r.prefixTokens)),
         modelFingerprint: loaded.model.weights.fingerprint(),
         modelConfig: loaded.model.config,
         strategy: plan.strategy,
@@ -119,13 +120,11 @@ async function restore(cache: SessionCache, key: string, r: CachedRead): Promise
     return null;
   }
   const stored = found.session;
-  const held = new Int32Array(stored.tokens.length + stored.pending.length);
-  held.set(stored.tokens);
-  held.set(stored.pending, stored.tokens.length);
   let session: Session | null = null;
   let problem = '';
-  if (!sameTokens(held, r.prompt)) {
-    problem = 'it holds other tokens than its key says';
+  // Which tokens they are is the key's business (its digest); an entry must hold as many.
+  if (stored.fedTokens + stored.pending.length !== r.prompt.length) {
+    problem = `it holds ${stored.fedTokens + stored.pending.length} tokens, not the ${r.prompt.length} of its key`;
   } else {
     try {
       session = Session.restore(r.loaded.backend, { ...stored, resolved: r.plan.strategy });
@@ -141,8 +140,4 @@ async function restore(cache: SessionCache, key: string, r: CachedRead): Promise
   }
   r.emit({ type: 'read', tokens: r.prompt.length - r.prefixTokens, seconds: found.seconds, cached: true });
   return session;
-}
-
-function sameTokens(a: Int32Array, b: Int32Array): boolean {
-  return a.length === b.length && Buffer.from(a.buffer, a.byteOffset, a.byteLength).equals(Buffer.from(b.buffer, b.byteOffset, b.byteLength));
 }

@@ -11,8 +11,11 @@ import type { FeedOptions, MemoryStats, RowStorage, Strategy, StrategyState } fr
 export interface SessionSnapshot {
   resolved: ResolvedStrategy;
   strategyState: StrategyState;
-  /** Every token fed so far (prompt and generated), for chat history and cache checks. */
-  tokens: Int32Array;
+  /**
+   * How many tokens were fed (prompt and generated). Only counted: a document of any length streams
+   * through a session, and which tokens they were is the cache key's business (cache/key.ts).
+   */
+  fedTokens: number;
   /** Deferred tokens (accepted, not yet fed). */
   pending: Int32Array;
   sequence: SequenceSnapshot;
@@ -23,7 +26,7 @@ export class Session {
   readonly resolved: ResolvedStrategy;
   readonly strategy: Strategy;
   private readonly seq: Sequence;
-  private fed: number[] = [];
+  private fed = 0;
   /** Tokens accepted but not yet fed (an answer's last token); they go first in the next feed. */
   private pending: number[] = [];
 
@@ -47,7 +50,12 @@ export class Session {
    */
   async feed(tokens: Int32Array, opts: FeedOptions = {}): Promise<Float32Array> {
     const deferred = this.pending.length;
-    const all = deferred ? Int32Array.from([...this.pending, ...tokens]) : tokens;
+    let all = tokens;
+    if (deferred) {
+      all = new Int32Array(deferred + tokens.length);
+      all.set(this.pending);
+      all.set(tokens, deferred);
+    }
     this.pending = [];
     let done = 0;
     try {
@@ -59,7 +67,7 @@ export class Session {
         },
       });
     } finally {
-      for (let i = 0; i < done; i++) this.fed.push(all[i]);
+      this.fed += done;
       // Deferred tokens that were not reached stay deferred; the caller's own tokens are its to retry.
       for (let i = done; i < deferred; i++) this.pending.push(all[i]);
     }
@@ -70,9 +78,14 @@ export class Session {
     this.pending.push(id);
   }
 
-  /** All tokens in the history: fed, then deferred. */
-  tokens(): Int32Array {
-    return Int32Array.from([...this.fed, ...this.pending]);
+  /** Tokens fed so far. */
+  get fedTokens(): number {
+    return this.fed;
+  }
+
+  /** Tokens accepted but not yet fed (an answer's last token, fed first next time). */
+  pendingTokens(): Int32Array {
+    return Int32Array.from(this.pending);
   }
 
   stats(): MemoryStats & { kvBytes: number } {
@@ -87,7 +100,7 @@ export class Session {
     return {
       resolved: this.resolved,
       strategyState: this.strategy.saveState(),
-      tokens: Int32Array.from(this.fed),
+      fedTokens: this.fed,
       pending: Int32Array.from(this.pending),
       sequence: this.rows.snapshot(),
     };
@@ -102,7 +115,7 @@ export class Session {
     }
     s.strategy.loadState(snap.strategyState);
     s.rows.restore(snap.sequence);
-    s.fed = Array.from(snap.tokens);
+    s.fed = snap.fedTokens;
     s.pending = Array.from(snap.pending);
     return s;
   }

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { createReferenceBackend } from '../../src/backend/reference/index.js';
 import type { EntryMeta } from '../../src/cache/format.js';
-import { canonicalJson, sessionKey, strategyKey } from '../../src/cache/key.js';
+import { canonicalJson, digestTokens, sessionKey, strategyKey, TokenHasher } from '../../src/cache/key.js';
 import { SessionCache } from '../../src/cache/store.js';
 import { ownerTag } from '../../src/model/owner.js';
 import { Session } from '../../src/engine/session.js';
@@ -48,7 +48,7 @@ describe('session cache: format', () => {
       assert.deepEqual(loaded.header.meta, META);
       const restored = Session.restore(backend, { ...loaded.session, resolved });
       assert.deepEqual(restored.stats(), session.stats());
-      assert.deepEqual(restored.tokens(), session.tokens());
+      assert.equal(restored.fedTokens, session.fedTokens);
       for (const t of tokens(6, 9)) {
         const a = await session.feed(Int32Array.of(t), { decoding: true });
         const b = await restored.feed(Int32Array.of(t), { decoding: true });
@@ -85,7 +85,8 @@ describe('session cache: key', () => {
   it('covers prompt tokens, model, strategy parameters and backend, not planning numbers', async () => {
     const model = tinyModel('tiny-beacon');
     const base = {
-      prompt: tokens(50, 1),
+      prefix: digestTokens(tokens(3, 7)),
+      document: digestTokens(tokens(50, 1)),
       modelFingerprint: model.weights.fingerprint(),
       modelConfig: model.config,
       strategy: resolveStrategy(model.config, { strategy: 'beacon' }, 300),
@@ -94,14 +95,16 @@ describe('session cache: key', () => {
     };
     const k = sessionKey(base);
     assert.match(k, /^[0-9a-f]{64}$/);
-    assert.equal(sessionKey({ ...base, prompt: tokens(50, 1) }), k, 'same inputs, same key');
+    assert.equal(sessionKey({ ...base, document: digestTokens(tokens(50, 1)) }), k, 'same inputs, same key');
     // The same ratio chosen for a slightly longer planned length (a longer question): same state.
     const longer = resolveStrategy(model.config, { strategy: 'beacon' }, 310);
     assert.equal(longer.name === 'beacon' && longer.ratio, base.strategy.name === 'beacon' && base.strategy.ratio);
     assert.equal(sessionKey({ ...base, strategy: longer }), k);
     const changed: Array<[string, Partial<typeof base>]> = [
-      ['one token', { prompt: Int32Array.from(tokens(50, 1).map((t, i) => (i === 49 ? t + 1 : t))) }],
-      ['one more token', { prompt: tokens(51, 1) }],
+      ['one token', { document: digestTokens(Int32Array.from(tokens(50, 1).map((t, i) => (i === 49 ? t + 1 : t)))) }],
+      ['one more token', { document: digestTokens(tokens(51, 1)) }],
+      ['a token moved from the document to the prefix', { prefix: digestTokens(Int32Array.from([...tokens(3, 7), tokens(50, 1)[0]!])), document: digestTokens(tokens(50, 1).subarray(1)) }],
+      ['the prefix', { prefix: digestTokens(tokens(3, 8)) }],
       ['weights', { modelFingerprint: '0'.repeat(64) }],
       ['config', { modelConfig: { ...model.config, ropeTheta: 1234 } }],
       ['strategy ratio', { strategy: resolveStrategy(model.config, { strategy: 'beacon', beaconRatio: 2 }, 300) }],
@@ -119,6 +122,12 @@ describe('session cache: key', () => {
     assert.equal(select({ selectReuse: 0.5 }), s0, 'another reuse cosine');
     assert.equal(select({ selectReuse: null }), s0, 'reuse off');
     assert.notEqual(select({ chunk: 16 }), s0, 'another prefill chunk');
+
+    // Hashed as they stream: pieces of any size give the digest of the whole.
+    const h = new TokenHasher();
+    const all = tokens(50, 1);
+    for (const [a, b] of [[0, 7], [7, 7], [7, 30], [30, 50]]) h.update(all.subarray(a, b));
+    assert.deepEqual(h.digest(), digestTokens(all));
     assert.equal(canonicalJson({ b: 1, a: { d: 2, c: 3 } }), '{"a":{"c":3,"d":2},"b":1}');
   });
 });
