@@ -7,8 +7,9 @@
 //   cut-rule.ts     where a long text may be cut without changing its ids
 //   fast-path.ts    memos for book-length text (reaching into the library, measured)
 //   encoder.ts      text -> ids (document text never becomes special tokens)
-//   pieces.ts       segments -> pieces of work -> ids per segment
+//   pieces.ts       pieces of work, and ids per segment joined
 //   pool.ts         encoding pieces in worker threads (worker.ts)
+//   stream.ts       segments -> ids per segment as they stream past (this thread, then workers)
 //   detokenizer.ts  streaming decode that never emits half a character
 //
 // The chat template is chat-template.ts. Tokenizer regexes and templates come with the model folder,
@@ -28,12 +29,14 @@ import type { CutRule } from './tokenizer/cut-rule.js';
 import { EncoderCore } from './tokenizer/encoder.js';
 import { readJson, readTokenizerFiles } from './tokenizer/files.js';
 import type { Json } from './tokenizer/library.js';
-import { assemble, splitIntoPieces, type EncodedSegments } from './tokenizer/pieces.js';
-import { encodeInWorkers } from './tokenizer/pool.js';
+import { joinSegments, type EncodedSegments } from './tokenizer/pieces.js';
+import { EncoderPool } from './tokenizer/pool.js';
+import { encodeSegmentStream, type SegmentIds } from './tokenizer/stream.js';
 
 export { StreamingDetokenizer } from './tokenizer/detokenizer.js';
 export type { CutRule } from './tokenizer/cut-rule.js';
 export type { EncodedSegments } from './tokenizer/pieces.js';
+export type { SegmentIds } from './tokenizer/stream.js';
 
 export interface EncodeOptions {
   /** Prepend BOS when the model wants one (`addBos`). Default false: ctx adds BOS itself where needed. */
@@ -60,6 +63,16 @@ export interface EncodeSegmentsOptions {
   /** Called as pieces finish, with characters done and the total. */
   onProgress?: (doneChars: number, totalChars: number) => void;
   /** Stops encoding (between pieces on this thread, at once in workers); rejects with the signal's reason. */
+  signal?: AbortSignal;
+}
+
+export interface EncodeStreamOptions {
+  /** Worker threads once the stream is long; 0 encodes on the calling thread. Default min(4, available cores). */
+  workers?: number;
+  /** Characters encoded on the calling thread before workers start (see parallelThreshold above). Default 8,000,000. */
+  parallelThreshold?: number;
+  /** Called as pieces finish, with their characters. */
+  onPiece?: (chars: number) => void;
   signal?: AbortSignal;
 }
 
@@ -93,6 +106,11 @@ export interface TextTokenizer {
   encode(text: string, opts?: EncodeOptions): number[];
   decode(ids: ArrayLike<number>, opts?: DecodeOptions): string;
   encodeSegments(segments: Segment[], opts?: EncodeSegmentsOptions): Promise<EncodedSegments>;
+  /**
+   * Each segment's ids, in order, as the segments arrive (document text: special-token text is
+   * plain text). Holds only the pieces in flight, so a document of any length can stream through.
+   */
+  encodeSegmentStream(segments: AsyncIterable<Segment> | Iterable<Segment>, opts?: EncodeStreamOptions): AsyncGenerator<SegmentIds>;
   idToToken(id: number): string | null;
   tokenToId(token: string): number | null;
   isSpecial(id: number): boolean;
@@ -247,45 +265,46 @@ export class HfTextTokenizer implements TextTokenizer {
 
   async encodeSegments(segments: Segment[], opts: EncodeSegmentsOptions = {}): Promise<EncodedSegments> {
     const totalChars = segments.reduce((n, s) => n + s.text.length, 0);
-    const workers = opts.workers ?? Math.min(4, availableParallelism());
-    const parse = opts.parseSpecialTokens ?? false;
-    const pieces = splitIntoPieces(segments, this.core.cut.rule);
-    const onProgress = opts.onProgress && ((done: number) => opts.onProgress!(done, totalChars));
-    const results =
-      workers <= 0 || totalChars < (opts.parallelThreshold ?? 8_000_000)
-        ? await this.encodeHere(pieces, parse, opts.signal, onProgress)
-        : await encodeInWorkers(pieces, {
-            dir: this.dir,
-            workers,
-            parseSpecialTokens: parse,
-            loadMs: this.limits.loadMs,
-            pieceMs: (chars) => this.callMs(chars),
-            tokenizerPath: this.jsonPath,
-            signal: opts.signal,
-            onProgress,
-          });
-    return assemble(segments.length, pieces, results);
+    // The whole input is known: workers from the start when it is long, else none.
+    const parallel = totalChars >= (opts.parallelThreshold ?? 8_000_000);
+    let done = 0;
+    const results: Int32Array[] = [];
+    const stream = this.stream(segments, opts.parseSpecialTokens ?? false, {
+      workers: parallel ? opts.workers : 0,
+      parallelThreshold: 0,
+      signal: opts.signal,
+      onPiece: opts.onProgress && ((chars) => opts.onProgress!((done += chars), totalChars)),
+    });
+    for await (const { ids } of stream) results.push(ids);
+    return joinSegments(results);
   }
 
-  /** Encodes on this thread, yielding to the event loop between pieces so progress is drawn and Ctrl-C heard. */
-  private async encodeHere(
-    pieces: { text: string }[],
-    parse: boolean,
-    signal?: AbortSignal,
-    onProgress?: (done: number) => void,
-  ): Promise<Int32Array[]> {
-    const results: Int32Array[] = [];
-    let done = 0;
-    for (const p of pieces) {
-      // Yield first: a Ctrl-C that arrived just before this piece is handled now, not after it.
-      await new Promise((r) => setImmediate(r));
-      signal?.throwIfAborted();
-      const ids = this.bounded(() => (parse ? this.core.encodeText(p.text) : this.core.encodeDocumentText(p.text)), p.text.length);
-      results.push(Int32Array.from(ids));
-      done += p.text.length;
-      onProgress?.(done);
-    }
-    return results;
+  encodeSegmentStream(segments: AsyncIterable<Segment> | Iterable<Segment>, opts: EncodeStreamOptions = {}): AsyncGenerator<SegmentIds> {
+    return this.stream(segments, false, opts);
+  }
+
+  private stream(segments: AsyncIterable<Segment> | Iterable<Segment>, parse: boolean, opts: EncodeStreamOptions): AsyncGenerator<SegmentIds> {
+    const encoder = {
+      rule: this.core.cut.rule,
+      // On this thread: one piece at a time, each within its deadline.
+      here: (text: string) => Int32Array.from(this.bounded(() => (parse ? this.core.encodeText(text) : this.core.encodeDocumentText(text)), text.length)),
+      startPool: (workers: number) =>
+        new EncoderPool({
+          dir: this.dir,
+          workers,
+          parseSpecialTokens: parse,
+          loadMs: this.limits.loadMs,
+          pieceMs: (chars) => this.callMs(chars),
+          tokenizerPath: this.jsonPath,
+          signal: opts.signal,
+        }),
+    };
+    return encodeSegmentStream(segments, encoder, {
+      workers: opts.workers ?? Math.min(4, availableParallelism()),
+      parallelThreshold: opts.parallelThreshold ?? 8_000_000,
+      onPiece: opts.onPiece,
+      signal: opts.signal,
+    });
   }
 }
 

@@ -23,10 +23,11 @@ import { availableParallelism } from 'node:os';
 import { CtxError } from '../../errors.js';
 import type { Segment } from '../../input/document.js';
 import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from '../chat-template.js';
-import type { CutRule, DecodeOptions, EncodedSegments, EncodeOptions, EncodeSegmentsOptions, TextTokenizer } from '../tokenizer.js';
+import type { CutRule, DecodeOptions, EncodedSegments, EncodeOptions, EncodeSegmentsOptions, EncodeStreamOptions, SegmentIds, TextTokenizer } from '../tokenizer.js';
 import { EncoderCore } from '../tokenizer/encoder.js';
-import { assemble, splitIntoPieces } from '../tokenizer/pieces.js';
-import { encodeInWorkers } from '../tokenizer/pool.js';
+import { joinSegments } from '../tokenizer/pieces.js';
+import { EncoderPool } from '../tokenizer/pool.js';
+import { encodeSegmentStream } from '../tokenizer/stream.js';
 import type { GgufFile } from './file.js';
 
 type Json = Record<string, unknown>;
@@ -299,6 +300,11 @@ export class GgufTextTokenizer implements TextTokenizer {
     return this.documentCore;
   }
 
+  /** Document text as it streams past (as encodeSegments: workers once the stream is long). */
+  encodeSegmentStream(segments: AsyncIterable<Segment> | Iterable<Segment>, opts: EncodeStreamOptions = {}): AsyncGenerator<SegmentIds> {
+    return this.stream(segments, false, opts);
+  }
+
   /**
    * Segments → ids, as a folder's tokenizer does it (tokenizer.ts): pieces cut where the cut rule
    * allows, encoded on this thread (yielding to the event loop between pieces, so progress is drawn
@@ -306,36 +312,43 @@ export class GgufTextTokenizer implements TextTokenizer {
    * that are sent this tokenizer's description (the metadata is read once, here).
    */
   async encodeSegments(segments: Segment[], opts: EncodeSegmentsOptions = {}): Promise<EncodedSegments> {
-    const parse = opts.parseSpecialTokens ?? false;
     const totalChars = segments.reduce((n, s) => n + s.text.length, 0);
-    const workers = opts.workers ?? Math.min(4, availableParallelism());
-    const pieces = splitIntoPieces(segments, this.core.cut.rule);
-    const onProgress = opts.onProgress && ((done: number) => opts.onProgress!(done, totalChars));
-    let results: Int32Array[];
-    if (workers <= 0 || totalChars < (opts.parallelThreshold ?? 8_000_000)) {
-      results = [];
-      let done = 0;
-      for (const p of pieces) {
-        await new Promise((r) => setImmediate(r));
-        opts.signal?.throwIfAborted();
-        results.push(Int32Array.from(parse ? this.core.encodeText(p.text) : this.documentEncoder().encodeText(p.text)));
-        done += p.text.length;
-        onProgress?.(done);
-      }
-    } else {
-      results = await encodeInWorkers(pieces, {
-        dir: this.dir,
-        tokenizer: { json: parse ? this.json : this.documentJson, config: ENCODER_CONFIG },
-        workers,
-        parseSpecialTokens: parse,
-        loadMs: 60_000,
-        // As a folder's tokenizer: 10 s plus 1 ms per 40 characters per piece.
-        pieceMs: (chars) => 10_000 + chars / 40,
-        tokenizerPath: this.dir,
-        signal: opts.signal,
-        onProgress,
-      });
-    }
-    return assemble(segments.length, pieces, results);
+    // The whole input is known: workers from the start when it is long, else none.
+    const parallel = totalChars >= (opts.parallelThreshold ?? 8_000_000);
+    let done = 0;
+    const results: Int32Array[] = [];
+    const stream = this.stream(segments, opts.parseSpecialTokens ?? false, {
+      workers: parallel ? opts.workers : 0,
+      parallelThreshold: 0,
+      signal: opts.signal,
+      onPiece: opts.onProgress && ((chars) => opts.onProgress!((done += chars), totalChars)),
+    });
+    for await (const { ids } of stream) results.push(ids);
+    return joinSegments(results);
+  }
+
+  private stream(segments: AsyncIterable<Segment> | Iterable<Segment>, parse: boolean, opts: EncodeStreamOptions): AsyncGenerator<SegmentIds> {
+    const encoder = {
+      rule: this.core.cut.rule,
+      here: (text: string) => Int32Array.from(parse ? this.core.encodeText(text) : this.documentEncoder().encodeText(text)),
+      startPool: (workers: number) =>
+        new EncoderPool({
+          dir: this.dir,
+          tokenizer: { json: parse ? this.json : this.documentJson, config: ENCODER_CONFIG },
+          workers,
+          parseSpecialTokens: parse,
+          loadMs: 60_000,
+          // As a folder's tokenizer: 10 s plus 1 ms per 40 characters per piece.
+          pieceMs: (chars) => 10_000 + chars / 40,
+          tokenizerPath: this.dir,
+          signal: opts.signal,
+        }),
+    };
+    return encodeSegmentStream(segments, encoder, {
+      workers: opts.workers ?? Math.min(4, availableParallelism()),
+      parallelThreshold: opts.parallelThreshold ?? 8_000_000,
+      onPiece: opts.onPiece,
+      signal: opts.signal,
+    });
   }
 }

@@ -1,12 +1,11 @@
 // Encoding pieces in worker threads: each worker loads the model folder's tokenizer once, then
-// encodes whichever piece is next, so a slow piece does not hold up the rest. A worker can be
-// stopped where this thread's own encoding could not, so every piece has a deadline, and Ctrl-C
-// (the abort signal) stops the pool at once.
+// encodes whichever piece is next, so a slow piece does not hold up the rest; pieces are handed in
+// as a document streams past (stream.ts). A worker can be stopped where this thread's own encoding
+// could not, so every piece has a deadline, and Ctrl-C (the abort signal) stops the pool at once.
 
 import { Worker } from 'node:worker_threads';
 import { CtxError } from '../../errors.js';
 import type { Json } from './library.js';
-import type { Piece } from './pieces.js';
 
 /** Messages between this file and worker.ts. */
 export interface WorkerInit {
@@ -30,7 +29,6 @@ export interface PoolOptions {
   /** Named in the error when a deadline passes. */
   tokenizerPath: string;
   signal?: AbortSignal;
-  onProgress?: (doneChars: number) => void;
 }
 
 /**
@@ -47,74 +45,109 @@ function startWorker(init: WorkerInit): Worker {
   return new Worker(bootstrap, { eval: true, workerData: init });
 }
 
-/** The ids of each piece, in the pieces' order. */
-export async function encodeInWorkers(pieces: Piece[], o: PoolOptions): Promise<Int32Array[]> {
-  const results: Int32Array[] = new Array(pieces.length);
-  if (pieces.length === 0) return results;
-  o.signal?.throwIfAborted();
-  const count = Math.max(1, Math.min(o.workers, pieces.length));
-  const init: WorkerInit = { dir: o.dir, parseSpecialTokens: o.parseSpecialTokens, tokenizer: o.tokenizer };
-  const pool: Worker[] = [];
-  const timers = new Map<Worker, NodeJS.Timeout>();
-  let onAbort: (() => void) | undefined;
+interface Job {
+  id: number;
+  text: string;
+  resolve: (ids: Int32Array) => void;
+  reject: (e: unknown) => void;
+}
 
-  try {
-    await new Promise<void>((resolvePromise, reject) => {
-      let next = 0;
-      let finished = 0;
-      let doneChars = 0;
-      let failed = false;
-      const fail = (e: unknown) => {
-        if (failed) return;
-        failed = true;
-        reject(e);
-      };
+/**
+ * Worker threads that encode the pieces they are given, in any number, each piece's ids returned
+ * by its own promise. After the first failure (a deadline, Ctrl-C, a worker that died) every piece
+ * waiting or to come fails with it. close() ends the workers, whatever happened.
+ */
+export class EncoderPool {
+  private readonly workers: Worker[] = [];
+  private readonly idle: Worker[] = [];
+  private readonly waiting: Job[] = [];
+  private readonly running = new Map<Worker, Job>();
+  private readonly timers = new Map<Worker, NodeJS.Timeout>();
+  private readonly onAbort: () => void;
+  private failure: unknown = null;
+  private closed = false;
+  private nextId = 0;
+
+  constructor(private readonly o: PoolOptions) {
+    o.signal?.throwIfAborted();
+    this.onAbort = () => this.fail(o.signal!.reason);
+    o.signal?.addEventListener('abort', this.onAbort, { once: true });
+    const init: WorkerInit = { dir: o.dir, parseSpecialTokens: o.parseSpecialTokens, tokenizer: o.tokenizer };
+    for (let k = 0; k < Math.max(1, o.workers); k++) {
+      const w = startWorker(init);
+      this.workers.push(w);
+      this.deadline(w, o.loadMs, 'load');
+      w.on('message', (msg: FromWorker) => this.received(w, msg));
       // A worker loads the same files this thread already loaded, so any other failure there is a
       // bug in ctx and surfaces as a plain Error (exit code "internal").
-      const internal = (message: string) => fail(new Error(`tokenizer worker: ${message}`));
-      const deadline = (w: Worker, ms: number, what: string) => {
-        clearTimeout(timers.get(w));
-        timers.set(
-          w,
-          setTimeout(() => {
-            fail(new CtxError('model', `the tokenizer took more than ${Math.round(ms / 1000)} s to ${what} (a pathological regular expression?)`, { path: o.tokenizerPath }));
-          }, ms),
-        );
-      };
-      const feed = (w: Worker) => {
-        if (next >= pieces.length) return clearTimeout(timers.get(w));
-        const id = next++;
-        deadline(w, o.pieceMs(pieces[id].text.length), `encode ${pieces[id].text.length} characters`);
-        w.postMessage({ id, text: pieces[id].text } satisfies ToWorker);
-      };
-      onAbort = () => fail(o.signal!.reason);
-      o.signal?.addEventListener('abort', onAbort, { once: true });
-
-      for (let k = 0; k < count; k++) {
-        const w = startWorker(init);
-        pool.push(w);
-        deadline(w, o.loadMs, 'load');
-        w.on('message', (msg: FromWorker) => {
-          if ('error' in msg) return internal(msg.error);
-          if ('ready' in msg) return feed(w);
-          results[msg.id] = msg.ids;
-          finished++;
-          doneChars += pieces[msg.id].text.length;
-          o.onProgress?.(doneChars);
-          if (finished === pieces.length) resolvePromise();
-          else feed(w);
-        });
-        w.on('error', (e) => internal(e.message));
-        w.on('exit', (code) => {
-          if (finished < pieces.length) internal(`exited with code ${code} before finishing`);
-        });
-      }
-    });
-  } finally {
-    if (onAbort) o.signal?.removeEventListener('abort', onAbort);
-    for (const t of timers.values()) clearTimeout(t);
-    // Whatever happened, no worker is left running.
-    await Promise.all(pool.map((w) => w.terminate()));
+      w.on('error', (e) => this.fail(new Error(`tokenizer worker: ${e.message}`)));
+      w.on('exit', (code) => {
+        if (!this.closed) this.fail(new Error(`tokenizer worker: exited with code ${code} before finishing`));
+      });
+    }
   }
-  return results;
+
+  /** The ids of `text`, encoded by the next free worker. */
+  encode(text: string): Promise<Int32Array> {
+    if (this.failure !== null) return Promise.reject(this.failure);
+    if (this.closed) return Promise.reject(new Error('the tokenizer pool is closed'));
+    return new Promise((resolve, reject) => {
+      this.waiting.push({ id: this.nextId++, text, resolve, reject });
+      this.dispatch();
+    });
+  }
+
+  /** Ends every worker; pieces still waiting fail. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    this.o.signal?.removeEventListener('abort', this.onAbort);
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.rejectAll(this.failure ?? new Error('the tokenizer pool is closed'));
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private received(w: Worker, msg: FromWorker): void {
+    if ('error' in msg) return this.fail(new Error(`tokenizer worker: ${msg.error}`));
+    if ('ready' in msg) {
+      clearTimeout(this.timers.get(w));
+      this.idle.push(w);
+      return this.dispatch();
+    }
+    const job = this.running.get(w);
+    clearTimeout(this.timers.get(w));
+    this.running.delete(w);
+    this.idle.push(w);
+    job?.resolve(msg.ids);
+    this.dispatch();
+  }
+
+  private dispatch(): void {
+    while (this.failure === null && this.idle.length > 0 && this.waiting.length > 0) {
+      const w = this.idle.pop()!;
+      const job = this.waiting.shift()!;
+      this.running.set(w, job);
+      this.deadline(w, this.o.pieceMs(job.text.length), `encode ${job.text.length} characters`);
+      w.postMessage({ id: job.id, text: job.text } satisfies ToWorker);
+    }
+  }
+
+  private deadline(w: Worker, ms: number, what: string): void {
+    clearTimeout(this.timers.get(w));
+    const error = () => new CtxError('model', `the tokenizer took more than ${Math.round(ms / 1000)} s to ${what} (a pathological regular expression?)`, { path: this.o.tokenizerPath });
+    this.timers.set(w, setTimeout(() => this.fail(error()), ms));
+  }
+
+  private fail(e: unknown): void {
+    if (this.failure !== null) return;
+    this.failure = e;
+    for (const t of this.timers.values()) clearTimeout(t);
+    this.rejectAll(e);
+  }
+
+  private rejectAll(e: unknown): void {
+    for (const job of this.waiting.splice(0)) job.reject(e);
+    for (const job of this.running.values()) job.reject(e);
+    this.running.clear();
+  }
 }
