@@ -1,27 +1,37 @@
-// readInputs: what the user named (files, folders, globs, "-") → one Document, in the given order.
+// readInputs / openInputs: what the user named (files, folders, globs, "-") → one document, in the
+// given order, as a stream of segments.
 //
 // Two kinds of input, treated differently on purpose:
 //   - named: a file on the command line, or stdin. If ctx cannot read it (missing, binary, empty,
 //     undecodable, corrupt PDF), that is an error naming the file: the user asked for it.
 //   - found: a file met while walking a folder or expanding a glob. If it cannot be read it is
-//     skipped, and Document.skipped says why; only a folder or glob that yields nothing is an error.
+//     skipped, and the skipped list says why; only a folder or glob that yields nothing is an error.
 //
 // All inputs are resolved (stat, walk, glob) before any is read, so a typo in the last argument fails
 // at once rather than after a long PDF.
+//
+// A document of any length: its text streams past and is not held. The first reading checks every
+// input and learns what it is (sources, skips, lines); a small document's text is kept from it
+// (HOLD_CHARS), a large one is read again from its files each time it is needed (to count its tokens,
+// then into the model). Inputs that cannot be read twice (stdin, named pipes, devices) are spooled
+// (spool.ts) when a second reading may come. A named file streams segment by segment; a found file
+// (at most --max-file-bytes) is read whole before any of it is given out, so a file skipped for its
+// content leaves nothing behind.
 
 import type { Stats } from 'node:fs';
 import { open, readFile, realpath, stat } from 'node:fs/promises';
 import { extname, resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { CtxError, fsError } from '../errors.js';
-import type { Document, Segment, SourceInfo } from './document.js';
+import type { Document, Segment, SkippedSource, SourceInfo } from './document.js';
 import { looksLikePdf } from './encoding.js';
 import { globToRegExp, hasGlobChars, splitGlob } from './glob.js';
 import { PdfReader, type PdfLimits, type PdfReadResult } from './pdf.js';
 import { fromExtracted, sha256Hex, toExtracted, type PdfTextCache } from './pdf-text-cache.js';
 import { Rejection } from './rejection.js';
-import { STDIN_PATH, readStdin } from './stdin.js';
-import { readTextFile } from './text.js';
+import { Spool } from './spool.js';
+import { STDIN_PATH, stdinChunks, stdinSegments } from './stdin.js';
+import { readBytes, segmentText } from './text.js';
 import { DEFAULT_MAX_FILE_BYTES, compareCodeUnits, walkDirectory, type Skip, type WalkOptions, type WalkResult } from './tree.js';
 
 export interface ReadOptions {
@@ -29,11 +39,6 @@ export interface ReadOptions {
   maxFileBytes?: number;
   /** Where "-" reads from. Default process.stdin. */
   stdin?: Readable | NodeJS.ReadableStream;
-  /**
-   * True when ctx itself added "-" because input was piped, rather than the user typing it: an
-   * empty stdin is then simply no input instead of an error.
-   */
-  implicitStdin?: boolean;
   signal?: AbortSignal;
   /** Non-fatal problems (an unreadable .gitignore, a file that changed while it was read). */
   warn?: (message: string) => void;
@@ -43,12 +48,28 @@ export interface ReadOptions {
   pdfLimits?: PdfLimits;
   /** Where PDFs' extracted text is kept, so that the same PDF is not parsed twice. Default: none. */
   pdfTextCache?: PdfTextCache | null;
+  /** A named pipe or device that sends nothing at all for this long fails with one line naming it. Default 0: wait for ever. */
+  pipeWaitMs?: number;
+  /**
+   * Keep the text of the first reading when the whole document has at most this many characters,
+   * so that reading it again costs nothing. Past it, each later reading reads the inputs again.
+   * Default HOLD_CHARS.
+   */
+  holdChars?: number;
+  /**
+   * A private folder where stdin and named pipes may be spooled when they are too long to hold:
+   * called when one first needs it. Without it such an input can be read only once (fine for a
+   * single reading, as `ctx inspect` does).
+   */
+  spoolDir?: () => string;
 }
 
+/** Characters of text kept from the first reading (16 Mi: at most 32 MiB of JavaScript strings). */
+export const HOLD_CHARS = 16 * 1024 * 1024;
+
 /** One file or stdin to read, in document order. */
-type Item =
-  | { kind: 'stdin' }
-  | { kind: 'file'; abs: string; display: string; named: boolean; group: Group | null; viaLink?: boolean };
+type FileItem = { kind: 'file'; abs: string; display: string; named: boolean; group: Group | null; viaLink?: boolean };
+type Item = { kind: 'stdin' } | FileItem;
 
 /** A folder or glob on the command line: its files are "found", and it must yield something. */
 interface Group {
@@ -59,48 +80,317 @@ interface Group {
   read: number;
 }
 
-export async function readInputs(specs: string[], opts: ReadOptions = {}): Promise<Document> {
+/** An input the first reading read: what it was, and how to read it again. */
+interface ReadItem {
+  item: Item;
+  info: SourceInfo;
+  /** How it is read again: a PDF file parsed again, a text file read again, or (stdin, pipes, devices) its spool. */
+  how: 'pdf' | 'text' | 'pipe';
+  spool: Spool | null;
+}
+
+/**
+ * The inputs named, resolved and ready to be read; `segments()` reads them. Everything about the
+ * document (sources, skipped, lines, characters) is known once the first reading is complete.
+ */
+export class Inputs {
+  readonly sources: SourceInfo[] = [];
+  readonly skipped: SkippedSource[] = [];
+  /** Lines of each text source, for checking citations. */
+  readonly textLines = new Map<string, number>();
+  /** Characters of text, headers included. */
+  chars = 0;
+  private held: Segment[] | null = [];
+  private readonly reads: ReadItem[] = [];
+  private readings = 0;
+  private firstDone = false;
+
+  constructor(
+    private readonly items: Item[],
+    private readonly groups: Group[],
+    /** Whether a "==> path <==" header names each source: several sources, or a folder. */
+    private readonly withHeaders: boolean,
+    private readonly opts: ReadOptions,
+  ) {}
+
+  /** The text is held (a small document): reading it again reads no file. */
+  get isHeld(): boolean {
+    return this.firstDone && this.held !== null;
+  }
+
+  /**
+   * The document's segments, in order. The first call reads and checks the inputs (errors and skips
+   * happen there) and must be read to its end before any other; later calls give the same segments
+   * again, from memory or read again. A file that changed in between is an error naming it.
+   */
+  segments(signal = this.opts.signal): AsyncGenerator<Segment> {
+    if (this.readings++ === 0) return this.firstReading(signal);
+    if (!this.firstDone) throw new Error('the inputs are read again before their first reading ended');
+    return this.held !== null ? fromArray(this.held, undefined) : this.readAgain(signal);
+  }
+
+  /** Frees spooled bytes. */
+  async close(): Promise<void> {
+    for (const r of this.reads) await r.spool?.close();
+  }
+
+  private async *firstReading(signal?: AbortSignal): AsyncGenerator<Segment> {
+    const seen: SeenFiles = { read: new Map(), direct: await directPaths(this.items) };
+    const pdf = new PdfReader(this.opts.pdfLimits);
+    const framing = new Framing(this.withHeaders);
+    try {
+      for (const item of this.items) {
+        signal?.throwIfAborted();
+        const read = item.kind === 'stdin' ? yield* this.firstStdin(item, pdf, framing, signal) : yield* this.firstFile(item, pdf, seen, framing, signal);
+        if (!read) continue;
+        this.sources.push(read.info);
+        this.reads.push(read);
+        if (item.kind === 'file' && item.group) item.group.read++;
+      }
+    } finally {
+      await pdf.close();
+    }
+    for (const group of this.groups) {
+      if (group.read === 0) throw nothingToRead(group);
+      // Walk-time skips (ignored, too large) and read-time skips (binary, empty) in one path order.
+      const skipped = [...group.skipped].sort((a, b) => compareCodeUnits(a.path, b.path));
+      for (const { path, reason } of skipped) this.skipped.push({ path, reason });
+    }
+    this.firstDone = true;
+    // A held document needs no spool.
+    if (this.held !== null) {
+      for (const r of this.reads) {
+        await r.spool?.close();
+        r.spool = null;
+      }
+    }
+  }
+
+  /** Passes segments on, counting their characters and keeping them while the document is small. */
+  private async *counted<R>(segments: AsyncGenerator<Segment, R>): AsyncGenerator<Segment, R> {
+    const holdChars = this.opts.holdChars ?? HOLD_CHARS;
+    for (;;) {
+      const r = await segments.next();
+      if (r.done) return r.value;
+      this.chars += r.value.text.length;
+      if (this.held !== null) {
+        if (this.chars <= holdChars) this.held.push(r.value);
+        else this.held = null;
+      }
+      yield r.value;
+    }
+  }
+
+  /** A spool for an input that cannot be read twice, when a later reading may need it. */
+  private newSpool(): Spool | null {
+    return this.opts.spoolDir ? new Spool(this.opts.spoolDir) : null;
+  }
+
+  private async *firstStdin(item: Item, pdf: PdfReader, framing: Framing, signal?: AbortSignal): AsyncGenerator<Segment, ReadItem | null> {
+    const spool = this.newSpool();
+    try {
+      const r = yield* this.counted(framing.frame(STDIN_PATH, stdinSegments(tee(stdinChunks(this.opts.stdin ?? process.stdin, signal), spool), pdf, signal)));
+      const info: SourceInfo = { path: STDIN_PATH, kind: 'stdin', bytes: r.bytes };
+      if (r.pages !== undefined) info.pages = r.pages;
+      if (r.encoding) info.encoding = r.encoding;
+      if (r.lines !== undefined) this.textLines.set(STDIN_PATH, r.lines);
+      return { item, info, how: 'pipe', spool };
+    } catch (e) {
+      await spool?.close();
+      if (e instanceof Rejection) throw e.toCtxError('stdin');
+      throw e;
+    }
+  }
+
+  private async *firstFile(item: FileItem, pdf: PdfReader, seen: SeenFiles, framing: Framing, signal?: AbortSignal): AsyncGenerator<Segment, ReadItem | null> {
+    const { abs, display } = item;
+    let spool: Spool | null = null;
+    try {
+      const before = await stat(abs);
+      const regular = before.isFile();
+      if (!regular) {
+        // Pipes and devices (/dev/fd/63 from `<(cmd)`) have no path to compare; each is its own
+        // input, read once and spooled. Text or PDF is told by their first bytes.
+        spool = this.newSpool();
+        const kind = before.isFIFO() ? 'fifo' : 'device';
+        const bytes = tee(readBytes(abs, display, { kind, waitMs: this.opts.pipeWaitMs, signal }), spool);
+        const r = yield* this.counted(framing.frame(display, stdinSegments(bytes, pdf, signal, display)));
+        if (r.lines !== undefined) this.textLines.set(display, r.lines);
+        const info: SourceInfo = r.pages !== undefined ? { path: display, kind: 'pdf', bytes: r.bytes, pages: r.pages } : { path: display, kind: 'text', bytes: r.bytes, encoding: r.encoding };
+        return { item, info, how: 'pipe', spool };
+      }
+      const real = await realpath(abs);
+      const direct = item.viaLink ? seen.direct.get(real) : undefined;
+      if (direct !== undefined) throw new Rejection('duplicate', `is a symlink to ${direct} (read there)`);
+      const earlier = seen.read.get(real);
+      if (earlier !== undefined) throw new Rejection('duplicate', `is the same file as ${earlier} (already read)`);
+      seen.read.set(real, display);
+
+      if (await isPdf(abs)) {
+        // Parsed whole, within the PDF reader's own limits.
+        const r = this.opts.pdfTextCache ? await readPdfKept(abs, display, before, pdf, this.opts.pdfTextCache, this.opts) : await pdf.read({ path: abs }, display, signal);
+        await warnIfChanged(abs, display, before, r.bytes, this.opts.warn);
+        yield* this.counted(framing.frame(display, fromArray(r.segments, undefined)));
+        return { item, info: { path: display, kind: 'pdf', bytes: r.bytes, pages: r.pages }, how: 'pdf', spool: null };
+      }
+      let text = segmentText(readBytes(abs, display, { signal }), display);
+      // A found file is read whole before any of it goes on: if it is skipped, nothing of it was read.
+      if (!item.named) text = await whole(text);
+      const r = yield* this.counted(framing.frame(display, text));
+      await warnIfChanged(abs, display, before, r.bytes, this.opts.warn);
+      this.textLines.set(display, r.lines);
+      return { item, info: { path: display, kind: 'text', bytes: r.bytes, encoding: r.encoding }, how: 'text', spool: null };
+    } catch (e) {
+      await spool?.close();
+      if (signal?.aborted) throw e;
+      if (e instanceof Rejection) {
+        if (item.named) {
+          // Naming the same file twice is harmless: it is read once.
+          if (e.category === 'duplicate') {
+            this.skipped.push({ path: display, reason: e.message });
+            return null;
+          }
+          throw e.toCtxError(display);
+        }
+        item.group!.skipped.push({ path: display, reason: e.message, category: e.category });
+        return null;
+      }
+      if ((e as NodeJS.ErrnoException)?.code) {
+        if (item.named) throw fsError(e, display);
+        item.group!.skipped.push({ path: display, reason: `cannot be read: ${fsError(e, '').message}`, category: 'unreadable' });
+        return null;
+      }
+      throw e;
+    }
+  }
+
+  /** The segments again, from the inputs the first reading read; each must give what it gave then. */
+  private async *readAgain(signal?: AbortSignal): AsyncGenerator<Segment> {
+    const pdf = new PdfReader(this.opts.pdfLimits);
+    const framing = new Framing(this.withHeaders);
+    try {
+      for (const { item, info, how, spool } of this.reads) {
+        signal?.throwIfAborted();
+        const path = item.kind === 'stdin' ? STDIN_PATH : item.abs;
+        let bytes: number;
+        try {
+          if (how === 'pdf') {
+            const r = this.opts.pdfTextCache ? await readPdfKept(path, info.path, await stat(path), pdf, this.opts.pdfTextCache, this.opts) : await pdf.read({ path }, info.path, signal);
+            yield* framing.frame(info.path, fromArray(r.segments, undefined));
+            bytes = r.bytes;
+          } else if (how === 'text') {
+            bytes = (yield* framing.frame(info.path, segmentText(readBytes(path, info.path, { signal }), info.path))).bytes;
+          } else {
+            if (spool === null) throw new Error(`${info.path} can be read only once: openInputs needs a spoolDir to read it again`);
+            bytes = (yield* framing.frame(info.path, stdinSegments(spool.read(signal), pdf, signal, info.path))).bytes;
+          }
+        } catch (e) {
+          if (signal?.aborted || !(e instanceof Rejection || (e as NodeJS.ErrnoException)?.code)) throw e;
+          const why = e instanceof Rejection ? e.message : fsError(e, '').message;
+          throw new CtxError('input', `changed since ctx first read it (now it ${why}); run again`, { path: info.path });
+        }
+        if (bytes !== info.bytes) {
+          throw new CtxError('input', `changed since ctx first read it (${info.bytes} bytes then, ${bytes} now); run again`, { path: info.path });
+        }
+      }
+    } finally {
+      await pdf.close();
+    }
+  }
+}
+
+/**
+ * Resolves what `specs` name (nothing is read yet). Missing files, folders or globs with nothing to
+ * read, and "-" twice fail here.
+ */
+export async function openInputs(specs: string[], opts: ReadOptions = {}): Promise<Inputs> {
   if (specs.length === 0) throw new CtxError('usage', 'no input given: name files, folders, globs, or - for stdin');
   const { items, groups } = await resolveSpecs(specs, opts);
+  return new Inputs(items, groups, groups.length > 0 || (await distinctNamed(items)) > 1, opts);
+}
 
-  const doc: Document = { segments: [], sources: [], skipped: [] };
-  const reads: ItemRead[] = [];
-  const seen: SeenFiles = { read: new Map(), direct: await directPaths(items) };
-  const pdf = new PdfReader(opts.pdfLimits);
+/** All the inputs read into one Document held in memory (tests; hierarchical summaries hold the text anyway). */
+export async function readInputs(specs: string[], opts: ReadOptions = {}): Promise<Document> {
+  const inputs = await openInputs(specs, { ...opts, holdChars: Infinity, spoolDir: undefined });
+  const segments: Segment[] = [];
   try {
-    for (const item of items) {
-      opts.signal?.throwIfAborted();
-      const got = item.kind === 'stdin' ? await readStdinItem(pdf, opts) : await readFileItem(item, pdf, seen, doc, opts);
-      if (!got) continue;
-      reads.push(got);
-      if (item.kind === 'file' && item.group) item.group.read++;
-    }
+    for await (const seg of inputs.segments()) segments.push(seg);
   } finally {
-    await pdf.close();
+    await inputs.close();
   }
+  return { segments, sources: inputs.sources, skipped: inputs.skipped };
+}
 
-  // Headers when there is more than one source or the sources came from a folder: the model then
-  // sees which file each part comes from. A header is a segment of its own so that lineStart of the
-  // text segments keeps counting the file's own lines.
-  const withHeaders = reads.length > 1 || groups.length > 0;
-  for (const { segments, info } of reads) {
-    if (withHeaders) {
-      const label = info.path === STDIN_PATH ? 'stdin' : info.path;
-      const blank = doc.segments.length ? '\n' : '';
-      doc.segments.push({ text: `${blank}==> ${label} <==\n`, source: { path: info.path } });
-      endWithNewline(segments);
+/**
+ * How many inputs will be read when only named ones are given (files, stdin): a file named twice is
+ * read once. More than one, and each gets a header.
+ */
+async function distinctNamed(items: Item[]): Promise<number> {
+  const files = new Set<string>();
+  let others = 0;
+  for (const item of items) {
+    const real = item.kind === 'file' ? await realpath(item.abs).catch(() => null) : null;
+    const regular = item.kind === 'file' && (await stat(item.abs).then((s) => s.isFile(), () => false));
+    if (real !== null && regular) files.add(real);
+    else others++;
+  }
+  return files.size + others;
+}
+
+// --- how a source is framed, and small stream helpers ------------------------------------------------
+
+/**
+ * Headers when there is more than one source or the sources came from a folder: the model then
+ * sees which file each part comes from. A header is a segment of its own so that lineStart of the
+ * text segments keeps counting the file's own lines; it comes with the source's first segment (a
+ * source with none gets none), and the source's last segment ends with a line break.
+ */
+class Framing {
+  private any = false;
+
+  constructor(private readonly on: boolean) {}
+
+  async *frame<R>(path: string, segments: AsyncGenerator<Segment, R>): AsyncGenerator<Segment, R> {
+    if (!this.on) return yield* segments;
+    let last: Segment | null = null;
+    for (;;) {
+      const r = await segments.next();
+      if (r.done) {
+        if (last) yield last.text.endsWith('\n') ? last : { ...last, text: `${last.text}\n` };
+        return r.value;
+      }
+      if (last) yield last;
+      else {
+        const label = path === STDIN_PATH ? 'stdin' : path;
+        yield { text: `${this.any ? '\n' : ''}==> ${label} <==\n`, source: { path } };
+        this.any = true;
+      }
+      last = r.value;
     }
-    for (const seg of segments) doc.segments.push(seg); // a loop: spreading 100k+ segments overflows the stack
-    doc.sources.push(info);
   }
+}
 
-  for (const group of groups) {
-    if (group.read === 0) throw nothingToRead(group);
-    // Walk-time skips (ignored, too large) and read-time skips (binary, empty) in one path order.
-    const skipped = [...group.skipped].sort((a, b) => compareCodeUnits(a.path, b.path));
-    for (const { path, reason } of skipped) doc.skipped.push({ path, reason });
+/** Chunks passed on, each written to the spool first (when there is one). */
+async function* tee(chunks: AsyncIterable<Buffer>, spool: Spool | null): AsyncGenerator<Buffer> {
+  for await (const c of chunks) {
+    await spool?.write(c);
+    yield c;
   }
-  return doc;
+}
+
+async function* fromArray<R>(segments: Segment[], result: R): AsyncGenerator<Segment, R> {
+  yield* segments;
+  return result;
+}
+
+/** Reads a generator to its end first, then gives the same segments and result. */
+async function whole<R>(g: AsyncGenerator<Segment, R>): Promise<AsyncGenerator<Segment, R>> {
+  const segments: Segment[] = [];
+  for (;;) {
+    const r = await g.next();
+    if (r.done) return fromArray(segments, r.value);
+    segments.push(r.value);
+  }
 }
 
 // --- resolving what the specs name -------------------------------------------------------------
@@ -167,81 +457,6 @@ async function expandGlob(spec: string, opts: ReadOptions): Promise<WalkResult> 
   return walk;
 }
 
-// --- reading one item --------------------------------------------------------------------------
-
-interface ItemRead {
-  segments: Segment[];
-  info: SourceInfo;
-}
-
-async function readStdinItem(pdf: PdfReader, opts: ReadOptions): Promise<ItemRead | null> {
-  try {
-    const r = await readStdin(opts.stdin ?? process.stdin, pdf, opts.signal);
-    const info: SourceInfo = { path: STDIN_PATH, kind: 'stdin', bytes: r.bytes };
-    if (r.pages !== undefined) info.pages = r.pages;
-    if (r.encoding) info.encoding = r.encoding;
-    return { segments: r.segments, info };
-  } catch (e) {
-    if (e instanceof Rejection) {
-      if (opts.implicitStdin && e.category === 'empty') return null;
-      throw e.toCtxError('stdin');
-    }
-    throw e;
-  }
-}
-
-async function readFileItem(
-  item: Extract<Item, { kind: 'file' }>,
-  pdf: PdfReader,
-  seen: SeenFiles,
-  doc: Document,
-  opts: ReadOptions,
-): Promise<ItemRead | null> {
-  const { abs, display } = item;
-  try {
-    const before = await stat(abs);
-    const regular = before.isFile();
-    if (regular) {
-      // Pipes and devices (/dev/fd/63 from `<(cmd)`) have no path to compare; each is its own input.
-      const real = await realpath(abs);
-      const direct = item.viaLink ? seen.direct.get(real) : undefined;
-      if (direct !== undefined) throw new Rejection('duplicate', `is a symlink to ${direct} (read there)`);
-      const earlier = seen.read.get(real);
-      if (earlier !== undefined) throw new Rejection('duplicate', `is the same file as ${earlier} (already read)`);
-      seen.read.set(real, display);
-    }
-
-    if (await isPdf(abs, regular)) {
-      const r = regular && opts.pdfTextCache ? await readPdfKept(abs, display, before, pdf, opts.pdfTextCache, opts) : await pdf.read({ path: abs }, display, opts.signal);
-      if (regular) await warnIfChanged(abs, display, before, r.bytes, opts.warn);
-      return { segments: r.segments, info: { path: display, kind: 'pdf', bytes: r.bytes, pages: r.pages } };
-    }
-    const r = await readTextFile(abs, display, { signal: opts.signal, fifo: before.isFIFO() });
-    if (regular) await warnIfChanged(abs, display, before, r.bytes, opts.warn);
-    return { segments: r.segments, info: { path: display, kind: 'text', bytes: r.bytes, encoding: r.encoding } };
-  } catch (e) {
-    if (opts.signal?.aborted) throw e;
-    if (e instanceof Rejection) {
-      if (item.named) {
-        // Naming the same file twice is harmless: it is read once.
-        if (e.category === 'duplicate') {
-          doc.skipped.push({ path: display, reason: e.message });
-          return null;
-        }
-        throw e.toCtxError(display);
-      }
-      item.group!.skipped.push({ path: display, reason: e.message, category: e.category });
-      return null;
-    }
-    if ((e as NodeJS.ErrnoException)?.code) {
-      if (item.named) throw fsError(e, display);
-      item.group!.skipped.push({ path: display, reason: `cannot be read: ${fsError(e, '').message}`, category: 'unreadable' });
-      return null;
-    }
-    throw e;
-  }
-}
-
 /**
  * A PDF's text from the text cache when these bytes were parsed before, else parsed (from the bytes
  * hashed, so the entry is the text of exactly those bytes) and kept. A cache that cannot be written
@@ -293,10 +508,9 @@ async function directPaths(items: Item[]): Promise<Map<string, string>> {
   return paths;
 }
 
-/** By extension, or by content for PDFs saved without one. */
-async function isPdf(abs: string, regular: boolean): Promise<boolean> {
+/** A regular file is a PDF by extension, or by content for PDFs saved without one. */
+async function isPdf(abs: string): Promise<boolean> {
   if (extname(abs).toLowerCase() === '.pdf') return true;
-  if (!regular) return false; // never read ahead on a pipe: the bytes would be lost
   const fh = await open(abs, 'r');
   try {
     const head = new Uint8Array(5);
@@ -305,11 +519,6 @@ async function isPdf(abs: string, regular: boolean): Promise<boolean> {
   } finally {
     await fh.close();
   }
-}
-
-function endWithNewline(segments: Segment[]): void {
-  const last = segments[segments.length - 1];
-  if (last && !last.text.endsWith('\n')) last.text += '\n';
 }
 
 // --- "nothing to read" ---------------------------------------------------------------------------

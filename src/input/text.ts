@@ -6,9 +6,10 @@
 //   - segments end at a line break near SEGMENT_CHARS, so each one knows its first line.
 
 import { isUtf8 } from 'node:buffer';
-import { constants, createReadStream, openSync } from 'node:fs';
+import { close, constants, createReadStream, openSync, read } from 'node:fs';
 import { Socket } from 'node:net';
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
+import { CtxError } from '../errors.js';
 import type { Segment } from './document.js';
 import {
   SNIFF_BYTES,
@@ -28,7 +29,12 @@ export interface TextReadResult {
   segments: Segment[];
   bytes: number;
   encoding: TextEncoding;
+  /** Lines of text (a last line without a line break counts). */
+  lines: number;
 }
+
+/** What reading a text found besides its segments. */
+export type TextSummary = Omit<TextReadResult, 'segments'>;
 
 /** How one encoding is cut into whole characters, checked and decoded. */
 interface Codec {
@@ -70,12 +76,13 @@ function utf16(littleEndian: boolean): Codec {
 }
 
 /**
- * Receives the bytes of one input in order (push), then returns its segments (end). Throws a
- * Rejection for binary, undecodable or empty input; the caller decides whether that is an error or a
- * skip.
+ * Receives the bytes of one input in order (push); its segments can be taken as they are completed
+ * (take) and the rest come with end(). Throws a Rejection for binary, undecodable or empty input;
+ * the caller decides whether that is an error or a skip.
  */
 export class TextSegmenter {
-  readonly segments: Segment[] = [];
+  /** Segments completed and not yet taken. */
+  private ready: Segment[] = [];
   private readonly path: string;
   private readonly segmentChars: number;
   private head: Buffer[] = [];
@@ -88,6 +95,7 @@ export class TextSegmenter {
   private bytes = 0;
   private pending = '';
   private line = 1;
+  private endsOpen = false;
   private sawText = false;
 
   constructor(path: string, segmentChars = SEGMENT_CHARS) {
@@ -107,6 +115,14 @@ export class TextSegmenter {
     if (this.headBytes >= SNIFF_BYTES) this.startDecoding();
   }
 
+  /** The segments completed since the last take(). */
+  take(): Segment[] {
+    const out = this.ready;
+    this.ready = [];
+    return out;
+  }
+
+  /** The segments not yet taken, and what the input was. */
   end(): TextReadResult {
     if (!this.codec) this.startDecoding();
     if (this.carry.length > 0) {
@@ -115,7 +131,7 @@ export class TextSegmenter {
     this.flush(true);
     if (this.bytes === 0) throw new Rejection('empty', 'is empty', 'emptyInput');
     if (!this.sawText) throw new Rejection('empty', 'is empty (only whitespace)', 'emptyInput');
-    return { segments: this.segments, bytes: this.bytes, encoding: this.encoding };
+    return { segments: this.take(), bytes: this.bytes, encoding: this.encoding, lines: this.line - 1 + (this.endsOpen ? 1 : 0) };
   }
 
   /** Called once the first 8 KiB (or the whole, shorter input) are in: pick the codec, sniff, decode. */
@@ -187,8 +203,9 @@ export class TextSegmenter {
       }
       const text = this.pending.slice(0, cut);
       this.pending = this.pending.slice(cut);
-      this.segments.push({ text, source: { path: this.path, lineStart: this.line } });
+      this.ready.push({ text, source: { path: this.path, lineStart: this.line } });
       this.line += countNewlines(text);
+      this.endsOpen = !text.endsWith('\n');
     }
   }
 }
@@ -200,34 +217,86 @@ function countNewlines(text: string): number {
 }
 
 /**
+ * The segments of a stream of bytes as they are decoded, in order; returns what the text was. A
+ * Rejection (binary, undecodable, empty) is thrown where it is found.
+ */
+export async function* segmentText(chunks: AsyncIterable<Buffer | Uint8Array | string>, displayPath: string, segmentChars?: number): AsyncGenerator<Segment, TextSummary> {
+  const segmenter = new TextSegmenter(displayPath, segmentChars);
+  for await (const chunk of chunks) {
+    segmenter.push(typeof chunk === 'string' ? Buffer.from(chunk) : Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    yield* segmenter.take();
+  }
+  const { segments, ...summary } = segmenter.end();
+  yield* segments;
+  return summary;
+}
+
+/** How a named input is read: a file (seekable), a pipe, or a character device. */
+export type ByteSourceKind = 'file' | 'fifo' | 'device';
+
+export interface OpenBytesOptions {
+  kind?: ByteSourceKind;
+  /**
+   * A pipe or device that sends nothing at all (no byte, no end) for this long fails with one line
+   * naming it; 0 waits for ever. Files are not timed.
+   */
+  waitMs?: number;
+  signal?: AbortSignal;
+}
+
+/**
+ * The bytes of a named input as chunks. The signal stops the read at once, even while it waits for
+ * data that never comes (a pipe whose writer is idle, a device with nothing to say).
+ */
+export async function* readBytes(absPath: string, displayPath: string, o: OpenBytesOptions = {}): AsyncGenerator<Buffer> {
+  o.signal?.throwIfAborted();
+  const kind = o.kind ?? 'file';
+  const stream = kind === 'fifo' ? openFifo(absPath) : kind === 'device' ? openDevice(absPath) : createReadStream(absPath, { highWaterMark: 64 * 1024 });
+  const onAbort = () => stream.destroy();
+  o.signal?.addEventListener('abort', onAbort, { once: true });
+  let timer: NodeJS.Timeout | undefined;
+  if (kind !== 'file' && o.waitMs) {
+    const seconds = Math.round(o.waitMs / 100) / 10;
+    const what = kind === 'fifo' ? 'nothing writes to this pipe' : 'this device sends nothing';
+    timer = setTimeout(() => {
+      stream.destroy(new CtxError('input', `nothing arrived in ${seconds} s: ${what} (--stdin-wait sets how long to wait, 0 = forever)`, { path: displayPath }));
+    }, o.waitMs);
+    const settled = () => clearTimeout(timer);
+    stream.once('data', settled);
+    stream.once('end', settled);
+  }
+  try {
+    for await (const chunk of stream) {
+      o.signal?.throwIfAborted();
+      yield chunk as Buffer;
+    }
+  } catch (e) {
+    o.signal?.throwIfAborted();
+    throw e;
+  } finally {
+    clearTimeout(timer);
+    o.signal?.removeEventListener('abort', onAbort);
+    stream.destroy();
+  }
+  o.signal?.throwIfAborted();
+}
+
+/**
  * Reads a text file into segments, streaming. fs errors (ENOENT, EACCES, EISDIR) are thrown as they
- * come; content problems as Rejections. The signal stops the read at once, even while it waits for
- * data that never comes (a pipe whose writer is idle).
+ * come; content problems as Rejections.
  */
 export async function readTextFile(
   absPath: string,
   displayPath: string,
-  opts: { signal?: AbortSignal; segmentChars?: number; fifo?: boolean } = {},
+  opts: { signal?: AbortSignal; segmentChars?: number; fifo?: boolean; waitMs?: number } = {},
 ): Promise<TextReadResult> {
-  opts.signal?.throwIfAborted();
-  const segmenter = new TextSegmenter(displayPath, opts.segmentChars);
-  const stream = opts.fifo ? await openFifo(absPath) : createReadStream(absPath, { highWaterMark: 64 * 1024 });
-  const onAbort = () => stream.destroy();
-  opts.signal?.addEventListener('abort', onAbort, { once: true });
-  try {
-    for await (const chunk of stream) {
-      opts.signal?.throwIfAborted();
-      segmenter.push(chunk as Buffer);
-    }
-  } catch (e) {
-    opts.signal?.throwIfAborted();
-    throw e;
-  } finally {
-    opts.signal?.removeEventListener('abort', onAbort);
-    stream.destroy();
+  const segments: Segment[] = [];
+  const text = segmentText(readBytes(absPath, displayPath, { kind: opts.fifo ? 'fifo' : 'file', waitMs: opts.waitMs, signal: opts.signal }), displayPath, opts.segmentChars);
+  for (;;) {
+    const r = await text.next();
+    if (r.done) return { segments, ...r.value };
+    segments.push(r.value);
   }
-  opts.signal?.throwIfAborted();
-  return segmenter.end();
 }
 
 /**
@@ -237,8 +306,51 @@ export async function readTextFile(
  * stdin, and the stream can be destroyed at any time; it still waits for a writer, and ends when the
  * last writer closes.
  */
-async function openFifo(path: string): Promise<Readable> {
+function openFifo(path: string): Readable {
   // Synchronous is fine here: a non-blocking open returns at once. The socket owns the descriptor.
   const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
   return new Socket({ fd, readable: true, writable: false });
+}
+
+/** How long a device with nothing to read is left before it is asked again. */
+const DEVICE_POLL_MS = 20;
+
+/**
+ * A character device as a stream that never blocks a thread: opened non-blocking and read with
+ * retries while it has nothing to say, so a device that never sends anything (a terminal, a serial
+ * line) can still be given up on or interrupted. A device that sends (/dev/urandom) is read at full
+ * speed; binary data is then refused after its first 8 KiB like any binary file.
+ */
+function openDevice(path: string): Readable {
+  const fd = openSync(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  const buf = Buffer.alloc(64 * 1024);
+  let destroyed = false;
+  // The descriptor is closed only when no read is using it (a read in flight returns at once).
+  let reading: Promise<unknown> = Promise.resolve();
+  const readSome = (): Promise<Buffer | null> =>
+    new Promise((resolveRead, rejectRead) => {
+      const attempt = () => {
+        if (destroyed) return resolveRead(null);
+        read(fd, buf, 0, buf.length, null, (e, n) => {
+          if (e && (e.code === 'EAGAIN' || e.code === 'EWOULDBLOCK')) return void setTimeout(attempt, DEVICE_POLL_MS);
+          if (e) return rejectRead(e);
+          resolveRead(n === 0 ? null : Buffer.from(buf.subarray(0, n)));
+        });
+      };
+      attempt();
+    });
+  return new Readable({
+    read() {
+      const next = readSome();
+      reading = next.catch(() => {});
+      next.then(
+        (chunk) => !destroyed && this.push(chunk),
+        (e: Error) => this.destroy(e),
+      );
+    },
+    destroy(e, done) {
+      destroyed = true;
+      void reading.then(() => close(fd, () => done(e)));
+    },
+  });
 }

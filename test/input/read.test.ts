@@ -1,12 +1,13 @@
 // readInputs with named files, several inputs, stdin and PDFs: what becomes an error (and with which
 // exit kind), what is skipped, and what the Document says about each source.
 import assert from 'node:assert/strict';
+import { execFileSync, spawn } from 'node:child_process';
 import { chmodSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { describe, it } from 'node:test';
 import { CtxError } from '../../src/errors.js';
-import { readInputs } from '../../src/input/read.js';
+import { openInputs, readInputs } from '../../src/input/read.js';
 import { PDF_PAGE_MARKERS } from '../../scripts/make-fixtures.js';
 import { inputFixtures, isRoot, scratchDir, sharedPath } from '../helpers/fixtures.js';
 
@@ -100,12 +101,8 @@ describe('stdin', () => {
     assert.equal(doc.segments[0]!.text, '==> stdin <==\n');
   });
 
-  it('an empty stdin is an error when named, and simply no input when ctx added it', async () => {
+  it('an empty stdin is an error', async () => {
     await rejectsWith(readInputs(['-'], { stdin: Readable.from([]) }), 'emptyInput', 'stdin: is empty');
-    const f = fx.path('repo/README.md');
-    const doc = await readInputs(['-', f], { stdin: Readable.from([]), implicitStdin: true });
-    assert.deepEqual(doc.sources.map((s) => s.path), [f]);
-    assert.equal(doc.segments[0]!.text, '# Demo repo\n\nRead me first.\n', 'one source left: no header');
   });
 
   it('binary stdin is refused', async () => {
@@ -184,5 +181,58 @@ describe('PDF', { skip: fx.skipPdf }, () => {
     assert.deepEqual(pages, [...pages].sort((a, b) => a - b), 'pages in order');
     assert.ok(pages.length > 250 && pages[pages.length - 1]! <= 261);
     assert.match(doc.segments[0]!.text, /Debian Reference/);
+  });
+});
+
+describe('reading again (a document too long to hold)', () => {
+  const pdf = (f: string) => fx.path(`pdf/${f}`);
+  /** Every reading of `inputs`, as the texts of its segments. */
+  const reading = async (it: AsyncIterable<{ text: string }>) => {
+    const texts: string[] = [];
+    for await (const s of it) texts.push(s.text);
+    return texts;
+  };
+
+  it('gives the same segments from files, a PDF, stdin and a named pipe, holding none of them', async () => {
+    const dir = scratchDir('again');
+    const a = join(dir, 'a.txt');
+    writeFileSync(a, 'first file\n'.repeat(20_000));
+    const fifo = join(dir, 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    spawn('sh', ['-c', `printf 'from a pipe\\nlast line' > '${fifo}'`]);
+    const spoolDir = join(dir, 'spool');
+    const inputs = await openInputs([a, pdf('three-pages.pdf'), '-', fifo], {
+      stdin: Readable.from(['piped text\n']),
+      holdChars: 1000,
+      spoolDir: () => spoolDir,
+    });
+    const first = await reading(inputs.segments());
+    assert.equal(inputs.isHeld, false);
+    assert.deepEqual(inputs.sources.map((s) => s.path), [a, pdf('three-pages.pdf'), '-', fifo]);
+    assert.equal(inputs.chars, first.join('').length);
+    assert.deepEqual([...inputs.textLines], [[a, 20_000], ['-', 1], [fifo, 2]]);
+    assert.equal(first[0], `==> ${a} <==\n`);
+    assert.ok(first.at(-1)!.endsWith('last line\n'), 'each source ends with a line break under headers');
+    assert.deepEqual(await reading(inputs.segments()), first);
+    assert.deepEqual(await reading(inputs.segments()), first);
+    await inputs.close();
+  });
+
+  it('a small document is held: read once', async () => {
+    const inputs = await openInputs([fx.path('repo/README.md')]);
+    const first = await reading(inputs.segments());
+    assert.equal(inputs.isHeld, true);
+    assert.deepEqual(await reading(inputs.segments()), first);
+  });
+
+  it('a file that changed since the first reading is an input error naming it', async () => {
+    const f = join(scratchDir('changed'), 'log.txt');
+    writeFileSync(f, 'one line\n'.repeat(1000));
+    const inputs = await openInputs([f], { holdChars: 10 });
+    await reading(inputs.segments());
+    writeFileSync(f, 'one line\n'.repeat(999));
+    await rejectsWith(reading(inputs.segments()), 'input', `${f}: changed since ctx first read it (9000 bytes then, 8991 now); run again`);
+    writeFileSync(f, Buffer.from([0xff, 0xfe, 0x00]));
+    await rejectsWith(reading(inputs.segments()), 'input', new RegExp(`^${f}: changed since ctx first read it \\(now it is `));
   });
 });
