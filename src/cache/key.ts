@@ -43,6 +43,11 @@ export class TokenHasher {
     this.count += ids.length;
   }
 
+  /** Ids hashed so far. */
+  get counted(): number {
+    return this.count;
+  }
+
   digest(): TokenDigest {
     return { count: this.count, sha256: this.hash.digest('hex') };
   }

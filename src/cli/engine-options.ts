@@ -168,6 +168,7 @@ export function documentOptions(o: EngineCliOptions, inputs: DocumentInputs, run
     maxKvMemory: o.maxKvMemory,
     cache: o.cache === false ? false : { maxBytes: o.cacheMaxSize },
     stdin: guardedStdin(inputs.specs, run, o.stdinWait ?? 0),
+    pipeWaitSeconds: o.stdinWait ?? 0,
     env: run.env,
     signal: run.signal,
     onEvent: (e) => r.event(e),

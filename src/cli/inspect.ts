@@ -21,9 +21,9 @@ import type { StrategyName } from '../engine/strategies/index.js';
 import { EXIT } from '../errors.js';
 import { counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
-import type { Document } from '../input/document.js';
+import type { Document, Segment } from '../input/document.js';
 import { PdfTextCache } from '../input/pdf-text-cache.js';
-import { readInputs } from '../input/read.js';
+import { openInputs } from '../input/read.js';
 import type { ModelConfig } from '../model/config.js';
 import { loadModelConfig } from '../model/model.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
@@ -140,19 +140,31 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
     const dir = await resolveModelDir(DEFAULT_MODEL, { env: run.env }).catch(() => null);
     if (dir) model = { name: DEFAULT_MODEL, dir, config: await loadModelConfig(dir) };
   }
-  const read = await readInputs(specs, {
+  // One reading, streamed: text and ids are counted as they pass, so inspecting a document of any
+  // length takes the memory of the pieces in flight. Citation markers need the whole text: with
+  // them (the default, as ask reads it) the document is held.
+  const read = await openInputs(specs, {
     maxFileBytes: opts.maxFileBytes,
     followLinks: opts.followLinks,
     stdin: guardedStdin(specs, run, opts.stdinWait),
+    pipeWaitMs: opts.stdinWait * 1000,
+    holdChars: 0,
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
     pdfTextCache: new PdfTextCache(pdfTextDir(run.env)),
   });
   // The document as ask and summarize read it: with their citation markers unless --no-cite.
   const sources = new SourceMarking(opts.cite);
-  const doc = sources.mark(read);
+  let segments: () => AsyncIterable<Segment> | Iterable<Segment> = () => read.segments();
+  if (opts.cite) {
+    const all: Segment[] = [];
+    for await (const s of read.segments()) all.push(s);
+    const marked = sources.mark({ segments: all, sources: read.sources, skipped: read.skipped });
+    segments = () => marked.segments;
+  }
   const tokenizer = model ? await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }) : null;
-  const tokens = tokenizer ? await countTokens(doc, tokenizer, run.signal) : estimateTokens(doc);
+  const tokens = tokenizer ? await countTokens(segments(), tokenizer, run.signal) : await estimateTokens(segments());
+  const doc = { sources: read.sources, skipped: read.skipped };
   const cost = tokenizer ? await sources.cost(tokenizer) : null;
   const markers = sources.kinds && sources.markerCount > 0 ? { count: sources.markerCount, tokens: cost?.tokens ?? null, forms: markerForms(sources.kinds) } : null;
   let plan: InspectReport['plan'] = null;
@@ -173,22 +185,21 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
   if (plan && !plan.fits) run.exitCode = EXIT.doesNotFit;
 }
 
-/** Exact counts with the model's tokenizer, segment by segment (as the engine encodes them: reader.ts tokenizeDocument). */
-async function countTokens(doc: Document, tokenizer: TextTokenizer, signal: AbortSignal): Promise<TokenCount> {
-  const { ids, segmentStarts } = await tokenizer.encodeSegments(doc.segments, { signal });
+/** Exact counts with the model's tokenizer, segment by segment as they stream (as the engine encodes them: document-tokens.ts). */
+async function countTokens(segments: AsyncIterable<Segment> | Iterable<Segment>, tokenizer: TextTokenizer, signal: AbortSignal): Promise<TokenCount> {
   const perSource = new Map<string, number>();
-  doc.segments.forEach((seg, i) => {
-    const end = i + 1 < segmentStarts.length ? segmentStarts[i + 1]! : ids.length;
-    const n = end - segmentStarts[i]!;
-    perSource.set(seg.source.path, (perSource.get(seg.source.path) ?? 0) + n);
-  });
-  return { method: 'tokenizer', total: ids.length, perSource };
+  let total = 0;
+  for await (const { segment, ids } of tokenizer.encodeSegmentStream(segments, { signal })) {
+    perSource.set(segment.source.path, (perSource.get(segment.source.path) ?? 0) + ids.length);
+    total += ids.length;
+  }
+  return { method: 'tokenizer', total, perSource };
 }
 
 /** Characters / CHARS_PER_TOKEN per source; labelled an estimate wherever it is shown. */
-export function estimateTokens(doc: Document): TokenCount {
+export async function estimateTokens(segments: AsyncIterable<Segment> | Iterable<Segment>): Promise<TokenCount> {
   const chars = new Map<string, number>();
-  for (const seg of doc.segments) chars.set(seg.source.path, (chars.get(seg.source.path) ?? 0) + seg.text.length);
+  for await (const seg of segments) chars.set(seg.source.path, (chars.get(seg.source.path) ?? 0) + seg.text.length);
   const perSource = new Map<string, number>();
   let total = 0;
   for (const [path, n] of chars) {
@@ -208,7 +219,7 @@ function markerForms(kinds: NonNullable<SourceMarking['kinds']>): string {
 }
 
 export function buildReport(
-  doc: Document,
+  doc: Pick<Document, 'sources' | 'skipped'>,
   tokens: TokenCount & { markers: InspectReport['tokens']['markers'] },
   model: { name: string; dir: string; config: ModelConfig } | null,
   plan: InspectReport['plan'],

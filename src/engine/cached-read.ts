@@ -21,16 +21,17 @@ import { formatBytes } from '../units.js';
 import type { EventSink } from './events.js';
 import type { LoadedModel } from './loaded-model.js';
 import type { RunPlan } from './plan.js';
-import { readDocument } from './reader.js';
+import type { DocumentTokens } from './document-tokens.js';
+import { readDocument, type StreamedPrompt } from './reader.js';
 import { Session } from './session.js';
 
 export interface CachedRead {
   loaded: LoadedModel;
   plan: RunPlan;
-  /** [prefix ; document] tokens. */
-  prompt: Int32Array;
-  /** How many of them are the prefix: progress and `read` count the document's tokens only. */
-  prefixTokens: number;
+  /** Prompt tokens before the document (system prompt, template). */
+  prefix: Int32Array;
+  /** The document's tokens (kept, or encoded again as they are fed). */
+  document: DocumentTokens;
   /** null: neither use nor fill the cache. */
   cache: SessionCache | null;
   /** What `ctx cache ls` shows about the entry. */
@@ -62,11 +63,18 @@ export interface PendingSave {
  * is done, saved, or warnings about the cache).
  */
 export async function readOrRestore(r: CachedRead): Promise<ReadResult> {
-  const { loaded, plan, prompt, cache, emit } = r;
+  const { loaded, plan, prefix, document, cache, emit } = r;
+  const prompt: StreamedPrompt = {
+    length: prefix.length + document.count,
+    async *pieces(signal) {
+      yield prefix;
+      yield* document.pieces(signal);
+    },
+  };
   const key = cache
     ? sessionKey({
-        prefix: digestTokens(prompt.subarray(0, r.prefixTokens)),
-        document: digestTokens(prompt.subarray(r.prefixTokens)),
+        prefix: digestTokens(prefix),
+        document: document.digest,
         modelFingerprint: loaded.model.weights.fingerprint(),
         modelConfig: loaded.model.config,
         strategy: plan.strategy,
@@ -79,10 +87,10 @@ export async function readOrRestore(r: CachedRead): Promise<ReadResult> {
     if (restored) return { session: restored, key, saving: null };
   }
 
-  const documentTokens = prompt.length - r.prefixTokens;
+  const documentTokens = document.count;
   const { session, seconds } = await readDocument(loaded, plan, prompt, {
     signal: r.signal,
-    onProgress: (p) => emit({ type: 'progress', ...p, done: Math.max(0, p.done - r.prefixTokens), total: documentTokens }),
+    onProgress: (p) => emit({ type: 'progress', ...p, done: Math.max(0, p.done - prefix.length), total: documentTokens }),
   });
   emit({ type: 'read', tokens: documentTokens, seconds, cached: false });
   if (!cache) return { session, key: null, saving: null };
@@ -123,8 +131,9 @@ async function restore(cache: SessionCache, key: string, r: CachedRead): Promise
   let session: Session | null = null;
   let problem = '';
   // Which tokens they are is the key's business (its digest); an entry must hold as many.
-  if (stored.fedTokens + stored.pending.length !== r.prompt.length) {
-    problem = `it holds ${stored.fedTokens + stored.pending.length} tokens, not the ${r.prompt.length} of its key`;
+  const length = r.prefix.length + r.document.count;
+  if (stored.fedTokens + stored.pending.length !== length) {
+    problem = `it holds ${stored.fedTokens + stored.pending.length} tokens, not the ${length} of its key`;
   } else {
     try {
       session = Session.restore(r.loaded.backend, { ...stored, resolved: r.plan.strategy });
@@ -138,6 +147,6 @@ async function restore(cache: SessionCache, key: string, r: CachedRead): Promise
     r.emit({ type: 'warning', message: `cache: ${path}: discarded a cache entry that does not fit this run (${problem}); reading the document instead` });
     return null;
   }
-  r.emit({ type: 'read', tokens: r.prompt.length - r.prefixTokens, seconds: found.seconds, cached: true });
+  r.emit({ type: 'read', tokens: r.document.count, seconds: found.seconds, cached: true });
   return session;
 }

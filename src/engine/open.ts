@@ -1,8 +1,13 @@
 // Opening a document: the library's front door (src/index.ts exports it; the CLI is one client).
 //
-//   inputs ──readInputs──> Document ──(source markers)──> tokens ──plan──> session ──> OpenDocument
-//   files, folders,        segments +        when cite      tokenizer     restored from the cache,
-//   globs, "-" (stdin)     where they came from             workers       or read and saved
+//   inputs ──openInputs──> segments ──(source markers)──> tokens ──plan──> session ──> OpenDocument
+//   files, folders,        + where they   when cite        tokenizer     restored from the cache,
+//   globs, "-" (stdin)     came from                       workers       or read and saved
+//
+// A document of any length streams through: the inputs are read once to check them (sources,
+// skips), once to count and hash their tokens, and once more into the model, holding neither the
+// text nor the ids unless they are short (read.ts HOLD_CHARS, document-tokens.ts HOLD_TOKENS). With
+// citations on, the marked text is held (markers need the whole document).
 //
 // prepareDocument does the first half (inputs, model, tokens) and stops: summarize decides from the
 // token count how to go on. openDocument does all of it. Progress arrives as typed events
@@ -12,9 +17,12 @@ import type { Readable } from 'node:stream';
 import type { BackendChoice } from '../backend/index.js';
 import { pdfTextDir, SessionCache, sessionsDir } from '../cache/store.js';
 import { CtxError } from '../errors.js';
-import type { Document } from '../input/document.js';
+import { join } from 'node:path';
+import type { Document, Segment } from '../input/document.js';
 import { PdfTextCache } from '../input/pdf-text-cache.js';
-import { readInputs } from '../input/read.js';
+import { openInputs, type Inputs } from '../input/read.js';
+import { ctxCacheDir } from '../model/paths.js';
+import { DocumentTokens } from './document-tokens.js';
 import { readOrRestore, type PendingSave } from './cached-read.js';
 import { SourceMarking } from './citations/source-marking.js';
 import { Conversation } from './conversation.js';
@@ -24,12 +32,12 @@ import { OpenDocument } from './open-document.js';
 import { formatNote, promptFormat, type PromptFormat, type PromptFormatChoice } from './prompt-format.js';
 import type { RunPlan } from './plan.js';
 import { planModelOf, planPrompt, refuseUnlessFits } from './prompt-plan.js';
-import { tokenizeDocument, type TokenizedDocument } from './reader.js';
 import type { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
 import type { SoftplusReweightChoice } from '../model/softplus-config.js';
 
-export { UNKNOWN_QUESTION_TOKENS } from './prompt-plan.js';
+/** Tokens a question may take when it is not known at planning time (chat follow-ups). */
+export const UNKNOWN_QUESTION_TOKENS = 64;
 
 export interface DocumentOptions {
   /** Files, folders and globs, in order; "-" is stdin. */
@@ -63,10 +71,12 @@ export interface DocumentOptions {
   followLinks?: boolean;
   /** Refuse runs whose KV memory would exceed this many bytes. Default 75% of RAM. */
   maxKvMemory?: number;
-  /** The session cache of read documents (size cap 4 GiB) and the kept text of PDFs: on by default; false turns both off. */
+  /** The session cache of read documents: on by default (size cap 4 GiB); false turns it off. */
   cache?: false | { maxBytes?: number };
   /** Where "-" reads from. Default process.stdin. */
   stdin?: Readable;
+  /** A named pipe or device that sends nothing at all for this many seconds fails with one line naming it. Default 0: wait for ever. */
+  pipeWaitSeconds?: number;
   /** Where the cache folders and hub settings come from (CTX_CACHE_DIR, CTX_HF_ENDPOINT…). Default process.env. */
   env?: NodeJS.ProcessEnv;
   /** Cancels reading, loading or tokenizing; the document's questions take their own signals. */
@@ -92,10 +102,12 @@ export class PreparedDocument {
 
   constructor(
     readonly options: DocumentOptions,
-    /** The document as the model reads it (with source markers when cite is on). */
-    readonly doc: Document,
+    /** The inputs: their sources and skips, and their segments again. */
+    private readonly inputs: Inputs,
+    /** The document as the model reads it when it is held (always with source markers), else null. */
+    private readonly marked: Document | null,
     readonly loaded: LoadedModel,
-    readonly tokenized: TokenizedDocument,
+    readonly tokens: DocumentTokens,
     readonly sources: SourceMarking,
     /** How the prompt around the document is written. */
     readonly format: PromptFormat,
@@ -103,6 +115,19 @@ export class PreparedDocument {
     private readonly ownsModel: boolean,
   ) {
     this.emit = options.onEvent ?? ignoreEvents;
+  }
+
+  /** The document's sources (what was read) and skipped files. */
+  get sourcesRead(): Pick<Document, 'sources' | 'skipped'> {
+    return { sources: this.inputs.sources, skipped: this.inputs.skipped };
+  }
+
+  /** The whole document in memory (hierarchical summaries cut it into sections): read again when it is not held. */
+  async document(): Promise<Document> {
+    if (this.marked) return this.marked;
+    const segments: Segment[] = [];
+    for await (const s of this.inputs.segments(this.options.signal)) segments.push(s);
+    return { segments, ...this.sourcesRead };
   }
 
   /**
@@ -132,8 +157,8 @@ export class PreparedDocument {
   }
 
   private async plannedRead(after: string | null, notes: string[]): Promise<ReadSession> {
-    const { loaded, doc, tokenized, options } = this;
-    const { plan, conversation, prefix } = planPrompt(planModelOf(loaded), this.format, options.system, tokenized.ids.length, after, {
+    const { loaded, tokens, options } = this;
+    const { plan, conversation, prefix } = planPrompt(planModelOf(loaded), this.format, options.system, tokens.count, after, {
       strategy: options.strategy,
       maxTokens: options.maxTokens,
       maxKvMemory: options.maxKvMemory,
@@ -143,22 +168,20 @@ export class PreparedDocument {
       type: 'plan',
       strategy: plan.description,
       ...(plan.strategyReason ? { strategyReason: plan.strategyReason } : {}),
-      documentTokens: tokenized.ids.length,
+      documentTokens: tokens.count,
       kvRows: plan.kvRows,
       kvBytes: plan.kvBytes,
       nativeWindow: plan.nativeWindow,
       notes: [...notes, ...formatNote(this.format), ...plan.notes],
-      sourceEnds: sourceEnds(doc, tokenized),
+      // Where each source ends in the document, in tokens: progress counts document tokens too.
+      sourceEnds: this.inputs.sources.map((s) => tokens.sourceEnds.get(s.path) ?? 0),
     });
 
-    const prompt = new Int32Array(prefix.length + tokenized.ids.length);
-    prompt.set(prefix);
-    prompt.set(tokenized.ids, prefix.length);
     const { session, key, saving } = await readOrRestore({
       loaded,
       plan,
-      prompt,
-      prefixTokens: prefix.length,
+      prefix,
+      document: tokens,
       cache: openCache(options),
       inputs: options.inputs,
       signal: options.signal,
@@ -167,10 +190,11 @@ export class PreparedDocument {
     return { session, conversation, plan, cacheKey: key, saving };
   }
 
-  /** Frees the model when this document loaded it. */
+  /** Frees the model when this document loaded it, and what was kept of piped inputs. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    await this.inputs.close();
     if (this.ownsModel) await this.loaded.close();
   }
 }
@@ -182,28 +206,55 @@ export class PreparedDocument {
 export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocument> {
   const emit = o.onEvent ?? ignoreEvents;
   const env = o.env ?? process.env;
-  const read = await readInputs(o.inputs, {
+  const inputs = await openInputs(o.inputs, {
     maxFileBytes: o.maxFileBytes,
     followLinks: o.followLinks,
     signal: o.signal,
     stdin: o.stdin ?? process.stdin,
-    warn: (message) => emit({ type: 'warning', message }),
+    pipeWaitMs: (o.pipeWaitSeconds ?? 0) * 1000,
+    spoolDir: () => join(ctxCacheDir(env), 'spool'),
     pdfTextCache: o.cache === false ? null : new PdfTextCache(pdfTextDir(env)),
+    warn: (message) => emit({ type: 'warning', message }),
   });
+  let ready = false;
+  try {
+    const prepared = await prepareInputs(o, inputs, emit, env);
+    ready = true;
+    return prepared;
+  } finally {
+    if (!ready) await inputs.close();
+  }
+}
+
+async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink, env: NodeJS.ProcessEnv): Promise<PreparedDocument> {
+  // The first reading checks every input before the model loads: a bad input fails at once. Markers
+  // need the whole text, so with citations on it is held.
   const sources = new SourceMarking(o.cite ?? false);
-  const doc = sources.mark(read);
-  for (const s of doc.sources) emit({ type: 'source', ...s });
-  for (const s of doc.skipped) emit({ type: 'skipped', ...s });
+  let marked: Document | null = null;
+  if (o.cite) {
+    const segments: Segment[] = [];
+    for await (const s of inputs.segments()) segments.push(s);
+    marked = sources.mark({ segments, sources: inputs.sources, skipped: inputs.skipped });
+  } else {
+    for await (const _ of inputs.segments());
+  }
+  for (const s of inputs.sources) emit({ type: 'source', ...s });
+  for (const s of inputs.skipped) emit({ type: 'skipped', ...s });
 
   const given = typeof o.model === 'object' ? o.model : null;
   const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads, softplusReweight: o.softplusReweight, env, signal: o.signal, onEvent: emit }));
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
     const format = promptFormat(loaded.tokenizer, o.promptFormat);
-    const tokenized = await tokenizeDocument(loaded, doc, (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }), o.signal);
-    if (tokenized.ids.length === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
+    const segments = marked ? () => marked!.segments : () => inputs.segments();
+    const tokens = await DocumentTokens.encode(loaded.tokenizer, segments, {
+      totalChars: marked ? marked.segments.reduce((n, s) => n + s.text.length, 0) : inputs.chars,
+      onProgress: (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }),
+      signal: o.signal,
+    });
+    if (tokens.count === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
     await sources.report(loaded, emit);
-    return new PreparedDocument(o, doc, loaded, tokenized, sources, format, given === null);
+    return new PreparedDocument(o, inputs, marked ?? (inputs.isHeld ? await heldDocument(inputs) : null), loaded, tokens, sources, format, given === null);
   } catch (e) {
     if (!given) await loaded.close();
     throw e;
@@ -226,15 +277,9 @@ function openCache(o: DocumentOptions): SessionCache | null {
   return new SessionCache(sessionsDir(env), { maxBytes: o.cache?.maxBytes, failWritesWith: env.CTX_TEST_CACHE_WRITE_ERROR || undefined });
 }
 
-/**
- * Where each source ends in the document, in tokens (sources in the document's order): progress
- * counts document tokens too, so a display counts a source as read once `done` passes its end.
- */
-function sourceEnds(doc: Document, tokenized: TokenizedDocument): number[] {
-  const end = new Map<string, number>();
-  doc.segments.forEach((seg, i) => {
-    const stop = i + 1 < doc.segments.length ? tokenized.segmentStarts[i + 1]! : tokenized.ids.length;
-    end.set(seg.source.path, Math.max(end.get(seg.source.path) ?? 0, stop));
-  });
-  return doc.sources.map((s) => end.get(s.path) ?? 0);
+/** A held document's segments, from memory. */
+async function heldDocument(inputs: Inputs): Promise<Document> {
+  const segments: Segment[] = [];
+  for await (const s of inputs.segments()) segments.push(s);
+  return { segments, sources: inputs.sources, skipped: inputs.skipped };
 }

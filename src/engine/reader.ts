@@ -6,7 +6,6 @@
 //   the strategy → for each question: feed the question, generate the answer.
 
 import { CtxError } from '../errors.js';
-import type { Document } from '../input/document.js';
 import type { ReadProgress } from './events.js';
 import type { Conversation, Turn } from './conversation.js';
 import { generate, type FinishReason, type GenerateEvent } from './generate.js';
@@ -20,25 +19,6 @@ import { Session } from './session.js';
 import type { StrategyOptions } from './strategies/index.js';
 
 export type { ReadProgress } from './events.js';
-
-export interface TokenizedDocument {
-  /** Document token ids (segments encoded independently, concatenated). */
-  ids: Int32Array;
-  /** Index of each segment's first token (token → source, for citations). */
-  segmentStarts: Int32Array;
-  seconds: number;
-}
-
-export async function tokenizeDocument(
-  loaded: LoadedModel,
-  doc: Document,
-  onProgress?: (doneChars: number, totalChars: number) => void,
-  signal?: AbortSignal,
-): Promise<TokenizedDocument> {
-  const t0 = performance.now();
-  const { ids, segmentStarts } = await loaded.tokenizer.encodeSegments(doc.segments, { onProgress, signal });
-  return { ids, segmentStarts, seconds: (performance.now() - t0) / 1000 };
-}
 
 export interface PlanOptions {
   strategy: StrategyOptions;
@@ -63,26 +43,79 @@ export function planDocument(loaded: LoadedModel, prefixTokens: number, document
 }
 
 
-/** Reads [prefix ; document] into a new session, reporting progress after every step. */
+/**
+ * A prompt too long to hold, as it is fed: its length, and its ids in order, in pieces of any size
+ * (the prefix, then the document as it is encoded again).
+ */
+export interface StreamedPrompt {
+  length: number;
+  pieces: (signal?: AbortSignal) => AsyncIterable<Int32Array>;
+}
+
+/** Tokens per feed of a streamed prompt, about: enough for steps to stay long, few enough to hold. */
+const FEED_BLOCK_TOKENS = 1 << 16;
+
+/**
+ * Where a streamed prompt may be cut between feeds so that reading it in several feeds leaves the
+ * session exactly as one feed would: at the strategy's own step boundaries (stream: every chunk;
+ * beacon v3: every window; beacon v1: the first window, then every stride), or null when the
+ * strategy reads a prompt in one feed (full, select, focus: the window bounds their prompts).
+ */
+export function feedBlocks(r: RunPlan['strategy']): { first: number; every: number } | null {
+  const grow = (step: number) => step * Math.max(1, Math.floor(FEED_BLOCK_TOKENS / step));
+  if (r.name === 'stream') return { first: grow(r.chunk), every: grow(r.chunk) };
+  if (r.name === 'beacon' && r.version === 'v3') return { first: grow(r.window), every: grow(r.window) };
+  if (r.name === 'beacon') return { first: r.window + grow(r.stride), every: grow(r.stride) };
+  return null;
+}
+
+/** Pieces regrouped into blocks of the given sizes (the last one shorter). */
+async function* regroup(pieces: AsyncIterable<Int32Array>, first: number, every: number): AsyncGenerator<Int32Array> {
+  let block = new Int32Array(first);
+  let filled = 0;
+  for await (const piece of pieces) {
+    for (let at = 0; at < piece.length; ) {
+      const n = Math.min(block.length - filled, piece.length - at);
+      block.set(piece.subarray(at, at + n), filled);
+      filled += n;
+      at += n;
+      if (filled === block.length) {
+        yield block;
+        block = new Int32Array(every);
+        filled = 0;
+      }
+    }
+  }
+  if (filled > 0) yield block.subarray(0, filled);
+}
+
+/**
+ * Reads [prefix ; document] into a new session, reporting progress after every step. A streamed
+ * prompt is fed in blocks cut where the strategy steps anyway (feedBlocks), so memory holds one
+ * block, not the document; a strategy that reads a prompt in one feed gets it whole.
+ */
 export async function readDocument(
   loaded: LoadedModel,
   plan: RunPlan,
-  tokens: Int32Array,
+  prompt: Int32Array | StreamedPrompt,
   opts: { signal?: AbortSignal; onProgress?: (p: ReadProgress) => void } = {},
 ): Promise<{ session: Session; seconds: number }> {
   const session = new Session(loaded.backend, plan.strategy);
+  const total = prompt.length;
   const t0 = performance.now();
   // The time left from a cost model fitted as the read goes (a token costs more as the KV grows).
-  const eta = new ReadEta(tokens.length, plan.kvRows);
-  const report = (done: number) => {
+  const eta = new ReadEta(total, plan.kvRows);
+  let before = 0;
+  const report = (consumed: number) => {
     if (!opts.onProgress) return;
+    const done = before + consumed;
     const elapsed = (performance.now() - t0) / 1000;
     const rate = elapsed > 0 ? done / elapsed : 0;
     const s = session.stats();
     eta.observe(done, s.totalRows, elapsed);
     opts.onProgress({
       done,
-      total: tokens.length,
+      total,
       elapsedSeconds: elapsed,
       tokensPerSecond: rate,
       etaSeconds: eta.remaining(),
@@ -91,13 +124,32 @@ export async function readDocument(
       compression: s.totalRows > 0 ? done / s.totalRows : 1,
     });
   };
+  const feed = { signal: opts.signal, onStep: report, noLogits: true };
   try {
-    await session.feed(tokens, { signal: opts.signal, onStep: report, noLogits: true });
+    const blocks = feedBlocks(plan.strategy);
+    if (prompt instanceof Int32Array) await session.feed(prompt, feed);
+    else if (blocks === null) await session.feed(await gather(prompt, opts.signal), feed);
+    else {
+      for await (const block of regroup(prompt.pieces(opts.signal), blocks.first, blocks.every)) {
+        await session.feed(block, feed);
+        before += block.length;
+      }
+    }
   } catch (e) {
     session.dispose();
     throw e;
   }
   return { session, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function gather(prompt: StreamedPrompt, signal?: AbortSignal): Promise<Int32Array> {
+  const out = new Int32Array(prompt.length);
+  let at = 0;
+  for await (const p of prompt.pieces(signal)) {
+    out.set(p, at);
+    at += p.length;
+  }
+  return out;
 }
 
 export interface AnswerOptions extends SamplingOptions {

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createReferenceBackend } from '../../src/backend/reference/index.js';
-import { sessionKey } from '../../src/cache/key.js';
+import { digestTokens, sessionKey } from '../../src/cache/key.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import type { CtxError } from '../../src/errors.js';
@@ -106,7 +106,7 @@ describe('openModel with a run-time re-weighting', () => {
   it('a read document cached under one re-weighting is not reused under another (the key hashes the config)', () => {
     const dir = tinyModelDir('tiny', { seed: 3, softplus: lssar(15) });
     const key = (m: Model) =>
-      sessionKey({ prompt: Int32Array.of(1, 2, 3), modelFingerprint: 'f', modelConfig: m.config, strategy: resolveStrategy(m.config, { strategy: 'full' }, 3), backend: 'cpu', numeric: 'f32' });
+      sessionKey({ prefix: digestTokens(Int32Array.of(1)), document: digestTokens(Int32Array.of(2, 3)), modelFingerprint: 'f', modelConfig: m.config, strategy: resolveStrategy(m.config, { strategy: 'full' }, 3), backend: 'cpu', numeric: 'f32' });
     const keys = [openModel(dir), openModel(dir, { softplusReweight: 15 }), openModel(dir, { softplusReweight: 3 }), openModel(dir, { softplusReweight: 'off' })].map(key);
     assert.equal(keys[0], keys[1], 'the config\'s own choice, given explicitly, is the same run');
     assert.equal(new Set(keys.slice(1)).size, 3);

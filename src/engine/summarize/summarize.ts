@@ -73,9 +73,9 @@ async function summarize(o: SummaryOptions, onText: (text: string) => void): Pro
 
 /** one-pass or hierarchical, and why: the beacon ratio this length would get decides whether beacon condenses it. */
 function decideMode(prepared: PreparedDocument, request: SummaryRequest, limits: SummaryLimits): ModeDecision {
-  const { loaded, tokenized, options: o } = prepared;
+  const { loaded, tokens, options: o } = prepared;
   const conversation = new Conversation(loaded.tokenizer, o.system, prepared.format);
-  const promptTokens = conversation.documentPrefix().length + tokenized.ids.length + conversation.firstQuestion(wholeInstruction(request)).length;
+  const promptTokens = conversation.documentPrefix().length + tokens.count + conversation.firstQuestion(wholeInstruction(request)).length;
   const c = loaded.model.config;
   return chooseMode({
     requested: (o as SummaryOptions).mode ?? 'auto',
@@ -114,7 +114,7 @@ async function inSections(
   decision: ModeDecision,
   onText: (text: string) => void,
 ): Promise<AnswerResult> {
-  const { loaded, doc, tokenized, emit } = prepared;
+  const { loaded, tokens, emit } = prepared;
   const o = prepared.options as SummaryOptions;
   const strategy = o.strategy?.strategy ?? 'auto';
   if (strategy !== 'auto') {
@@ -123,11 +123,11 @@ async function inSections(
   if (limits.sectionTokens < 1 || limits.combineTokens < 2 * limits.partTokens) {
     throw new CtxError('doesNotFit', `the model's window of ${limits.window.toLocaleString('en-US')} tokens is too small for a hierarchical summary (${limits.problem})`);
   }
-  const plan = await planSummary(doc, limits, (text) => countTokens(loaded, text));
+  const plan = await planSummary(await prepared.document(), limits, (text) => countTokens(loaded, text));
   emit({
     type: 'plan',
     strategy: `hierarchical: ${plural(plan.sections.length, 'section')} + ${plural(plan.combines, 'combine step')}, each read with full attention (window ${limits.window.toLocaleString('en-US')})`,
-    documentTokens: tokenized.ids.length,
+    documentTokens: tokens.count,
     kvRows: limits.window,
     kvBytes: limits.window * loaded.backend.kvBytesPerRow,
     nativeWindow: limits.window,
@@ -143,7 +143,7 @@ async function inSections(
       if (index === total - 1) {
         // Every section has been read: the document, counted as the plan counts it (the steps'
         // prompts add instructions and earlier summaries, which the summary event reports).
-        emit({ type: 'read', tokens: tokenized.ids.length, seconds: (performance.now() - t0) / 1000, cached: false });
+        emit({ type: 'read', tokens: tokens.count, seconds: (performance.now() - t0) / 1000, cached: false });
         emit({ type: 'question', text: step.kind === 'section' ? wholeInstruction(hierarchical.request) : finalInstruction(hierarchical.request) });
       }
     },
