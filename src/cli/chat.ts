@@ -33,6 +33,7 @@ import { CtxError, fsError, isCtxError } from '../errors.js';
 import type { InkRenderer } from '../ui/ink/renderer.js';
 import type { LineKind } from '../ui/ink/run-view.js';
 import { adopt, chatUsesInk, pickRenderer, reporting } from '../ui/pick.js';
+import { escapeControls, isTerminal } from '../ui/format.js';
 import { addEngineOptions, documentOptions, samplingOptions, type EngineCliOptions } from './engine-options.js';
 import type { RunContext } from './io.js';
 
@@ -58,7 +59,7 @@ export function chatCommand(run: RunContext): Command {
     if (o.continue && o.cache === false) throw new CtxError('usage', '--continue finds the last conversation through the session cache, which --no-cache turns off');
     const ink = chatUsesInk(o, run) ? adopt(await inkChat(run, o), run.signal) : null;
     const r = ink ?? pickRenderer(o, run);
-    const say: Say = ink ? (kind, line) => ink.say(kind, line) : (_kind, line) => !o.quiet && !o.json && !o.events && run.stderr.write(`${line}\n`);
+    const say: Say = ink ? (kind, line) => ink.say(kind, line) : (_kind, line) => !o.quiet && !o.json && !o.events && run.stderr.write(`${isTerminal(run.stderr) ? escapeControls(line) : line}\n`);
     await reporting(r, async () => {
       const doc = await openDocument(documentOptions(o, { specs: inputs }, run, r));
       const kept = doc.cacheKey ? { store: new ConversationStore(conversationsDir(run.env)), key: doc.cacheKey } : null;

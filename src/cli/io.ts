@@ -9,6 +9,7 @@ import { PassThrough, type Readable, type Writable } from 'node:stream';
 import type { Command } from 'commander';
 import { isatty } from 'node:tty';
 import { CtxError } from '../errors.js';
+import { escapeControls, isTerminal } from '../ui/format.js';
 
 /** What fd 0 is: with nothing named, ctx reads it unless it is a terminal (see documentInputs). */
 export type StdinKind = 'tty' | 'pipe' | 'file' | 'other';
@@ -81,7 +82,9 @@ export function inputsAndQuestion(args: string[], ctx: Pick<RunContext, 'stdinKi
 }
 
 /** Writes a line to the run's stdout. */
-export function out(run: Pick<RunContext, 'stdout'>, text: string): void {
+export function out(run: Pick<RunContext, 'stdout'>, line: string): void {
+  // Listings and reports quote file names and model folders: escaped on a terminal (ui/format.ts).
+  const text = isTerminal(run.stdout) ? escapeControls(line) : line;
   run.stdout.write(text.endsWith('\n') ? text : `${text}\n`);
 }
 

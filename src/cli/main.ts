@@ -17,6 +17,7 @@ import { inspectCommand } from './inspect.js';
 import { modelsCommand } from './models.js';
 import { stdinKindOf, type RunContext, type StdinKind } from './io.js';
 import { applySettings, configFilePath, loadConfig, parseBoolean } from './options.js';
+import { escapeControls, isTerminal } from '../ui/format.js';
 
 /** The commands, one line each: a module exporting a function of the run that returns a commander Command. */
 const COMMANDS: Array<(run: RunContext) => Command> = [askCommand, summarizeCommand, chatCommand, inspectCommand, modelsCommand, cacheCommand];
@@ -155,7 +156,8 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
     if (controller.signal.aborted) return EXIT.interrupted;
     verbose ||= program?.opts().verbose === true;
     const { code, text } = describeFailure(e, verbose);
-    if (text) ctx.stderr.write(text);
+    // The message may quote a file name or a model's text: escaped on a terminal (ui/format.ts).
+    if (text) ctx.stderr.write(isTerminal(ctx.stderr) ? escapeControls(text) : text);
     if (code !== EXIT.ok && text) jsonError(failureKind(e), code, text.split('\n')[0]!.replace(/^ctx: /, ''));
     return code;
   } finally {

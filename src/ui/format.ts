@@ -82,6 +82,22 @@ export function forTerminal(text: string): string {
   return text.replace(/\t/g, '    ').replace(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f]/g, '');
 }
 
+/**
+ * Untrusted text (a file name, a model's answer, a message quoting them) as a terminal should show
+ * it: control characters other than line breaks and tabs are written as \\xNN, so none can move the
+ * cursor, retitle the window or clear the screen; the text stays readable and nothing is hidden.
+ * Output that is not a terminal (a pipe, a file, JSON) keeps the exact text.
+ */
+export function escapeControls(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u0008\u000b-\u001f\u007f-\u009f]/g, (c) => `\\x${c.charCodeAt(0).toString(16).padStart(2, '0')}`);
+}
+
+/** Whether a stream is a terminal. */
+export function isTerminal(s: unknown): boolean {
+  return Boolean((s as { isTTY?: boolean } | null)?.isTTY);
+}
+
 /** Where a row of at most `width` cells ends in `line`: after its last space that fits, else mid-word. */
 function breakAt(line: string, width: number): { end: number; next: number } {
   let w = 0;

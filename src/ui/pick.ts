@@ -75,7 +75,7 @@ export function pickRenderer(o: RenderChoice, run: Streams): Renderer {
 }
 
 function plainRenderer(o: RenderChoice, run: Streams): PlainRenderer {
-  return new PlainRenderer({ stdout: run.stdout, stderr: run.stderr, stderrIsTTY: isTTY(run.stderr), quiet: Boolean(o.quiet), stream: o.stream });
+  return new PlainRenderer({ stdout: run.stdout, stderr: run.stderr, stderrIsTTY: isTTY(run.stderr), stdoutIsTTY: isTTY(run.stdout), quiet: Boolean(o.quiet), stream: o.stream });
 }
 
 /**

@@ -9,12 +9,14 @@ import type { Writable } from 'node:stream';
 import ora, { type Ora } from 'ora';
 import { formatBytes } from '../units.js';
 import type { Renderer, RunEvent } from './events.js';
-import { answerSpeed, count, counted, downloadLine, duration, planLine, sectionLine } from './format.js';
+import { answerSpeed, count, counted, downloadLine, duration, escapeControls, planLine, sectionLine } from './format.js';
 
 export interface PlainOptions {
   stdout: Writable;
   stderr: Writable;
   stderrIsTTY: boolean;
+  /** stdout is a terminal: the answer's control characters are shown escaped. Default false. */
+  stdoutIsTTY?: boolean;
   quiet: boolean;
   stream: boolean;
 }
@@ -106,8 +108,9 @@ export class PlainRenderer implements Renderer {
   }
 
   /** The one live progress line (terminal only). */
-  private status(text: string): void {
+  private status(line: string): void {
     if (this.o.quiet) return;
+    const text = escapeControls(line);
     if (this.spinner) {
       this.spinner.text = text;
       return;
@@ -123,13 +126,14 @@ export class PlainRenderer implements Renderer {
 
   private write(text: string): void {
     if (!text) return;
-    this.o.stdout.write(text);
+    this.o.stdout.write(this.o.stdoutIsTTY ? escapeControls(text) : text);
     this.endsWithNewline = text.endsWith('\n');
   }
 
-  /** A line on stderr, above the spinner if one runs. */
-  private note(text: string): void {
+  /** A line on stderr, above the spinner if one runs. File names in it are shown escaped on a terminal. */
+  private note(line: string): void {
     if (this.o.quiet) return;
+    const text = this.o.stderrIsTTY ? escapeControls(line) : line;
     if (this.spinner) {
       this.spinner.clear();
       this.o.stderr.write(`${text}\n`);

@@ -12,7 +12,7 @@
 
 import type { ReadProgress, RunEvent } from '../../engine/events.js';
 import { formatBytes } from '../../units.js';
-import { count, counted, duration, forTerminal, planLine, sectionLine, takeRows } from '../format.js';
+import { count, counted, duration, escapeControls, forTerminal, planLine, sectionLine, takeRows } from '../format.js';
 
 export type LineKind = 'info' | 'note' | 'warning' | 'error' | 'question' | 'answer' | 'blank';
 
@@ -102,9 +102,9 @@ export function applyEvent<V extends RunView>(s: V, e: RunEvent, ctx: ViewContex
     case 'source':
       return set({ sources: s.sources + 1 });
     case 'skipped':
-      return set({ skipped: s.skipped + 1 }, [['warning', `skipped ${e.path}: ${e.reason}`]]);
+      return set({ skipped: s.skipped + 1 }, [['warning', escapeControls(`skipped ${e.path}: ${e.reason}`)]]);
     case 'warning':
-      return set({}, [['warning', `warning: ${e.message}`]]);
+      return set({}, [['warning', escapeControls(`warning: ${e.message}`)]]);
     case 'download':
       return set({ download: { file: e.file, done: e.done, total: e.total } });
     case 'model':
