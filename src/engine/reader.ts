@@ -61,8 +61,8 @@ const FEED_BLOCK_TOKENS = 1 << 16;
  * beacon v3: every window; beacon v1: the first window, then every stride), or null when the
  * strategy reads a prompt in one feed (full, select, focus: the window bounds their prompts).
  */
-export function feedBlocks(r: RunPlan['strategy']): { first: number; every: number } | null {
-  const grow = (step: number) => step * Math.max(1, Math.floor(FEED_BLOCK_TOKENS / step));
+export function feedBlocks(r: RunPlan['strategy'], target = FEED_BLOCK_TOKENS): { first: number; every: number } | null {
+  const grow = (step: number) => step * Math.max(1, Math.floor(target / step));
   if (r.name === 'stream') return { first: grow(r.chunk), every: grow(r.chunk) };
   if (r.name === 'beacon' && r.version === 'v3') return { first: grow(r.window), every: grow(r.window) };
   if (r.name === 'beacon') return { first: r.window + grow(r.stride), every: grow(r.stride) };
@@ -98,7 +98,7 @@ export async function readDocument(
   loaded: LoadedModel,
   plan: RunPlan,
   prompt: Int32Array | StreamedPrompt,
-  opts: { signal?: AbortSignal; onProgress?: (p: ReadProgress) => void } = {},
+  opts: { signal?: AbortSignal; onProgress?: (p: ReadProgress) => void; /** About how many tokens a streamed prompt's feeds take (tests). */ blockTokens?: number } = {},
 ): Promise<{ session: Session; seconds: number }> {
   const session = new Session(loaded.backend, plan.strategy);
   const total = prompt.length;
@@ -126,7 +126,7 @@ export async function readDocument(
   };
   const feed = { signal: opts.signal, onStep: report, noLogits: true };
   try {
-    const blocks = feedBlocks(plan.strategy);
+    const blocks = feedBlocks(plan.strategy, opts.blockTokens);
     if (prompt instanceof Int32Array) await session.feed(prompt, feed);
     else if (blocks === null) await session.feed(await gather(prompt, opts.signal), feed);
     else {
