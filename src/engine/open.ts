@@ -75,6 +75,12 @@ export interface DocumentOptions {
   cache?: false | { maxBytes?: number };
   /** Where "-" reads from. Default process.stdin. */
   stdin?: Readable;
+  /**
+   * How much of a document stays in memory between its readings: text up to `chars` characters
+   * (default 16 Mi), ids up to `tokens` (default 4 Mi). Past them each reading reads the inputs
+   * again; lowering them shows that path on a small document.
+   */
+  hold?: { chars?: number; tokens?: number };
   /** A named pipe or device that sends nothing at all for this many seconds fails with one line naming it. Default 0: wait for ever. */
   pipeWaitSeconds?: number;
   /** Where the cache folders and hub settings come from (CTX_CACHE_DIR, CTX_HF_ENDPOINT…). Default process.env. */
@@ -212,6 +218,7 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
     signal: o.signal,
     stdin: o.stdin ?? process.stdin,
     pipeWaitMs: (o.pipeWaitSeconds ?? 0) * 1000,
+    holdChars: o.hold?.chars,
     spoolDir: () => join(ctxCacheDir(env), 'spool'),
     pdfTextCache: o.cache === false ? null : new PdfTextCache(pdfTextDir(env)),
     warn: (message) => emit({ type: 'warning', message }),
@@ -251,6 +258,7 @@ async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink
       totalChars: marked ? marked.segments.reduce((n, s) => n + s.text.length, 0) : inputs.chars,
       onProgress: (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }),
       signal: o.signal,
+      holdTokens: o.hold?.tokens,
     });
     if (tokens.count === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
     await sources.report(loaded, emit);
