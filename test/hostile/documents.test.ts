@@ -1,8 +1,8 @@
-// Hostile documents (issue 21.2, 21.6, 21.7, 21.9, 21.11): links out of a folder, pipes with no writer,
-// files that change while read, PDF decompression bombs and garbage PDFs.
+// Hostile documents (issue 21.2, 21.5, 21.6, 21.7, 21.9, 21.11): links out of a folder, pipes with no
+// writer, very large inputs, files that change while read, PDF decompression bombs and garbage PDFs.
 import assert from 'node:assert/strict';
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, readlinkSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { deflateSync } from 'node:zlib';
@@ -80,12 +80,46 @@ describe('pipes', () => {
     assert.ok(performance.now() - t0 < 1500);
   });
 
+  it('a named pipe that nobody writes to ends after --stdin-wait with one line naming it (exit 3)', async () => {
+    const fifo = join(scratchDir('fifo'), 'pipe');
+    execFileSync('mkfifo', [fifo]);
+    const r = withinLimits(await ctxLimited(['inspect', '--stdin-wait', '1', fifo], LIMITS, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), LIMITS);
+    assert.equal(r.code, 3, r.stderr);
+    assert.equal(r.stderr.trim(), `ctx: ${fifo}: nothing arrived in 1 s: nothing writes to this pipe (--stdin-wait sets how long to wait, 0 = forever)`);
+    assert.ok(r.ms < 10_000);
+  });
+
   it('a named pipe with a late writer is read', async () => {
     const fifo = join(scratchDir('fifo'), 'pipe');
     execFileSync('mkfifo', [fifo]);
     spawn('sh', ['-c', `sleep 0.2; printf 'late text\\n' > '${fifo}'`]);
     const doc = await readInputs([fifo]);
     assert.equal(doc.segments.map((s) => s.text).join(''), 'late text\n');
+  });
+});
+
+describe('very large inputs (issue 21.5)', () => {
+  // 200 MB of text: ctx held all of it before (about 350 MB peak for inspect, 1.65 GB at 1 GB); it
+  // now streams, holding the pieces in flight (about 90 MB here, the same at 1 GB).
+  const BIG = { timeoutMs: 120_000, maxRssMb: 200 };
+  const big = join(scratchDir('big'), 'big.txt');
+  const line = Buffer.from('The quick brown fox jumps over the lazy dog; a line of text for ctx to read.\n');
+  const fd = openSync(big, 'w');
+  const block = Buffer.concat(Array.from({ length: Math.floor((1 << 20) / line.length) }, () => line));
+  for (let written = 0; written < 200 * 1024 * 1024; written += block.length) writeSync(fd, block);
+  closeSync(fd);
+
+  it('inspect reads 200 MB with a bounded peak memory', { timeout: BIG.timeoutMs + 5_000 }, async () => {
+    const r = withinLimits(await ctxLimited(['inspect', big], BIG, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /big\.txt\s+text\s+20\d MiB\s+~5\d,\d{3},\d{3} tokens/);
+  });
+
+  it('so does 100 MB piped into stdin (`yes … | ctx inspect` ran out of heap)', { timeout: BIG.timeoutMs + 5_000 }, async () => {
+    const input = line.toString().repeat(Math.floor((100 * 1024 * 1024) / line.length));
+    const r = withinLimits(await ctxLimited(['inspect'], BIG, { input, env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /- \(stdin\)\s+stdin\s+100 MiB/);
   });
 });
 
