@@ -3,7 +3,7 @@
 // belongs to another program must not block pulls, and `models rm` clears it.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { existsSync, mkdirSync, readdirSync, utimesSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, utimesSync, writeFileSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -111,6 +111,23 @@ describe('hostile hub replies', () => {
     await assert.rejects(pullModel(entry(10), opts(reset.url, { retries: 1 })), downloadError(/network error/));
     const badRedirect = await hostileServer((_req, res) => res.writeHead(302, { location: 'file:///etc/passwd' }).end());
     await assert.rejects(pullModel(entry(10), opts(badRedirect.url)), downloadError(/redirected .* to a file: address/));
+  });
+});
+
+describe('what a pull leaves (issue 21.2)', () => {
+  it('the models folder, the model folder and its files are private to the user (0700/0600)', { timeout: 30_000 }, async () => {
+    const body = Buffer.from('0123456789');
+    const s = await hostileServer((_req, res) => res.writeHead(200, { 'content-length': 10 }).end(body));
+    const o = opts(s.url);
+    const old = process.umask(0o022);
+    try {
+      const dir = await pullModel(entry(10, 'private'), o);
+      assert.equal(statSync(o.cacheDir!).mode & 0o777, 0o700);
+      assert.equal(statSync(dir).mode & 0o777, 0o700);
+      for (const f of readdirSync(dir)) assert.equal(statSync(join(dir, f)).mode & 0o777, 0o600, f);
+    } finally {
+      process.umask(old);
+    }
   });
 });
 
