@@ -11,6 +11,18 @@ import type { TextTokenizer } from '../model/tokenizer.js';
 /** Ids kept from the first encoding (4 Mi: 16 MiB); past it they are encoded again when needed. */
 export const HOLD_TOKENS = 4 * 1024 * 1024;
 
+/** A document this long (characters, known before encoding) is encoded by worker threads from its start. */
+const WORKERS_FROM_CHARS = 8_000_000;
+
+/**
+ * When the stream encoder starts its workers: at once for a long document, as encodeSegments does.
+ * Encoding its first part on this thread would also be slower, and there a Ctrl-C can fall between
+ * node:vm's SIGINT watchdog and the process's own handler (bounded-run.ts) and be lost.
+ */
+function parallelFrom(totalChars: number | undefined): number | undefined {
+  return totalChars !== undefined && totalChars >= WORKERS_FROM_CHARS ? 0 : undefined;
+}
+
 export interface DocumentTokensOptions {
   /** The document's characters when known (progress only). */
   totalChars?: number;
@@ -31,6 +43,7 @@ export class DocumentTokens {
     readonly sourceEnds: ReadonlyMap<string, number>,
     private readonly held: Int32Array | null,
     readonly seconds: number,
+    private readonly totalChars: number | undefined,
   ) {}
 
   /** Encodes the segments once, counting, hashing and keeping the ids while they are few. */
@@ -42,7 +55,7 @@ export class DocumentTokens {
     let kept: Int32Array[] | null = [];
     let done = 0;
     const onPiece = o.onProgress && ((chars: number) => o.onProgress!((done += chars), Math.max(done, o.totalChars ?? 0)));
-    for await (const { segment, ids } of tokenizer.encodeSegmentStream(segments(), { signal: o.signal, onPiece })) {
+    for await (const { segment, ids } of tokenizer.encodeSegmentStream(segments(), { signal: o.signal, onPiece, parallelThreshold: parallelFrom(o.totalChars) })) {
       hasher.update(ids);
       const count = hasher.counted;
       ends.set(segment.source.path, count);
@@ -50,7 +63,7 @@ export class DocumentTokens {
     }
     o.onProgress?.(done, done);
     const digest = hasher.digest();
-    return new DocumentTokens(tokenizer, segments, digest.count, digest, ends, kept && concat(kept, digest.count), (performance.now() - t0) / 1000);
+    return new DocumentTokens(tokenizer, segments, digest.count, digest, ends, kept && concat(kept, digest.count), (performance.now() - t0) / 1000, o.totalChars);
   }
 
   /** The ids are kept (a short document): reading them again encodes nothing. */
@@ -68,7 +81,7 @@ export class DocumentTokens {
       return;
     }
     const hasher = new TokenHasher();
-    for await (const { ids } of this.tokenizer.encodeSegmentStream(this.segments(), { signal })) {
+    for await (const { ids } of this.tokenizer.encodeSegmentStream(this.segments(), { signal, parallelThreshold: parallelFrom(this.totalChars) })) {
       hasher.update(ids);
       if (hasher.counted > this.count) break;
       yield ids;
