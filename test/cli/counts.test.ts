@@ -23,7 +23,7 @@ async function truth(inputs: string[], model: string, cite: boolean): Promise<{ 
   let markers = 0;
   const prepared = await prepareDocument({ inputs, model, cite, backend: 'reference', cache: false, onEvent: (e) => e.type === 'markers' && (markers = e.count) });
   try {
-    return { tokens: prepared.tokenized.ids.length, markers };
+    return { tokens: prepared.tokens.count, markers };
   } finally {
     await prepared.close();
   }

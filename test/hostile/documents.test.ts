@@ -110,14 +110,14 @@ describe('very large inputs (issue 21.5)', () => {
   closeSync(fd);
 
   it('inspect reads 200 MB with a bounded peak memory', { timeout: BIG.timeoutMs + 5_000 }, async () => {
-    const r = withinLimits(await ctxLimited(['inspect', big], BIG, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
+    const r = withinLimits(await ctxLimited(['inspect', '--no-cite', big], BIG, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /big\.txt\s+text\s+20\d MiB\s+~5\d,\d{3},\d{3} tokens/);
   });
 
   it('so does 100 MB piped into stdin (`yes … | ctx inspect` ran out of heap)', { timeout: BIG.timeoutMs + 5_000 }, async () => {
     const input = line.toString().repeat(Math.floor((100 * 1024 * 1024) / line.length));
-    const r = withinLimits(await ctxLimited(['inspect'], BIG, { input, env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
+    const r = withinLimits(await ctxLimited(['inspect', '--no-cite'], BIG, { input, env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /- \(stdin\)\s+stdin\s+100 MiB/);
   });
