@@ -51,6 +51,7 @@ def main():
     ap.add_argument("--seed", type=int, default=15)
     ap.add_argument("--save", default=None, help="checkpoint path (state_dict) written at every log")
     ap.add_argument("--load", default=None, help="start from this state_dict instead of the init")
+    ap.add_argument("--independent", action="store_true", help="each question's fact drawn independently (closes the elimination shortcut)")
     ap.add_argument("--aux-prev", type=float, default=0.0, help="weight of an auxiliary loss at the document's rows: output the previous token")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -86,7 +87,7 @@ def main():
     for step in range(1, args.steps + 1):
         f = int(rng.integers(pairs[0], pairs[1] + 1))
         n = 2 * f + int(rng.integers(filler[0], filler[1] + 1))
-        b = lang.sample_batch(rng, args.batch, n, f, 0, f, bos=rng.random() >= 0.1)
+        b = lang.sample_batch(rng, args.batch, n, f, 0, f, bos=rng.random() >= 0.1, independent=args.independent)
         w = min(1.0, step / args.warmup)
         if args.schedule == "cosine":
             w *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
@@ -116,8 +117,10 @@ def main():
                 tv = held.targets[:, 0::2]
                 held_exact = float((pred == tv).mean())
                 held_other = float(((pred != tv) & (pred >= lang.VAL0) & (pred < lang.VAL0 + lang.N_VALUES)).mean())
+                by_query = (pred == tv).mean(0)  # the first question cannot be answered by elimination
             demo = recipe.eval_full(model, 64, 4, 4, 128, seed=1000)
             rec = {"step": step, "loss_ema": round(ema, 4), "held_exact": round(held_exact, 3), "held_other": round(held_other, 3),
+                   "held_first": round(float(by_query[0]), 3), "held_last": round(float(by_query[-1]), 3),
                    "demo64_exact": round(demo["exact"], 3), "demo64_other": round(demo["other"], 3), "seconds": round(time.time() - t0)}
             print(json.dumps(rec), flush=True)
             if args.save:
