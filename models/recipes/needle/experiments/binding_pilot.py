@@ -31,6 +31,27 @@ import train as recipe  # noqa: E402
 from model import Qwen2Beacon  # noqa: E402
 
 
+def sample_spans(rng: np.random.Generator, batch: int, words: int) -> tuple[np.ndarray, np.ndarray]:
+    """`[bos] w_1 .. w_m  c_1 c_2 ..`: m distinct random words, then chunks of 2-6 consecutive words copied
+    from random places of the first half, m words in all. Inside a chunk every word after the first is
+    predictable only by finding where the current word occurred before and taking the word after it (the
+    step binding needs, by content: the chunks start anywhere). Returns ids [B, 1 + 2m] and a mask
+    [B, 1 + 2m] of the rows whose next word is scored."""
+    ids = np.full((batch, 1 + 2 * words), lang.BOS, dtype=np.int64)
+    mask = np.zeros_like(ids, dtype=bool)
+    for b in range(batch):
+        w = rng.permutation(np.arange(lang.QRY + 1, lang.VOCAB_SIZE))[:words]
+        ids[b, 1 : 1 + words] = w
+        t = 1 + words
+        while t < 1 + 2 * words:
+            c = min(int(rng.integers(2, 7)), 1 + 2 * words - t)
+            src = int(rng.integers(0, words - c + 1))
+            ids[b, t : t + c] = w[src : src + c]
+            mask[b, t : t + c - 1] = True  # row t+j predicts w[src+j+1]
+            t += c
+    return ids, mask
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--name", required=True)
@@ -52,6 +73,7 @@ def main():
     ap.add_argument("--save", default=None, help="checkpoint path (state_dict) written at every log")
     ap.add_argument("--load", default=None, help="start from this state_dict instead of the init")
     ap.add_argument("--independent", action="store_true", help="each question's fact drawn independently (closes the elimination shortcut)")
+    ap.add_argument("--spans", type=float, default=0.0, help="probability that a step is a repeated-spans batch (dense induction signal) instead of MQAR")
     ap.add_argument("--aux-prev", type=float, default=0.0, help="weight of an auxiliary loss at the document's rows: output the previous token")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -82,33 +104,47 @@ def main():
     held_rng = np.random.default_rng(999)
     f_mid = (pairs[0] + pairs[1]) // 2
     held = lang.sample_batch(held_rng, 128, 2 * f_mid + (filler[0] + filler[1]) // 2, f_mid, 0, f_mid)
-    t0, ema = time.time(), None
+    t0, ema, span_ema = time.time(), None, None
     print(json.dumps({"args": vars(args)}), flush=True)
     for step in range(1, args.steps + 1):
-        f = int(rng.integers(pairs[0], pairs[1] + 1))
-        n = 2 * f + int(rng.integers(filler[0], filler[1] + 1))
-        b = lang.sample_batch(rng, args.batch, n, f, 0, f, bos=rng.random() >= 0.1, independent=args.independent)
-        w = min(1.0, step / args.warmup)
-        if args.schedule == "cosine":
-            w *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
-        for g in opt.param_groups:
-            g["lr"] = args.lr * w
-        h = model.forward_full(torch.from_numpy(b.ids))
-        loss, ex = recipe.answer_loss(model.logits(h[:, torch.from_numpy(b.target_rows)]), torch.from_numpy(b.targets))
-        if args.aux_prev > 0:  # rows 1..doc end: the previous token (a previous-token head, read out directly)
-            off = 1 if b.ids[0, 0] == lang.BOS else 0
-            end = b.target_rows[0] - 1  # the first `recall`
-            lg = model.logits(h[:, off + 1 : end])
-            aux = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), torch.from_numpy(b.ids[:, off:end - 1]).reshape(-1))
-            loss_total = loss + args.aux_prev * aux
-        else:
-            loss_total = loss
-        opt.zero_grad(set_to_none=True)
-        loss_total.backward()
-        if args.clip > 0:
+        if args.spans > 0 and rng.random() < args.spans:
+            for g in opt.param_groups:
+                g["lr"] = args.lr * min(1.0, step / args.warmup)
+            ids, mask = sample_spans(rng, args.batch, 32)
+            ids_t = torch.from_numpy(ids)
+            lg = model.logits(model.forward_full(ids_t)[:, :-1])
+            m = torch.from_numpy(mask[:, :-1])
+            loss_s = torch.nn.functional.cross_entropy(lg[m], ids_t[:, 1:][m])
+            opt.zero_grad(set_to_none=True)
+            loss_s.backward()
             torch.nn.utils.clip_grad_norm_(params, args.clip)
-        opt.step()
-        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+            opt.step()
+            span_ema = loss_s.item() if span_ema is None else 0.98 * span_ema + 0.02 * loss_s.item()
+        else:
+            f = int(rng.integers(pairs[0], pairs[1] + 1))
+            n = 2 * f + int(rng.integers(filler[0], filler[1] + 1))
+            b = lang.sample_batch(rng, args.batch, n, f, 0, f, bos=rng.random() >= 0.1, independent=args.independent)
+            w = min(1.0, step / args.warmup)
+            if args.schedule == "cosine":
+                w *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
+            for g in opt.param_groups:
+                g["lr"] = args.lr * w
+            h = model.forward_full(torch.from_numpy(b.ids))
+            loss, ex = recipe.answer_loss(model.logits(h[:, torch.from_numpy(b.target_rows)]), torch.from_numpy(b.targets))
+            if args.aux_prev > 0:  # rows 1..doc end: the previous token (a previous-token head, read out directly)
+                off = 1 if b.ids[0, 0] == lang.BOS else 0
+                end = b.target_rows[0] - 1  # the first `recall`
+                lg = model.logits(h[:, off + 1 : end])
+                aux = torch.nn.functional.cross_entropy(lg.reshape(-1, lg.shape[-1]), torch.from_numpy(b.ids[:, off:end - 1]).reshape(-1))
+                loss_total = loss + args.aux_prev * aux
+            else:
+                loss_total = loss
+            opt.zero_grad(set_to_none=True)
+            loss_total.backward()
+            if args.clip > 0:
+                torch.nn.utils.clip_grad_norm_(params, args.clip)
+            opt.step()
+            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
         if step % args.every == 0 or step == args.steps:
             with torch.no_grad():
                 hh = model.forward_full(torch.from_numpy(held.ids))
@@ -119,9 +155,9 @@ def main():
                 held_other = float(((pred != tv) & (pred >= lang.VAL0) & (pred < lang.VAL0 + lang.N_VALUES)).mean())
                 by_query = (pred == tv).mean(0)  # the first question cannot be answered by elimination
             demo = recipe.eval_full(model, 64, 4, 4, 128, seed=1000)
-            rec = {"step": step, "loss_ema": round(ema, 4), "held_exact": round(held_exact, 3), "held_other": round(held_other, 3),
+            rec = {"step": step, "loss_ema": None if ema is None else round(ema, 4), "held_exact": round(held_exact, 3), "held_other": round(held_other, 3),
                    "held_first": round(float(by_query[0]), 3), "held_last": round(float(by_query[-1]), 3),
-                   "demo64_exact": round(demo["exact"], 3), "demo64_other": round(demo["other"], 3), "seconds": round(time.time() - t0)}
+                   "demo64_exact": round(demo["exact"], 3), "demo64_other": round(demo["other"], 3), **({"span_loss_ema": round(span_ema, 4)} if span_ema is not None else {}), "seconds": round(time.time() - t0)}
             print(json.dumps(rec), flush=True)
             if args.save:
                 torch.save(model.state_dict(), args.save)
