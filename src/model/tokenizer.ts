@@ -11,13 +11,13 @@
 //   pool.ts         encoding pieces in worker threads (worker.ts)
 //   stream.ts       segments -> ids per segment as they stream past (this thread, then workers)
 //   detokenizer.ts  streaming decode that never emits half a character
+//   text-tokenizer.ts  what every tokenizer shares: deadlines, decode, encoding as a stream
 //
 // The chat template is chat-template.ts. Tokenizer regexes and templates come with the model folder,
 // which ctx does not trust: every call that runs them here has a deadline and stops on Ctrl-C
 // (bounded-run.ts), and the worker pool stops on its deadline or the abort signal.
 
 import { statSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
 import { join, resolve } from 'node:path';
 import { CtxError } from '../errors.js';
 import type { Segment } from '../input/document.js';
@@ -29,9 +29,9 @@ import type { CutRule } from './tokenizer/cut-rule.js';
 import { EncoderCore } from './tokenizer/encoder.js';
 import { readJson, readTokenizerFiles } from './tokenizer/files.js';
 import type { Json } from './tokenizer/library.js';
-import { joinSegments, type EncodedSegments } from './tokenizer/pieces.js';
-import { EncoderPool } from './tokenizer/pool.js';
-import { encodeSegmentStream, type SegmentIds } from './tokenizer/stream.js';
+import type { EncodedSegments } from './tokenizer/pieces.js';
+import type { SegmentIds } from './tokenizer/stream.js';
+import { BoundedTextTokenizer, DEFAULT_TOKENIZER_LIMITS, seconds } from './tokenizer/text-tokenizer.js';
 
 export { StreamingDetokenizer } from './tokenizer/detokenizer.js';
 export type { CutRule } from './tokenizer/cut-rule.js';
@@ -146,30 +146,25 @@ function idList(value: unknown): number[] {
   return [];
 }
 
-export class HfTextTokenizer implements TextTokenizer {
-  readonly vocabSize: number;
+export class HfTextTokenizer extends BoundedTextTokenizer {
   readonly bosId: number | null;
   readonly eosIds: number[];
   readonly addBos: boolean;
   readonly chatTemplate: string | null;
-  readonly cutRule: { rule: CutRule | null; reason: string };
-  private readonly template: ChatTemplate | null;
-  private readonly limits: Required<TokenizerLimits>;
+  protected readonly template: ChatTemplate | null;
 
   private constructor(
-    readonly dir: string,
-    private readonly jsonPath: string,
-    private readonly core: EncoderCore,
+    dir: string,
+    jsonPath: string,
+    core: EncoderCore,
     config: Json,
     modelConfig: Json | null,
     generationConfig: Json | null,
     opts: LoadTokenizerOptions,
     limits: Required<TokenizerLimits>,
   ) {
+    super(dir, jsonPath, core, limits);
     const hf = core.hf;
-    this.limits = limits;
-    this.vocabSize = hf.model.vocab.length;
-    this.cutRule = { rule: core.cut.rule, reason: core.cut.reason };
 
     // bos: tokenizer_config says it (null included); config.json only when tokenizer_config is silent.
     const bosToken = specialTokenString(config.bos_token);
@@ -207,7 +202,7 @@ export class HfTextTokenizer implements TextTokenizer {
 
   static load(modelDir: string, opts: LoadTokenizerOptions = {}): HfTextTokenizer {
     const dir = resolve(modelDir);
-    const limits: Required<TokenizerLimits> = { loadMs: 60_000, encodeMs: 10_000, templateMs: 5_000, ...opts.limits };
+    const limits: Required<TokenizerLimits> = { ...DEFAULT_TOKENIZER_LIMITS, ...opts.limits };
     const { json, config, jsonPath } = readTokenizerFiles(dir);
     const core = runBounded(
       () => new EncoderCore(json, config, jsonPath),
@@ -219,95 +214,16 @@ export class HfTextTokenizer implements TextTokenizer {
     return new HfTextTokenizer(dir, jsonPath, core, config, modelConfig, generationConfig, opts, limits);
   }
 
-  /** Milliseconds one call over `chars` characters may take. */
-  private callMs(chars: number): number {
-    return this.limits.encodeMs + chars / 40;
+  protected noTemplateMessage(): string {
+    return 'the model has no chat template (a base model?); use a chat/instruct model';
   }
 
-  /** Runs the tokenizer's code on `chars` characters with a deadline (see bounded-run.ts). */
-  private bounded<T>(fn: () => T, chars: number): T {
-    const ms = this.callMs(chars);
-    return runBounded(fn, ms, () => new CtxError('model', `the tokenizer took more than ${seconds(ms)} on ${chars} characters (a pathological regular expression?)`, { path: this.jsonPath }));
+  protected encodeDocumentText(text: string): number[] {
+    return this.core.encodeDocumentText(text);
   }
 
-  encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = this.bounded(() => this.core.encodeText(text), text.length);
-    return opts.addSpecialTokens && this.addBos && this.bosId !== null ? [this.bosId, ...ids] : ids;
+  /** Workers read the model folder's tokenizer.json themselves. */
+  protected workerTokenizer(): null {
+    return null;
   }
-
-  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    // Ids the tokenizer does not know (padding rows of a larger embedding, random test models)
-    // decode to nothing rather than crash a stream.
-    const known: number[] = [];
-    for (let i = 0; i < ids.length; i++) if (ids[i] >= 0 && ids[i] < this.vocabSize) known.push(ids[i]);
-    if (known.length === 0) return '';
-    return this.bounded(() => this.core.hf.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false }), known.length);
-  }
-
-  idToToken(id: number): string | null {
-    return this.core.hf.id_to_token(id) ?? null;
-  }
-
-  tokenToId(token: string): number | null {
-    return this.core.hf.token_to_id(token) ?? null;
-  }
-
-  isSpecial(id: number): boolean {
-    return this.core.specialIds.has(id);
-  }
-
-  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions): string {
-    if (!this.template) {
-      throw new CtxError('model', 'the model has no chat template (a base model?); use a chat/instruct model', { path: this.dir });
-    }
-    return this.template.render(messages, opts);
-  }
-
-  async encodeSegments(segments: Segment[], opts: EncodeSegmentsOptions = {}): Promise<EncodedSegments> {
-    const totalChars = segments.reduce((n, s) => n + s.text.length, 0);
-    // The whole input is known: workers from the start when it is long, else none.
-    const parallel = totalChars >= (opts.parallelThreshold ?? 8_000_000);
-    let done = 0;
-    const results: Int32Array[] = [];
-    const stream = this.stream(segments, opts.parseSpecialTokens ?? false, {
-      workers: parallel ? opts.workers : 0,
-      parallelThreshold: 0,
-      signal: opts.signal,
-      onPiece: opts.onProgress && ((chars) => opts.onProgress!((done += chars), totalChars)),
-    });
-    for await (const { ids } of stream) results.push(ids);
-    return joinSegments(results);
-  }
-
-  encodeSegmentStream(segments: AsyncIterable<Segment> | Iterable<Segment>, opts: EncodeStreamOptions = {}): AsyncGenerator<SegmentIds> {
-    return this.stream(segments, false, opts);
-  }
-
-  private stream(segments: AsyncIterable<Segment> | Iterable<Segment>, parse: boolean, opts: EncodeStreamOptions): AsyncGenerator<SegmentIds> {
-    const encoder = {
-      rule: this.core.cut.rule,
-      // On this thread: one piece at a time, each within its deadline.
-      here: (text: string) => Int32Array.from(this.bounded(() => (parse ? this.core.encodeText(text) : this.core.encodeDocumentText(text)), text.length)),
-      startPool: (workers: number) =>
-        new EncoderPool({
-          dir: this.dir,
-          workers,
-          parseSpecialTokens: parse,
-          loadMs: this.limits.loadMs,
-          pieceMs: (chars) => this.callMs(chars),
-          tokenizerPath: this.jsonPath,
-          signal: opts.signal,
-        }),
-    };
-    return encodeSegmentStream(segments, encoder, {
-      workers: opts.workers ?? Math.min(4, availableParallelism()),
-      parallelThreshold: opts.parallelThreshold ?? 8_000_000,
-      onPiece: opts.onPiece,
-      signal: opts.signal,
-    });
-  }
-}
-
-function seconds(ms: number): string {
-  return ms < 1000 ? `${Math.round(ms)} ms` : `${Math.round(ms / 100) / 10} s`;
 }

@@ -19,15 +19,10 @@
 // Not reproduced: a normalizer (llama.cpp applies none: Qwen's tokenizer.json has NFC, which
 // llama.cpp skips, so on text that is not NFC-normalized ctx follows llama.cpp, not transformers).
 
-import { availableParallelism } from 'node:os';
 import { CtxError } from '../../errors.js';
-import type { Segment } from '../../input/document.js';
-import { ChatTemplate, type ChatMessage, type ChatTemplateOptions } from '../chat-template.js';
-import type { CutRule, DecodeOptions, EncodedSegments, EncodeOptions, EncodeSegmentsOptions, EncodeStreamOptions, SegmentIds, TextTokenizer } from '../tokenizer.js';
+import { ChatTemplate } from '../chat-template.js';
 import { EncoderCore } from '../tokenizer/encoder.js';
-import { joinSegments } from '../tokenizer/pieces.js';
-import { EncoderPool } from '../tokenizer/pool.js';
-import { encodeSegmentStream } from '../tokenizer/stream.js';
+import { BoundedTextTokenizer, DEFAULT_TOKENIZER_LIMITS } from '../tokenizer/text-tokenizer.js';
 import type { GgufFile } from './file.js';
 
 type Json = Record<string, unknown>;
@@ -233,122 +228,46 @@ function sentencePieceJson(tokens: string[], types: number[], scores: number[], 
 const ENCODER_CONFIG: Json = { clean_up_tokenization_spaces: false };
 
 /** A GGUF file's tokenizer, behind the interface the engine and the CLI use. */
-export class GgufTextTokenizer implements TextTokenizer {
-  readonly dir: string;
-  readonly vocabSize: number;
+export class GgufTextTokenizer extends BoundedTextTokenizer {
   readonly bosId: number | null;
   readonly eosIds: number[];
   readonly addBos: boolean;
   readonly chatTemplate: string | null;
-  readonly cutRule: { rule: CutRule | null; reason: string };
-  /** Prompt text: control-token text is read as those tokens. */
-  private readonly core: EncoderCore;
+  protected readonly template: ChatTemplate | null;
   /** Document text: control-token text is ordinary text (built on first use). */
   private documentCore: EncoderCore | null = null;
   private readonly documentJson: Json;
   private readonly json: Json;
-  private readonly template: ChatTemplate | null;
 
   constructor(file: GgufFile) {
     const spec = ggufTokenizerSpec(file);
-    this.dir = file.path;
+    super(file.path, file.path, new EncoderCore(spec.json, ENCODER_CONFIG, file.path), DEFAULT_TOKENIZER_LIMITS);
     this.json = spec.json;
-    this.core = new EncoderCore(spec.json, ENCODER_CONFIG, file.path);
     // llama.cpp without parse_special: user-defined tokens still match, control tokens are text. The
     // text is tokenized as one string, so " <|im_end|>" may become " <|" + ... exactly as llama.cpp
     // (and transformers with split_special_tokens) does it; encoding around the special text would not.
     this.documentJson = { ...spec.json, added_tokens: (spec.json.added_tokens as Json[]).filter((t) => t.special !== true) };
-    this.vocabSize = this.core.hf.model.vocab.length;
     this.bosId = spec.bosId;
     this.eosIds = spec.eosIds;
     this.addBos = spec.addBos;
     this.chatTemplate = spec.chatTemplate;
-    this.cutRule = { rule: this.core.cut.rule, reason: this.core.cut.reason };
-    this.template = spec.chatTemplate === null ? null : new ChatTemplate(spec.chatTemplate, spec.specials, `${file.path} (tokenizer.chat_template)`);
+    this.template =
+      spec.chatTemplate === null
+        ? null
+        : new ChatTemplate(spec.chatTemplate, spec.specials, `${file.path} (tokenizer.chat_template)`, { timeMs: DEFAULT_TOKENIZER_LIMITS.templateMs });
   }
 
-  encode(text: string, opts: EncodeOptions = {}): number[] {
-    const ids = this.core.encodeText(text);
-    return opts.addSpecialTokens && this.addBos && this.bosId !== null ? [this.bosId, ...ids] : ids;
+  protected noTemplateMessage(): string {
+    return 'the GGUF file has no chat template (tokenizer.chat_template); use a chat/instruct model';
   }
 
-  decode(ids: ArrayLike<number>, opts: DecodeOptions = {}): string {
-    const known: number[] = [];
-    for (let i = 0; i < ids.length; i++) if (ids[i] >= 0 && ids[i] < this.vocabSize) known.push(ids[i]);
-    return known.length ? this.core.hf.decode(known, { skip_special_tokens: opts.skipSpecialTokens ?? false }) : '';
-  }
-
-  idToToken(id: number): string | null {
-    return this.core.hf.id_to_token(id) ?? null;
-  }
-
-  tokenToId(token: string): number | null {
-    return this.core.hf.token_to_id(token) ?? null;
-  }
-
-  isSpecial(id: number): boolean {
-    return this.core.specialIds.has(id);
-  }
-
-  applyChatTemplate(messages: ChatMessage[], opts: ChatTemplateOptions): string {
-    if (!this.template) throw new CtxError('model', 'the GGUF file has no chat template (tokenizer.chat_template); use a chat/instruct model', { path: this.dir });
-    return this.template.render(messages, opts);
-  }
-
-  private documentEncoder(): EncoderCore {
+  protected encodeDocumentText(text: string): number[] {
     this.documentCore ??= new EncoderCore(this.documentJson, ENCODER_CONFIG, this.dir);
-    return this.documentCore;
+    return this.documentCore.encodeText(text);
   }
 
-  /** Document text as it streams past (as encodeSegments: workers once the stream is long). */
-  encodeSegmentStream(segments: AsyncIterable<Segment> | Iterable<Segment>, opts: EncodeStreamOptions = {}): AsyncGenerator<SegmentIds> {
-    return this.stream(segments, false, opts);
-  }
-
-  /**
-   * Segments → ids, as a folder's tokenizer does it (tokenizer.ts): pieces cut where the cut rule
-   * allows, encoded on this thread (yielding to the event loop between pieces, so progress is drawn
-   * and Ctrl-C heard) or, for inputs of `parallelThreshold` characters and more, in worker threads
-   * that are sent this tokenizer's description (the metadata is read once, here).
-   */
-  async encodeSegments(segments: Segment[], opts: EncodeSegmentsOptions = {}): Promise<EncodedSegments> {
-    const totalChars = segments.reduce((n, s) => n + s.text.length, 0);
-    // The whole input is known: workers from the start when it is long, else none.
-    const parallel = totalChars >= (opts.parallelThreshold ?? 8_000_000);
-    let done = 0;
-    const results: Int32Array[] = [];
-    const stream = this.stream(segments, opts.parseSpecialTokens ?? false, {
-      workers: parallel ? opts.workers : 0,
-      parallelThreshold: 0,
-      signal: opts.signal,
-      onPiece: opts.onProgress && ((chars) => opts.onProgress!((done += chars), totalChars)),
-    });
-    for await (const { ids } of stream) results.push(ids);
-    return joinSegments(results);
-  }
-
-  private stream(segments: AsyncIterable<Segment> | Iterable<Segment>, parse: boolean, opts: EncodeStreamOptions): AsyncGenerator<SegmentIds> {
-    const encoder = {
-      rule: this.core.cut.rule,
-      here: (text: string) => Int32Array.from(parse ? this.core.encodeText(text) : this.documentEncoder().encodeText(text)),
-      startPool: (workers: number) =>
-        new EncoderPool({
-          dir: this.dir,
-          tokenizer: { json: parse ? this.json : this.documentJson, config: ENCODER_CONFIG },
-          workers,
-          parseSpecialTokens: parse,
-          loadMs: 60_000,
-          // As a folder's tokenizer: 10 s plus 1 ms per 40 characters per piece.
-          pieceMs: (chars) => 10_000 + chars / 40,
-          tokenizerPath: this.dir,
-          signal: opts.signal,
-        }),
-    };
-    return encodeSegmentStream(segments, encoder, {
-      workers: opts.workers ?? Math.min(4, availableParallelism()),
-      parallelThreshold: opts.parallelThreshold ?? 8_000_000,
-      onPiece: opts.onPiece,
-      signal: opts.signal,
-    });
+  /** Workers are sent this tokenizer's description (the metadata is read once, here). */
+  protected workerTokenizer(parseSpecialTokens: boolean): { json: Json; config: Json } {
+    return { json: parseSpecialTokens ? this.json : this.documentJson, config: ENCODER_CONFIG };
   }
 }
