@@ -24,6 +24,7 @@ const feedChunk = 4096; // the document arrives in pieces, as a reader streams i
 let last: Float32Array = new Float32Array(0);
 for (let s = 0; s < n; s += feedChunk) last = await session.feed(doc.subarray(s, s + feedChunk));
 const readSeconds = (performance.now() - t0) / 1000;
+const savedKvBytes = session.stats().kvBytes; // the KV the entry holds (decoding below adds rows)
 const t1 = performance.now();
 const saved = await new SessionCache(sessionsDir).save('0'.repeat(64), { inputs: [], model: dir, modelDir: dir, strategy, backend: 'cpu', numeric: 'f32', tokens: n }, session.snapshot(), model.config.headDim);
 if (saved.kind !== 'saved') throw new Error(`cache save: ${saved.kind}`);
@@ -43,6 +44,7 @@ console.log(JSON.stringify({
   readSeconds,
   saveSeconds,
   savedBytes: saved.bytes,
+  savedKvBytes,
   kvBytesPerRow: KvStore.bytesPerRow('f16', model.config.numLayers, model.config.numKvHeads, model.config.headDim),
   rssAfterLoad,
   peakRss: process.resourceUsage().maxRSS * 1024,
