@@ -23,7 +23,7 @@ import { convertedWeights } from '../../src/backend/cpu/weights.js';
 import { openModelAt } from '../../src/model/model.js';
 import { documentTokens } from './documents.js';
 import { GGUF_SHAPES, writeQ4kmModel, type GgufShape } from './gguf-models.js';
-import { writeSection } from './sections.js';
+import { writeSection } from '../sections.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SHARED = join(ROOT, '..', 'shared');

@@ -3,7 +3,7 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ModelConfig } from '../../src/model/config.js';
-import { readSection } from './sections.js';
+import { readSection } from '../sections.js';
 
 export interface Measurement {
   engine: 'ctx' | 'llama';

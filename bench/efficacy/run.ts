@@ -12,6 +12,7 @@
 // (seeded) are read by every strategy of a task. Each answer is the model's greedy next token.
 
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { readSection } from '../sections.js';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -160,6 +161,8 @@ for (const [task, byStrategy] of plan) {
   }
 }
 mkdirSync(resultsDir, { recursive: true });
-writeFileSync(join(resultsDir, 'efficacy.md'), `${lines.join('\n')}\n`);
+// The trained variants' sections (bench/efficacy/variants.ts) are kept as they are.
+const kept = ['clex', 'softplus', 'focus', 'all'].map((g) => readSection(join(resultsDir, 'efficacy.md'), `variants-${g}`)).filter(Boolean);
+writeFileSync(join(resultsDir, 'efficacy.md'), `${[...lines, ...kept.flatMap((s) => [s, ''])].join('\n')}\n`);
 writeFileSync(join(resultsDir, 'efficacy.json'), `${JSON.stringify({ command, depths, docs, cells: Object.fromEntries(cells) }, null, 1)}\n`);
 console.error(`wrote ${join(resultsDir, 'efficacy.md')}`);

@@ -19,6 +19,7 @@
 // The answer's loss is the cross-entropy of the answer's number at the prompt's last row (nats).
 
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { writeSection } from '../sections.js';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -235,4 +236,11 @@ const head = [
 mkdirSync(resultsDir, { recursive: true });
 writeFileSync(join(resultsDir, `${outName}.md`), `${[...head, ...lines].join('\n')}\n`);
 writeFileSync(join(resultsDir, `${outName}.json`), `${JSON.stringify({ command, depths, docs, task, tables: json }, null, 1)}\n`);
+// The same tables as a section of efficacy.md, beside the base model's rows (its run.ts keeps them).
+writeSection(
+  join(resultsDir, 'efficacy.md'),
+  `variants-${groups.length === 1 ? groups[0] : 'all'}`,
+  [`## Trained variant${groups.length === 1 ? '' : 's'}: ${groups.join(', ')} (bench/efficacy/variants.ts)`, '', ...head.slice(2), ...lines.map((l) => (l.startsWith('#') ? `#${l}` : l))].join('\n'),
+  'bench/efficacy/variants.ts',
+);
 console.error(`wrote ${join(resultsDir, `${outName}.md`)}`);
