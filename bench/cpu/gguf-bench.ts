@@ -24,6 +24,7 @@ import { openModelAt } from '../../src/model/model.js';
 import { documentTokens } from './documents.js';
 import { GGUF_SHAPES, writeQ4kmModel, type GgufShape } from './gguf-models.js';
 import { writeSection } from '../sections.js';
+import { cpuClock, otherCpuShare } from './other-cpu.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SHARED = join(ROOT, '..', 'shared');
@@ -72,18 +73,10 @@ interface Results {
 const ggufPath = (shape: GgufShape) => join(WORK, `${shape}-q4_k_m.gguf`);
 
 /** Busy and total CPU seconds of the whole machine so far (/proc/stat, all cores). */
-function machineCpu(): { busy: number; total: number } {
-  const f = readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-  // user nice system idle iowait irq softirq steal (guest time is inside user)
-  const [user, nice, system, idle, iowait, irq, softirq, steal] = f;
-  const hz = 100; // USER_HZ on Linux
-  return { busy: (user + nice + system + irq + softirq + (steal ?? 0)) / hz, total: (user + nice + system + idle + iowait + irq + softirq + (steal ?? 0)) / hz };
-}
-
 /** Runs one measurement child; resolves to its JSON line plus the machine's CPU use meanwhile. */
 function child(script: string, argv: string[]): Promise<Record<string, unknown>> {
   return new Promise((resolvePromise, reject) => {
-    const before = machineCpu();
+    const before = cpuClock();
     const t = performance.now();
     const p = spawn(process.execPath, ['--import', 'tsx', script, ...argv], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     let out = '';
@@ -92,13 +85,11 @@ function child(script: string, argv: string[]): Promise<Record<string, unknown>>
     p.stderr.on('data', (d) => (err += d));
     p.on('error', reject);
     p.on('close', (code) => {
-      const after = machineCpu();
+      const after = cpuClock(); // after the child was waited for: its CPU time is in `mine`
       const wall = (performance.now() - t) / 1000;
       if (code !== 0) return reject(new Error(`${script} ${argv.join(' ')} failed (${code}):\n${err.slice(-2000)}`));
       const m = JSON.parse(out.trim().split('\n').pop()!) as Record<string, unknown>;
-      const own = Number(m.cpuSeconds);
-      const elapsed = after.total - before.total;
-      resolvePromise({ ...m, wallSeconds: wall, otherCpuShare: Math.max(0, (after.busy - before.busy - own) / elapsed) });
+      resolvePromise({ ...m, wallSeconds: wall, otherCpuShare: otherCpuShare(before, after, cpus().length) ?? undefined });
     });
   });
 }
