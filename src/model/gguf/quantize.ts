@@ -131,8 +131,11 @@ function q8_0(x: Float32Array): BlockFields {
   return { d: floatToHalf(d), codes: Array.from(x, (v) => roundHalfAway(f32(v * id))) };
 }
 
-function q4_0(x: Float32Array): BlockFields {
-  // The value of largest magnitude, with its sign, maps to code 0 (−8 after the offset).
+/**
+ * Q4_0 (8) and Q5_0 (16), ggml's quantize_row_q{4,5}_0_ref: 2·`half` levels around zero, the value of
+ * largest magnitude, with its sign, at code 0 (−`half` after the offset).
+ */
+function largestAtZero(x: Float32Array, half: number): BlockFields {
   let amax = 0;
   let max = 0;
   for (let i = 0; i < 32; i++) {
@@ -141,24 +144,9 @@ function q4_0(x: Float32Array): BlockFields {
       max = x[i];
     }
   }
-  const d = f32(max / -8);
+  const d = f32(max / -half);
   const id = d ? f32(1 / d) : 0;
-  return { d: floatToHalf(d), codes: Array.from(x, (v) => Math.min(15, Math.trunc(f32(f32(v * id) + 8.5)))) };
-}
-
-/** Q5_0 (ggml's quantize_row_q5_0_ref): as Q4_0 with 32 levels, the value of largest magnitude at code 0. */
-function q5_0(x: Float32Array): BlockFields {
-  let amax = 0;
-  let max = 0;
-  for (let i = 0; i < 32; i++) {
-    if (amax < Math.abs(x[i])) {
-      amax = Math.abs(x[i]);
-      max = x[i];
-    }
-  }
-  const d = f32(max / -16);
-  const id = d ? f32(1 / d) : 0;
-  return { d: floatToHalf(d), codes: Array.from(x, (v) => Math.min(31, Math.trunc(f32(f32(v * id) + 16.5)))) };
+  return { d: floatToHalf(d), codes: Array.from(x, (v) => Math.min(2 * half - 1, Math.trunc(f32(f32(v * id) + half + 0.5)))) };
 }
 
 /** Q4_1 (nmax 15) and Q5_1 (nmax 31), ggml's quantize_row_q{4,5}_1_ref: value = d · code + m, m the block's minimum. */
@@ -227,9 +215,9 @@ function q6K(x: Float32Array): BlockFields {
 
 const CHOOSE: Record<QuantType, (x: Float32Array) => BlockFields> = {
   Q8_0: q8_0,
-  Q4_0: q4_0,
+  Q4_0: (x) => largestAtZero(x, 8),
   Q4_1: (x) => affine(x, 15),
-  Q5_0: q5_0,
+  Q5_0: (x) => largestAtZero(x, 16),
   Q5_1: (x) => affine(x, 31),
   Q4_K: (x) => kQuant(x, 15),
   Q5_K: (x) => kQuant(x, 31),
