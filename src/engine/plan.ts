@@ -168,14 +168,20 @@ function planOnce(c: ModelConfig, input: PlanInput): { plan: RunPlan; limit: str
       kvRows = beaconRows(c, r, plannedTokens);
       attendedRows = kvRows;
       const choice = r.ratioChoice;
+      const ratio = `beacon at ratio ${r.ratio} ${choice.forced ? '(--beacon-ratio)' : `(the largest of [${choice.candidates}])`}`;
       if (!choice.fits) {
         fits = false;
         limit = `beacon at ratio ${r.ratio} holds ${fmt(choice.maxTokens)} tokens`;
         reason =
-          `the run needs ${fmt(choice.neededTokens)} tokens (document and question ${fmt(promptTokens)} + answer reserve ${fmt(choice.neededTokens - promptTokens)}); ` +
-          `beacon at ratio ${r.ratio} ${choice.forced ? '(--beacon-ratio)' : `(the largest of [${choice.candidates}])`} ` +
-          `holds ${fmt(choice.maxTokens)} within ${fmt(c.maxPositions)} positions. Use --strategy select (any length), ` +
+          `the run needs ${fmt(choice.neededTokens)} tokens (prompt ${fmt(promptTokens)} + the checkpoint's answer reserve ${fmt(choice.neededTokens - promptTokens)}); ` +
+          `${ratio} holds ${fmt(choice.maxTokens)} within ${fmt(c.maxPositions)} positions. Use --strategy select (any length), ` +
           `or force a larger ratio with --beacon-ratio (untrained ratios lose detail)`;
+      } else if (plannedTokens > choice.maxTokens) {
+        // The ratio holds the prompt and the checkpoint's reserve, not the whole answer budget:
+        // beacon would end the answer early (planRun turns this into the --max-tokens that fits).
+        fits = false;
+        limit = `beacon at ratio ${r.ratio} holds ${fmt(choice.maxTokens)} tokens`;
+        reason = `the run needs ${need}; ${ratio} holds ${fmt(choice.maxTokens)} within ${fmt(c.maxPositions)} positions`;
       }
       break;
     }

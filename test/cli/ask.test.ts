@@ -101,7 +101,7 @@ describe('ctx ask', () => {
     assert.equal(auto.status, 0, auto.stderr);
     assert.match(auto.stderr, /^[\d,]+ tokens · select \(.*\), auto: the prompt and answer \([\d,]+ tokens\) are past its 128-token window, and it has no beacon weights · KV /m);
     const beacon = JSON.parse(ctx(['ask', doc, 'What is the answer?', '-m', beaconModel, '--max-tokens', '3', '--json']).stdout);
-    assert.match(beacon.strategyReason, /^the model has beacon weights, and ratio \d+ holds [\d,]+ tokens, enough for [\d,]+$/);
+    assert.match(beacon.strategyReason, /^the model has beacon weights, and ratio \d+ holds [\d,]+ tokens, enough for the prompt \([\d,]+ tokens\) and the checkpoint's answer reserve \([\d,]+ tokens\)$/);
     const named = ctx(['ask', doc, 'What is the answer?', '-m', plainModel, '--strategy', 'select', '--max-tokens', '3']);
     assert.equal(named.status, 0, named.stderr);
     assert.match(named.stderr, /^[\d,]+ tokens · select \([^\n]*\) · KV /m);

@@ -11,8 +11,10 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { fixtureModel } from '../../scripts/make-fixture-models.js';
 import { prepareDocument } from '../../src/engine/open.js';
+import { planModelOf, planPrompt } from '../../src/engine/prompt-plan.js';
+import { adaptReserve } from '../../src/engine/strategies/beacon-ratio.js';
 import type { RunEvent } from '../../src/engine/events.js';
-import { inputFixtures, scratchDir, sharedPath } from '../helpers/fixtures.js';
+import { REPO_ROOT, inputFixtures, scratchDir, sharedPath } from '../helpers/fixtures.js';
 import { BIN, cleanEnv, ctx } from './spawn-ctx.js';
 
 const fx = inputFixtures();
@@ -168,5 +170,76 @@ describe('one document count everywhere (the shared 261-page PDF)', () => {
     assert.equal(only(ask, 'progress')[0]!.total, cited.tokens);
     const sum = await eventsUntil(['summarize', pdf.path, '-m', aidreams.path, '--no-cache'], 'plan', env);
     assert.equal(only(sum, 'plan')[0]!.documentTokens, cited.tokens);
+  });
+});
+
+/**
+ * The plan as prompt-plan.ts makes it (the source of truth for the plan line): prompt = prefix +
+ * document + question (exactly, or the unknown-question allowance), and the strategy's numbers.
+ */
+async function truthPlan(inputs: string[], model: string, question: string | null, maxTokens: number) {
+  const prepared = await prepareDocument({ inputs, model, cite: true, backend: 'reference', cache: false });
+  try {
+    const after = question === null ? null : `${question}${prepared.sources.instruction()}`;
+    const p = planPrompt(planModelOf(prepared.loaded), prepared.format, undefined, prepared.tokens.count, after, { maxTokens });
+    return { ...p, document: prepared.tokens.count, prompt: p.prefix.length + prepared.tokens.count + p.questionTokens, mix: prepared.loaded.model.config.beacon!.ratioMix };
+  } finally {
+    await prepared.close();
+  }
+}
+
+describe("beacon's plan reason: every number says what it is (issue 13, new-user run)", () => {
+  const demoDoc = join(REPO_ROOT, 'fixtures', 'demo', 'needle-8k.txt');
+  it('inspect on the demo document: the ratio holds the prompt (not the document) and the checkpoint\'s answer reserve', async () => {
+    const t = await truthPlan([demoDoc], 'needle-demo', null, 512);
+    const r = t.plan.strategy;
+    assert.ok(r.name === 'beacon', 'auto picks beacon for 8K tokens on the demo model');
+    // the prompt is the document and more: the reason must not present it as the document's count
+    assert.ok(t.prompt > t.document);
+    const reason =
+      `the model has beacon weights, and ratio ${r.ratio} holds ${n(r.ratioChoice.maxTokens)} tokens, ` +
+      `enough for the prompt (${n(t.prompt)} tokens) and the checkpoint's answer reserve (${n(adaptReserve(t.mix))} tokens)`;
+    assert.equal(t.plan.strategyReason, reason);
+    assert.equal(t.prompt + adaptReserve(t.mix), r.ratioChoice.neededTokens);
+    assert.equal(t.prompt + 512, t.plan.plannedTokens);
+    const report = JSON.parse(ctx(['inspect', '--json', '-m', 'needle-demo', demoDoc]).stdout);
+    assert.equal(report.plan.strategyReason, reason);
+    assert.equal(report.plan.documentTokens, t.document);
+    const text = ctx(['inspect', '-m', 'needle-demo', demoDoc]).stdout;
+    assert.ok(text.includes(`auto: ${reason}\n`), text);
+    assert.match(text, new RegExp(`planned tokens +${n(t.plan.plannedTokens)} = prefix ${t.prefix.length} .* \\+ document ${n(t.document)} \\+ question ≤ ${t.questionTokens} \\(assumed\\) \\+ answer 512`));
+  });
+
+  it('ask: the plan event gives the same reason, with the question known exactly; a larger --max-tokens is named as such', async () => {
+    const q = 'recall Paula';
+    for (const maxTokens of [2, 2000]) {
+      const t = await truthPlan([demoDoc], 'needle-demo', q, maxTokens);
+      const r = t.plan.strategy;
+      assert.ok(r.name === 'beacon');
+      const answer = maxTokens > adaptReserve(t.mix) ? `the answer budget (--max-tokens ${n(maxTokens)})` : `the checkpoint's answer reserve (${n(adaptReserve(t.mix))} tokens)`;
+      const reason = `the model has beacon weights, and ratio ${r.ratio} holds ${n(r.ratioChoice.maxTokens)} tokens, enough for the prompt (${n(t.prompt)} tokens) and ${answer}`;
+      assert.equal(t.plan.strategyReason, reason);
+      const es = await eventsUntil(['ask', demoDoc, q, '-m', 'needle-demo', '--max-tokens', String(maxTokens), '--no-cache'], 'plan', {});
+      const plan = only(es, 'plan')[0]!;
+      assert.equal(plan.strategyReason, reason);
+      assert.equal(plan.documentTokens, t.document);
+    }
+  });
+
+  it('--strategy beacon with an answer budget its ratio cannot hold is refused before reading: exit 7, the numbers, --max-tokens', async () => {
+    const t = await truthPlan([demoDoc], 'needle-demo', 'recall Paula', 100_000_000);
+    const r = await truthPlan([demoDoc], 'needle-demo', 'recall Paula', 1);
+    const s = r.plan.strategy;
+    assert.ok(s.name === 'beacon');
+    const most = s.ratioChoice.maxTokens - r.prompt;
+    const run = ctx(['ask', demoDoc, 'recall Paula', '-m', 'needle-demo', '--strategy', 'beacon', '--max-tokens', '100000000', '--no-cache']);
+    assert.equal(run.code, 7, run.stderr);
+    assert.equal(
+      run.stderr,
+      `ctx: the answer budget of 100,000,000 tokens (--max-tokens) does not fit after the document and question (${n(t.prompt)} tokens): ` +
+        `at most ${n(most)} answer tokens fit here (beacon at ratio ${s.ratio} holds ${n(s.ratioChoice.maxTokens)} tokens). Use --max-tokens ${n(most)} or less\n`,
+    );
+    const ok = await eventsUntil(['ask', demoDoc, 'recall Paula', '-m', 'needle-demo', '--strategy', 'beacon', '--max-tokens', String(most), '--no-cache'], 'plan', {});
+    assert.equal(only(ok, 'plan').length, 1, 'the largest budget it names is accepted');
   });
 });

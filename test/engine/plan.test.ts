@@ -52,7 +52,15 @@ describe('planRun', () => {
   it('says why auto chose the strategy, and nothing when the options name it', () => {
     assert.match(planRun(plain, { documentTokens: 5000 }).strategyReason!, /^the prompt and answer \(5,512 tokens\) are past its 128-token window, and it has no beacon weights$/);
     assert.match(planRun(plain, { documentTokens: 10, maxNewTokens: 10 }).strategyReason!, /^the prompt and answer \(20 tokens\) fit its 128-token window$/);
-    assert.match(planRun(beacon, { documentTokens: 600, maxNewTokens: 0 }).strategyReason!, /^the model has beacon weights, and ratio 8 holds [\d,]+ tokens, enough for 664$/);
+    // 600 prompt tokens + the checkpoint's adapt-64 reserve = 664 > (128 − 32) × 4 + 32 = 416, ≤ 800 at ratio 8
+    assert.equal(
+      planRun(beacon, { documentTokens: 590, questionTokens: 10, maxNewTokens: 0 }).strategyReason,
+      "the model has beacon weights, and ratio 8 holds 800 tokens, enough for the prompt (600 tokens) and the checkpoint's answer reserve (64 tokens)",
+    );
+    assert.equal(
+      planRun(beacon, { documentTokens: 590, questionTokens: 10, maxNewTokens: 100 }).strategyReason,
+      'the model has beacon weights, and ratio 8 holds 800 tokens, enough for the prompt (600 tokens) and the answer budget (--max-tokens 100)',
+    );
     assert.match(planRun(beacon, { documentTokens: 50_000, maxNewTokens: 0 }).strategyReason!, /past its 128-token window, and its beacons hold at most [\d,]+$/);
     assert.equal(planRun(plain, { documentTokens: 5000, strategy: 'select' }).strategyReason, null);
   });
@@ -99,6 +107,20 @@ describe('planRun', () => {
     assert.deepEqual([window.fits, window.tooLong], [false, 'answer']);
     assert.match(window.reason!, /at most 58 answer tokens fit here/);
     assert.equal(planRun(plain, { documentTokens: 1000, maxNewTokens: 20, strategy: 'full' }).tooLong, 'document', 'a document past the window is the document');
+  });
+  it('beacon refuses an answer budget its ratio cannot hold, naming --max-tokens, as full does (issue 13, the 100,000,000-token answer)', () => {
+    // Ratio 8 holds 800 tokens; the prompt takes 600 (its ratio chosen for 600 + the adapt-64 reserve).
+    const p = planRun(beacon, { documentTokens: 590, questionTokens: 10, maxNewTokens: 100_000_000, strategy: 'beacon' });
+    assert.deepEqual([p.fits, p.tooLong], [false, 'answer']);
+    assert.equal(
+      p.reason,
+      'the answer budget of 100,000,000 tokens (--max-tokens) does not fit after the document and question (600 tokens): ' +
+        'at most 200 answer tokens fit here (beacon at ratio 8 holds 800 tokens). Use --max-tokens 200 or less',
+    );
+    assert.equal(planRun(beacon, { documentTokens: 590, questionTokens: 10, maxNewTokens: 200, strategy: 'beacon' }).fits, true);
+    assert.equal(planRun(beacon, { documentTokens: 590, questionTokens: 10, maxNewTokens: 201, strategy: 'beacon' }).fits, false);
+    // auto does not pick a beacon ratio that would cut the answer short: select holds it
+    assert.equal(planRun(beacon, { documentTokens: 590, questionTokens: 10, maxNewTokens: 201 }).strategy.name, 'select');
   });
   it('refuses a plan over the memory budget', () => {
     const p = planRun(plain, { documentTokens: 100000, strategy: 'select', memoryBudgetBytes: 1024 * 1024 });

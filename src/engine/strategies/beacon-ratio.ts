@@ -12,7 +12,7 @@ export interface RatioChoice {
   ratio: number;
   /** Tokens this ratio can hold: (P − W)·r + W. */
   maxTokens: number;
-  /** The length the choice was made for (document + reserve). */
+  /** The length the choice was made for: the prompt (prefix, document, question) + the checkpoint's answer reserve F. */
   neededTokens: number;
   fits: boolean;
   /** True when the user named the ratio (--beacon-ratio) rather than ctx choosing it. */
@@ -31,9 +31,9 @@ export function adaptReserve(mix: string): number {
   return m ? Number(m[1]) : 1024;
 }
 
-export function chooseRatio(b: BeaconConfig, positions: number, documentTokens: number, forced?: number): RatioChoice {
+export function chooseRatio(b: BeaconConfig, positions: number, promptTokens: number, forced?: number): RatioChoice {
   const candidates = [...new Set(b.ratios)].filter((r) => r === 0 || (r <= b.window && b.stride % r === 0)).sort((x, y) => x - y);
-  const neededTokens = documentTokens + adaptReserve(b.ratioMix);
+  const neededTokens = promptTokens + adaptReserve(b.ratioMix);
   const pick = (ratio: number): RatioChoice => {
     const maxTokens = beaconMaxTokens(positions, b.window, ratio);
     return { ratio, maxTokens, neededTokens, fits: maxTokens >= neededTokens, forced: forced !== undefined, candidates };

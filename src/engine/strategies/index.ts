@@ -121,8 +121,10 @@ function autoStrategy(c: ModelConfig, o: StrategyOptions, promptTokens: number, 
 function autoChoice(c: ModelConfig, o: StrategyOptions, promptTokens: number, answerTokens: number): { name: StrategyName; reason: string } {
   const n = (x: number) => x.toLocaleString('en-US');
   const choice = c.beacon ? chooseRatio(c.beacon, beaconPositions(c), promptTokens, o.beaconRatio) : null;
-  if (choice?.fits) {
-    return { name: 'beacon', reason: `the model has beacon weights, and ratio ${choice.ratio} holds ${n(choice.maxTokens)} tokens, enough for ${n(choice.neededTokens)}` };
+  // The ratio is chosen for the prompt and the checkpoint's answer reserve (adapt-F); the answer
+  // budget (--max-tokens) must fit too, or beacon would stop the answer short.
+  if (choice?.fits && promptTokens + answerTokens <= choice.maxTokens) {
+    return { name: 'beacon', reason: beaconReason(choice, promptTokens, answerTokens) };
   }
   const capacity = ropeCapacity(c, fullRope(c, o.rope ?? null));
   const planned = promptTokens + answerTokens;
@@ -133,6 +135,18 @@ function autoChoice(c: ModelConfig, o: StrategyOptions, promptTokens: number, an
   if (c.focus) return { name: 'focus', reason: `${past}, and the model is a FocusLLM checkpoint` };
   const beacons = choice ? `its beacons hold at most ${n(choice.maxTokens)}` : 'it has no beacon weights';
   return { name: 'select', reason: `${past}, and ${beacons}` };
+}
+
+/**
+ * Why a beacon ratio holds this run, every number named: what the ratio holds, the prompt (prefix,
+ * document and question), and the answer reserve the ratio was chosen for (the checkpoint's adapt-F),
+ * or the answer budget when --max-tokens asks for more.
+ */
+export function beaconReason(choice: RatioChoice, promptTokens: number, answerTokens: number): string {
+  const n = (x: number) => x.toLocaleString('en-US');
+  const reserve = choice.neededTokens - promptTokens;
+  const answer = answerTokens > reserve ? `the answer budget (--max-tokens ${n(answerTokens)})` : `the checkpoint's answer reserve (${n(reserve)} tokens)`;
+  return `the model has beacon weights, and ratio ${choice.ratio} holds ${n(choice.maxTokens)} tokens, enough for the prompt (${n(promptTokens)} tokens) and ${answer}`;
 }
 
 /** Why `auto` chose the strategy for this run, or null when the options name one. */
