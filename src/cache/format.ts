@@ -13,10 +13,18 @@
 // header too, so a flipped bit anywhere, or a truncated file, is caught before anything is used.
 // Arrays are written straight from the snapshot's own arrays (no copy; a snapshot may share them
 // with the live sequence, contract.ts) and read in pieces, so an entry larger than a Node Buffer
-// (2 GiB) still works and memory holds one copy of the session. KV arrays are read into arrays
-// with room to grow (address space, committed only when written): the sequence restored from
-// them appends its next rows in place. Typed arrays are stored in the machine's byte order, which
-// the store checks is little-endian before using the cache.
+// (2 GiB) still works and memory holds one copy of the session.
+//
+// Reading is one pass: each piece is read straight into its array and hashed there, and the
+// arrays are returned only once the digest matches (a damaged entry's arrays are dropped unused).
+// The header's lengths must add up to the file's size, which the store bounds by its size cap, so
+// a damaged header cannot make a read allocate more than the file holds. A layer's KV arrays are
+// views of one buffer, as a sequence keeps them (backend/cpu/kv-store.ts), with room for
+// KV_ROOM_ROWS more rows each (address space, committed only when written): the sequence restored
+// from them appends the question and answer in place. One allocation per layer, not per head
+// with room to double, keeps V8 from collecting garbage again and again over memory it counts
+// as external. Typed arrays are stored in the machine's byte order, which the store checks is
+// little-endian before using the cache.
 
 import { createHash, type Hash } from 'node:crypto';
 import type { FileHandle } from 'node:fs/promises';
@@ -33,8 +41,6 @@ const DIGEST = 32;
 const PIECE = 16 * 1024 * 1024;
 /** The preamble and header together; a real header lists a few arrays per layer (kilobytes). */
 export const MAX_HEAD_BYTES = 16 * 1024 * 1024;
-/** Payloads larger than this are checksummed before their arrays are allocated. */
-const VERIFY_FIRST_BYTES = 64 * 1024 * 1024;
 
 /** What `ctx cache ls` shows about an entry; written by the run that read the document. */
 export interface EntryMeta {
@@ -201,8 +207,8 @@ export async function readHeader(fh: FileHandle, fileSize: number): Promise<{ he
 }
 
 /**
- * Reads a whole entry and verifies its checksum before returning anything. Throws CorruptEntry
- * when the file is damaged, truncated, or not what its header says.
+ * Reads a whole entry, verifying its checksum as it reads, and returns it only when the checksum
+ * matches. Throws CorruptEntry when the file is damaged, truncated, or not what its header says.
  */
 export async function readEntry(fh: FileHandle, fileSize: number, signal?: AbortSignal): Promise<{ header: EntryHeader; session: StoredSession }> {
   const { header, payloadStart } = await readHeader(fh, fileSize);
@@ -220,11 +226,12 @@ export async function readEntry(fh: FileHandle, fileSize: number, signal?: Abort
   if (payloadStart + payload + DIGEST !== fileSize) {
     throw new CorruptEntry(`size ${fileSize} bytes does not match its header (${payloadStart + payload + DIGEST})`);
   }
-  if (payload > VERIFY_FIRST_BYTES) await verifyChecksum(fh, fileSize, signal);
+  checkShape(header);
+  const kv = new KvBuffers(header);
   const arrays = new Map<string, TypedRows>();
   let at = payloadStart;
   for (const a of header.arrays) {
-    const data = allocate(a, header);
+    const data = kv.view(a) ?? (a.kind === 'i32' ? new Int32Array(a.length) : a.kind === 'f16' ? new Uint16Array(a.length) : new Float32Array(a.length));
     const bytes = ELEMENT_BYTES[a.kind] * a.length;
     await readInto(fh, Buffer.from(data.buffer, data.byteOffset, bytes), at, hash, signal);
     at += bytes;
@@ -236,35 +243,57 @@ export async function readEntry(fh: FileHandle, fileSize: number, signal?: Abort
   return { header, session: assemble(header, arrays) };
 }
 
-/** Checks the whole file's checksum through one reused buffer (a first pass before big allocations). */
-async function verifyChecksum(fh: FileHandle, fileSize: number, signal?: AbortSignal): Promise<void> {
-  const hash = createHash('sha256');
-  const buf = Buffer.alloc(Math.min(PIECE, fileSize - DIGEST));
-  for (let at = 0; at < fileSize - DIGEST; ) {
-    signal?.throwIfAborted();
-    const piece = buf.subarray(0, Math.min(buf.length, fileSize - DIGEST - at));
-    await readExactly(fh, piece, at);
-    hash.update(piece);
-    at += piece.length;
+/** Rows of room a restored KV array gets beyond its stored rows (reserved address space, not memory). */
+export const KV_ROOM_ROWS = 1 << 16;
+
+/** The header's KV shape, checked before anything is allocated from it. */
+function checkShape(header: EntryHeader): void {
+  const { layers, kvHeads, headDim, rows } = header;
+  if (!(Number.isInteger(layers) && layers >= 0 && Array.isArray(header.selectCacheLayers) && header.selectCacheLayers.length === layers)) throw new CorruptEntry('header has a bad layer count');
+  if (!(Number.isInteger(kvHeads) && kvHeads >= 1 && Number.isInteger(headDim) && headDim >= 1 && Number.isInteger(rows) && rows >= 0)) throw new CorruptEntry('header has a bad KV shape');
+  if (header.kvDtype !== 'f32' && header.kvDtype !== 'f16') throw new CorruptEntry(`header names an unknown KV dtype ${JSON.stringify(header.kvDtype)}`);
+  for (const a of header.arrays) {
+    const m = /^(?:keys|values)\.(\d+)\.(\d+)$|^pending$|^(?:qbar|top)\.(\d+)$/.exec(a.name);
+    const known = m && (m[3] === undefined || header.selectCacheLayers[Number(m[3])] === true);
+    if (!known) throw new CorruptEntry(`array ${a.name} is not part of a session`);
   }
-  const digest = Buffer.alloc(DIGEST);
-  await readExactly(fh, digest, fileSize - DIGEST);
-  if (!digest.equals(hash.digest())) throw new CorruptEntry('checksum mismatch');
 }
 
-/** Rows of room a restored KV array gets beyond its stored rows, at least. */
-const KV_ROOM_ROWS = 1 << 16;
-
 /**
- * A fresh array for one stored array: KV rows get room for as many rows again, at least
- * KV_ROOM_ROWS more (reserved address space, not memory), so the restored sequence appends in place.
+ * The KV arrays of a restored entry: per layer one buffer, allocated when its first array is read,
+ * holding keys.<l>.<h> then values.<l>.<h>, each [rows + KV_ROOM_ROWS, D] in the KV dtype.
  */
-function allocate(a: ArrayEntry, header: EntryHeader): TypedRows {
-  if (a.kind === 'i32') return new Int32Array(a.length);
-  if (!/^(keys|values)\./.test(a.name)) return a.kind === 'f16' ? new Uint16Array(a.length) : new Float32Array(a.length);
-  const length = Math.max(2 * header.rows, header.rows + KV_ROOM_ROWS) * header.headDim;
-  if (!(length >= a.length)) throw new CorruptEntry(`array ${a.name} holds more than ${header.rows} rows`);
-  return a.kind === 'f16' ? new Uint16Array(length) : new Float32Array(length);
+class KvBuffers {
+  private readonly layers = new Map<number, ArrayBuffer>();
+  private readonly capacity: number;
+
+  constructor(private readonly header: EntryHeader) {
+    this.capacity = (header.rows + KV_ROOM_ROWS) * header.headDim;
+  }
+
+  /** The view array `a` is read into, or null when it is not a KV array. */
+  view(a: ArrayEntry): TypedRows | null {
+    const m = /^(keys|values)\.(\d+)\.(\d+)$/.exec(a.name);
+    if (!m) return null;
+    const { layers, kvHeads, kvDtype, rows, headDim } = this.header;
+    const l = Number(m[2]);
+    const h = Number(m[3]);
+    if (!(l < layers && h < kvHeads) || a.kind !== kvDtype || a.length !== rows * headDim) throw new CorruptEntry(`array ${a.name} does not fit the header's KV shape`);
+    const bytes = ELEMENT_BYTES[kvDtype];
+    let buffer = this.layers.get(l);
+    if (!buffer) {
+      try {
+        buffer = new ArrayBuffer(2 * kvHeads * this.capacity * bytes);
+      } catch (e) {
+        // Only a damaged header asks for more than the machine gives: a real entry's rows fit in memory.
+        if (e instanceof RangeError) throw new CorruptEntry(`its KV shape (${kvHeads} heads × ${headDim} values × ${rows} rows and room) cannot be allocated`);
+        throw e;
+      }
+      this.layers.set(l, buffer);
+    }
+    const offset = ((m[1] === 'keys' ? 0 : kvHeads) + h) * this.capacity * bytes;
+    return kvDtype === 'f16' ? new Uint16Array(buffer, offset, this.capacity) : new Float32Array(buffer, offset, this.capacity);
+  }
 }
 
 function assemble(header: EntryHeader, arrays: Map<string, TypedRows>): StoredSession {
@@ -279,9 +308,6 @@ function assemble(header: EntryHeader, arrays: Map<string, TypedRows>): StoredSe
     return a;
   };
   const { layers, kvHeads, headDim, rows } = header;
-  if (!Number.isInteger(layers) || header.selectCacheLayers.length !== layers) throw new CorruptEntry('header has a bad layer count');
-  if (!(Number.isInteger(kvHeads) && kvHeads >= 1 && Number.isInteger(headDim) && headDim >= 1 && Number.isInteger(rows) && rows >= 0)) throw new CorruptEntry('header has a bad KV shape');
-  if (header.kvDtype !== 'f32' && header.kvDtype !== 'f16') throw new CorruptEntry(`header names an unknown KV dtype ${JSON.stringify(header.kvDtype)}`);
   const kv = (name: string): KvRows => {
     const a = arrays.get(name);
     const entry = header.arrays.find((e) => e.name === name);

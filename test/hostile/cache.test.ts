@@ -61,17 +61,52 @@ describe('forged cache entries', () => {
     assert.ok(process.memoryUsage.rss() - rss < 200 * 1024 ** 2, 'nothing of its size was allocated');
   });
 
-  it('a large entry within the cap is checksummed before its arrays are allocated', { timeout: 60_000 }, async () => {
+  it('a large entry within the cap whose arrays are forged is found by its checksum as it is read, holding at most one copy', { timeout: 60_000 }, async () => {
+    // One pass (format.ts): arrays are read and hashed in place and returned only when the digest
+    // matches; the memory a damaged entry takes is what a good entry of its size would, no more.
     const key = 'e'.repeat(64);
     const cache = await savedEntry(scratchDir('forged-big'), key, 1024 ** 3);
-    forge(cache.pathOf(key), 512 * 1024 ** 2);
+    const payload = forgeRows(cache.pathOf(key), 2 * 1024 ** 2); // 2 Mi rows × 256 bytes: 512 MiB of KV
     const rss = process.memoryUsage.rss();
     const r = await cache.load(key);
     assert.equal(r.kind, 'discarded');
     if (r.kind === 'discarded') assert.match(r.message, /checksum mismatch/);
-    assert.ok(process.memoryUsage.rss() - rss < 200 * 1024 ** 2, `grew by ${(process.memoryUsage.rss() - rss) / 2 ** 20} MB`);
+    const grew = process.memoryUsage.rss() - rss;
+    assert.ok(grew < payload + 200 * 1024 ** 2, `grew by ${grew / 2 ** 20} MB for a ${payload / 2 ** 20} MB payload`);
+  });
+
+  it('an array the header names that is not part of a session, or does not fit its KV shape, is refused before any is read', async () => {
+    const key = 'd'.repeat(64);
+    const cache = await savedEntry(scratchDir('forged-names'), key);
+    forge(cache.pathOf(key), 64 * 1024 ** 2);
+    const r = await cache.load(key);
+    assert.equal(r.kind, 'discarded');
+    if (r.kind === 'discarded') assert.match(r.message, /array keys\.0 is not part of a session/);
   });
 });
+
+/**
+ * Rewrites a saved entry so that its header claims `rows` KV rows (every KV array that long, the
+ * rest as saved), with a file of exactly the matching size (sparse) — consistent everywhere but the
+ * checksum. Returns the payload's bytes.
+ */
+function forgeRows(path: string, rows: number): number {
+  const good = readFileSync(path);
+  const headerLength = good.readUInt32LE(12);
+  const header = JSON.parse(good.subarray(16, 16 + headerLength).toString('utf8'));
+  header.rows = rows;
+  for (const a of header.arrays) if (/^(keys|values)\./.test(a.name)) a.length = rows * header.headDim;
+  const payload = header.arrays.reduce((n: number, a: { kind: string; length: number }) => n + (a.kind === 'f16' ? 2 : 4) * a.length, 0);
+  let json = Buffer.from(JSON.stringify(header));
+  json = Buffer.concat([json, Buffer.alloc((8 - ((16 + json.length) % 8)) % 8, 0x20)]);
+  const pre = Buffer.from(good.subarray(0, 16));
+  pre.writeUInt32LE(json.length, 12);
+  const fd = openSync(path, 'w');
+  writeSync(fd, Buffer.concat([pre, json]));
+  closeSync(fd);
+  truncateSync(path, 16 + json.length + payload + 32);
+  return payload;
+}
 
 describe('model identity', () => {
   it('two models that differ outside any sampled block have different fingerprints', () => {
