@@ -77,7 +77,10 @@ export function planStep(req: StepRequest, M: number, model: Model): StepPlan {
     const spec = req.select;
     if (!(spec.nInit >= 0 && spec.topK >= 0 && spec.nLocal >= 0)) fail('select sizes must be non-negative');
     const { localStart, all } = selectionBounds(T, n, spec);
-    if (!all) return { n, M, T, beacon, beaconEmbedding, keys: null, select: { spec, localStart }, selectsAll: false, maxPosition: Math.max(T - 1, spec.nLocal + n - 1) };
+    // Selected keys are rotated at their rank in S (at most init + top + local of them) and q̄ at
+    // nLocal + i: positions stay within the window however long the sequence is.
+    const ranks = spec.nInit + Math.min(spec.topK, localStart - spec.nInit) + (T - localStart);
+    if (!all) return { n, M, T, beacon, beaconEmbedding, keys: null, select: { spec, localStart }, selectsAll: false, maxPosition: Math.max(ranks - 1, spec.nLocal + n - 1) };
     const positions = Int32Array.from({ length: n }, (_, i) => M + i);
     const keys: LayerKeys = { rows: null, count: T, firstNew: M, positions, mask: { kind: 'causal' } };
     return { n, M, T, beacon, beaconEmbedding, keys, select: null, selectsAll: true, maxPosition: T - 1 };

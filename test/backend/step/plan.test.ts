@@ -49,7 +49,9 @@ describe('planStep', () => {
     const p = planStep(req({ select: spec }), 40, model);
     assert.equal(p.keys, null);
     assert.deepEqual(p.select, { spec, localStart: 35 });
-    assert.equal(p.maxPosition, 42, 'keys and queries at ranks < T; q̄ rotates up to nLocal + n − 1 = 10');
+    // S = init 2 + top 4 + local [35, 43): keys and queries at ranks < 14, whatever T is (a table of
+    // T rows would grow with the document); q̄ rotates up to nLocal + n − 1 = 10.
+    assert.equal(p.maxPosition, 13);
     const all = planStep(req({ select: spec }), 5, model);
     assert.ok(all.selectsAll);
     assert.deepEqual([...all.keys!.positions], [5, 6, 7], 'every row: positions are indices, the request\'s are ignored');
