@@ -40,6 +40,11 @@ export function pdfTextDir(env: NodeJS.ProcessEnv = process.env): string {
   return join(ctxCacheDir(env), 'pdf-text');
 }
 
+/** Where what documents' encodings gave is kept (token-memo.ts): beside the sessions, in document-tokens. */
+export function tokenMemoDir(env: NodeJS.ProcessEnv = process.env): string {
+  return join(ctxCacheDir(env), 'document-tokens');
+}
+
 export type LoadResult =
   | { kind: 'miss' }
   | { kind: 'hit'; header: EntryHeader; session: StoredSession; bytes: number; seconds: number }

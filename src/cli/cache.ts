@@ -6,8 +6,10 @@
 import { homedir } from 'node:os';
 import { basename, isAbsolute, relative, sep } from 'node:path';
 import { Command, Option } from 'commander';
-import { DEFAULT_CACHE_MAX_BYTES, pdfTextDir, SessionCache, sessionsDir, type CacheEntryInfo } from '../cache/store.js';
+import { DEFAULT_CACHE_MAX_BYTES, pdfTextDir, SessionCache, sessionsDir, tokenMemoDir, type CacheEntryInfo } from '../cache/store.js';
+import { TokenMemo } from '../cache/token-memo.js';
 import { CtxError } from '../errors.js';
+import { ctxCacheDir } from '../model/paths.js';
 import { PdfTextCache } from '../input/pdf-text-cache.js';
 import { cellWidth, counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
@@ -93,6 +95,7 @@ export function cacheCommand(run: RunContext): Command {
       const ids = (await cache.list()).map((e) => e.id);
       const removed = await cache.clear();
       const texts = await new PdfTextCache(pdfTextDir(run.env)).clear();
+      await new TokenMemo(tokenMemoDir(run.env), ctxCacheDir(run.env)).clear();
       report(run, o, ids, removed.bytes, texts);
     });
 

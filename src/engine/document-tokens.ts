@@ -4,6 +4,7 @@
 // the document: 1 GB of text is about 250 M ids, 1 GiB as an Int32Array.
 
 import { TokenHasher, type TokenDigest } from '../cache/key.js';
+import type { TokenMemo } from '../cache/token-memo.js';
 import { CtxError } from '../errors.js';
 import type { Segment } from '../input/document.js';
 import type { TextTokenizer } from '../model/tokenizer.js';
@@ -30,6 +31,8 @@ export interface DocumentTokensOptions {
   signal?: AbortSignal;
   /** Keep the ids when there are at most this many. Default HOLD_TOKENS. */
   holdTokens?: number;
+  /** What earlier runs' encodings gave: a document encoded before is not encoded again (its ids are then not held). */
+  memo?: TokenMemo | null;
 }
 
 export class DocumentTokens {
@@ -49,6 +52,12 @@ export class DocumentTokens {
   /** Encodes the segments once, counting, hashing and keeping the ids while they are few. */
   static async encode(tokenizer: TextTokenizer, segments: () => AsyncIterable<Segment> | Iterable<Segment>, o: DocumentTokensOptions = {}): Promise<DocumentTokens> {
     const t0 = performance.now();
+    const memoKey = o.memo ? await o.memo.keyOf(tokenizer.dir, segments()).catch(() => null) : null;
+    const known = memoKey ? await o.memo!.load(memoKey) : null;
+    if (known) {
+      o.onProgress?.(o.totalChars ?? 0, o.totalChars ?? 0);
+      return new DocumentTokens(tokenizer, segments, known.digest.count, known.digest, new Map(known.sourceEnds), null, (performance.now() - t0) / 1000, o.totalChars);
+    }
     const holdTokens = o.holdTokens ?? HOLD_TOKENS;
     const hasher = new TokenHasher();
     const ends = new Map<string, number>();
@@ -63,6 +72,7 @@ export class DocumentTokens {
     }
     o.onProgress?.(done, done);
     const digest = hasher.digest();
+    if (memoKey && digest.count > 0) await o.memo!.save(memoKey, { digest, sourceEnds: [...ends] });
     return new DocumentTokens(tokenizer, segments, digest.count, digest, ends, kept && concat(kept, digest.count), (performance.now() - t0) / 1000, o.totalChars);
   }
 

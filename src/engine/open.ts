@@ -15,7 +15,8 @@
 
 import type { Readable } from 'node:stream';
 import type { BackendChoice } from '../backend/index.js';
-import { pdfTextDir, SessionCache, sessionsDir } from '../cache/store.js';
+import { pdfTextDir, SessionCache, sessionsDir, tokenMemoDir } from '../cache/store.js';
+import { TokenMemo } from '../cache/token-memo.js';
 import { CtxError } from '../errors.js';
 import { join } from 'node:path';
 import type { Document, Segment } from '../input/document.js';
@@ -259,6 +260,7 @@ async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink
       onProgress: (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }),
       signal: o.signal,
       holdTokens: o.hold?.tokens,
+      memo: o.cache === false ? null : new TokenMemo(tokenMemoDir(env), ctxCacheDir(env)),
     });
     if (tokens.count === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
     await sources.report(loaded, emit);

@@ -5,7 +5,10 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { createReferenceBackend } from '../../src/backend/reference/index.js';
+import { readdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { digestTokens } from '../../src/cache/key.js';
+import { TokenMemo } from '../../src/cache/token-memo.js';
 import { DocumentTokens } from '../../src/engine/document-tokens.js';
 import type { LoadedModel } from '../../src/engine/loaded-model.js';
 import type { RunPlan } from '../../src/engine/plan.js';
@@ -103,6 +106,31 @@ describe('DocumentTokens', () => {
     assert.equal(pieces.length, segments().length, 'one piece per segment: never the whole document at once');
     assert.equal(streamedDoc.sourceEnds.get('b.txt'), held.count);
     assert.ok(streamedDoc.sourceEnds.get('a.txt')! < held.count);
+  });
+
+  it('a document encoded before is not encoded again (the token memo): the same count, digest and source ends, the ids encoded again only when read', async () => {
+    const tokenizer = await loadTokenizer(dir);
+    const cacheDir = scratchDir('token-memo');
+    const memo = new TokenMemo(join(cacheDir, 'document-tokens'), cacheDir);
+    const first = await DocumentTokens.encode(tokenizer, () => segments(), { memo });
+    assert.equal(first.isHeld, true, 'the first encoding holds its ids as before');
+    let encodings = 0;
+    const counting = new Proxy(tokenizer, {
+      get: (t, k) => (k === 'encodeSegmentStream' ? (...a: Parameters<typeof t.encodeSegmentStream>) => (encodings++, t.encodeSegmentStream(...a)) : Reflect.get(t, k)),
+    });
+    const again = await DocumentTokens.encode(counting, () => segments(), { memo });
+    assert.equal(encodings, 0, 'nothing encoded');
+    assert.deepEqual([again.count, again.digest, [...again.sourceEnds]], [first.count, first.digest, [...first.sourceEnds]]);
+    assert.equal(again.isHeld, false);
+    assert.deepEqual(await again.all(), await first.all(), 'read, the ids are encoded again and match');
+    assert.equal(encodings, 1);
+    const changed = await DocumentTokens.encode(counting, () => segments(true), { memo });
+    assert.equal(encodings, 2, 'other text is encoded');
+    assert.notEqual(changed.digest.sha256, first.digest.sha256);
+    const damaged = readdirSync(join(cacheDir, 'document-tokens'));
+    for (const f of damaged) writeFileSync(join(cacheDir, 'document-tokens', f), '{"format":1,"count":"x"}');
+    assert.deepEqual((await DocumentTokens.encode(counting, () => segments(), { memo })).digest, first.digest, 'a damaged record is encoded again');
+    assert.equal(encodings, 3);
   });
 
   it('inputs that changed between the encodings are an input error', async () => {
