@@ -118,7 +118,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(new Option('--max-kv-memory <size>', 'refuse runs whose KV memory would exceed this (default 75% of RAM)').argParser(byteSizeArg))
     .addOption(new Option('--events', 'print what happens as JSON Lines on stdout (source, progress, token, done, error)'))
     .addOption(new Option('--plain', 'plain text output even on a terminal (no interactive display)'))
-    .addOption(new Option('--no-cache', 'neither use nor fill the session cache of read documents, nor the kept text of PDFs'))
+    .addOption(new Option('--no-cache', 'neither use nor fill the session cache of read documents, nor the kept text of PDFs and token counts'))
     .addOption(new Option('--cache-max-size <size>', 'size cap of the session cache; least recently used entries go first').argParser(byteSizeArg).default(DEFAULT_CACHE_MAX_BYTES, '4G'));
   return cmd;
 }
