@@ -7,8 +7,8 @@
 //   <dir>/<key>.json   { format, count, sha256, sourceEnds: [[path, end], …] }
 //
 // The key is the SHA-256 of what decides the ids: this format, ctx's version (its encoder), the
-// tokenizer's files (their SHA-256, remembered by file identity: model/content-hash.ts) and every
-// segment's source path and text. Like the other caches: the folder is private, a save is atomic
+// tokenizer's files (tokenizer.json and its config, hashed each time; a GGUF file's SHA-256 as
+// model/content-hash.ts remembers it) and every segment's source path and text. Like the other caches: the folder is private, a save is atomic
 // (a temp file, then rename), and a problem only means encoding again.
 
 import { createHash, randomBytes } from 'node:crypto';
@@ -36,12 +36,27 @@ export class TokenMemo {
     private readonly hashDir: string,
   ) {}
 
-  /** The key of these segments under the tokenizer read from `tokenizerDir` (a model folder or a GGUF file). */
-  async keyOf(tokenizerDir: string, segments: AsyncIterable<Segment> | Iterable<Segment>): Promise<string> {
+  /**
+   * The key of these segments under the tokenizer read from `tokenizerDir` (a model folder or a GGUF
+   * file), or null when its files cannot be read (then nothing is kept).
+   */
+  async keyOf(tokenizerDir: string, segments: AsyncIterable<Segment> | Iterable<Segment>): Promise<string | null> {
     const h = createHash('sha256');
     h.update(`ctx token memo ${FORMAT}\0${VERSION}\0`);
-    const files = statSync(tokenizerDir).isFile() ? [tokenizerDir] : ['tokenizer.json', 'tokenizer_config.json'].map((f) => join(tokenizerDir, f)).filter((f) => existsSync(f));
-    for (const f of files) h.update(`${fileSha256(f, this.hashDir)}\0`);
+    try {
+      if (statSync(tokenizerDir).isFile()) {
+        h.update(`${fileSha256(tokenizerDir, this.hashDir)}\0`); // a GGUF file: its hash is remembered (the model's fingerprint made it)
+      } else {
+        // tokenizer.json and its config, read again (megabytes at most): no bounded run here, so a
+        // Ctrl-C now reaches the process's handler and stops the run before encoding starts.
+        for (const f of ['tokenizer.json', 'tokenizer_config.json'].map((n) => join(tokenizerDir, n)).filter((n) => existsSync(n))) {
+          h.update(createHash('sha256').update(await readFile(f)).digest('hex'));
+        }
+      }
+    } catch (e) {
+      if (typeof (e as NodeJS.ErrnoException).code === 'string' && (e as NodeJS.ErrnoException).code!.startsWith('E')) return null; // a file system error
+      throw e;
+    }
     for await (const s of segments) {
       h.update(`${Buffer.byteLength(s.source.path)}:${s.source.path}${Buffer.byteLength(s.text)}:`);
       h.update(s.text);

@@ -52,12 +52,13 @@ export class DocumentTokens {
   /** Encodes the segments once, counting, hashing and keeping the ids while they are few. */
   static async encode(tokenizer: TextTokenizer, segments: () => AsyncIterable<Segment> | Iterable<Segment>, o: DocumentTokensOptions = {}): Promise<DocumentTokens> {
     const t0 = performance.now();
-    const memoKey = o.memo ? await o.memo.keyOf(tokenizer.dir, segments()).catch(() => null) : null;
+    const memoKey = o.memo ? await o.memo.keyOf(tokenizer.dir, segments()) : null;
     const known = memoKey ? await o.memo!.load(memoKey) : null;
     if (known) {
       o.onProgress?.(o.totalChars ?? 0, o.totalChars ?? 0);
       return new DocumentTokens(tokenizer, segments, known.digest.count, known.digest, new Map(known.sourceEnds), null, (performance.now() - t0) / 1000, o.totalChars);
     }
+    o.signal?.throwIfAborted(); // a Ctrl-C while the record was looked up: encoding is a long synchronous run
     const holdTokens = o.holdTokens ?? HOLD_TOKENS;
     const hasher = new TokenHasher();
     const ends = new Map<string, number>();
