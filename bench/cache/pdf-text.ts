@@ -202,7 +202,7 @@ ${rows.join('\n')}
 Where a cached ask's seconds go (text kept; seconds between its events, medians; the \`read\` event's own
 seconds, the entry's load and restore as ctx measures it, in brackets):
 
-| model | document tokens | session entry | start → \`source\` (PDF text) | → \`model\` (loaded) | → \`plan\` (text encoded) | → \`read\` (session restored) | → exit (question, answer) | total | ctx CPU seconds |
+| model | document tokens | session entry | start → \`source\` (PDF text) | → \`model\` (loaded) | → \`plan\` (tokens counted) | → \`read\` (session restored) | → exit (question, answer) | total | ctx CPU seconds |
 |---|---|---|---|---|---|---|---|---|---|
 ${phases.join('\n')}
 ${NOTE}${SECTION_END}
