@@ -117,7 +117,7 @@ was read and hashed twice (a checksum pass first), its arrays allocated per head
 long as the document, and the text was encoded again on every run.
 
 The aim, under 2 s to exit: the demo model's cached ask takes about 1.8–2.4 s of CPU, so about 2 s on
-an idle two-core machine, but 4–5 s on this shared one; aidreams260K (422,764 tokens, a 413 MiB
+an idle two-core machine, but 3–5 s on this shared one (load 4–13); aidreams260K (422,764 tokens, a 413 MiB
 entry) needs about 4 s of CPU, 2 of them loading the entry (1.1 s of that system time: fresh pages).
 Mapping the entry's pages instead of reading them into fresh memory would need the native addon
 (Node cannot mmap) and page-aligned arrays; not done.
