@@ -173,19 +173,22 @@ class Qwen2Beacon(nn.Module):
                     getattr(a, f"beacon_{n}_proj").weight.copy_(getattr(a, f"{n}_proj").weight)
                     getattr(a, f"beacon_{n}_proj").bias.copy_(getattr(a, f"{n}_proj").bias)
 
-    def forward_full(self, ids: torch.Tensor, positions: Optional[torch.Tensor] = None, exact: bool = False):
+    def forward_full(self, ids: torch.Tensor, positions: Optional[torch.Tensor] = None, exact: bool = False, on_qk=None):
         """Plain causal forward over ids [B, T] at positions 0..T-1 (or `positions` [T]). Returns the
         normed hidden states [B, T, hidden]. `exact`: the plain softmax kernel instead of the fused one
-        (for golden checks)."""
+        (for golden checks). `on_qk(layer, q, k)`, if given, sees each layer's queries [B, H, T, D] and
+        keys [B, KV, T, D] after RoPE (training reads attention targets from them)."""
         B, T = ids.shape
         x = self.model.embed_tokens(ids)
         cos, sin = self.rope.cos_sin(torch.arange(T) if positions is None else positions)
         visible = torch.ones(T, T, dtype=torch.bool).tril() if exact else None
         rep = self.H // self.KV
-        for layer in self.model.layers:
+        for li, layer in enumerate(self.model.layers):
             a = layer.self_attn
             q, k, v = a.qkv(layer.input_layernorm(x))
             q, k = Rope.apply(q, cos, sin), Rope.apply(k, cos, sin)
+            if on_qk is not None:
+                on_qk(li, q, k)
             k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
             o = self.attend(q, k, v, visible=visible, causal=not exact)
             x = x + a.o_proj(o.transpose(1, 2).reshape(B, T, -1))

@@ -36,6 +36,7 @@ sys.path.insert(0, HERE)
 import language as lang  # noqa: E402
 from beacon import BeaconState, adapt_ratio  # noqa: E402
 from model import Qwen2Beacon, load_model  # noqa: E402
+from supervision import forward_supervised, mimetic_init  # noqa: E402
 
 WINDOW = 64
 RATIOS = [2, 4, 8, 16, 32, 64]
@@ -94,7 +95,9 @@ def answer_loss(logits: torch.Tensor, targets: torch.Tensor):
     return loss, ok.float().mean().item()
 
 
-def init_weights(model: Qwen2Beacon, seed: int):
+def init_weights(model: Qwen2Beacon, seed: int, std: float = 0.02, mimetic: float | None = None):
+    """Norm weights 1, biases 0, matrices normal(0, std); with `mimetic`, attention then gets the
+    mimetic initialisation at that std (supervision.mimetic_init)."""
     g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for name, p in model.named_parameters():
@@ -105,7 +108,9 @@ def init_weights(model: Qwen2Beacon, seed: int):
             elif name.endswith(".bias"):
                 p.zero_()
             else:
-                p.normal_(0.0, 0.02, generator=g)
+                p.normal_(0.0, std, generator=g)
+    if mimetic is not None:
+        mimetic_init(model, mimetic, torch.Generator().manual_seed(seed + 1))
 
 
 def draw_shape(rng, lo: int, hi: int, facts: tuple[int, int], max_queries: int, filler=None, distractors: bool = True):
@@ -127,24 +132,29 @@ def draw_shape(rng, lo: int, hi: int, facts: tuple[int, int], max_queries: int, 
 # Base curriculum. Each stage: document lengths in words (log-uniform; or `filler` words on top of the
 # facts), facts per document, steps, peak lr (`constant`, or cosine to 10% within the stage), sequences
 # per batch (`batch`) or tokens per batch (`tokens`). Sequences are [bos] document + 4 tokens per query,
-# at most MAX_POS positions; lr warms up over the first 100 steps of the run.
+# at most MAX_POS positions; lr warms up over the first WARMUP steps of the run.
 #
-# Every question's fact is drawn independently (`independent`): when every fact is asked once, the base
-# learns to name a number not yet answered (held-out exact 0.34 = the mean of 1/(8 - j) over the 8
-# questions, first question at chance; pilots a, e), a plateau that looks like binding but is not.
-# Stage 1 is pilot f of experiments/binding_pilot.py, draw for draw (same seed, init, optimizer and data
-# stream, so a run of this recipe retraces its curve): 8 facts back to back, no filler, no distractors,
-# 64 sequences per batch, lr 1e-3 constant, AdamW weight decay 0.1 on matrices. No pilot has bound
-# names to numbers yet (README, "Binding pilots"), so the step counts of all stages are a plan, not a
-# validated schedule.
+# Every question's fact is drawn independently: when every fact is asked once, the base learns to name
+# a number not yet answered (held-out exact 0.34 = the mean of 1/(8 - j) over the 8 questions, first
+# question at chance; pilots a, e), a plateau that looks like binding but is not.
+#
+# Binding forms in stage 1 because two heads are told where to look (supervision.py: a previous-token
+# head in layer 1, a lookup head in layer 2, loss weight ATTENTION_WEIGHT in every base stage) and
+# attention starts mimetic (init_weights with MIMETIC_STD, other matrices at INIT_STD): pilot J of
+# experiments/binding_pilot.py, held-out exact 0.99 after ~700 steps; without either (pilots K, L) it did
+# not form (README, "Binding pilots").
 BASE_STAGES = [
-    {"facts": (8, 8), "filler": (0, 0), "distractors": False, "batch": 64, "steps": 3000, "lr": 1e-3, "constant": True, "independent": True},
-    {"facts": (4, 8), "filler": (0, 32), "batch": 64, "steps": 500, "lr": 1e-3, "constant": True, "independent": True},
-    {"lengths": (64, 256), "facts": (1, 8), "steps": 500, "lr": 1e-3, "tokens": 8192, "independent": True},
-    {"lengths": (128, 512), "facts": (1, 8), "steps": 400, "lr": 1e-3, "tokens": 8192, "independent": True},
-    {"lengths": (256, MAX_POS - 40), "facts": (1, 8), "steps": 300, "lr": 1e-3, "tokens": 8192, "independent": True},
+    {"facts": (2, 8), "filler": (0, 0), "distractors": False, "batch": 16, "steps": 1000, "lr": 2e-3, "constant": True},
+    {"facts": (4, 8), "filler": (0, 32), "batch": 32, "steps": 300, "lr": 2e-3, "constant": True},
+    {"lengths": (64, 256), "facts": (1, 8), "steps": 300, "lr": 1e-3, "tokens": 8192},
+    {"lengths": (128, 512), "facts": (1, 8), "steps": 250, "lr": 1e-3, "tokens": 8192},
+    {"lengths": (256, MAX_POS - 40), "facts": (1, 8), "steps": 250, "lr": 1e-3, "tokens": 8192},
 ]
 BASE_WEIGHT_DECAY = 0.1  # on matrices only (norm weights and biases: none)
+INIT_STD, MIMETIC_STD = 0.06, 0.088  # 0.088 = 1 / sqrt(hidden)
+ATTENTION_WEIGHT = 1.0
+CLIP = 5.0
+WARMUP = 50
 
 
 def base_optimizer(params: list[torch.nn.Parameter]) -> torch.optim.AdamW:
@@ -166,23 +176,23 @@ def train_base(model: Qwen2Beacon, stages=BASE_STAGES, seed: int = SEED, log_eve
         for s_step in range(st["steps"]):
             n, f, d, q = draw_shape(rng, lo, hi, st["facts"], st.get("queries", 8), st.get("filler"), st.get("distractors", True))
             batch = st["batch"] if "batch" in st else max(4, st["tokens"] // (n + 4 * q + 1))
-            b = lang.sample_batch(rng, batch, n, f, d, q, bos=rng.random() >= 0.1, independent=st.get("independent", False))
+            b = lang.sample_batch(rng, batch, n, f, d, q, bos=rng.random() >= 0.1, independent=True)
             decay = 1.0 if st.get("constant") else 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * s_step / st["steps"]))
-            cur = st["lr"] * min(1.0, (step + 1) / 100) * decay
+            cur = st["lr"] * min(1.0, (step + 1) / WARMUP) * decay
             for g in opt.param_groups:
                 g["lr"] = cur
-            h = model.forward_full(torch.from_numpy(b.ids))
+            h, attention_loss = forward_supervised(model, b)
             loss, ex = answer_loss(model.logits(h[:, torch.from_numpy(b.target_rows)]), torch.from_numpy(b.targets))
             opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(params, 1.0)
+            (loss + ATTENTION_WEIGHT * attention_loss).backward()
+            torch.nn.utils.clip_grad_norm_(params, CLIP)
             opt.step()
             step += 1
             ema = ex if s_step == 0 else 0.98 * ema + 0.02 * ex
             if step % log_every == 0:
                 held = eval_mqar(model, 8, 0, 128, seed=999)  # the pilots' held-out batch: 8 facts back to back, each asked once
-                hist["curve"].append({"step": step, "stage": si + 1, "loss": round(loss.item(), 4), "exact_ema": round(ema, 3), **{k: round(v, 3) for k, v in held.items()}, "seconds": round(time.time() - t0)})
-                log(f"base stage {si + 1} step {step} len {n} facts {f} x{batch} loss {loss.item():.4f} exact(ema) {ema:.3f} held-out 8 facts: exact {held['exact']:.3f} (first question {held['first']:.3f}) other {held['other']:.3f} lr {cur:.1e}")
+                hist["curve"].append({"step": step, "stage": si + 1, "loss": round(loss.item(), 4), "attention": round(attention_loss.item(), 4), "exact_ema": round(ema, 3), **{k: round(v, 3) for k, v in held.items()}, "seconds": round(time.time() - t0)})
+                log(f"base stage {si + 1} step {step} len {n} facts {f} x{batch} loss {loss.item():.4f} attention {attention_loss.item():.3f} exact(ema) {ema:.3f} held-out 8 facts: exact {held['exact']:.3f} (first question {held['first']:.3f}) other {held['other']:.3f} lr {cur:.1e}")
         held = {L: eval_full(model, L, 4, 4, 128, seed=1000 + si) for L in sorted({64, min(max(hi, 64), MAX_POS - 40)})}
         log(f"base stage {si + 1} done ({time.time() - ts:.0f}s): held-out, 4 facts + 4 distractors: " + ", ".join(f"{L} words exact {v['exact']:.3f} other-fact {v['other']:.3f}" for L, v in held.items()))
         hist["stages"].append({**{k: (list(v) if isinstance(v, tuple) else v) for k, v in st.items()}, "seconds": round(time.time() - ts, 1), "held_out": held})
@@ -433,7 +443,7 @@ def main():
         return h
 
     def base_training() -> dict:
-        init_weights(model, SEED)
+        init_weights(model, SEED, INIT_STD, MIMETIC_STD)
         return train_base(model)
 
     hist["base"] = stage("base", "base.pt", base_training)

@@ -29,6 +29,7 @@ sys.path.insert(0, os.path.dirname(HERE))
 import language as lang  # noqa: E402
 import train as recipe  # noqa: E402
 from model import Qwen2Beacon  # noqa: E402
+from supervision import forward_supervised  # noqa: E402
 
 
 def sample_spans(rng: np.random.Generator, batch: int, words: int) -> tuple[np.ndarray, np.ndarray]:
@@ -74,6 +75,8 @@ def main():
     ap.add_argument("--load", default=None, help="start from this state_dict instead of the init")
     ap.add_argument("--independent", action="store_true", help="each question's fact drawn independently (closes the elimination shortcut)")
     ap.add_argument("--spans", type=float, default=0.0, help="probability that a step is a repeated-spans batch (dense induction signal) instead of MQAR")
+    ap.add_argument("--mimetic", type=float, default=None, help="mimetic attention init at this std (supervision.mimetic_init)")
+    ap.add_argument("--attn-sup", type=float, default=0.0, help="weight of the two heads' attention targets (supervision.py)")
     ap.add_argument("--aux-prev", type=float, default=0.0, help="weight of an auxiliary loss at the document's rows: output the previous token")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -85,15 +88,17 @@ def main():
 
     pairs, filler = span(args.pairs), span(args.filler)
     model = Qwen2Beacon(recipe.CONFIG, beacon=True)
-    recipe.init_weights(model, args.seed)
-    if args.init != 0.02 or args.qk_init is not None:
+    if args.qk_init is not None:
+        recipe.init_weights(model, args.seed)
         g = torch.Generator().manual_seed(args.seed)
         with torch.no_grad():
             for n, p in model.named_parameters():
                 if "beacon" in n or p.dim() != 2:
                     continue
-                std = args.qk_init if (args.qk_init is not None and (n.endswith("q_proj.weight") or n.endswith("k_proj.weight"))) else args.init
+                std = args.qk_init if (n.endswith("q_proj.weight") or n.endswith("k_proj.weight")) else args.init
                 p.normal_(0.0, std, generator=g)
+    else:
+        recipe.init_weights(model, args.seed, args.init, args.mimetic)
     if args.load:
         model.load_state_dict(torch.load(args.load))
     params = model.base_parameters()
@@ -129,7 +134,10 @@ def main():
                 w *= 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * step / args.steps))
             for g in opt.param_groups:
                 g["lr"] = args.lr * w
-            h = model.forward_full(torch.from_numpy(b.ids))
+            if args.attn_sup > 0:
+                h, attention_loss = forward_supervised(model, b)
+            else:
+                h, attention_loss = model.forward_full(torch.from_numpy(b.ids)), 0.0
             loss, ex = recipe.answer_loss(model.logits(h[:, torch.from_numpy(b.target_rows)]), torch.from_numpy(b.targets))
             if args.aux_prev > 0:  # rows 1..doc end: the previous token (a previous-token head, read out directly)
                 off = 1 if b.ids[0, 0] == lang.BOS else 0
@@ -139,6 +147,7 @@ def main():
                 loss_total = loss + args.aux_prev * aux
             else:
                 loss_total = loss
+            loss_total = loss_total + args.attn_sup * attention_loss
             opt.zero_grad(set_to_none=True)
             loss_total.backward()
             if args.clip > 0:
