@@ -32,7 +32,7 @@ describe('demo model folder', () => {
     assert.deepEqual(config.architectures, ['Qwen2ForCausalLM']);
     const want = {
       vocab_size: 512, hidden_size: 128, intermediate_size: 512, num_hidden_layers: 4, num_attention_heads: 4,
-      num_key_value_heads: 2, max_position_embeddings: 256, tie_word_embeddings: true,
+      num_key_value_heads: 2, max_position_embeddings: 1024, tie_word_embeddings: true,
       beacon_window: 64, beacon_stride: 64, beacon_attn: 'full-coverage', beacon_ratio_mix: 'adapt-1024',
       beacon_param: ['q', 'k', 'v'], beacon_embed_init: 'eos', beacon_sink_size: 0, beacon_attend_prev: true,
       beacon_pos: 'interleave', beacon_parallel_window: 1,
@@ -73,14 +73,17 @@ describe('demo model folder', () => {
     assert.ok(total <= 5 * 1024 * 1024, `model folder is ${total} bytes`);
   });
 
-  it('ships the demo document that make-demo-doc.ts generates', () => {
-    const facts = readJson(demoDocumentPath().replace(/\.txt$/, '.json'));
-    const doc = makeNeedleDocument({ tokens: facts.tokens, depth: facts.depth, seed: facts.seed });
+  it('ships the demo document that make-demo-doc.ts generates: several people, one asked about', () => {
+    const held = readJson(demoDocumentPath().replace(/\.txt$/, '.json'));
+    const doc = makeNeedleDocument({ tokens: held.tokens, depth: held.depth, seed: held.seed, facts: held.facts.length, distractors: held.distractors.length });
     assert.equal(readFileSync(demoDocumentPath(), 'utf8'), doc.text);
-    assert.equal(doc.question, facts.question);
-    assert.equal(doc.answer, facts.answer);
-    assert.ok(Math.abs(facts.tokens - 30000) <= 300);
+    assert.deepEqual(doc.facts, held.facts);
+    assert.deepEqual(doc.distractors, held.distractors);
+    assert.equal(doc.question, held.question);
+    assert.equal(doc.answer, held.answer);
+    assert.ok(doc.facts.length >= 4 && doc.distractors.length >= 1, 'the answer needs binding: several people');
+    assert.ok(held.tokens >= 20000, 'far longer than the window');
     const readme = readFileSync(join(demoDocumentPath(), '..', 'README.md'), 'utf8');
-    assert.ok(readme.includes(facts.question) && readme.includes(facts.answer));
+    assert.ok(readme.includes(held.question) && readme.includes(held.answer));
   });
 });
