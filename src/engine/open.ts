@@ -26,6 +26,7 @@ import { ctxCacheDir } from '../model/paths.js';
 import { DocumentTokens } from './document-tokens.js';
 import { readOrRestore, type PendingSave } from './cached-read.js';
 import { SourceMarking } from './citations/source-marking.js';
+import { lineMarker, tokenizerWritesMarkers } from './citations/markers.js';
 import { Conversation } from './conversation.js';
 import { ignoreEvents, type EventSink, type RunEvent } from './events.js';
 import { loadModel, type LoadedModel } from './loaded-model.js';
@@ -179,7 +180,7 @@ export class PreparedDocument {
       kvRows: plan.kvRows,
       kvBytes: plan.kvBytes,
       nativeWindow: plan.nativeWindow,
-      notes: [...notes, ...formatNote(this.format), ...plan.notes],
+      notes: [...notes, ...formatNote(this.format), ...this.sources.notes(), ...plan.notes],
       // Where each source ends in the document, in tokens: progress counts document tokens too.
       sourceEnds: this.inputs.sources.map((s) => tokens.sourceEnds.get(s.path) ?? 0),
     });
@@ -237,15 +238,8 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
 async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink, env: NodeJS.ProcessEnv): Promise<PreparedDocument> {
   // The first reading checks every input before the model loads: a bad input fails at once. Markers
   // need the whole text, so with citations on it is held.
-  const sources = new SourceMarking(o.cite ?? false);
-  let marked: Document | null = null;
-  if (o.cite) {
-    const segments: Segment[] = [];
-    for await (const s of inputs.segments()) segments.push(s);
-    marked = sources.mark({ segments, sources: inputs.sources, skipped: inputs.skipped });
-  } else {
-    for await (const _ of inputs.segments());
-  }
+  const held: Segment[] | null = o.cite ? [] : null;
+  for await (const s of inputs.segments()) held?.push(s);
   for (const s of inputs.sources) emit({ type: 'source', ...s });
   for (const s of inputs.skipped) emit({ type: 'skipped', ...s });
 
@@ -253,6 +247,10 @@ async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink
   const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads, softplusReweight: o.softplusReweight, env, signal: o.signal, onEvent: emit }));
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
+    const cite = held !== null && tokenizerWritesMarkers(loaded.tokenizer);
+    const sources = new SourceMarking(cite, held !== null && !cite ? `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}` : null);
+    const heldDoc = held && { segments: held, sources: inputs.sources, skipped: inputs.skipped };
+    const marked = cite ? sources.mark(heldDoc!) : null;
     const format = promptFormat(loaded.tokenizer, o.promptFormat);
     const segments = marked ? () => marked!.segments : () => inputs.segments();
     const tokens = await DocumentTokens.encode(loaded.tokenizer, segments, {
@@ -264,7 +262,7 @@ async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink
     });
     if (tokens.count === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
     await sources.report(loaded, emit);
-    return new PreparedDocument(o, inputs, marked ?? (inputs.isHeld ? await heldDocument(inputs) : null), loaded, tokens, sources, format, given === null);
+    return new PreparedDocument(o, inputs, marked ?? heldDoc ?? (inputs.isHeld ? await heldDocument(inputs) : null), loaded, tokens, sources, format, given === null);
   } catch (e) {
     if (!given) await loaded.close();
     throw e;

@@ -15,6 +15,7 @@
 // "[p. 12]" about 5, so the interval between named markers is longer).
 
 import type { Document, Segment } from '../../input/document.js';
+import type { TextTokenizer } from '../../model/tokenizer.js';
 
 /** Lines between two "[line N]" markers (one text source). Fewer lines: finer citations, more tokens. */
 export const LINE_EVERY = 25;
@@ -34,6 +35,16 @@ export function pageMarker(page: number, path?: string): string {
 /** "[line 40]", or "[src/x.ts:40]" when the file must be named. */
 export function lineMarker(line: number, path?: string): string {
   return path === undefined ? `[line ${line}]` : `[${sourceLabel(path)}:${line}]`;
+}
+
+/**
+ * Whether a model with this tokenizer can read and write source markers: a sample comes back unchanged
+ * from encode → decode. A vocabulary without brackets or digits (the demo model's word list) reads each
+ * marker, and the instruction to cite, as unknown tokens, which only disturb the document.
+ */
+export function tokenizerWritesMarkers(tokenizer: Pick<TextTokenizer, 'encode' | 'decode'>): boolean {
+  const sample = `${pageMarker(12)} ${lineMarker(40)}`;
+  return tokenizer.decode(tokenizer.encode(sample)).trim() === sample;
 }
 
 /** Which kinds of markers a document carries: what the model is told to cite. */

@@ -23,7 +23,16 @@ export class SourceMarking {
   private index: SourceIndex | null = null;
   private marked: MarkedDocument | null = null;
 
-  constructor(readonly enabled: boolean) {}
+  /** `offReason`: why citations asked for are off (a plan note), or null. */
+  constructor(
+    readonly enabled: boolean,
+    private readonly offReason: string | null = null,
+  ) {}
+
+  /** Plan notes: why citations are off when they were asked for. */
+  notes(): string[] {
+    return this.offReason ? [this.offReason] : [];
+  }
 
   /** The document with source markers (unchanged when citations are off). */
   mark(doc: Document): Document {
