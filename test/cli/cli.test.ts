@@ -85,7 +85,7 @@ describe('small things a new user sees', () => {
   it('models list shows PARAMS and WINDOW of the built-in model, as models info does', () => {
     const list = ctx(['models', 'list']);
     assert.equal(list.code, 0, list.stderr);
-    assert.match(list.stdout, /^needle-demo +1\.2M +256 +beacon /m);
+    assert.match(list.stdout, /^needle-demo +1\.2M +1,024 +beacon /m);
     assert.match(ctx(['models', 'info', 'needle-demo']).stdout, /^parameters: +1\.2M /m);
   });
 });

@@ -49,6 +49,6 @@ describe("README's offline main job", () => {
     assert.equal(r.status, 0, r.stderr);
     const out = JSON.parse(r.stdout);
     assert.equal(out.answer.trim(), facts.answer);
-    assert.match(out.strategy, /^beacon v3 \(ratio 64/);
+    assert.match(out.strategy, /^beacon v3 \(ratio 16/); // 8,000 tokens in 1,024 positions: (1024 − 64)·16 + 64 = 15,424
   });
 });
