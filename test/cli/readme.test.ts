@@ -10,7 +10,7 @@ import { ctx } from './spawn-ctx.js';
 const readme = readFileSync(join(REPO_ROOT, 'README.md'), 'utf8');
 
 describe('the README', () => {
-  it('the offline demo answers 112, and its plan line (with why auto picks select) is the one the README quotes', () => {
+  it('the offline demo answers 112, and its plan line (with why auto picks beacon) is the one the README quotes', () => {
     const command = /`npx ctx (ask fixtures\/demo\/needle-30k\.txt "recall Paula" -m needle-demo)`/.exec(readme);
     assert.ok(command, 'the README names the offline demo command');
     const quoted = /says why on its plan line, the first line\s+on stderr: `([^`]+)`/.exec(readme);
@@ -20,6 +20,6 @@ describe('the README', () => {
     assert.equal(r.code, 0, r.stderr);
     assert.equal(r.stdout.trim(), '112');
     assert.equal(r.stderr.split('\n')[0], planLine);
-    assert.match(planLine, / · select \(.*\), auto: .* past its 256-token window, and its beacons hold at most /);
+    assert.match(planLine, / · beacon v3 \(ratio 64, window 64\), auto: the model has beacon weights, and ratio 64 holds /);
   });
 });
