@@ -14,6 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { nativeAvailable, probeDevices } from '../backend/native/index.js';
 import { pdfTextDir } from '../cache/store.js';
 import { SourceMarking } from '../engine/citations/source-marking.js';
+import { lineMarker, tokenizerWritesMarkers } from '../engine/citations/markers.js';
 import type { RunPlan } from '../engine/plan.js';
 import { promptFormat } from '../engine/prompt-format.js';
 import { planPrompt } from '../engine/prompt-plan.js';
@@ -153,16 +154,19 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
     pdfTextCache: new PdfTextCache(pdfTextDir(run.env)),
   });
-  // The document as ask and summarize read it: with their citation markers unless --no-cite.
-  const sources = new SourceMarking(opts.cite);
+  // The document as ask and summarize read it: with their citation markers unless --no-cite, or unless
+  // the model's vocabulary cannot write them (ask turns them off then, with a plan note).
+  const tokenizer = model ? await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }) : null;
+  const cite = opts.cite && (tokenizer === null || tokenizerWritesMarkers(tokenizer));
+  const citeOff = opts.cite && !cite ? `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}` : null;
+  const sources = new SourceMarking(cite, citeOff);
   let segments: () => AsyncIterable<Segment> | Iterable<Segment> = () => read.segments();
-  if (opts.cite) {
+  if (cite) {
     const all: Segment[] = [];
     for await (const s of read.segments()) all.push(s);
     const marked = sources.mark({ segments: all, sources: read.sources, skipped: read.skipped });
     segments = () => marked.segments;
   }
-  const tokenizer = model ? await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }) : null;
   const tokens = tokenizer ? await countTokens(segments(), tokenizer, run.signal) : await estimateTokens(segments());
   const doc = { sources: read.sources, skipped: read.skipped };
   const cost = tokenizer ? await sources.cost(tokenizer) : null;
@@ -175,7 +179,7 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
       strategy: { strategy: opts.strategy },
       maxTokens: opts.maxTokens,
     });
-    plan = { ...planned.plan, questionTokens: planned.questionTokens };
+    plan = { ...planned.plan, notes: [...sources.notes(), ...planned.plan.notes], questionTokens: planned.questionTokens };
   }
 
   const report = buildReport(doc, { ...tokens, markers }, model, plan);
