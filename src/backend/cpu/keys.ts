@@ -3,8 +3,14 @@
 //   gather  (select) per KV head, the selected rows S of the stored pre-RoPE keys and of the values;
 //           the keys rotated at their rank r in S (the compact re-numbering of ../step/plan.ts):
 //             sk_h = RoPE(k_h[S], r) · scale      sv_h = v_h[S]                          [|S|, D]
-//   widen   (dense steps with f16 KV) the rotated-key cache and the values, rows [0, T), cast to
-//           float32 once per layer and step — every query tile of the attention then reads them
+//   widen   (dense steps with f16 KV) the stored pre-RoPE keys and the values, rows [0, T), cast to
+//           float32 once per layer and step, the keys rotated at each row's position p_j (its index
+//           for stored rows, the plan's position for new ones; cos/sin rows given per row):
+//             kf_h = RoPE(k_h[0..T), p) · scale      vf_h = v_h[0..T)                   [T, D]
+//           — every query tile of the attention then reads them. No rotated copy of the keys is
+//           kept between steps (with f32 KV the sequence keeps one, kv-store.ts): it would hold
+//           half as many bytes again as the KV itself, for the cost of rotating T rows per layer
+//           and step here
 // Inputs are the store's arrays, read in place; outputs are written straight into the sequence's
 // float32 scratch (pre-allocated outputs), one layer's worth reused from layer to layer: [|S|, D]
 // per head for a selection, [T, D] per head for a dense f16 step. With f32 KV a dense step passes
@@ -29,17 +35,27 @@ export function buildGatherGraph(c: ModelConfig, kvDtype: KvDtype): Uint8Array {
   const rows = g.input('rows', 'int32', ['S']);
   const cos = g.op('Unsqueeze', [g.input('cos', 'float', ['S', R / 2]), g.ints([0])]); // [1, S, R/2]
   const sin = g.op('Unsqueeze', [g.input('sin', 'float', ['S', R / 2]), g.ints([0])]);
-  const rotary: Record<string, number> = R < D ? { interleaved: 0, rotary_embedding_dim: R } : { interleaved: 0 };
   const scale = g.input('scale', 'float', [1]);
   const toFloat = (x: string) => (kvDtype === 'f16' ? g.op('Cast', [x], { to: 1 }) : x);
   for (let h = 0; h < c.numKvHeads; h++) {
     const k = toFloat(g.op('Gather', [g.input(`k${h}`, storedType(kvDtype), ['T', D]), rows], { axis: 0 })); // [S, D]
-    const rotated = g.op('RotaryEmbedding', [g.op('Unsqueeze', [k, g.ints([0, 1])]), cos, sin], rotary); // [1, 1, S, D]
-    const sk = g.op('Mul', [g.op('Reshape', [rotated, g.ints([-1, D])]), scale]);
-    g.output(c.softplus ? unitLength(g, sk) : sk, `sk${h}`, 'float', ['S', D]);
+    g.output(rotateRows(g, c, k, cos, sin, scale), `sk${h}`, 'float', ['S', D]);
     g.output(toFloat(g.op('Gather', [g.input(`v${h}`, storedType(kvDtype), ['T', D]), rows], { axis: 0 })), `sv${h}`, 'float', ['S', D]);
   }
   return g.encode();
+}
+
+/**
+ * Rows k [S, D] (float32) rotated, row r by cos/sin [1, S, R/2] row r, times `scale` [1]; at unit
+ * length for softplus-attention models.
+ */
+function rotateRows(g: Graph, c: ModelConfig, k: string, cos: string, sin: string, scale: string): string {
+  const D = c.headDim;
+  const R = c.rotaryDim;
+  const rotary: Record<string, number> = R < D ? { interleaved: 0, rotary_embedding_dim: R } : { interleaved: 0 };
+  const rotated = g.op('RotaryEmbedding', [g.op('Unsqueeze', [k, g.ints([0, 1])]), cos, sin], rotary); // [1, 1, S, D]
+  const sk = g.op('Mul', [g.op('Reshape', [rotated, g.ints([-1, D])]), scale]);
+  return c.softplus ? unitLength(g, sk) : sk;
 }
 
 /** Rows of x [S, D] scaled to unit length (a zero row stays 0): the keys softplus attention reads (attention-softplus.ts). */
@@ -51,9 +67,16 @@ function unitLength(g: Graph, x: string): string {
 
 export function buildWidenGraph(c: ModelConfig): Uint8Array {
   const D = c.headDim;
+  const R = c.rotaryDim;
   const g = new Graph('widen');
+  g.opset = 23; // RotaryEmbedding
+  const cos = g.op('Unsqueeze', [g.input('cos', 'float', ['T', R / 2]), g.ints([0])]); // [1, T, R/2]
+  const sin = g.op('Unsqueeze', [g.input('sin', 'float', ['T', R / 2]), g.ints([0])]);
+  const scale = g.input('scale', 'float', [1]);
   for (let h = 0; h < c.numKvHeads; h++) {
-    for (const name of [`k${h}`, `v${h}`]) g.output(g.op('Cast', [g.input(name, 'float16', ['T', D])], { to: 1 }), `${name}f`, 'float', ['T', D]);
+    const k = g.op('Cast', [g.input(`k${h}`, 'float16', ['T', D])], { to: 1 });
+    g.output(rotateRows(g, c, k, cos, sin, scale), `k${h}f`, 'float', ['T', D]);
+    g.output(g.op('Cast', [g.input(`v${h}`, 'float16', ['T', D])], { to: 1 }), `v${h}f`, 'float', ['T', D]);
   }
   return g.encode();
 }
@@ -95,10 +118,19 @@ export async function gatherSelected(ort: typeof ortTypes, session: ortTypes.Inf
   await session.run(feeds, fetches);
 }
 
-/** Writes rows [0, T) of f16 keys and values as float32 into k32/v32 (per KV head, [≥T, D]). */
-export async function widen(ort: typeof ortTypes, session: ortTypes.InferenceSession, c: ModelConfig, keys: KvArray[], values: KvArray[], T: number, k32: Float32Array[], v32: Float32Array[]): Promise<void> {
+/**
+ * Writes rows [0, T) of f16 keys (rotated: row j by cos/sin row j, [≥T, R/2] row-major, times
+ * `scale`) and values as float32 into k32/v32 (per KV head, [≥T, D]).
+ */
+export async function widen(ort: typeof ortTypes, session: ortTypes.InferenceSession, c: ModelConfig, a: Omit<GatherInput, 'rows'>, k32: Float32Array[], v32: Float32Array[]): Promise<void> {
   const D = c.headDim;
-  const feeds: Record<string, ortTypes.Tensor> = {};
+  const half = c.rotaryDim / 2;
+  const { keys, values, T } = a;
+  const feeds: Record<string, ortTypes.Tensor> = {
+    cos: new ort.Tensor('float32', a.cos.subarray(0, T * half), [T, half]),
+    sin: new ort.Tensor('float32', a.sin.subarray(0, T * half), [T, half]),
+    scale: new ort.Tensor('float32', Float32Array.of(a.scale), [1]),
+  };
   const fetches: Record<string, ortTypes.Tensor> = {};
   for (let h = 0; h < c.numKvHeads; h++) {
     feeds[`k${h}`] = kvTensor(ort, keys[h], D, 0, T);

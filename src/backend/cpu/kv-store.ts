@@ -3,9 +3,10 @@
 //   k    keys before RoPE (the contract's storage: positions can change)
 //   v    values
 //   kr   keys rotated at their storage index (position = row) under the current RoPE table — a cache
-//        for dense attention, valid for rows [0, rotValid); allocated on first use (select never
-//        needs it: its positions are ranks in a per-layer selection, and keys.ts rotates the
-//        rows it selects)
+//        for dense attention with f32 KV, valid for rows [0, rotValid); allocated on first use (f16
+//        KV never needs it: keys.ts rotates the keys a dense step reads as it casts them; nor does
+//        select: its positions are ranks in a per-layer selection, and keys.ts rotates the rows it
+//        selects)
 // f16 rows are IEEE halves in Uint16Arrays (../half.ts), which ONNX Runtime reads as 'float16'
 // tensors; the graphs that read them cast them to float32 (keys.ts, vote.ts). One array per KV
 // head, so the rows [0, T) of a head are one contiguous view that ONNX Runtime reads in place (no

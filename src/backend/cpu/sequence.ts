@@ -7,9 +7,11 @@
 //   qkv_0  = first(x)                                             ORT
 //   for each layer l:
 //     store k, v of the new rows (pre-RoPE) at rows [M, T)        kv-store.ts
-//     keys: dense — stored rows rotated at their index (cached), new rows at the plan's positions;
+//     keys: dense — stored rows rotated at their index, new rows at the plan's positions: with
+//           f16 KV cast to float32 and rotated in ORT every step (keys.ts), with f32 KV rotated in
+//           JavaScript and cached (kv-store.ts kr);
 //           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered and
-//           rotated in ORT (keys.ts); with f16 KV a dense step's keys are cast to float32 in ORT;
+//           rotated in ORT (keys.ts);
 //           softplus models keep rotated keys at unit length (attention-softplus.ts)
 //     attn  = attention over the keys, in query tiles             ORT (attention.ts)
 //     x, qkv_{l+1} = layer_l(x, attn)                             ORT (o_proj, MLP, next qkv)
@@ -27,7 +29,6 @@ import { RopeTables } from '../step/rope.js';
 import { meanRotatedQuery, TokenSelector } from '../step/select.js';
 import { attend, type TileMask } from './attention.js';
 import { qkvWidth } from './graphs.js';
-import { floatBits, fromHalf, toHalf } from '../half.js';
 import type { CpuBackend } from './index.js';
 import { gatherSelected, widen } from './keys.js';
 import { KvStore, type KvArray } from './kv-store.js';
@@ -57,9 +58,8 @@ export class CpuSequence implements Sequence {
   /** Per-head float32 scratch for the keys (rotated) and values of one layer's attention (keys.ts). */
   private attnK: Float32Array[] = [];
   private attnV: Float32Array[] = [];
-  /** One key head in float32, before and after rotation (f16 keys rotated in JavaScript). */
-  private readonly keyIn: Float32Array;
-  private readonly keyOut: Float32Array;
+  /** cos/sin rows of a dense step whose new rows are not at their index ([T, R/2]; denseTables). */
+  private readonly tables = { cos: new Float32Array(0), sin: new Float32Array(0) };
   /**
    * Step buffers reused from step to step (x, qkv, rotated q, attention output): a long step
    * would otherwise leave tens of MB of garbage per layer for the garbage collector to find late.
@@ -75,8 +75,6 @@ export class CpuSequence implements Sequence {
   constructor(private readonly b: CpuBackend) {
     const c = b.model.config;
     this.kv = new KvStore(b.kvDtype, c.numLayers, c.numKvHeads, c.headDim);
-    this.keyIn = new Float32Array(c.headDim);
-    this.keyOut = new Float32Array(c.headDim);
     this.rope = new RopeTables(c.headDim, c.rotaryDim);
     this.selector = new TokenSelector(c.numLayers);
   }
@@ -249,34 +247,60 @@ export class CpuSequence implements Sequence {
   }
 
   /**
-   * A dense step's keys and values for layer l, per KV head, in float32: the rotated keys
-   * (rotatedKeys) and the values — the store's own arrays with f32 KV, cast by ORT with f16.
+   * A dense step's keys and values for layer l, per KV head, in float32. f32 KV: the rotated keys
+   * (rotatedKeys) and the store's own values. f16 KV: both cast by ORT, the keys rotated there too
+   * (row j of the stored rows at position j, new rows at the plan's positions).
    */
   private async denseKeys(l: number, keys: LayerKeys): Promise<[Float32Array[], Float32Array[]]> {
     const b = this.b;
-    const kr = this.rotatedKeys(l, keys);
-    const v = this.kv.layers[l].v;
-    if (b.kvDtype === 'f32') return [kr as Float32Array[], v as Float32Array[]];
+    const L = this.kv.layers[l];
+    if (b.kvDtype === 'f32') return [this.rotatedKeys(l, keys) as Float32Array[], L.v as Float32Array[]];
     const [k32, v32] = this.attentionScratch(keys.count);
+    const { cos, sin } = this.denseTables(keys);
     const t = performance.now();
-    await widen(b.ort, b.sessions.widen!, b.model.config, kr, v, keys.count, k32, v32);
+    await widen(b.ort, b.sessions.widen!, b.model.config, { keys: L.k, values: L.v, T: keys.count, cos, sin, scale: this.rope.scale }, k32, v32);
     b.profile.keys += performance.now() - t;
     return [k32, v32];
   }
 
   /**
-   * A dense step's keys for layer l, per KV head: stored rows rotated at their index (cached across
-   * steps while the RoPE table stays), the new rows at the plan's positions.
+   * The cos/sin rows of a dense step's T keys: row j at position j for the stored rows (j < M),
+   * at the plan's positions for the new ones. The table itself when those are their indices too.
    */
-  private rotatedKeys(l: number, keys: LayerKeys): KvArray[] {
+  private denseTables(keys: LayerKeys): { cos: Float32Array; sin: Float32Array } {
+    const M = keys.firstNew;
+    const T = keys.count;
+    const rope = this.rope;
+    if (keys.positions.every((p, i) => p === M + i)) return { cos: rope.cos, sin: rope.sin };
+    const h = rope.half;
+    if (this.tables.cos.length < T * h) {
+      this.tables.cos = new Float32Array(Math.ceil(T * 1.25) * h);
+      this.tables.sin = new Float32Array(Math.ceil(T * 1.25) * h);
+    }
+    const { cos, sin } = this.tables;
+    cos.set(rope.cos.subarray(0, M * h));
+    sin.set(rope.sin.subarray(0, M * h));
+    keys.positions.forEach((p, i) => {
+      cos.set(rope.cos.subarray(p * h, (p + 1) * h), (M + i) * h);
+      sin.set(rope.sin.subarray(p * h, (p + 1) * h), (M + i) * h);
+    });
+    return { cos, sin };
+  }
+
+  /**
+   * A dense step's keys for layer l with f32 KV, per KV head: stored rows rotated at their index
+   * (cached across steps while the RoPE table stays), the new rows at the plan's positions.
+   */
+  private rotatedKeys(l: number, keys: LayerKeys): Float32Array[] {
     const D = this.b.model.config.headDim;
     const L = this.kv.layers[l];
     const M = keys.firstNew;
     const n = keys.count - M;
-    const kr = L.rotated();
-    for (let g = 0; g < L.k.length; g++) {
-      for (let j = L.rotValid; j < M; j++) this.rotateKey(L.k[g], j * D, kr[g], j * D, j);
-      for (let i = 0; i < n; i++) this.rotateKey(L.k[g], (M + i) * D, kr[g], (M + i) * D, keys.positions[i]);
+    const k = L.k as Float32Array[];
+    const kr = L.rotated() as Float32Array[];
+    for (let g = 0; g < k.length; g++) {
+      for (let j = L.rotValid; j < M; j++) this.rotateKey(k[g], j * D, kr[g], j * D, j);
+      for (let i = 0; i < n; i++) this.rotateKey(k[g], (M + i) * D, kr[g], (M + i) * D, keys.positions[i]);
     }
     // New rows at their index stay valid for the next step; elsewhere they are re-rotated.
     L.rotValid = keys.positions.every((p, i) => p === M + i) ? keys.count : M;
@@ -284,22 +308,12 @@ export class CpuSequence implements Sequence {
   }
 
   /**
-   * One stored key head (D values, KV dtype) rotated to `pos`, from src into dst (KV dtype);
-   * softplus models also scale it to unit length, as their attention graph (attention-softplus.ts)
-   * expects.
+   * One stored key head (D values) rotated to `pos`, from src into dst; softplus models also scale
+   * it to unit length, as their attention graph (attention-softplus.ts) expects.
    */
-  private rotateKey(src: KvArray, so: number, dst: KvArray, dOff: number, pos: number): void {
-    const unit = this.b.model.config.softplus;
-    if (src instanceof Float32Array) {
-      this.rope.rotate(src, so, dst as Float32Array, dOff, 1, pos);
-      if (unit) toUnitLength(dst as Float32Array, dOff, this.rope.headDim);
-      return;
-    }
-    const D = this.keyIn.length;
-    fromHalf(src, so, this.keyIn, 0, D);
-    this.rope.rotate(this.keyIn, 0, this.keyOut, 0, 1, pos);
-    if (unit) toUnitLength(this.keyOut, 0, D);
-    toHalf(floatBits(this.keyOut), 0, dst as Uint16Array, dOff, D);
+  private rotateKey(src: Float32Array, so: number, dst: Float32Array, dOff: number, pos: number): void {
+    this.rope.rotate(src, so, dst, dOff, 1, pos);
+    if (this.b.model.config.softplus) toUnitLength(dst, dOff, this.rope.headDim);
   }
 
   /** TokenSelect's keys for layer l: q̄ here, the vote in ORT, reuse and S by the selector. */
