@@ -1,6 +1,6 @@
 // npm run bench:cpu  (node --import tsx bench/cpu/run.ts [--lengths 2048,8192,32000] [--decode 16]
 //                     [--threads 2] [--only ctx|llama] [--strategies full,select,beacon] [--dtypes f32,q8]
-//                     [--repeat 3] [--no-single] [--llama-threads 1] [--fresh] [--report])
+//                     [--repeat 3] [--no-single] [--llama-threads 1] [--llama-alloc-only] [--fresh] [--report])
 //
 // ctx's cpu backend against llama.cpp (node-llama-cpp, CPU) on one random-weight model in the
 // shape of Qwen2.5-0.5B, side by side on this machine. For every document length:
@@ -10,7 +10,10 @@
 // decode tokens/s after the document, and achieved dense FLOP/s against this machine's peak
 // (peak.ts). Each cell runs --repeat times (one process each); its numbers are the medians, and
 // every run records the share of the machine other processes used meanwhile (other-cpu.ts).
-// --no-single skips the single-thread llama.cpp rows. Results accumulate in bench/work/cpu/results.json (a rerun skips what is there unless
+// --no-single skips the single-thread llama.cpp rows. --llama-alloc-only: llama.cpp's cells make a
+// context for the whole length but read only a 64-token prompt (peer/llama-run.ts): llama.cpp allocates
+// its whole KV cache at context creation, so the peak RSS is a lower bound of a full read's, labelled so
+// in the table, and there is no prefill rate (for 128K tokens, which llama.cpp cannot read here in hours). Results accumulate in bench/work/cpu/results.json (a rerun skips what is there unless
 // --fresh) and the table is rewritten to bench/results/cpu.md after every run (--report: only that).
 //
 // Needs the peer installed once: (cd bench/cpu/peer && npm install)
@@ -47,6 +50,7 @@ const dtypes = new Set(opt('dtypes', 'f32,q8').split(','));
 const repeat = Math.max(1, Number(opt('repeat', '3')));
 // llama.cpp's threads busy-wait for each other: on a loaded machine 2 threads can run slower than 1.
 const llamaThreads = args.includes('--llama-threads') ? Number(opt('llama-threads', '1')) : null;
+const llamaAllocOnly = args.includes('--llama-alloc-only');
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 if (args.includes('--report')) {
@@ -85,7 +89,22 @@ results.machine = {
   onnxruntime: JSON.parse(readFileSync(join(ROOT, 'node_modules', 'onnxruntime-node', 'package.json'), 'utf8')).version,
   nodeLlamaCpp: JSON.parse(readFileSync(join(ROOT, 'bench', 'cpu', 'peer', 'node_modules', 'node-llama-cpp', 'package.json'), 'utf8')).version,
 };
-const save = () => writeFileSync(RESULTS, JSON.stringify(results, null, 1));
+// Another run.ts may be measuring other cells meanwhile (a long llama.cpp cell beside ctx's): each
+// save takes the file's runs and commands as they are now and adds this process's, so neither is lost.
+let fresh = args.includes('--fresh');
+const save = () => {
+  if (existsSync(RESULTS) && !fresh) {
+    const now = JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
+    const mine = new Set(results.runs);
+    const key = (r: Measurement) => `${r.n} ${r.engine} ${r.strategy} ${r.dtype} ${r.threads ?? threads} ${Boolean(r.allocOnly)}`;
+    const ours = new Set(results.runs.map(key));
+    results.runs = [...now.runs.filter((r) => !ours.has(key(r)) && !mine.has(r)), ...results.runs];
+    const commands = [...now.command.split(' ; '), ...results.command.split(' ; ')].filter((c, i, all) => c && all.indexOf(c) === i);
+    results.command = commands.join(' ; ');
+  }
+  writeFileSync(RESULTS, JSON.stringify(results, null, 1));
+  fresh = false;
+};
 
 function child(script: string, argv: string[]): Record<string, unknown> {
   const r = spawnSync(process.execPath, ['--import', 'tsx', script, ...argv], { cwd: ROOT, encoding: 'utf8', maxBuffer: 64 << 20 });
@@ -131,7 +150,8 @@ for (const [n, c] of plan) {
   if ((only && c.engine !== only) || !strategies.has(c.strategy) || !dtypes.has(c.dtype)) continue;
   const runThreads = c.threads ?? (c.engine === 'llama' && llamaThreads !== null ? llamaThreads : threads);
   const same = (r: Measurement) =>
-    r.n === n && r.engine === c.engine && r.strategy === c.strategy && r.dtype === c.dtype && (r.threads ?? threads) === runThreads;
+    r.n === n && r.engine === c.engine && r.strategy === c.strategy && r.dtype === c.dtype && (r.threads ?? threads) === runThreads &&
+    Boolean(r.allocOnly) === (c.engine === 'llama' && llamaAllocOnly);
   if (results.runs.some((r) => same(r) && !r.error)) continue;
   log(`${c.engine} ${c.strategy} ${c.dtype} n=${n} threads=${runThreads} ×${repeat}`);
   const load0 = loadavg()[0];
@@ -143,9 +163,9 @@ for (const [n, c] of plan) {
       const before = cpuClock();
       const out = c.engine === 'ctx'
         ? child('bench/cpu/ctx-run.ts', [c.strategy === 'beacon' ? models.beacon : models.plain, tokensPath, String(n), String(decode), c.strategy, c.dtype, String(runThreads), CACHE])
-        : child('bench/cpu/peer/llama-run.ts', [c.dtype === 'f32' ? models.ggufF32 : models.ggufQ8, tokensPath, String(n), String(decode), String(runThreads), c.flash ? 'flash' : 'noflash']);
+        : child('bench/cpu/peer/llama-run.ts', [c.dtype === 'f32' ? models.ggufF32 : models.ggufQ8, tokensPath, String(n), String(decode), String(runThreads), c.flash ? 'flash' : 'noflash', ...(llamaAllocOnly ? ['alloc-only'] : [])]);
       runs.push({ ...(out as unknown as Measurement), otherCpu: otherCpuShare(before, cpuClock(), cpus().length) });
-      log(`  run ${i + 1}: prefill ${runs[i].prefillTokPerSec!.toFixed(1)} tok/s, peak RSS ${(runs[i].peakRss! / 2 ** 20).toFixed(0)} MiB, other processes ${runs[i].otherCpu === null ? '?' : `${Math.round(100 * runs[i].otherCpu!)}%`} of the CPUs`);
+      log(`  run ${i + 1}: prefill ${runs[i].prefillTokPerSec?.toFixed(1) ?? '–'} tok/s, peak RSS ${(runs[i].peakRss! / 2 ** 20).toFixed(0)} MiB, other processes ${runs[i].otherCpu === null ? '?' : `${Math.round(100 * runs[i].otherCpu!)}%`} of the CPUs`);
     }
     // The run whose peak RSS is the median gives the cell's other fields; rates and RSS are medians.
     const mid = runs.find((r) => r.peakRss === median(runs.map((x) => x.peakRss!)))!;
@@ -154,7 +174,7 @@ for (const [n, c] of plan) {
       ...c,
       n,
       threads: runThreads,
-      prefillTokPerSec: median(runs.map((r) => r.prefillTokPerSec!)),
+      prefillTokPerSec: mid.allocOnly ? undefined : median(runs.map((r) => r.prefillTokPerSec!)),
       decodeTokPerSec: median(runs.map((r) => r.decodeTokPerSec!)),
       peakRss: median(runs.map((r) => r.peakRss!)),
       repeats: runs.map((r) => ({ prefillTokPerSec: r.prefillTokPerSec!, decodeTokPerSec: r.decodeTokPerSec!, peakRss: r.peakRss!, otherCpu: r.otherCpu })),
@@ -169,7 +189,7 @@ for (const [n, c] of plan) {
   results.runs.push(m);
   save();
   writeReport(results, openModel(models.plain).config, REPORT);
-  log(m.error ? `  failed: ${m.error}` : `  prefill ${m.prefillTokPerSec!.toFixed(1)} tok/s, decode ${m.decodeTokPerSec!.toFixed(2)} tok/s, peak RSS ${(m.peakRss! / 2 ** 20).toFixed(0)} MiB`);
+  log(m.error ? `  failed: ${m.error}` : `  prefill ${m.prefillTokPerSec?.toFixed(1) ?? '–'} tok/s, decode ${m.decodeTokPerSec!.toFixed(2)} tok/s, peak RSS ${(m.peakRss! / 2 ** 20).toFixed(0)} MiB`);
 }
 const md = writeReport(results, openModel(models.plain).config, REPORT);
 log(`wrote ${md}`);
