@@ -9,7 +9,7 @@
 // estimate (characters / 4) that says it is one.
 
 import { availableParallelism } from 'node:os';
-import { basename } from 'node:path';
+import { basename, join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { nativeAvailable, probeDevices } from '../backend/native/index.js';
 import { pdfTextDir } from '../cache/store.js';
@@ -24,9 +24,10 @@ import { counted } from '../ui/format.js';
 import { formatBytes } from '../units.js';
 import type { Document, Segment } from '../input/document.js';
 import { PdfTextCache } from '../input/pdf-text-cache.js';
-import { openInputs } from '../input/read.js';
+import { openInputs, type Inputs } from '../input/read.js';
 import type { ModelConfig } from '../model/config.js';
 import { loadModelConfig } from '../model/model.js';
+import { ctxCacheDir } from '../model/paths.js';
 import { DEFAULT_MODEL } from '../model/registry.js';
 import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
@@ -141,36 +142,46 @@ async function inspect(run: RunContext, inputs: string[], opts: InspectOptions):
     const dir = await resolveModelDir(DEFAULT_MODEL, { env: run.env }).catch(() => null);
     if (dir) model = { name: DEFAULT_MODEL, dir, config: await loadModelConfig(dir) };
   }
-  // One reading, streamed: text and ids are counted as they pass, so inspecting a document of any
-  // length takes the memory of the pieces in flight. Citation markers need the whole text: with
-  // them (the default, as ask reads it) the document is held.
+  // Streamed: text and ids are counted as they pass, so inspecting a document of any length takes
+  // the memory of the pieces in flight. With citation markers (the default, as ask reads it) the
+  // inputs are read twice, as ask reads them: once to learn how to mark them, once marked.
   const read = await openInputs(specs, {
     maxFileBytes: opts.maxFileBytes,
     followLinks: opts.followLinks,
     stdin: guardedStdin(specs, run, opts.stdinWait),
     pipeWaitMs: opts.stdinWait * 1000,
-    holdChars: 0,
+    // Read once without markers: nothing to hold or spool for a second reading.
+    holdChars: opts.cite ? undefined : 0,
+    spoolDir: opts.cite ? () => join(ctxCacheDir(run.env), 'spool') : undefined,
     signal: run.signal,
     warn: opts.quiet ? undefined : (m) => run.stderr.write(`ctx: warning: ${m}\n`),
     pdfTextCache: new PdfTextCache(pdfTextDir(run.env)),
   });
+  try {
+    await inspectInputs(run, read, model, opts);
+  } finally {
+    await read.close();
+  }
+}
+
+async function inspectInputs(run: RunContext, read: Inputs, model: { name: string; dir: string; config: ModelConfig } | null, opts: InspectOptions): Promise<void> {
   // The document as ask and summarize read it: with their citation markers unless --no-cite, or unless
   // the model's vocabulary cannot write them (ask turns them off then, with a plan note).
   const tokenizer = model ? await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }) : null;
   const cite = opts.cite && (tokenizer === null || tokenizerWritesMarkers(tokenizer));
   const citeOff = opts.cite && !cite ? `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}` : null;
   const sources = new SourceMarking(cite, citeOff);
-  let segments: () => AsyncIterable<Segment> | Iterable<Segment> = () => read.segments();
+  let segments: AsyncIterable<Segment> = read.segments();
   if (cite) {
-    const all: Segment[] = [];
-    for await (const s of read.segments()) all.push(s);
-    const marked = sources.mark({ segments: all, sources: read.sources, skipped: read.skipped });
-    segments = () => marked.segments;
+    for await (const s of segments) sources.see(s);
+    sources.surveyed(read.sources);
+    segments = read.segments();
   }
-  const tokens = tokenizer ? await countTokens(segments(), tokenizer, run.signal) : await estimateTokens(segments());
+  const marked = sources.marked(segments, tokenizer ?? undefined);
+  const tokens = tokenizer ? await countTokens(marked, tokenizer, run.signal) : await estimateTokens(marked);
   const doc = { sources: read.sources, skipped: read.skipped };
-  const cost = tokenizer ? await sources.cost(tokenizer) : null;
-  const markers = sources.kinds && sources.markerCount > 0 ? { count: sources.markerCount, tokens: cost?.tokens ?? null, forms: markerForms(sources.kinds) } : null;
+  const cost = sources.cost;
+  const markers = sources.kinds && cost && cost.count > 0 ? { count: cost.count, tokens: cost.tokens, forms: markerForms(sources.kinds) } : null;
   let plan: InspectReport['plan'] = null;
   if (model && tokenizer) {
     // Planned as ask plans, for a question inspect does not know (an allowance, as chat plans).

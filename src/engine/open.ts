@@ -6,8 +6,8 @@
 //
 // A document of any length streams through: the inputs are read once to check them (sources,
 // skips), once to count and hash their tokens, and once more into the model, holding neither the
-// text nor the ids unless they are short (read.ts HOLD_CHARS, document-tokens.ts HOLD_TOKENS). With
-// citations on, the marked text is held (markers need the whole document).
+// text nor the ids unless they are short (read.ts HOLD_CHARS, document-tokens.ts HOLD_TOKENS).
+// Citation markers are put in as the text streams past (citations/source-marking.ts).
 //
 // prepareDocument does the first half (inputs, model, tokens) and stops: summarize decides from the
 // token count how to go on. openDocument does all of it. Progress arrives as typed events
@@ -112,8 +112,8 @@ export class PreparedDocument {
     readonly options: DocumentOptions,
     /** The inputs: their sources and skips, and their segments again. */
     private readonly inputs: Inputs,
-    /** The document as the model reads it when it is held (always with source markers), else null. */
-    private readonly marked: Document | null,
+    /** The document's segments as the model reads them (with source markers when cite is on), read again at each call. */
+    private readonly segments: (signal?: AbortSignal) => AsyncIterable<Segment>,
     readonly loaded: LoadedModel,
     readonly tokens: DocumentTokens,
     readonly sources: SourceMarking,
@@ -130,11 +130,10 @@ export class PreparedDocument {
     return { sources: this.inputs.sources, skipped: this.inputs.skipped };
   }
 
-  /** The whole document in memory (hierarchical summaries cut it into sections): read again when it is not held. */
+  /** The whole document in memory, as the model reads it (hierarchical summaries cut it into sections). */
   async document(): Promise<Document> {
-    if (this.marked) return this.marked;
     const segments: Segment[] = [];
-    for await (const s of this.inputs.segments(this.options.signal)) segments.push(s);
+    for await (const s of this.segments(this.options.signal)) segments.push(s);
     return { segments, ...this.sourcesRead };
   }
 
@@ -236,10 +235,11 @@ export async function prepareDocument(o: DocumentOptions): Promise<PreparedDocum
 }
 
 async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink, env: NodeJS.ProcessEnv): Promise<PreparedDocument> {
-  // The first reading checks every input before the model loads: a bad input fails at once. Markers
-  // need the whole text, so with citations on it is held.
-  const held: Segment[] | null = o.cite ? [] : null;
-  for await (const s of inputs.segments()) held?.push(s);
+  // The first reading checks every input before the model loads: a bad input fails at once. It
+  // also tells the citation side what it needs to mark the document as it streams past later.
+  const survey = new SourceMarking(o.cite ?? false);
+  for await (const s of inputs.segments()) survey.see(s);
+  survey.surveyed(inputs.sources);
   for (const s of inputs.sources) emit({ type: 'source', ...s });
   for (const s of inputs.skipped) emit({ type: 'skipped', ...s });
 
@@ -247,22 +247,21 @@ async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink
   const loaded = given ?? (await loadModel(typeof o.model === 'string' ? o.model : undefined, { backend: o.backend, dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads, softplusReweight: o.softplusReweight, env, signal: o.signal, onEvent: emit }));
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
-    const cite = held !== null && tokenizerWritesMarkers(loaded.tokenizer);
-    const sources = new SourceMarking(cite, held !== null && !cite ? `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}` : null);
-    const heldDoc = held && { segments: held, sources: inputs.sources, skipped: inputs.skipped };
-    const marked = cite ? sources.mark(heldDoc!) : null;
+    // A model whose vocabulary cannot write a marker reads the document without them (a plan note says so).
+    const sources = survey.enabled && !tokenizerWritesMarkers(loaded.tokenizer) ? new SourceMarking(false, `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}`) : survey;
     const format = promptFormat(loaded.tokenizer, o.promptFormat);
-    const segments = marked ? () => marked!.segments : () => inputs.segments();
-    const tokens = await DocumentTokens.encode(loaded.tokenizer, segments, {
-      totalChars: marked ? marked.segments.reduce((n, s) => n + s.text.length, 0) : inputs.chars,
+    // The document as the model reads it, with markers when cite is on; the first pass measures them.
+    const segments = (signal?: AbortSignal) => sources.marked(inputs.segments(signal), loaded.tokenizer);
+    const tokens = await DocumentTokens.encode(loaded.tokenizer, () => segments(), {
+      totalChars: inputs.chars,
       onProgress: (doneChars, totalChars) => emit({ type: 'tokenize', doneChars, totalChars }),
       signal: o.signal,
       holdTokens: o.hold?.tokens,
       memo: o.cache === false ? null : new TokenMemo(tokenMemoDir(env), ctxCacheDir(env)),
     });
     if (tokens.count === 0) throw new CtxError('emptyInput', 'the inputs hold no text to read');
-    await sources.report(loaded, emit);
-    return new PreparedDocument(o, inputs, marked ?? heldDoc ?? (inputs.isHeld ? await heldDocument(inputs) : null), loaded, tokens, sources, format, given === null);
+    sources.report(emit);
+    return new PreparedDocument(o, inputs, segments, loaded, tokens, sources, format, given === null);
   } catch (e) {
     if (!given) await loaded.close();
     throw e;
@@ -283,11 +282,4 @@ function openCache(o: DocumentOptions): SessionCache | null {
   if (o.cache === false || !SessionCache.supported) return null;
   const env = o.env ?? process.env;
   return new SessionCache(sessionsDir(env), { maxBytes: o.cache?.maxBytes, failWritesWith: env.CTX_TEST_CACHE_WRITE_ERROR || undefined });
-}
-
-/** A held document's segments, from memory. */
-async function heldDocument(inputs: Inputs): Promise<Document> {
-  const segments: Segment[] = [];
-  for await (const s of inputs.segments()) segments.push(s);
-  return { segments, sources: inputs.sources, skipped: inputs.skipped };
 }

@@ -40,7 +40,8 @@ async function answer(over: Partial<DocumentOptions>) {
     const reply = await doc.ask('What is the answer?');
     const plan = events.find((e) => e.type === 'plan');
     const read = events.find((e) => e.type === 'read');
-    return { answer: reply.answer, plan, read, sources: events.filter((e) => e.type === 'source') };
+    const markers = events.find((e) => e.type === 'markers');
+    return { answer: reply.answer, citations: reply.citations, plan, read, markers, sources: events.filter((e) => e.type === 'source'), tokenize: events.filter((e) => e.type === 'tokenize').at(-1) };
   } finally {
     await doc.close();
   }
@@ -53,6 +54,21 @@ describe('a document that is not held', () => {
     assert.deepEqual(streamed.sources, held.sources);
     assert.deepEqual(streamed.plan, held.plan);
     assert.equal(streamed.answer, held.answer);
+  });
+
+  it('with citation markers: marked as it streams, the same markers, plan, answer and citations as held', async () => {
+    const cited = { cite: true, strategy: { strategy: 'stream' as const, sink: 4, recent: 100, chunk: 16 } };
+    const held = await answer(cited);
+    const streamed = await answer({ ...cited, stdin: Readable.from([piped]), hold: { chars: 10, tokens: 10 } });
+    // a.txt 12 lines, stdin 5, b.txt 9: "[path:1]" on each, named (several text sources).
+    assert.deepEqual((held.markers as { count: number }).count, 3);
+    assert.deepEqual(streamed.markers, held.markers);
+    assert.deepEqual(streamed.plan, held.plan);
+    assert.deepEqual(streamed.tokenize, held.tokenize);
+    assert.equal(streamed.answer, held.answer);
+    assert.deepEqual(streamed.citations, held.citations);
+    const uncited = await answer({ strategy: cited.strategy });
+    assert.ok((held.plan as { documentTokens: number }).documentTokens > (uncited.plan as { documentTokens: number }).documentTokens, 'the markers are read');
   });
 
   it('a named pipe is spooled to be read again, and the cache entry is the held document\'s', async () => {

@@ -99,8 +99,9 @@ describe('pipes', () => {
 });
 
 describe('very large inputs (issue 21.5)', () => {
-  // 200 MB of text: ctx held all of it before (about 350 MB peak for inspect, 1.65 GB at 1 GB); it
-  // now streams, holding the pieces in flight (about 90 MB here, the same at 1 GB).
+  // 200 MB of text: ctx held all of it before (about 350 MB peak for inspect, 1.65 GB at 1 GB; with
+  // citation markers, on by default, 590 MB at 200 MB); it now streams, markers too, holding the
+  // pieces in flight (about 145 MB here with markers, 110 MB without, the same at 1 GB).
   const BIG = { timeoutMs: 120_000, maxRssMb: 200 };
   const big = join(scratchDir('big'), 'big.txt');
   const line = Buffer.from('The quick brown fox jumps over the lazy dog; a line of text for ctx to read.\n');
@@ -108,14 +109,28 @@ describe('very large inputs (issue 21.5)', () => {
   const block = Buffer.concat(Array.from({ length: Math.floor((1 << 20) / line.length) }, () => line));
   for (let written = 0; written < 200 * 1024 * 1024; written += block.length) writeSync(fd, block);
   closeSync(fd);
+  const lines = Math.ceil((200 * 1024 * 1024) / block.length) * Math.floor((1 << 20) / line.length);
 
-  it('inspect reads 200 MB with a bounded peak memory', { timeout: BIG.timeoutMs + 5_000 }, async () => {
-    const r = withinLimits(await ctxLimited(['inspect', '--no-cite', big], BIG, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
+  it('inspect reads 200 MB with a bounded peak memory, citation markers included (the default)', { timeout: BIG.timeoutMs + 5_000 }, async () => {
+    const r = withinLimits(await ctxLimited(['inspect', big], BIG, { env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /big\.txt\s+text\s+20\d MiB\s+~5\d,\d{3},\d{3} tokens/);
+    // "[line N]" on line 1 and every 25th: counted as they stream past.
+    const markers = 1 + Math.floor(lines / 25);
+    assert.match(r.stdout, new RegExp(`including ${markers.toLocaleString('en-US')} citation markers \\(\\[line N\\]\\)`));
   });
 
-  it('so does 100 MB piped into stdin (`yes … | ctx inspect` ran out of heap)', { timeout: BIG.timeoutMs + 5_000 }, async () => {
+  it('so does 100 MB piped into stdin (`yes … | ctx inspect` ran out of heap), spooled to be marked', { timeout: BIG.timeoutMs + 5_000 }, async () => {
+    const input = line.toString().repeat(Math.floor((100 * 1024 * 1024) / line.length));
+    const cache = scratchDir('cache');
+    const r = withinLimits(await ctxLimited(['inspect'], BIG, { input, env: { CTX_CACHE_DIR: cache } }), BIG);
+    assert.equal(r.code, 0, r.stderr);
+    assert.match(r.stdout, /- \(stdin\)\s+stdin\s+100 MiB/);
+    assert.match(r.stdout, /citation markers \(\[line N\]\)/);
+    assert.deepEqual(readdirSync(join(cache, 'spool')), [], 'the spool is unlinked');
+  });
+
+  it('--no-cite reads once, holding and spooling nothing', { timeout: BIG.timeoutMs + 5_000 }, async () => {
     const input = line.toString().repeat(Math.floor((100 * 1024 * 1024) / line.length));
     const r = withinLimits(await ctxLimited(['inspect', '--no-cite'], BIG, { input, env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
     assert.equal(r.code, 0, r.stderr);

@@ -16,6 +16,7 @@
 
 import type { Document, Segment } from '../../input/document.js';
 import type { TextTokenizer } from '../../model/tokenizer.js';
+import { SourceSurvey } from './survey.js';
 
 /** Lines between two "[line N]" markers (one text source). Fewer lines: finer citations, more tokens. */
 export const LINE_EVERY = 25;
@@ -76,41 +77,51 @@ export interface MarkedDocument {
 }
 
 /**
- * Returns a copy of `doc` with source markers in its segments' text. `lineEvery` overrides the
- * interval between line markers.
+ * Puts markers into a document's segments one at a time, as they stream past: what it keeps is one
+ * flag per source (whether its text so far ended a line). `kinds` (survey.ts) says whether markers
+ * name their file; `onMarker` hears of each marker inserted, in order.
  */
-export function addSourceMarkers(doc: Document, o: { lineEvery?: number } = {}): MarkedDocument {
-  const pdfPaths = new Set(doc.segments.filter((s) => s.source.page !== undefined).map((s) => s.source.path));
-  const textPaths = new Set(doc.segments.filter((s) => s.source.lineStart !== undefined).map((s) => s.source.path));
-  const namePages = pdfPaths.size > 1;
-  const nameLines = textPaths.size > 1;
-  const every = o.lineEvery ?? (nameLines ? NAMED_LINE_EVERY : LINE_EVERY);
-  if (!Number.isInteger(every) || every < 1) throw new Error(`lineEvery must be a positive integer, got ${every}`);
-  const markers: string[] = [];
-  let lineMarkers = 0;
-  // Whether the next text of a path starts a line: a long line may continue into the next segment.
-  const atLineStart = new Map<string, boolean>();
+export class SourceMarker {
+  private readonly every: number;
+  /** Whether the next text of a path starts a line: a long line may continue into the next segment. */
+  private readonly atLineStart = new Map<string, boolean>();
 
-  const segments = doc.segments.map((seg): Segment => {
+  constructor(
+    private readonly kinds: MarkerKinds,
+    private readonly onMarker: (marker: string) => void,
+    o: { lineEvery?: number } = {},
+  ) {
+    this.every = o.lineEvery ?? (kinds.namedLines ? NAMED_LINE_EVERY : LINE_EVERY);
+    if (!Number.isInteger(this.every) || this.every < 1) throw new Error(`lineEvery must be a positive integer, got ${this.every}`);
+  }
+
+  /** `seg` with its markers (the same segment when it gets none). */
+  mark(seg: Segment): Segment {
     const { path, page, lineStart } = seg.source;
     if (page !== undefined) {
-      const marker = pageMarker(page, namePages ? path : undefined);
-      markers.push(marker);
+      const marker = pageMarker(page, this.kinds.namedPages ? path : undefined);
+      this.onMarker(marker);
       return { text: `${marker} ${seg.text}`, source: seg.source };
     }
     if (lineStart === undefined) return seg; // a file header ("==> path <=="): no lines of the file
-    const before = markers.length;
-    const marker = (line: number) => lineMarker(line, nameLines ? path : undefined);
-    const text = markLines(seg.text, lineStart, every, atLineStart.get(path) ?? true, marker, markers);
-    lineMarkers += markers.length - before;
-    atLineStart.set(path, seg.text.length === 0 ? (atLineStart.get(path) ?? true) : seg.text.endsWith('\n'));
+    const marker = (line: number) => lineMarker(line, this.kinds.namedLines ? path : undefined);
+    const text = markLines(seg.text, lineStart, this.every, this.atLineStart.get(path) ?? true, marker, this.onMarker);
+    if (seg.text.length > 0) this.atLineStart.set(path, seg.text.endsWith('\n'));
     return { text, source: seg.source };
-  });
-  return {
-    doc: { ...doc, segments },
-    markers,
-    kinds: { pages: pdfPaths.size > 0, namedPages: namePages, lines: lineMarkers > 0, namedLines: nameLines },
-  };
+  }
+}
+
+/**
+ * Returns a copy of a whole document in memory with source markers in its segments' text.
+ * `lineEvery` overrides the interval between line markers.
+ */
+export function addSourceMarkers(doc: Document, o: { lineEvery?: number } = {}): MarkedDocument {
+  const survey = new SourceSurvey();
+  for (const seg of doc.segments) survey.add(seg);
+  const kinds = survey.kinds();
+  const markers: string[] = [];
+  const marker = new SourceMarker(kinds, (m) => markers.push(m), o);
+  return { doc: { ...doc, segments: doc.segments.map((s) => marker.mark(s)) }, markers, kinds };
 }
 
 /** `text` (lines from `firstLine` on) with a marker in front of line 1 and every `every`-th line. */
@@ -120,7 +131,7 @@ function markLines(
   every: number,
   startsLine: boolean,
   lineMarker: (line: number) => string,
-  markers: string[],
+  onMarker: (marker: string) => void,
 ): string {
   const pieces: string[] = [];
   let line = firstLine;
@@ -130,7 +141,7 @@ function markLines(
   while (at < text.length) {
     if (lineBegins && (line === 1 || line % every === 0)) {
       const marker = lineMarker(line);
-      markers.push(marker);
+      onMarker(marker);
       pieces.push(text.slice(from, at), `${marker} `);
       from = at;
     }

@@ -16,14 +16,9 @@
 
 import type { Document } from '../../input/document.js';
 import { sourceLabel } from './markers.js';
+import { SourceSurvey, type SourceIndex } from './survey.js';
 
-/** What the inputs hold, to check citations against. */
-export interface SourceIndex {
-  /** PDF path → page count (pages without text included). */
-  pdfs: Map<string, number>;
-  /** Text source path → line count. */
-  texts: Map<string, number>;
-}
+export type { SourceIndex } from './survey.js';
 
 export interface Citation {
   /** The citation as written ("[p. 12]"; one part of "[p. 3; p. 12]" is "p. 12"). */
@@ -44,27 +39,11 @@ export interface Citation {
   reason?: string;
 }
 
-/** Pages of each PDF and lines of each text source of a document (read before markers are added). */
+/** Pages of each PDF and lines of each text source of a whole document in memory (before markers are added). */
 export function indexSources(doc: Document): SourceIndex {
-  const pdfs = new Map<string, number>();
-  const texts = new Map<string, number>();
-  for (const s of doc.sources) if (s.pages !== undefined) pdfs.set(s.path, s.pages);
-  // Lines: count line breaks over each source's text segments; a last line without one counts too.
-  const endsOpen = new Map<string, boolean>();
-  for (const seg of doc.segments) {
-    const { path, lineStart } = seg.source;
-    if (lineStart === undefined || pdfs.has(path)) continue;
-    texts.set(path, (texts.get(path) ?? 0) + countLineBreaks(seg.text));
-    if (seg.text.length > 0) endsOpen.set(path, !seg.text.endsWith('\n'));
-  }
-  for (const [path, open] of endsOpen) if (open) texts.set(path, texts.get(path)! + 1);
-  return { pdfs, texts };
-}
-
-function countLineBreaks(text: string): number {
-  let n = 0;
-  for (let i = text.indexOf('\n'); i !== -1; i = text.indexOf('\n', i + 1)) n++;
-  return n;
+  const survey = new SourceSurvey();
+  for (const seg of doc.segments) survey.add(seg);
+  return survey.index(doc.sources);
 }
 
 // --- finding citations ----------------------------------------------------------------------------
