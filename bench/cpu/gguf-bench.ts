@@ -203,7 +203,7 @@ for (const shape of shapes) {
   if (!(shape in GGUF_SHAPES)) throw new Error(`unknown shape ${shape} (${Object.keys(GGUF_SHAPES).join(', ')})`);
   writeQ4kmModel(shape, ggufPath(shape), tokenizerJson, log);
   log(`converting ${shape} for ctx (once)`);
-  const w = convertedWeights(await openModelAt(ggufPath(shape)), 'gguf', CACHE, log);
+  const w = await convertedWeights(await openModelAt(ggufPath(shape)), 'gguf', CACHE, log);
   results.files[shape] = { gguf: statSync(ggufPath(shape)).size, converted: statSync(join(w.dir, w.layout.file)).size };
 }
 save();

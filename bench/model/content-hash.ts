@@ -15,10 +15,10 @@ const cache = mkdtempSync(join(tmpdir(), 'ctx-hash-bench-'));
 try {
   const gib = statSync(file).size / 1024 ** 3;
   let t0 = performance.now();
-  const first = fileSha256(file, cache);
+  const first = await fileSha256(file, { cacheDir: cache });
   const cold = (performance.now() - t0) / 1000;
   t0 = performance.now();
-  const again = fileSha256(file, cache);
+  const again = await fileSha256(file, { cacheDir: cache });
   const warm = performance.now() - t0;
   if (first !== again) throw new Error('remembered hash differs');
   console.log(`${gib.toFixed(2)} GiB: first use ${cold.toFixed(1)} s (${(gib / cold).toFixed(2)} GiB/s), remembered ${warm.toFixed(2)} ms`);

@@ -170,4 +170,6 @@ export interface BackendOptions {
   cacheDir?: string;
   /** How KV rows are stored (cpu backend): "f16" (default, half the memory) or "f32" (exact checks). */
   kvDtype?: string;
+  /** Stops slow one-time work while the backend starts (hashing the weights: cpu backend). */
+  signal?: AbortSignal;
 }

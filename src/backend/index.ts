@@ -63,6 +63,8 @@ export async function createBackend(
       } catch (e) {
         // A flag the cpu backend refuses (--dtype) is the user's to fix, not a reason to run slowly.
         if (e instanceof CtxError && e.kind === 'usage') throw e;
+        // Stopped (Ctrl-C while the weights were hashed): no other backend is wanted either.
+        if (opts.signal?.aborted) throw e;
         onNotice(`the cpu backend could not start (${(e as Error).message}); using the slow reference backend`);
         return createReferenceBackend(model, opts);
       }

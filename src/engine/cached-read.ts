@@ -75,7 +75,7 @@ export async function readOrRestore(r: CachedRead): Promise<ReadResult> {
     ? sessionKey({
         prefix: digestTokens(prefix),
         document: document.digest,
-        modelFingerprint: loaded.model.weights.fingerprint(),
+        modelFingerprint: await loaded.model.weights.fingerprint(r.signal),
         modelConfig: loaded.model.config,
         strategy: plan.strategy,
         backend: loaded.backend.name,

@@ -16,9 +16,8 @@ export const HOLD_TOKENS = 4 * 1024 * 1024;
 const WORKERS_FROM_CHARS = 8_000_000;
 
 /**
- * When the stream encoder starts its workers: at once for a long document, as encodeSegments does.
- * Encoding its first part on this thread would also be slower, and there a Ctrl-C can fall between
- * node:vm's SIGINT watchdog and the process's own handler (bounded-run.ts) and be lost.
+ * When the stream encoder starts its workers: at once for a long document, as encodeSegments does
+ * (encoding its first part on this thread would only be slower).
  */
 function parallelFrom(totalChars: number | undefined): number | undefined {
   return totalChars !== undefined && totalChars >= WORKERS_FROM_CHARS ? 0 : undefined;

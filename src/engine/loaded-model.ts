@@ -61,10 +61,10 @@ export async function loadModel(name: string = DEFAULT_MODEL, o: LoadModelOption
 }
 
 /** Loads the model in a folder or a GGUF file (no registry, no download). */
-export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'kvDtype' | 'threads' | 'softplusReweight'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
+export async function loadModelDir(dir: string, o: Pick<LoadModelOptions, 'backend' | 'dtype' | 'kvDtype' | 'threads' | 'softplusReweight' | 'signal'> & { onNotice?: (message: string) => void } = {}): Promise<LoadedModel> {
   const model = await openModelAt(dir, { softplusReweight: o.softplusReweight });
   const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds, ggufFile: ggufWeights(model)?.file });
-  const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads }, o.onNotice);
+  const backend = await createBackend(o.backend ?? 'auto', model, { dtype: o.dtype, kvDtype: o.kvDtype, threads: o.threads, signal: o.signal }, o.onNotice);
   return {
     name: dir,
     dir,

@@ -17,9 +17,9 @@
 // use after it changed or appeared (never after `ctx models pull`), and nothing after that.
 
 import { createHash } from 'node:crypto';
-import { closeSync, openSync, readFileSync, readSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { readFileSync, renameSync, rmSync, statSync, writeFileSync, type BigIntStats } from 'node:fs';
+import { open, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { runBounded } from './bounded-run.js';
 import { ctxCacheDir, makePrivateDir } from './paths.js';
 
 interface Remembered {
@@ -65,33 +65,33 @@ function remember(st: BigIntStats, sha256: string, cacheDir: string): void {
   }
 }
 
-/** The SHA-256 (hex) of the file at `path`: remembered, or computed now (Ctrl-C stops it). Throws fs errors. */
-export function fileSha256(path: string, cacheDir: string = ctxCacheDir()): string {
-  const before = statSync(path, { bigint: true });
+/**
+ * The SHA-256 (hex) of the file at `path`: remembered, or computed now, 8 MiB at a time with the
+ * event loop free in between (about 25 ms each), so Ctrl-C and SIGTERM are heard at once and
+ * `signal` stops it. Throws fs errors.
+ */
+export async function fileSha256(path: string, o: { cacheDir?: string; signal?: AbortSignal } = {}): Promise<string> {
+  const cacheDir = o.cacheDir ?? ctxCacheDir();
+  const before = await stat(path, { bigint: true });
   const known = recall(before, cacheDir);
   if (known) return known;
-  const fd = openSync(path, 'r');
+  const file = await open(path, 'r');
   let sha256: string;
   try {
-    sha256 = runBounded(
-      () => {
-        const hash = createHash('sha256');
-        const buf = Buffer.allocUnsafe(CHUNK);
-        for (;;) {
-          const n = readSync(fd, buf, 0, CHUNK, null);
-          if (n === 0) break;
-          hash.update(buf.subarray(0, n));
-        }
-        return hash.digest('hex');
-      },
-      Infinity,
-      () => new Error('unreachable: no deadline'),
-    );
+    const hash = createHash('sha256');
+    const buf = Buffer.allocUnsafe(CHUNK);
+    for (;;) {
+      o.signal?.throwIfAborted();
+      const { bytesRead } = await file.read(buf, 0, CHUNK, null);
+      if (bytesRead === 0) break;
+      hash.update(buf.subarray(0, bytesRead));
+    }
+    sha256 = hash.digest('hex');
   } finally {
-    closeSync(fd);
+    await file.close();
   }
   // Remember it only if the file did not change while it was read.
-  const after = statSync(path, { bigint: true });
+  const after = await stat(path, { bigint: true });
   if (after.dev === before.dev && after.ino === before.ino && sameFile(identity(after), identity(before))) remember(after, sha256, cacheDir);
   return sha256;
 }

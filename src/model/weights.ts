@@ -20,7 +20,8 @@ export interface ModelWeights {
   names(): string[];
   float32(name: string, shape?: number[]): Float32Array;
   totalBytes(): number;
-  fingerprint(): string;
+  /** The weights' identity (full-content hashes: content-hash.ts); `signal` stops the hashing. */
+  fingerprint(signal?: AbortSignal): Promise<string>;
 }
 
 export class WeightStore implements ModelWeights {
@@ -108,14 +109,15 @@ export class WeightStore implements ModelWeights {
    * (content-hash.ts: computed once per file and remembered). Keys the converted-weights cache and
    * the session cache, so two models that differ anywhere never share either.
    */
-  fingerprint(): string {
+  async fingerprint(signal?: AbortSignal): Promise<string> {
     if (this.identity === null) {
       const h = createHash('sha256');
       for (const f of this.files) {
         let sha: string;
         try {
-          sha = fileSha256(f.path);
+          sha = await fileSha256(f.path, { signal });
         } catch (e) {
+          if (signal?.aborted) throw e;
           throw fsError(e, f.path, 'model');
         }
         h.update(`${basename(f.path)}\0${sha}\n`);

@@ -87,7 +87,7 @@ describe('session cache: key', () => {
     const base = {
       prefix: digestTokens(tokens(3, 7)),
       document: digestTokens(tokens(50, 1)),
-      modelFingerprint: model.weights.fingerprint(),
+      modelFingerprint: await model.weights.fingerprint(),
       modelConfig: model.config,
       strategy: resolveStrategy(model.config, { strategy: 'beacon' }, 300),
       backend: 'reference',

@@ -109,7 +109,7 @@ function forgeRows(path: string, rows: number): number {
 }
 
 describe('model identity', () => {
-  it('two models that differ outside any sampled block have different fingerprints', () => {
+  it('two models that differ outside any sampled block have different fingerprints', async () => {
     // Big enough that 16 sampled 64 KiB blocks (the old fingerprint) leave most of it unread.
     const spec = { ...PRESETS.tiny!, vocab: 32000, hidden: 64, intermediate: 128 };
     const a = join(scratchDir('model-a'), 'm');
@@ -122,23 +122,23 @@ describe('model identity', () => {
     const headerEnd = 8 + Number(bytes.readBigUInt64LE(0));
     bytes[headerEnd + 100_000] ^= 0xff; // after the first sampled block, far before the second
     writeFileSync(weights, bytes);
-    assert.notEqual(openModel(b).weights.fingerprint(), openModel(a).weights.fingerprint());
+    assert.notEqual(await openModel(b).weights.fingerprint(), await openModel(a).weights.fingerprint());
   });
 
-  it('a file hash is remembered by identity, and computed again when the file is rewritten', () => {
+  it('a file hash is remembered by identity, and computed again when the file is rewritten', async () => {
     const cacheDir = scratchDir('hashes');
     const file = join(scratchDir('hashed'), 'w.bin');
     writeFileSync(file, Buffer.alloc(1 << 20, 7));
-    const first = fileSha256(file, cacheDir);
+    const first = await fileSha256(file, { cacheDir });
     assert.equal(readdirSync(join(cacheDir, 'file-hashes')).length, 1);
-    assert.equal(fileSha256(file, cacheDir), first);
+    assert.equal(await fileSha256(file, { cacheDir }), first);
     // Same size, same mtime, other bytes: the change time still differs.
     const { atime, mtime } = statSync(file);
     const other = Buffer.alloc(1 << 20, 7);
     other[12345] = 8;
     writeFileSync(file, other);
     utimesSync(file, atime, mtime); // what a forger would restore; the change time moves regardless
-    assert.notEqual(fileSha256(file, cacheDir), first);
+    assert.notEqual(await fileSha256(file, { cacheDir }), first);
   });
 });
 

@@ -30,7 +30,7 @@ export interface LimitedRun {
   /** Peak RSS in MB, or null when unmeasured. */
   rssMb: number | null;
   timedOut: boolean;
-  /** Milliseconds from the SIGINT sent by `interruptWhen` to the exit. */
+  /** Milliseconds from the signal sent by `interruptWhen` or `interruptAfterMs` to the exit. */
   exitAfterSignalMs: number | null;
 }
 
@@ -40,15 +40,21 @@ export interface RunOptions {
   cwd?: string;
   /** Send SIGINT once stdout or stderr matches this… */
   interruptWhen?: RegExp;
+  /** …this long after it matches (default at once)… */
+  interruptDelayMs?: number;
   /** …or this long after the start. */
   interruptAfterMs?: number;
+  /** The signal sent instead of SIGINT (SIGTERM: what `kill` and service managers send). */
+  interruptWith?: NodeJS.Signals;
 }
 
 /** Runs `ctx args…` within `limits`; never throws for the child's own failure. */
 export function ctxLimited(args: string[], limits: Limits, o: RunOptions = {}): Promise<LimitedRun> {
   const rssFile = join(scratchDir('rss'), 'rss');
   const argv = [process.execPath, BIN, ...args];
-  const child = noMemoryCheck
+  // time ignores SIGINT but not SIGTERM: a run to be sent SIGTERM goes without it (memory unchecked).
+  const measured = !noMemoryCheck && (o.interruptWith ?? 'SIGINT') === 'SIGINT';
+  const child = !measured
     ? spawn(argv[0]!, argv.slice(1), { cwd: o.cwd ?? REPO_ROOT, env: cleanEnv(o.env), detached: true })
     : spawn(TIME, ['-f', '%M', '-o', rssFile, ...argv], { cwd: o.cwd ?? REPO_ROOT, env: cleanEnv(o.env), detached: true });
   // Its own process group, so a signal reaches ctx as a terminal's Ctrl-C would (time ignores SIGINT).
@@ -63,11 +69,18 @@ export function ctxLimited(args: string[], limits: Limits, o: RunOptions = {}): 
   let stdout = '';
   let stderr = '';
   let signalledAt: number | null = null;
+  let matched = false;
+  let delayTimer: NodeJS.Timeout | undefined;
   let timedOut = false;
   const check = () => {
-    if (o.interruptWhen && signalledAt === null && o.interruptWhen.test(stdout + stderr)) {
-      signalledAt = performance.now();
-      signalGroup('SIGINT');
+    if (o.interruptWhen && !matched && o.interruptWhen.test(stdout + stderr)) {
+      matched = true;
+      const send = () => {
+        signalledAt = performance.now();
+        signalGroup(o.interruptWith ?? 'SIGINT');
+      };
+      if (o.interruptDelayMs) delayTimer = setTimeout(send, o.interruptDelayMs);
+      else send();
     }
   };
   child.stdout.on('data', (d) => ((stdout += d), check()));
@@ -79,7 +92,7 @@ export function ctxLimited(args: string[], limits: Limits, o: RunOptions = {}): 
       ? undefined
       : setTimeout(() => {
           signalledAt = performance.now();
-          signalGroup('SIGINT');
+          signalGroup(o.interruptWith ?? 'SIGINT');
         }, o.interruptAfterMs);
   const timer = setTimeout(() => {
     timedOut = true;
@@ -89,9 +102,10 @@ export function ctxLimited(args: string[], limits: Limits, o: RunOptions = {}): 
     child.on('close', (code, signal) => {
       clearTimeout(timer);
       clearTimeout(interruptTimer);
+      clearTimeout(delayTimer);
       const end = performance.now();
       let rssMb: number | null = null;
-      if (!noMemoryCheck && existsSync(rssFile)) {
+      if (measured && existsSync(rssFile)) {
         // The last number in time's report is the peak RSS in KB (a line before it may give the exit status).
         const kb = Number(/(\d+)\s*$/.exec(readFileSync(rssFile, 'utf8'))?.[1]);
         if (Number.isFinite(kb)) rssMb = kb / 1024;

@@ -70,7 +70,7 @@ describe('safetensors header validation', () => {
 });
 
 describe('weights in shards', () => {
-  it('opens the shards an index lists and checks the index against them', () => {
+  it('opens the shards an index lists and checks the index against them', async () => {
     const d = mkdtempSync(join(tmpdir(), 'ctx-shards-'));
     writeSafetensors(join(d, 'model-00001-of-00002.safetensors'), [{ name: 'x', shape: [2], data: Float32Array.of(1, 2) }]);
     writeSafetensors(join(d, 'model-00002-of-00002.safetensors'), [{ name: 'y', shape: [1], data: Float32Array.of(3) }]);
@@ -78,7 +78,7 @@ describe('weights in shards', () => {
     writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify(index));
     const w = WeightStore.open(d);
     assert.deepEqual([...w.float32('y')], [3]);
-    assert.match(w.fingerprint(), /^[0-9a-f]{64}$/);
+    assert.match(await w.fingerprint(), /^[0-9a-f]{64}$/);
     writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { x: 'model-00002-of-00002.safetensors', y: 'model-00002-of-00002.safetensors' } }));
     assert.throws(() => WeightStore.open(d), /index lists tensor "x" in model-00002-of-00002.safetensors, which does not hold it/);
     writeFileSync(join(d, 'model.safetensors.index.json'), JSON.stringify({ weight_map: { x: '../../etc/passwd' } }));

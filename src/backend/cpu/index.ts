@@ -74,7 +74,7 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const kvDtype = (opts.kvDtype ?? 'f16') as KvDtype;
   if (kvDtype !== 'f16' && kvDtype !== 'f32') throw new CtxError('usage', `the cpu backend stores KV as --kv-dtype f16 or f32, not "${opts.kvDtype}"`);
   const ort = await loadOrt();
-  const weights = convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress);
+  const weights = await convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress, opts.signal);
   const sessions = await openSessions(ort, model, weights, kvDtype, opts.threads, opts.nbitsAccuracy);
   return new CpuBackend(model, dtype, kvDtype, ort, sessions, new Embedding(model, weights));
 }

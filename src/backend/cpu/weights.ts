@@ -365,10 +365,11 @@ function loadIfComplete(dir: string, fingerprint: string): Layout | null {
 
 /**
  * The converted weights for `model` in `dtype`, converting them first if needed. `onProgress`
- * hears about a conversion (which takes a while for big models) before it starts.
+ * hears about a conversion (which takes a while for big models) before it starts; `signal` stops
+ * hashing the weights (their identity names the folder).
  */
-export function convertedWeights(model: Model, dtype: WeightDType, cacheDir: string, onProgress?: (msg: string) => void): ConvertedWeights {
-  const fingerprint = model.weights.fingerprint();
+export async function convertedWeights(model: Model, dtype: WeightDType, cacheDir: string, onProgress?: (msg: string) => void, signal?: AbortSignal): Promise<ConvertedWeights> {
+  const fingerprint = await model.weights.fingerprint(signal);
   const root = join(cacheDir, 'onnx');
   const dir = join(root, `${fingerprint.slice(0, 32)}-${dtype}-v${CONVERTER_VERSION}`);
   const ready = loadIfComplete(dir, fingerprint);

@@ -146,11 +146,12 @@ export class GgufWeights implements ModelWeights {
    * and remembered (content-hash.ts); a sampled fingerprint let models that differ elsewhere share
    * converted weights and sessions.
    */
-  fingerprint(): string {
+  async fingerprint(signal?: AbortSignal): Promise<string> {
     let sha: string;
     try {
-      sha = fileSha256(this.file.path);
+      sha = await fileSha256(this.file.path, { signal });
     } catch (e) {
+      if (signal?.aborted) throw e;
       throw fsError(e, this.file.path, 'model');
     }
     return createHash('sha256').update(`gguf\0${sha}`).digest('hex');

@@ -3,8 +3,9 @@
 // (pieces.ts), so the ids are those of the segment encoded whole, whichever thread encodes a piece.
 //
 // Short inputs are encoded on this thread. Worker threads cost about a second to start, so they
-// start only once the stream has gone past `parallelThreshold` characters (or at once, with 0);
-// from then on pieces go to them, at most AHEAD_CHARS ahead of the segment being yielded.
+// start only once the stream has gone past `parallelThreshold` characters (or at once, with 0), or
+// when a piece is slow on this thread (bounded-run.ts); from then on pieces go to them, at most
+// AHEAD_CHARS ahead of the segment being yielded.
 
 import type { Segment } from '../../input/document.js';
 import { cutText, type CutRule } from './cut-rule.js';
@@ -21,8 +22,11 @@ export interface SegmentIds {
 
 export interface StreamEncoder {
   rule: CutRule | null;
-  /** Encodes one piece on this thread (within the tokenizer's deadline). */
-  here: (text: string) => Int32Array;
+  /**
+   * Encodes one piece on this thread (within the tokenizer's deadline). With `slice`, gives up and
+   * returns null once the piece has taken bounded-run.ts's SLICE_MS, for the workers to encode it.
+   */
+  here: (text: string, slice: boolean) => Int32Array | null;
   /** Starts worker threads for this tokenizer, or null when it has none. */
   startPool: ((workers: number) => EncoderPool) | null;
 }
@@ -71,11 +75,12 @@ export async function* encodeSegmentStream(segments: AsyncIterable<Segment> | It
     aheadChars -= f.chars;
     return { segment: f.segment, ids };
   };
+  const canStartPool = enc.startPool !== null && o.workers > 0;
   try {
     for await (const segment of segments) {
       o.signal?.throwIfAborted();
       const pieces = piecesOf(segment.text, enc.rule);
-      if (pool === null && enc.startPool && o.workers > 0 && seen + segment.text.length > o.parallelThreshold) pool = enc.startPool(o.workers);
+      if (pool === null && canStartPool && seen + segment.text.length > o.parallelThreshold) pool = enc.startPool!(o.workers);
       seen += segment.text.length;
       if (pool === null) {
         const parts: Int32Array[] = [];
@@ -83,7 +88,15 @@ export async function* encodeSegmentStream(segments: AsyncIterable<Segment> | It
           // Yield first: a Ctrl-C that arrived just before this piece is handled now, not after it.
           await new Promise((r) => setImmediate(r));
           o.signal?.throwIfAborted();
-          parts.push(enc.here(text));
+          const ids = pool === null ? enc.here(text, canStartPool) : null;
+          if (ids === null) {
+            // Slow on this thread (a hostile regex, a busy machine): workers take this piece and
+            // the rest, where Ctrl-C and SIGTERM stop them at once.
+            pool ??= enc.startPool!(o.workers);
+            parts.push(await pool.encode(text));
+          } else {
+            parts.push(ids);
+          }
           o.onPiece?.(text.length);
         }
         yield { segment, ids: concat(parts) };

@@ -7,7 +7,7 @@
 import { availableParallelism } from 'node:os';
 import type { Segment } from '../../input/document.js';
 import { CtxError } from '../../errors.js';
-import { runBounded } from '../bounded-run.js';
+import { runBounded, runSlice } from '../bounded-run.js';
 import type { ChatMessage, ChatTemplate, ChatTemplateOptions } from '../chat-template.js';
 import type { DecodeOptions, EncodeOptions, EncodeSegmentsOptions, EncodeStreamOptions, TextTokenizer, TokenizerLimits } from '../tokenizer.js';
 import type { CutRule } from './cut-rule.js';
@@ -61,7 +61,11 @@ export abstract class BoundedTextTokenizer implements TextTokenizer {
   /** Runs the tokenizer's code on `chars` characters with a deadline (see bounded-run.ts). */
   protected bounded<T>(fn: () => T, chars: number): T {
     const ms = this.callMs(chars);
-    return runBounded(fn, ms, () => new CtxError('model', `the tokenizer took more than ${seconds(ms)} on ${chars} characters (a pathological regular expression?)`, { path: this.source }));
+    return runBounded(fn, ms, () => this.tooLong(ms, chars));
+  }
+
+  private tooLong(ms: number, chars: number): CtxError {
+    return new CtxError('model', `the tokenizer took more than ${seconds(ms)} on ${chars} characters (a pathological regular expression?)`, { path: this.source });
   }
 
   encode(text: string, opts: EncodeOptions = {}): number[] {
@@ -118,8 +122,15 @@ export abstract class BoundedTextTokenizer implements TextTokenizer {
   private stream(segments: AsyncIterable<Segment> | Iterable<Segment>, parse: boolean, opts: EncodeStreamOptions): AsyncGenerator<SegmentIds> {
     const encoder = {
       rule: this.core.cut.rule,
-      // On this thread: one piece at a time, each within its deadline.
-      here: (text: string) => Int32Array.from(this.bounded(() => (parse ? this.core.encodeText(text) : this.encodeDocumentText(text)), text.length)),
+      // On this thread: one piece at a time, each within its deadline; with `slice`, given up once
+      // it is slow, for worker threads to take over (where either signal stops it at once).
+      here: (text: string, slice: boolean) => {
+        const encode = () => (parse ? this.core.encodeText(text) : this.encodeDocumentText(text));
+        if (!slice) return Int32Array.from(this.bounded(encode, text.length));
+        const ms = this.callMs(text.length);
+        const ids = runSlice(encode, ms, () => this.tooLong(ms, text.length));
+        return ids === null ? null : Int32Array.from(ids);
+      },
       startPool: (workers: number) =>
         new EncoderPool({
           dir: this.dir,

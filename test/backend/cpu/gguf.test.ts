@@ -110,7 +110,7 @@ describe('cpu backend on GGUF files', () => {
     const model = await openGgufModel(writeFixture(base, 'Q4_K', { typeOf: q4km }));
     const { ref, cpu } = await backends(model);
     const gguf = ggufWeights(model)!;
-    const { dir, layout } = convertedWeights(model, 'gguf', testCacheDir());
+    const { dir, layout } = await convertedWeights(model, 'gguf', testCacheDir());
     const bin = readFileSync(join(dir, layout.file));
 
     // q and k are Q4_K, v is Q6_K: one MatMulNBits for q+k, one for v, concatenated.
@@ -167,7 +167,7 @@ describe('cpu backend on GGUF files', () => {
   it('a tied Q6_K embedding is the LM head, re-encoded once', async () => {
     const model = await openGgufModel(writeFixture(wideModel('qwen2', { seed: 6, tie: true }), 'Q4_K', { typeOf: q4km }));
     assert.equal(model.config.tieWordEmbeddings, true);
-    const { layout } = convertedWeights(model, 'gguf', testCacheDir());
+    const { layout } = await convertedWeights(model, 'gguf', testCacheDir());
     assert.deepEqual(layout.nbits?.lmHead, { bits: 8, blockSize: 16, zeroPoints: false, mins: false });
     assert.equal(layout.tensors.embed, undefined, 'the embedding table is read from the GGUF file, not stored');
     // q, k Q4_K and v Q6_K with biases: each row block keeps its own.

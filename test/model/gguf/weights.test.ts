@@ -112,8 +112,8 @@ describe('GGUF model read back', () => {
     const model = wideModel('qwen2');
     const a = await GgufWeights.open(writeFixture(model, 'Q8_0'));
     const b = await GgufWeights.open(writeFixture(model, 'Q4_0'));
-    assert.equal(a.fingerprint(), a.fingerprint());
-    assert.notEqual(a.fingerprint(), b.fingerprint());
+    assert.equal(await a.fingerprint(), await a.fingerprint());
+    assert.notEqual(await a.fingerprint(), await b.fingerprint());
     assert.ok(a.totalBytes() > b.totalBytes());
   });
 });
