@@ -78,13 +78,16 @@ export async function fileSha256(path: string, o: { cacheDir?: string; signal?: 
   const file = await open(path, 'r');
   let sha256: string;
   try {
+    // Two buffers: the next chunk is read (by libuv's threads) while this one is hashed.
     const hash = createHash('sha256');
-    const buf = Buffer.allocUnsafe(CHUNK);
-    for (;;) {
+    const buffers = [Buffer.allocUnsafe(CHUNK), Buffer.allocUnsafe(CHUNK)];
+    let next = file.read(buffers[0]!, 0, CHUNK, null);
+    for (let k = 1; ; k++) {
+      const { bytesRead, buffer } = await next;
       o.signal?.throwIfAborted();
-      const { bytesRead } = await file.read(buf, 0, CHUNK, null);
       if (bytesRead === 0) break;
-      hash.update(buf.subarray(0, bytesRead));
+      next = file.read(buffers[k % 2]!, 0, CHUNK, null);
+      hash.update(buffer.subarray(0, bytesRead));
     }
     sha256 = hash.digest('hex');
   } finally {
