@@ -88,11 +88,6 @@ export class SourceMarking {
     return { ...doc, segments };
   }
 
-  /** How many markers the document got (0 when citations are off or before a marking pass ended). */
-  get markerCount(): number {
-    return this.counted?.count ?? 0;
-  }
-
   /** The markers' kinds, or null when citations are off. */
   get kinds(): MarkerKinds | null {
     return this.markerKinds;
@@ -103,7 +98,7 @@ export class SourceMarking {
     return this.markerKinds ? citeInstruction(this.markerKinds) : '';
   }
 
-  /** How many markers there are and what they cost in tokens (null when unmeasured), or null without markers. */
+  /** How many markers the document got and what they cost in tokens (null when unmeasured); null before a marking pass ended. */
   get cost(): { count: number; tokens: number | null } | null {
     return this.counted;
   }
