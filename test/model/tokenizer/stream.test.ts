@@ -6,6 +6,8 @@ import { describe, it } from 'node:test';
 import { writeTinyTokenizer } from '../../../scripts/make-tiny-tokenizer.js';
 import type { Segment } from '../../../src/input/document.js';
 import { loadTokenizer } from '../../../src/model/tokenizer.js';
+import { EncoderPool } from '../../../src/model/tokenizer/pool.js';
+import { encodeSegmentStream } from '../../../src/model/tokenizer/stream.js';
 import { scratchDir } from '../../helpers/fixtures.js';
 
 const WORDS = ['the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'answer', 'needle', 'é', '日本'];
@@ -70,5 +72,24 @@ describe('encodeSegmentStream', () => {
       /stop/,
     );
     // Worker threads keep an event loop alive: the test process ending on time shows none is left.
+  });
+
+  it('moves a piece that is slow on this thread, and the rest, to workers (same ids)', async () => {
+    const tok = await loadTokenizer(dir);
+    const segs = segments(12, 300_000); // several 128K pieces each
+    const whole = await tok.encodeSegments(segs, { workers: 0 });
+    // This thread's encoder, made to give up (as bounded-run.ts's slice does) on the 5th piece.
+    let calls = 0;
+    let pools = 0;
+    const here = (text: string, slice: boolean): Int32Array | null => (slice && ++calls === 5 ? null : Int32Array.from(tok.encode(text)));
+    const startPool = (workers: number) => {
+      pools++;
+      return new EncoderPool({ dir, workers, parseSpecialTokens: false, loadMs: 60_000, pieceMs: () => 60_000, tokenizerPath: join(dir, 'tokenizer.json') });
+    };
+    const got: number[] = [];
+    for await (const { ids } of encodeSegmentStream(segs, { rule: tok.cutRule.rule, here, startPool }, { workers: 2, parallelThreshold: Infinity })) got.push(...ids);
+    assert.equal(calls, 5, 'nothing more on this thread once the workers took over');
+    assert.equal(pools, 1);
+    assert.deepEqual(got, [...whole.ids]);
   });
 });
