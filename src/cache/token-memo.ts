@@ -45,7 +45,7 @@ export class TokenMemo {
     h.update(`ctx token memo ${FORMAT}\0${VERSION}\0`);
     try {
       if (statSync(tokenizerDir).isFile()) {
-        h.update(`${fileSha256(tokenizerDir, this.hashDir)}\0`); // a GGUF file: its hash is remembered (the model's fingerprint made it)
+        h.update(`${await fileSha256(tokenizerDir, { cacheDir: this.hashDir })}\0`); // a GGUF file: its hash is remembered (the model's fingerprint made it)
       } else {
         // tokenizer.json and its config, read again (megabytes at most): no bounded run here, so a
         // Ctrl-C now reaches the process's handler and stops the run before encoding starts.
