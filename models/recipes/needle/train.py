@@ -5,9 +5,10 @@
 Stages (fixed seeds, a fixed number of threads):
   0. check beacon.py against ../shared/golden beacon-v3 cases (skipped with a message if absent);
   1. base Qwen2 (1.1 M parameters, 1,024 positions), full attention, multi-query associative recall:
-     first 8 facts back to back (where names get bound to numbers), then documents with filler and
-     distractor names, every fact asked in turn after the document, loss on the answers (the number,
-     then </s>), a length curriculum 256 -> 512 -> 1,024 words;
+     first 2-8 facts back to back (where names get bound to numbers: attention targets for two heads,
+     supervision.py, and a mimetic start), then documents with filler and distractor names, questions
+     drawn independently after the document, loss on the answers (the number, then </s>), a length
+     curriculum 256 -> 512 -> 1,024 words;
   2. beacon parameters only (beacon embedding + beacon q/k/v per layer, copied from the base), base
      frozen, the v3 interleave forward of beacon.py, window 64; each batch is read at the ratio ctx's
      adapt rule picks for its length, or a larger one;
