@@ -29,14 +29,16 @@ async function savedEntry(dir: string, key: string, maxBytes?: number): Promise<
 }
 
 /**
- * Rewrites a saved entry so that its header claims `payloadBytes` of arrays, with a file of exactly
- * the matching size (sparse: it takes no disk) — consistent everywhere but the checksum.
+ * Rewrites a saved entry with the header `edit` makes of its own, and a file of exactly the size that
+ * header claims (sparse: it takes no disk) — consistent everywhere but the checksum. Returns the
+ * payload's bytes.
  */
-function forge(path: string, payloadBytes: number): void {
+function rewriteHeader(path: string, edit: (header: { rows: number; headDim: number; arrays: { name: string; kind: string; length: number }[] }) => void): number {
   const good = readFileSync(path);
   const headerLength = good.readUInt32LE(12);
   const header = JSON.parse(good.subarray(16, 16 + headerLength).toString('utf8'));
-  header.arrays = [{ name: 'keys.0', kind: 'f32', length: payloadBytes / 4 }];
+  edit(header);
+  const payload = header.arrays.reduce((n: number, a: { kind: string; length: number }) => n + (a.kind === 'f16' ? 2 : 4) * a.length, 0);
   let json = Buffer.from(JSON.stringify(header));
   json = Buffer.concat([json, Buffer.alloc((8 - ((16 + json.length) % 8)) % 8, 0x20)]);
   const pre = Buffer.from(good.subarray(0, 16));
@@ -44,7 +46,15 @@ function forge(path: string, payloadBytes: number): void {
   const fd = openSync(path, 'w');
   writeSync(fd, Buffer.concat([pre, json]));
   closeSync(fd);
-  truncateSync(path, 16 + json.length + payloadBytes + 32);
+  truncateSync(path, 16 + json.length + payload + 32);
+  return payload;
+}
+
+/** The entry's header claims one f32 array of `payloadBytes`. */
+function forge(path: string, payloadBytes: number): void {
+  rewriteHeader(path, (h) => {
+    h.arrays = [{ name: 'keys.0', kind: 'f32', length: payloadBytes / 4 }];
+  });
 }
 
 describe('forged cache entries', () => {
@@ -85,27 +95,12 @@ describe('forged cache entries', () => {
   });
 });
 
-/**
- * Rewrites a saved entry so that its header claims `rows` KV rows (every KV array that long, the
- * rest as saved), with a file of exactly the matching size (sparse) — consistent everywhere but the
- * checksum. Returns the payload's bytes.
- */
+/** The entry's header claims `rows` KV rows (every KV array that long, the rest as saved). Returns the payload's bytes. */
 function forgeRows(path: string, rows: number): number {
-  const good = readFileSync(path);
-  const headerLength = good.readUInt32LE(12);
-  const header = JSON.parse(good.subarray(16, 16 + headerLength).toString('utf8'));
-  header.rows = rows;
-  for (const a of header.arrays) if (/^(keys|values)\./.test(a.name)) a.length = rows * header.headDim;
-  const payload = header.arrays.reduce((n: number, a: { kind: string; length: number }) => n + (a.kind === 'f16' ? 2 : 4) * a.length, 0);
-  let json = Buffer.from(JSON.stringify(header));
-  json = Buffer.concat([json, Buffer.alloc((8 - ((16 + json.length) % 8)) % 8, 0x20)]);
-  const pre = Buffer.from(good.subarray(0, 16));
-  pre.writeUInt32LE(json.length, 12);
-  const fd = openSync(path, 'w');
-  writeSync(fd, Buffer.concat([pre, json]));
-  closeSync(fd);
-  truncateSync(path, 16 + json.length + payload + 32);
-  return payload;
+  return rewriteHeader(path, (h) => {
+    h.rows = rows;
+    for (const a of h.arrays) if (/^(keys|values)\./.test(a.name)) a.length = rows * h.headDim;
+  });
 }
 
 describe('model identity', () => {
