@@ -14,7 +14,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { nativeAvailable, probeDevices } from '../backend/native/index.js';
 import { pdfTextDir } from '../cache/store.js';
 import { SourceMarking } from '../engine/citations/source-marking.js';
-import { lineMarker, tokenizerWritesMarkers } from '../engine/citations/markers.js';
+import { markersOffReason } from '../engine/citations/markers.js';
 import type { RunPlan } from '../engine/plan.js';
 import { promptFormat } from '../engine/prompt-format.js';
 import { planPrompt } from '../engine/prompt-plan.js';
@@ -168,11 +168,10 @@ async function inspectInputs(run: RunContext, read: Inputs, model: { name: strin
   // The document as ask and summarize read it: with their citation markers unless --no-cite, or unless
   // the model's vocabulary cannot write them (ask turns them off then, with a plan note).
   const tokenizer = model ? await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }) : null;
-  const cite = opts.cite && (tokenizer === null || tokenizerWritesMarkers(tokenizer));
-  const citeOff = opts.cite && !cite ? `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}` : null;
-  const sources = new SourceMarking(cite, citeOff);
+  const off = opts.cite && tokenizer ? markersOffReason(tokenizer) : null;
+  const sources = new SourceMarking(opts.cite && !off, off);
   let segments: AsyncIterable<Segment> = read.segments();
-  if (cite) {
+  if (sources.enabled) {
     for await (const s of segments) sources.see(s);
     sources.surveyed(read.sources);
     segments = read.segments();

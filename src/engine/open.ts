@@ -26,7 +26,7 @@ import { ctxCacheDir } from '../model/paths.js';
 import { DocumentTokens } from './document-tokens.js';
 import { readOrRestore, type PendingSave } from './cached-read.js';
 import { SourceMarking } from './citations/source-marking.js';
-import { lineMarker, tokenizerWritesMarkers } from './citations/markers.js';
+import { markersOffReason } from './citations/markers.js';
 import { Conversation } from './conversation.js';
 import { ignoreEvents, type EventSink, type RunEvent } from './events.js';
 import { loadModel, type LoadedModel } from './loaded-model.js';
@@ -248,7 +248,8 @@ async function prepareInputs(o: DocumentOptions, inputs: Inputs, emit: EventSink
   if (given) emit({ type: 'model', name: given.name, dir: given.dir, backend: given.backend.name, numeric: given.backend.numeric });
   try {
     // A model whose vocabulary cannot write a marker reads the document without them (a plan note says so).
-    const sources = survey.enabled && !tokenizerWritesMarkers(loaded.tokenizer) ? new SourceMarking(false, `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}`) : survey;
+    const off = survey.enabled ? markersOffReason(loaded.tokenizer) : null;
+    const sources = off ? new SourceMarking(false, off) : survey;
     const format = promptFormat(loaded.tokenizer, o.promptFormat);
     // The document as the model reads it, with markers when cite is on; the first pass measures them.
     const segments = (signal?: AbortSignal) => sources.marked(inputs.segments(signal), loaded.tokenizer);

@@ -48,6 +48,11 @@ export function tokenizerWritesMarkers(tokenizer: Pick<TextTokenizer, 'encode' |
   return tokenizer.decode(tokenizer.encode(sample)).trim() === sample;
 }
 
+/** The plan note when citations asked for must be off because this tokenizer cannot write markers, else null. */
+export function markersOffReason(tokenizer: Pick<TextTokenizer, 'encode' | 'decode'>): string | null {
+  return tokenizerWritesMarkers(tokenizer) ? null : `citations are off: this model's vocabulary cannot write source markers such as ${lineMarker(40)}`;
+}
+
 /** Which kinds of markers a document carries: what the model is told to cite. */
 export interface MarkerKinds {
   /** Page markers exist. */
