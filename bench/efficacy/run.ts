@@ -3,15 +3,18 @@
 // heatmap SVG per (task, strategy).
 //
 //   npm run bench:efficacy -- [--cells "<task>:<strategy>,…@<length>,…;…"] [--docs 50]
-//                             [--depths 0.05,0.25,0.5,0.75,0.95] [--backend cpu] [--model <dir>]
+//                             [--depths 0.05,0.25,0.5,0.75,0.95] [--backend cpu] [--model <dir>] [--merge]
 //
 // Tasks: `single` = one fact `<Name> <number>` in filler; `facts4` = 4 facts and 4 distractor names
 // (names without a number), asked about the fact at the given depth. Strategies: see
 // src/demo/efficacy.ts (`beacon` = ctx's ratio for the length, `beacon-<r>`, `full-<rope scaling>`).
 // `--docs` documents per (task, strategy, length) cell, spread evenly over the depths; the same documents
-// (seeded) are read by every strategy of a task. Each answer is the model's greedy next token.
+// (seeded by depth, length and index, so a cell's documents do not depend on which other cells run) are
+// read by every strategy of a task. Each answer is the model's greedy next token. `--merge` keeps the
+// cells of the previous bench/results/efficacy.json that this run does not measure (same --docs and
+// --depths), so a table can be measured in parts; the report lists every command that made it.
 
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { readSection } from '../sections.js';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
@@ -45,7 +48,9 @@ const depths = opt('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
 const docs = Number(opt('docs', '50'));
 const backendName = opt('backend', 'cpu') as BackendName;
 const modelDir = opt('model', demoModelDir());
+const merge = args.includes('--merge');
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
+const jsonPath = join(resultsDir, 'efficacy.json');
 
 /** What to run: for each task, the lengths each strategy runs at. */
 const plan = new Map<Task, Map<EfficacyStrategy, number[]>>();
@@ -62,9 +67,12 @@ for (const group of cellsArg.split(';').filter(Boolean)) {
   }
 }
 
-const model = openModel(modelDir);
-const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
-const backend = await createBackend(backendName, model);
+/** A document's seed: one per (depth, length, index), the same for every strategy of a task. */
+const MAX_LENGTH = 200_000;
+const documentSeed = (depthIndex: number, len: number, i: number) => {
+  if (len >= MAX_LENGTH || i >= 1000) throw new Error(`lengths up to ${MAX_LENGTH - 1} and ${1000 * depths.length} documents per cell keep seeds distinct`);
+  return (depthIndex + 1) * 200_000_000 + len * 1000 + i + 7;
+};
 
 /** One (task, strategy, length, depth) cell. */
 type Cell = { right: number; other: number; total: number; seconds: number; kvRows: number };
@@ -76,17 +84,43 @@ const cell = (t: Task, s: string, len: number, d: number) => {
   return c;
 };
 
+/** What the report shows: this run's plan, plus the kept cells of the previous run with --merge. */
+const reportPlan = new Map([...plan].map(([t, byStrategy]) => [t, new Map(byStrategy)]));
+const commands: string[] = [];
+if (merge && existsSync(jsonPath)) {
+  const previous = JSON.parse(readFileSync(jsonPath, 'utf8')) as { commands?: string[]; command?: string; depths: number[]; docs: number; cells: Record<string, Cell> };
+  if (previous.docs !== docs || previous.depths.join() !== depths.join()) {
+    throw new Error(`--merge: ${jsonPath} has --docs ${previous.docs} --depths ${previous.depths.join(',')}; this run has --docs ${docs} --depths ${depths.join(',')}`);
+  }
+  let kept = 0;
+  for (const [key, value] of Object.entries(previous.cells)) {
+    const [t, s, len] = key.split('|');
+    if (!(t in TASKS) || !isEfficacyStrategy(s) || plan.get(t as Task)?.get(s)?.includes(Number(len))) continue;
+    cells.set(key, value);
+    const byStrategy = reportPlan.get(t as Task) ?? new Map<EfficacyStrategy, number[]>();
+    byStrategy.set(s, [...new Set([...(byStrategy.get(s) ?? []), Number(len)])].sort((a, b) => a - b));
+    reportPlan.set(t as Task, byStrategy);
+    kept++;
+  }
+  commands.push(...(previous.commands ?? (previous.command ? [previous.command] : [])));
+  console.error(`--merge: kept ${kept} cells of ${jsonPath}`);
+}
+
+const model = openModel(modelDir);
+const tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
+const backend = await createBackend(backendName, model);
+
 const t0 = performance.now();
 const load0 = loadavg()[0];
 const perDepth = Math.max(1, Math.round(docs / depths.length));
 for (const [task, byStrategy] of plan) {
   const lengths = [...new Set([...byStrategy.values()].flat())].sort((a, b) => a - b);
-  for (const [li, len] of lengths.entries()) {
+  for (const len of lengths) {
     const strategies = [...byStrategy].filter(([, ls]) => ls.includes(len)).map(([s]) => s);
     for (const [di, depth] of depths.entries()) {
       for (let i = 0; i < perDepth; i++) {
         const { facts, distractors } = TASKS[task];
-        const doc = makeNeedleDocument({ tokens: len, depth, seed: 1_000_000 * (di + 1) + 1000 * li + i + 7, facts, distractors });
+        const doc = makeNeedleDocument({ tokens: len, depth, seed: documentSeed(di, len, i), facts, distractors });
         for (const s of strategies) {
           const r = await retrieve(backend, tokenizer, doc, s);
           const c = cell(task, s, len, depth);
@@ -121,14 +155,15 @@ const sum = (t: Task, s: string, len: number) => {
 };
 const pct = (x: number, total: number) => `${Math.round((100 * x) / total)}%`;
 const label = (len: number) => (len % 1024 === 0 ? `${len / 1024}K` : len >= 1000 ? `${Math.round(len / 1000)}K` : String(len));
-const command = `npm run bench:efficacy -- --cells "${cellsArg}" --docs ${docs} --depths ${depths.join(',')} --backend ${backendName}`;
 const minutes = (performance.now() - t0) / 60000;
+commands.push(`npm run bench:efficacy -- --cells "${cellsArg}" --docs ${docs} --depths ${depths.join(',')} --backend ${backendName}${merge ? ' --merge' : ''}` +
+  ` (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes.toFixed(1)} min, load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
 const c = model.config;
 const lines: string[] = [
   '# Long-context efficacy on the demo model',
   '',
-  `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; backend \`${backendName}\`; ${new Date().toISOString().slice(0, 10)}; load average ${load0.toFixed(1)} at the start, ${loadavg()[0].toFixed(1)} at the end (other work shared the cores when it is above ~1).`,
-  `Command: \`${command}\` (${minutes.toFixed(1)} min).`,
+  `Machine: ${cpus()[0]?.model ?? 'unknown CPU'}, ${cpus().length} cores, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, Node ${process.version}; backend \`${backendName}\` (other work shared the cores when the load average is above ~1; seconds per document move with it, accuracy does not).`,
+  `Commands: ${commands.map((c) => `\`${c.replace(/ \(.*$/, '')}\`${c.slice(c.replace(/ \(.*$/, '').length)}`).join('; ')}.`,
   '',
   `Model: \`${modelDir.replace(/.*\/(models\/)/, '$1')}\` — Qwen2, ${c.numLayers} layers, hidden ${c.hiddenSize}, native window ${c.maxPositions} tokens; beacon window ${c.beacon?.window}, trained ratios [${c.beacon?.ratios}].`,
   `Tasks: \`single\` = ${TASKS.single.title}; \`facts4\` = ${TASKS.facts4.title}. The question \`recall <Name>\` asks about the fact at the given depth; correct when the greedy next token is its number; "another fact's number" counts answers that are the number of a different fact of the same document (a binding error). ${perDepth * depths.length} documents per cell (${perDepth} per depth × ${depths.length} depths), the same documents for every strategy of a task.`,
@@ -136,7 +171,7 @@ const lines: string[] = [
   `Strategies: \`full\` = every token, positions 0..n−1, run past the window on purpose; \`full-<scaling>\` = the same with that training-free RoPE scaling at factor n / ${c.maxPositions}; \`stream\` = 4 sink + ${c.maxPositions - 4} recent tokens; \`select\` = TokenSelect with ctx's defaults for a ${c.maxPositions}-token window; \`beacon\` = Activation Beacon at the ratio ctx picks for the length (what \`ctx ask\` runs); \`beacon-r\` = ratio r forced.`,
   '',
 ];
-for (const [task, byStrategy] of plan) {
+for (const [task, byStrategy] of reportPlan) {
   const lengths = [...new Set([...byStrategy.values()].flat())].sort((a, b) => a - b);
   const head = `| strategy | ${lengths.map(label).join(' | ')} |`;
   const rule = `|---|${lengths.map(() => '---:').join('|')}|`;
@@ -164,5 +199,5 @@ mkdirSync(resultsDir, { recursive: true });
 // The trained variants' sections (bench/efficacy/variants.ts) are kept as they are.
 const kept = ['clex', 'softplus', 'focus', 'all'].map((g) => readSection(join(resultsDir, 'efficacy.md'), `variants-${g}`)).filter(Boolean);
 writeFileSync(join(resultsDir, 'efficacy.md'), `${[...lines, ...kept.flatMap((s) => [s, ''])].join('\n')}\n`);
-writeFileSync(join(resultsDir, 'efficacy.json'), `${JSON.stringify({ command, depths, docs, cells: Object.fromEntries(cells) }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ commands, depths, docs, cells: Object.fromEntries(cells) }, null, 1)}\n`);
 console.error(`wrote ${join(resultsDir, 'efficacy.md')}`);
