@@ -13,13 +13,13 @@ import {
   softplusLengthScale,
   softplusWeightsInPlace,
 } from '../../src/backend/attention-softplus.js';
-import { linear, rmsNorm, silu } from '../../src/backend/reference/math.js';
 import { RopeTables } from '../../src/backend/step/rope.js';
 import { findGoldenCases, loadGoldenCase, readExpectedTensor } from '../../src/engine/golden.js';
 import { baseInvFreq } from '../../src/engine/rope.js';
 import { readModelConfig } from '../../src/model/config.js';
 import { parseSoftplusAttention, type SoftplusAttention } from '../../src/model/softplus-config.js';
 import { WeightStore } from '../../src/model/weights.js';
+import { oracleDecoder } from '../helpers/decoder-oracle.js';
 import { SHARED } from '../helpers/models.js';
 
 const near = (got: ArrayLike<number>, want: number[], tol = 1e-12) => {
@@ -137,23 +137,8 @@ describe('softplus attention: the key count n under stream and select', () => {
  */
 function softplusDecoder(dir: string, sp: SoftplusAttention) {
   const c = readModelConfig(dir);
-  const w = WeightStore.open(dir);
-  const get = (name: string) => w.float32(name);
-  const opt = (name: string) => (w.has(name) ? get(name) : undefined);
-  const { hiddenSize: H, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, vocabSize: V } = c;
-  const layers = Array.from({ length: c.numLayers }, (_, l) => {
-    const p = `model.layers.${l}.`;
-    const proj = (n: string) => ({ w: get(`${p}${n}.weight`), b: opt(`${p}${n}.bias`) });
-    return {
-      inNorm: get(`${p}input_layernorm.weight`), postNorm: get(`${p}post_attention_layernorm.weight`),
-      q: proj('self_attn.q_proj'), k: proj('self_attn.k_proj'), v: proj('self_attn.v_proj'), o: proj('self_attn.o_proj'),
-      gate: get(`${p}mlp.gate_proj.weight`), up: get(`${p}mlp.up_proj.weight`), down: get(`${p}mlp.down_proj.weight`),
-      keys: [] as Float32Array[], values: [] as Float32Array[],
-    };
-  });
-  const embed = get('model.embed_tokens.weight');
-  const norm = get('model.norm.weight');
-  const head = c.tieWordEmbeddings ? embed : get('lm_head.weight');
+  const decoder = oracleDecoder(c, WeightStore.open(dir));
+  const { numHeads: Hq, numKvHeads: Hkv, headDim: D } = c;
   const rope = new RopeTables(D);
   const invFreq = baseInvFreq(D, c.ropeTheta);
   const stats = { rows: 0, topWeight: 0, minRowMaxX: Infinity, maxRowMaxX: 0, keptShare: 0, keptRows: 0 };
@@ -164,16 +149,9 @@ function softplusDecoder(dir: string, sp: SoftplusAttention) {
     /** Feeds one token at the next position; returns its logits [V]. */
     feed(token: number): Float32Array {
       rope.use({ invFreq, scale: 1 }, pos);
-      const x = embed.slice(token * H, (token + 1) * H);
-      const h = new Float32Array(H);
-      for (const L of layers) {
-        rmsNorm(x, 1, H, L.inNorm, c.rmsNormEps, h);
-        const q = new Float32Array(Hq * D);
-        const k = new Float32Array(Hkv * D);
-        const v = new Float32Array(Hkv * D);
-        linear(h, 1, H, L.q.w, L.q.b, Hq * D, q);
-        linear(h, 1, H, L.k.w, L.k.b, Hkv * D, k);
-        linear(h, 1, H, L.v.w, L.v.b, Hkv * D, v);
+      const x = decoder.embed(token);
+      for (const L of decoder.layers) {
+        const { q, k, v } = decoder.qkv(L, x);
         rope.rotate(q, 0, q, 0, Hq, pos);
         rope.rotate(k, 0, k, 0, Hkv, pos);
         L.keys.push(k);
@@ -212,23 +190,10 @@ function softplusDecoder(dir: string, sp: SoftplusAttention) {
             attn[hq * D + d] = acc;
           }
         }
-        const out = new Float32Array(H);
-        linear(attn, 1, Hq * D, L.o.w, L.o.b, H, out);
-        for (let d = 0; d < H; d++) x[d] += out[d];
-        rmsNorm(x, 1, H, L.postNorm, c.rmsNormEps, h);
-        const gate = new Float32Array(I);
-        const up = new Float32Array(I);
-        linear(h, 1, H, L.gate, undefined, I, gate);
-        linear(h, 1, H, L.up, undefined, I, up);
-        for (let j = 0; j < I; j++) gate[j] = silu(gate[j]) * up[j];
-        linear(gate, 1, I, L.down, undefined, H, out);
-        for (let d = 0; d < H; d++) x[d] += out[d];
+        decoder.finishLayer(L, x, attn);
       }
-      rmsNorm(x, 1, H, norm, c.rmsNormEps, h);
-      const logits = new Float32Array(V);
-      linear(h, 1, H, head, undefined, V, logits);
       pos++;
-      return logits;
+      return decoder.logits(x);
     },
   };
 }

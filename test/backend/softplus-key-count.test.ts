@@ -7,7 +7,6 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Backend, RopeTable } from '../../src/backend/contract.js';
-import { linear, rmsNorm, silu } from '../../src/backend/reference/math.js';
 import { RopeTables } from '../../src/backend/step/rope.js';
 import { Session } from '../../src/engine/session.js';
 import { baseInvFreq } from '../../src/engine/rope.js';
@@ -15,6 +14,7 @@ import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import type { Model } from '../../src/model/model.js';
 import type { SoftplusAttention } from '../../src/model/softplus-config.js';
 import { bothBackends } from './cpu/helpers.js';
+import { oracleDecoder } from '../helpers/decoder-oracle.js';
 import { maxAbsDiff, tinyModel, tokens } from '../helpers/models.js';
 
 type KeyCount = 'seen' | 'document';
@@ -27,21 +27,8 @@ type KeyCount = 'seen' | 'document';
  */
 function oracle(model: Model, sp: SoftplusAttention, keyCount: KeyCount) {
   const c = model.config;
-  const f32 = (name: string) => model.weights.float32(name);
-  const { hiddenSize: H, numHeads: Hq, numKvHeads: Hkv, headDim: D, intermediateSize: I, vocabSize: V } = c;
-  const layers = Array.from({ length: c.numLayers }, (_, l) => {
-    const p = `model.layers.${l}.`;
-    const proj = (n: string) => ({ w: f32(`${p}self_attn.${n}_proj.weight`), b: c.qkvBias && n !== 'o' ? f32(`${p}self_attn.${n}_proj.bias`) : undefined });
-    return {
-      inNorm: f32(`${p}input_layernorm.weight`), postNorm: f32(`${p}post_attention_layernorm.weight`),
-      q: proj('q'), k: proj('k'), v: proj('v'), o: proj('o'),
-      gate: f32(`${p}mlp.gate_proj.weight`), up: f32(`${p}mlp.up_proj.weight`), down: f32(`${p}mlp.down_proj.weight`),
-      keys: [] as Float32Array[], values: [] as Float32Array[],
-    };
-  });
-  const embed = f32('model.embed_tokens.weight');
-  const head = c.tieWordEmbeddings ? embed : f32('lm_head.weight');
-  const norm = f32('model.norm.weight');
+  const decoder = oracleDecoder(c, model.weights);
+  const { numHeads: Hq, numKvHeads: Hkv, headDim: D } = c;
   const rope = new RopeTables(D);
   const table: RopeTable = { invFreq: baseInvFreq(D, c.ropeTheta), scale: 1 };
   const unit = (x: Float32Array, o: number) => {
@@ -51,18 +38,11 @@ function oracle(model: Model, sp: SoftplusAttention, keyCount: KeyCount) {
   };
 
   return (token: number, sees: (l: number, t: number) => number[]): Float32Array => {
-    const t = layers[0].keys.length;
+    const t = decoder.layers[0].keys.length;
     rope.use(table, t);
-    const x = embed.slice(token * H, (token + 1) * H);
-    const h = new Float32Array(H);
-    layers.forEach((L, l) => {
-      rmsNorm(x, 1, H, L.inNorm, c.rmsNormEps, h);
-      const q = new Float32Array(Hq * D);
-      const k = new Float32Array(Hkv * D);
-      const v = new Float32Array(Hkv * D);
-      linear(h, 1, H, L.q.w, L.q.b, Hq * D, q);
-      linear(h, 1, H, L.k.w, L.k.b, Hkv * D, k);
-      linear(h, 1, H, L.v.w, L.v.b, Hkv * D, v);
+    const x = decoder.embed(token);
+    decoder.layers.forEach((L, l) => {
+      const { q, k, v } = decoder.qkv(L, x);
       L.keys.push(k);
       L.values.push(v);
       const idx = sees(l, t);
@@ -98,22 +78,9 @@ function oracle(model: Model, sp: SoftplusAttention, keyCount: KeyCount) {
         }
         for (let d = 0; d < D; d++) attn[hq * D + d] = w.reduce((acc, wj, r) => acc + wj * L.values[idx[r]][g + d], 0);
       }
-      const out = new Float32Array(H);
-      linear(attn, 1, Hq * D, L.o.w, undefined, H, out);
-      for (let d = 0; d < H; d++) x[d] += out[d];
-      rmsNorm(x, 1, H, L.postNorm, c.rmsNormEps, h);
-      const gate = new Float32Array(I);
-      const up = new Float32Array(I);
-      linear(h, 1, H, L.gate, undefined, I, gate);
-      linear(h, 1, H, L.up, undefined, I, up);
-      for (let j = 0; j < I; j++) gate[j] = silu(gate[j]) * up[j];
-      linear(gate, 1, I, L.down, undefined, H, out);
-      for (let d = 0; d < H; d++) x[d] += out[d];
+      decoder.finishLayer(L, x, attn);
     });
-    rmsNorm(x, 1, H, norm, c.rmsNormEps, h);
-    const logits = new Float32Array(V);
-    linear(h, 1, H, head, undefined, V, logits);
-    return logits;
+    return decoder.logits(x);
   };
 }
 
