@@ -11,19 +11,15 @@ import { demoModelDir, makeNeedleDocument } from '../../src/demo/index.js';
 import { Conversation } from '../../src/engine/conversation.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy } from '../../src/engine/strategies/index.js';
-import { openModel, type Model } from '../../src/model/model.js';
-import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
-import { cpuBackend } from '../backend/cpu/helpers.js';
+import type { Model } from '../../src/model/model.js';
+import type { TextTokenizer } from '../../src/model/tokenizer.js';
+import { loadOnCpu } from './helpers.js';
 
 let model: Model;
 let tokenizer: TextTokenizer;
 let backend: Backend;
 
-before(async () => {
-  model = openModel(demoModelDir());
-  tokenizer = await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds });
-  backend = await cpuBackend(model);
-});
+before(async () => ({ model, tokenizer, backend } = await loadOnCpu(demoModelDir())));
 after(async () => backend?.dispose());
 
 const argmax = (v: Float32Array) => v.reduce((best, x, i) => (x > v[best] ? i : best), 0);

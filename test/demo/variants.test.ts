@@ -14,16 +14,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
-import type { Backend } from '../../src/backend/contract.js';
 import { efficacyStrategy } from '../../src/demo/efficacy.js';
 import { makeNeedleDocument } from '../../src/demo/index.js';
 import { askAbout } from '../../src/demo/needle.js';
 import { Conversation } from '../../src/engine/conversation.js';
 import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type StrategyName } from '../../src/engine/strategies/index.js';
-import { openModel, type Model } from '../../src/model/model.js';
-import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
-import { argmaxRows, cpuBackend, maxAbsDiff } from '../backend/cpu/helpers.js';
+import { argmaxRows, maxAbsDiff } from '../backend/cpu/helpers.js';
+import { loadOnCpu, type Loaded } from './helpers.js';
 
 // Counts these documents gave when the variants were trained (the thresholds are one under).
 const CLEX4 = 5;
@@ -73,15 +71,7 @@ async function replay(m: Loaded, c: FixtureCase): Promise<{ ids: number[]; maxDi
   }
 }
 
-interface Loaded {
-  model: Model;
-  tokenizer: TextTokenizer;
-  backend: Backend;
-}
-async function load(name: string, o: { softplusReweight?: 'off' | number } = {}): Promise<Loaded> {
-  const model = openModel(folder(name), o);
-  return { model, tokenizer: await loadTokenizer(model.dir, { eosIds: model.config.eosTokenIds }), backend: await cpuBackend(model) };
-}
+const load = (name: string, o: { softplusReweight?: 'off' | number } = {}) => loadOnCpu(folder(name), o);
 
 /** Reads documents i = 0..n−1 of `tokens` tokens (needle depth (i + 0.5)/n, seed 300 + i) with strategy `s`. */
 async function correct(m: Loaded, s: StrategyName, tokens: number, n: number): Promise<number> {
