@@ -25,6 +25,7 @@ import { documentTokens } from './documents.js';
 import { GGUF_SHAPES, writeQ4kmModel, type GgufShape } from './gguf-models.js';
 import { writeSection } from '../sections.js';
 import { cpuClock, otherCpuShare } from './other-cpu.js';
+import { option, flag, benchArgs } from '../args.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SHARED = join(ROOT, '..', 'shared');
@@ -33,15 +34,10 @@ const CACHE = join(WORK, 'cache');
 const RESULTS = join(WORK, 'results.json');
 const REPORT = join(ROOT, 'bench', 'results', 'cpu.md');
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const shapes = opt('shapes', 'qwen2.5-0.5b,qwen2.5-1.5b').split(',') as GgufShape[];
-const lengths = opt('lengths', '2048,32000').split(',').map(Number);
-const decode = Number(opt('decode', '16'));
-const threads = Number(opt('threads', '2'));
+const shapes = option('shapes', 'qwen2.5-0.5b,qwen2.5-1.5b').split(',') as GgufShape[];
+const lengths = option('lengths', '2048,32000').split(',').map(Number);
+const decode = Number(option('decode', '16'));
+const threads = Number(option('threads', '2'));
 const log = (s: string) => console.error(`[gguf-bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
 interface Cell {
@@ -171,7 +167,7 @@ function report(r: Results): void {
   writeSection(REPORT, 'gguf-bench', lines.join('\n'));
 }
 
-if (args.includes('--report')) {
+if (flag('report')) {
   report(JSON.parse(readFileSync(RESULTS, 'utf8')) as Results);
   log(`wrote ${REPORT}`);
   process.exit(0);
@@ -185,10 +181,10 @@ const tokenizerJson = join(SHARED, 'models', 'tokenizers', 'qwen3', 'tokenizer.j
 documentTokens(SHARED, WORK, Math.max(...lengths));
 const tokensPath = join(WORK, 'tokens.json');
 
-const results: Results = existsSync(RESULTS) && !args.includes('--fresh') ? JSON.parse(readFileSync(RESULTS, 'utf8')) : { machine: {}, command: '', files: {}, cells: [] };
+const results: Results = existsSync(RESULTS) && !flag('fresh') ? JSON.parse(readFileSync(RESULTS, 'utf8')) : { machine: {}, command: '', files: {}, cells: [] };
 // The commands whose cells the results hold (a run without --fresh adds to them).
-const thisCommand = `node --import tsx bench/cpu/gguf-bench.ts ${args.join(' ')}`.trim();
-results.command = results.command && !args.includes('--fresh') ? `${results.command}, then ${thisCommand}` : thisCommand;
+const thisCommand = `node --import tsx bench/cpu/gguf-bench.ts ${benchArgs.join(' ')}`.trim();
+results.command = results.command && !flag('fresh') ? `${results.command}, then ${thisCommand}` : thisCommand;
 results.machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
   cores: cpus().length,

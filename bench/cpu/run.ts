@@ -28,6 +28,7 @@ import { documentTokens } from './documents.js';
 import { prepareModels } from './models.js';
 import { cpuClock, otherCpuShare } from './other-cpu.js';
 import { writeReport, type Measurement, type Results } from './report.js';
+import { option, flag, benchArgs } from '../args.js';
 
 const ROOT = join(import.meta.dirname, '..', '..');
 const SHARED = join(ROOT, '..', 'shared');
@@ -36,24 +37,19 @@ const CACHE = join(WORK, 'cache');
 const RESULTS = join(WORK, 'results.json');
 const REPORT = join(ROOT, 'bench', 'results', 'cpu.md');
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const lengths = opt('lengths', '2048,8192,32000').split(',').map(Number);
-const decode = Number(opt('decode', '16'));
-const threads = Number(opt('threads', '2'));
-const only = opt('only', '');
-const strategies = new Set(opt('strategies', 'full,select,beacon').split(','));
-const dtypes = new Set(opt('dtypes', 'f32,q8').split(','));
-const repeat = Math.max(1, Number(opt('repeat', '3')));
+const lengths = option('lengths', '2048,8192,32000').split(',').map(Number);
+const decode = Number(option('decode', '16'));
+const threads = Number(option('threads', '2'));
+const only = option('only', '');
+const strategies = new Set(option('strategies', 'full,select,beacon').split(','));
+const dtypes = new Set(option('dtypes', 'f32,q8').split(','));
+const repeat = Math.max(1, Number(option('repeat', '3')));
 // llama.cpp's threads busy-wait for each other: on a loaded machine 2 threads can run slower than 1.
-const llamaThreads = args.includes('--llama-threads') ? Number(opt('llama-threads', '1')) : null;
-const llamaAllocOnly = args.includes('--llama-alloc-only');
+const llamaThreads = flag('llama-threads') ? Number(option('llama-threads', '1')) : null;
+const llamaAllocOnly = flag('llama-alloc-only');
 const log = (s: string) => console.error(`[bench ${new Date().toISOString().slice(11, 19)}] ${s}`);
 
-if (args.includes('--report')) {
+if (flag('report')) {
   // Rewrite bench/results/cpu.md from the stored measurements, measuring nothing.
   const stored = JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
   log(`wrote ${writeReport(stored, openModel(join(WORK, 'qwen2.5-0.5b')).config, REPORT)}`);
@@ -72,13 +68,13 @@ for (const dir of [models.plain, models.beacon]) {
   for (const dtype of ['f32', 'q8'] as const) if (dtypes.has(dtype)) convertedWeights(openModel(dir), dtype, CACHE, log);
 }
 
-const results: Results = existsSync(RESULTS) && !args.includes('--fresh')
+const results: Results = existsSync(RESULTS) && !flag('fresh')
   ? JSON.parse(readFileSync(RESULTS, 'utf8'))
   : { machine: {}, command: '', peak: null, runs: [] };
 {
   // A run that adds to earlier results (no --fresh) keeps their commands: the table holds both.
-  const command = `node --import tsx bench/cpu/run.ts ${args.join(' ')}`.trim();
-  results.command = results.command && !args.includes('--fresh') && !results.command.split(' ; ').includes(command) ? `${results.command} ; ${command}` : command;
+  const command = `node --import tsx bench/cpu/run.ts ${benchArgs.join(' ')}`.trim();
+  results.command = results.command && !flag('fresh') && !results.command.split(' ; ').includes(command) ? `${results.command} ; ${command}` : command;
 }
 results.machine = {
   cpu: cpus()[0]?.model ?? 'unknown',
@@ -91,7 +87,7 @@ results.machine = {
 };
 // Another run.ts may be measuring other cells meanwhile (a long llama.cpp cell beside ctx's): each
 // save takes the file's runs and commands as they are now and adds this process's, so neither is lost.
-let fresh = args.includes('--fresh');
+let fresh = flag('fresh');
 const save = () => {
   if (existsSync(RESULTS) && !fresh) {
     const now = JSON.parse(readFileSync(RESULTS, 'utf8')) as Results;
@@ -143,7 +139,7 @@ const plan: Array<[number, Config]> = [
   ...lengths.filter((n) => n !== longest).flatMap((n) => all.map((c): [number, Config] => [n, c])),
   ...all.filter(target).map((c): [number, Config] => [longest, c]),
   ...all.filter((c) => !target(c)).map((c): [number, Config] => [longest, c]),
-  ...(args.includes('--no-single') ? [] : single.map((c): [number, Config] => [Math.min(...lengths), c])),
+  ...(flag('no-single') ? [] : single.map((c): [number, Config] => [Math.min(...lengths), c])),
 ];
 const median = (v: number[]) => [...v].sort((a, b) => a - b)[Math.floor((v.length - 1) / 2)];
 for (const [n, c] of plan) {

@@ -25,6 +25,7 @@ import { demoModelDir, makeNeedleDocument } from '../../src/demo/index.js';
 import { openModel } from '../../src/model/model.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { heatmapSvg } from './heatmap.js';
+import { option, flag } from '../args.js';
 
 const TASKS = {
   single: { facts: 1, distractors: 0, title: 'one fact' },
@@ -38,17 +39,12 @@ const DEFAULT_CELLS =
   'facts4:select,beacon@256,2048,8192,32768,100000;' +
   'facts4:full,full-linear,full-ntk,full-dynamic,full-yarn,full-truncated@1024,2048,4096,8192';
 
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const cellsArg = opt('cells', DEFAULT_CELLS);
-const depths = opt('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
-const docs = Number(opt('docs', '50'));
-const backendName = opt('backend', 'cpu') as BackendName;
-const modelDir = opt('model', demoModelDir());
-const merge = args.includes('--merge');
+const cellsArg = option('cells', DEFAULT_CELLS);
+const depths = option('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
+const docs = Number(option('docs', '50'));
+const backendName = option('backend', 'cpu') as BackendName;
+const modelDir = option('model', demoModelDir());
+const merge = flag('merge');
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 const jsonPath = join(resultsDir, 'efficacy.json');
 

@@ -32,24 +32,20 @@ import { Session } from '../../src/engine/session.js';
 import { resolveStrategy, type ResolvedStrategy } from '../../src/engine/strategies/index.js';
 import { openModel, type Model, type OpenModelOptions } from '../../src/model/model.js';
 import { loadTokenizer, type TextTokenizer } from '../../src/model/tokenizer.js';
+import { option } from '../args.js';
 
 const repo = fileURLToPath(new URL('../../', import.meta.url));
-const args = process.argv.slice(2);
-const opt = (name: string, fallback: string) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? args[i + 1] : fallback;
-};
-const groups = opt('groups', 'clex,softplus,focus').split(',');
-const docs = Number(opt('docs', '20'));
-const task = opt('task', 'single') as 'single' | 'facts4';
-const depths = opt('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
-const focusLengths = opt('focus-lengths', '256,2048,8192,32768,100000').split(',').map(Number);
-const backendName = opt('backend', 'cpu') as BackendName;
-const baseDir = resolve(opt('base', demoModelDir()));
+const groups = option('groups', 'clex,softplus,focus').split(',');
+const docs = Number(option('docs', '20'));
+const task = option('task', 'single') as 'single' | 'facts4';
+const depths = option('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number);
+const focusLengths = option('focus-lengths', '256,2048,8192,32768,100000').split(',').map(Number);
+const backendName = option('backend', 'cpu') as BackendName;
+const baseDir = resolve(option('base', demoModelDir()));
 const variantDir = (name: string) => join(repo, 'models', name);
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 // One group alone writes its own file, so groups can run one after another (or side by side) without overwriting.
-const outName = opt('out', groups.length === 1 ? `efficacy-variants-${groups[0]}` : 'efficacy-variants');
+const outName = option('out', groups.length === 1 ? `efficacy-variants-${groups[0]}` : 'efficacy-variants');
 const TASK = task === 'single' ? { facts: 1, distractors: 0, title: 'one fact' } : { facts: 4, distractors: 4, title: '4 facts + 4 distractor names' };
 
 /** A row of a table: a model folder (with open options) read with one strategy. */
