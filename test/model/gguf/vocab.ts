@@ -122,16 +122,7 @@ export function smallSentencePiece(merges = 300): Record<string, GgufValue> {
       scores.push(-k);
     }
   }
-  return {
-    'tokenizer.ggml.model': gv.str('llama'),
-    'tokenizer.ggml.tokens': gv.strings(tokens),
-    'tokenizer.ggml.scores': gv.f32s(scores),
-    'tokenizer.ggml.token_type': gv.i32s(types),
-    'tokenizer.ggml.bos_token_id': gv.u32(1),
-    'tokenizer.ggml.eos_token_id': gv.u32(2),
-    'tokenizer.ggml.unknown_token_id': gv.u32(0),
-    'tokenizer.ggml.add_bos_token': gv.bool(true),
-  };
+  return llamaVocab(tokens, scores, types);
 }
 
 /** Llama 2's tokenizer.model (a sentencepiece ModelProto) as GGUF metadata, as llama.cpp's converter writes it. */
@@ -189,16 +180,7 @@ export function sentencePieceModelMetadata(path: string): Record<string, GgufVal
     scores.push(score);
     types.push(type);
   }
-  return {
-    'tokenizer.ggml.model': gv.str('llama'),
-    'tokenizer.ggml.tokens': gv.strings(tokens),
-    'tokenizer.ggml.scores': gv.f32s(scores),
-    'tokenizer.ggml.token_type': gv.i32s(types),
-    'tokenizer.ggml.bos_token_id': gv.u32(1),
-    'tokenizer.ggml.eos_token_id': gv.u32(2),
-    'tokenizer.ggml.unknown_token_id': gv.u32(0),
-    'tokenizer.ggml.add_bos_token': gv.bool(true),
-  };
+  return llamaVocab(tokens, scores, types);
 }
 
 const realVocabs = new Map<string, Record<string, GgufValue>>();
@@ -266,5 +248,19 @@ export async function loadLlamaPeer(): Promise<LlamaPeer | string> {
     async dispose() {
       for (const m of models.values()) await m.dispose();
     },
+  };
+}
+
+/** The metadata of a SentencePiece ("llama") vocabulary: pieces, scores and types; <unk> 0, <s> 1, </s> 2. */
+function llamaVocab(tokens: string[], scores: number[], types: number[]) {
+  return {
+    'tokenizer.ggml.model': gv.str('llama'),
+    'tokenizer.ggml.tokens': gv.strings(tokens),
+    'tokenizer.ggml.scores': gv.f32s(scores),
+    'tokenizer.ggml.token_type': gv.i32s(types),
+    'tokenizer.ggml.bos_token_id': gv.u32(1),
+    'tokenizer.ggml.eos_token_id': gv.u32(2),
+    'tokenizer.ggml.unknown_token_id': gv.u32(0),
+    'tokenizer.ggml.add_bos_token': gv.bool(true),
   };
 }
