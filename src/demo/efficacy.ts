@@ -61,17 +61,22 @@ export async function retrieve(backend: Backend, tokenizer: TextTokenizer, doc: 
   const t0 = performance.now();
   const { question, answer } = askAbout(doc, fact);
   const conversation = new Conversation(tokenizer);
-  const prefix = conversation.documentPrefix();
-  const body = Int32Array.from(tokenizer.encode(doc.text));
-  const prompt = Int32Array.from([...prefix, ...body, ...conversation.firstQuestion(question)]);
-  const session = new Session(backend, efficacyStrategy(backend, s, prompt.length));
+  const document = Int32Array.from([...conversation.documentPrefix(), ...tokenizer.encode(doc.text)]);
+  const asked = conversation.firstQuestion(question);
+  const promptTokens = document.length + asked.length;
+  const session = new Session(backend, efficacyStrategy(backend, s, promptTokens));
   try {
-    const logits = await session.feed(prompt);
+    // Two feeds, as `ctx ask` reads (readDocument, then askQuestion): the question's steps hold only
+    // the question. In one feed it would share a prefill step with the document's last tokens, and
+    // select's vote, made from the step's mean query, would look for those instead (at 100,003
+    // tokens the last 256-token step holds 161 document rows and the 2 question rows).
+    await session.feed(document, { noLogits: true });
+    const logits = await session.feed(asked);
     let best = 0;
     for (let i = 1; i < logits.length; i++) if (logits[i] > logits[best]) best = i;
     const answered = tokenizer.decode([best]).trim();
     const otherFact = answered !== answer && doc.facts.some((f) => f.value === answered);
-    return { correct: answered === answer, answered, otherFact, promptTokens: prompt.length, kvRows: session.stats().totalRows, seconds: (performance.now() - t0) / 1000 };
+    return { correct: answered === answer, answered, otherFact, promptTokens, kvRows: session.stats().totalRows, seconds: (performance.now() - t0) / 1000 };
   } finally {
     session.dispose();
   }

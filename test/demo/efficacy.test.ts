@@ -9,9 +9,10 @@
 
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import type { Backend } from '../../src/backend/contract.js';
+import type { Backend, Sequence, StepRequest } from '../../src/backend/contract.js';
 import { retrieve, type EfficacyStrategy, type Retrieval } from '../../src/demo/efficacy.js';
 import { demoModelDir, makeNeedleDocument } from '../../src/demo/index.js';
+import { Conversation } from '../../src/engine/conversation.js';
 import { resolveStrategy } from '../../src/engine/strategies/index.js';
 import type { Model } from '../../src/model/model.js';
 import type { TextTokenizer } from '../../src/model/tokenizer.js';
@@ -47,7 +48,31 @@ async function outcomes(s: EfficacyStrategy, d: Docs): Promise<Retrieval[]> {
 const right = (xs: Retrieval[]) => xs.filter((x) => x.correct).length;
 const others = (xs: Retrieval[]) => xs.filter((x) => x.otherFact).length;
 
+/** The backend, recording the tokens of every step its sequences run. */
+function recordingSteps(b: Backend, steps: Int32Array[]): Backend {
+  const newSequence = (): Sequence => {
+    const seq = b.newSequence();
+    const step = seq.step.bind(seq);
+    return Object.assign(seq, { step: (req: StepRequest) => (steps.push(req.tokens.slice()), step(req)) });
+  };
+  return { name: b.name, numeric: b.numeric, model: b.model, kvBytesPerRow: b.kvBytesPerRow, newSequence, dispose: async () => {} };
+}
+
 describe('efficacy on the demo model', () => {
+  it('reads the question in steps of its own, as ctx ask does (select votes with a step\'s mean query)', async () => {
+    // 300 + 3 prompt tokens in 256-token steps: read in one feed, the last step would be the
+    // document's last 45 tokens and the question.
+    const doc = makeNeedleDocument({ tokens: 300, seed: 5 });
+    const question = new Conversation(tokenizer).firstQuestion(doc.question);
+    for (const s of ['select', 'full'] as const) {
+      const steps: Int32Array[] = [];
+      const r = await retrieve(recordingSteps(backend, steps), tokenizer, doc, s);
+      assert.equal(r.promptTokens, 303);
+      assert.deepEqual([...steps[steps.length - 1]], [...question], `${s}: the last step is the question`);
+      assert.equal(steps.reduce((n, t) => n + t.length, 0), 303, `${s}: every prompt token is read once`);
+    }
+  });
+
   it("binds: asked about one of 4 people, it answers that person's number, not another's [40/40 right, 0 another's]", async () => {
     // 10 documents of 900 tokens (inside the window), 4 facts + 4 distractor names each, every fact asked.
     const xs = await outcomes('full', { tokens: 900, n: 10, facts: 4, distractors: 4, everyFact: true });
