@@ -87,6 +87,13 @@ describe('efficacy on the demo model', () => {
     assert.ok(others(xs) <= 2, `select gave another person's number ${others(xs)}/10 times`);
   });
 
+  it('select finds a single fact where the document ends inside a prefill step (8,352 tokens) [10/10]', async () => {
+    // 8,355 prompt tokens: the document's last step holds 161 of its rows. Read in one feed with the
+    // question, that step's mean query voted for the document's tail and found 3/10.
+    const xs = await outcomes('select', { tokens: 8352, n: 10 });
+    assert.ok(right(xs) >= 9, `select, 1 fact at 8,352 tokens: ${right(xs)}/10`);
+  });
+
   it('beacon at the ratio ctx picks finds a single fact at 2K and 8K [10/10, 10/10]', async () => {
     for (const [tokens, ratio, min] of [[2048, 4, 9], [8192, 16, 9]] as const) {
       const picked = resolveStrategy(model.config, { strategy: 'beacon' }, tokens + 3);
