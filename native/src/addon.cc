@@ -3,6 +3,7 @@
 //   probe()                  -> { available, reason, library, devices: [...] }
 //   loadModel(spec)          -> Promise<Model>   weights are read on a worker thread
 //   Model: kvBytesPerRow, info(), memory(), resetPeak(), newSequence(), timeMatmul(m,n,k,iters), dispose()
+//   releaseFilePages(path) -> bytes advised     trimHeap() -> boolean     (process_memory.h)
 //   Sequence: length, step(req, keys) -> Promise<Float32Array logits>        a dense step
 //             begin(req) -> Promise<Float32Array q̄>, vote(from, to, k) -> Promise<Int32Array>,
 //             attend(keys) -> Promise<{ qbar } | { logits }>, abort()       a step layer by layer
@@ -23,6 +24,7 @@
 #include "cpu_kernels.h"
 #include "cuda_loader.h"
 #include "device_model.h"
+#include "process_memory.h"
 #include "sequence.h"
 
 namespace {
@@ -476,6 +478,13 @@ Napi::Value Probe(const Napi::CallbackInfo& info) {
   return o;
 }
 
+Napi::Value ReleaseFilePages(const Napi::CallbackInfo& info) {
+  if (info.Length() < 1 || !info[0].IsString()) typeError(info.Env(), "releaseFilePages(path): path must be a string");
+  return Napi::Number::New(info.Env(), static_cast<double>(ctx::releaseFilePages(info[0].As<Napi::String>().Utf8Value())));
+}
+
+Napi::Value TrimHeap(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ctx::trimHeap()); }
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->modelCtor = Napi::Persistent(ModelWrap::Define(env));
@@ -483,6 +492,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   env.SetInstanceData(data);
   exports.Set("probe", Napi::Function::New(env, Probe));
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
+  exports.Set("releaseFilePages", Napi::Function::New(env, ReleaseFilePages));
+  exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
   exports.Set("abiVersion", ctx::kKernelsAbiVersion);
   return exports;
 }

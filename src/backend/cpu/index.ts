@@ -21,7 +21,7 @@ import type { NBitsAccuracy } from './graphs.js';
 import { StepProfile } from './profile.js';
 import { KvStore, type KvDtype } from './kv-store.js';
 import { CpuSequence } from './sequence.js';
-import { loadOrt, openSessions, releaseSessions, type CpuSessions, type Ort } from './sessions.js';
+import { loadOrt, openSessions, releaseLoadLeftovers, releaseSessions, type CpuSessions, type Ort } from './sessions.js';
 import { convertedWeights, type WeightDType } from './weights.js';
 
 export interface CpuBackendOptions extends BackendOptions {
@@ -76,5 +76,6 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const ort = await loadOrt();
   const weights = await convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress, opts.signal);
   const sessions = await openSessions(ort, model, weights, kvDtype, opts.threads, opts.nbitsAccuracy);
+  releaseLoadLeftovers(weights);
   return new CpuBackend(model, dtype, kvDtype, ort, sessions, new Embedding(model, weights));
 }

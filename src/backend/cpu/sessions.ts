@@ -4,10 +4,11 @@
 
 import { availableParallelism } from 'node:os';
 import { createHash } from 'node:crypto';
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, renameSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type * as ortTypes from 'onnxruntime-node';
 import type { Model } from '../../model/model.js';
+import { loadAddon } from '../native/addon.js';
 import { buildAttentionGraph, type AttentionSessions } from './attention.js';
 import { buildSoftplusAttentionGraph } from './attention-softplus.js';
 import { buildWeightGraphs, type NBitsAccuracy } from './graphs.js';
@@ -65,11 +66,15 @@ function graphFile(dir: string, kind: string, bytes: Uint8Array): string {
 //     session packs, original and copy are both resident, so the head, the largest, is opened
 //     first (load peak before: 1,740 MiB with the f32 head opened last; now 720).
 //   - MatMulNBits (accuracy level 4, x86) packs its scales into that buffer too but reports them as
-//     not packed, so ORT keeps the mapped originals: 59 MiB with blocks of 32, 33 MiB with the MLP
-//     and head in blocks of 64 (weights.ts). Its packed layout takes 40 bytes per block of 32 (codes,
-//     scale, block sum) — 1.25 bytes per weight; 72 per block of 64 — 1.125. Unpacked it would
-//     dequantize the whole matrix on every call, so it is always prepacked. An f32 Gemm left
-//     unpacked reads the mapping directly, as fast (the f32 head: disable_prepacking).
+//     not packed, so ORT keeps the mapped originals: 35 MiB for the beacon variant of Qwen2.5-0.5B
+//     (MLP and head in blocks of 64, weights.ts), held twice. Its kernels read the packed copy: after
+//     clearing the pages' referenced bits (/proc/self/clear_refs), a step and a decoded token touched
+//     3.4 of the 35 MiB (the pages of the norms and biases among them). releaseLoadLeftovers below
+//     drops those pages from RSS after loading; a page a step reads comes back from the page cache.
+//     The packed layout takes 40 bytes per block of 32 (codes, scale, block sum) — 1.25 bytes per
+//     weight; 72 per block of 64 — 1.125. Unpacked it would dequantize the whole matrix on every
+//     call, so it is always prepacked. An f32 Gemm left unpacked reads the mapping directly, as fast
+//     (the f32 head: disable_prepacking).
 //   - What onnxruntime-node does not offer: shared initializers (AddInitializer), a prepacked-weights
 //     container, env allocators (session.use_env_allocators needs one registered on the Env), run
 //     options' arena shrinkage; session.use_ort_model_bytes_directly / _for_initializers concern
@@ -140,6 +145,18 @@ export async function openSessions(ort: Ort, model: Model, weights: ConvertedWei
   const gather = await open('gather', buildGatherGraph(c, kvDtype));
   const widen = kvDtype === 'f16' ? await open('widen', buildWidenGraph(c)) : null;
   return { first, layers, head, attention, vote, gather, widen };
+}
+
+/**
+ * Gives back what loading left resident that no step needs, once every session is open: the pages
+ * of weights.bin that ORT mapped and keeps but does not read (the MatMulNBits scales above: 35 MiB
+ * on the benchmark's q8 beacon model), and glibc's free heap memory left by packing (9 MiB there).
+ * Needs the native addon (madvise and malloc_trim have no Node API); without it nothing changes.
+ */
+export function releaseLoadLeftovers(weights: ConvertedWeights): void {
+  const addon = loadAddon();
+  addon?.releaseFilePages?.(realpathSync(join(weights.dir, weights.layout.file)));
+  addon?.trimHeap?.();
 }
 
 /** Releases every session. */

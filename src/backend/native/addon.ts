@@ -122,6 +122,14 @@ export interface ModelSpec {
 export interface Addon {
   probe(): AddonProbe;
   loadModel(spec: ModelSpec): Promise<AddonModel>;
+  /**
+   * Drops this process's resident pages of every mapping of `path` (resolved) that holds nothing
+   * written (native/src/process_memory.h); returns the bytes of the mappings advised. Absent from
+   * addons built before it.
+   */
+  releaseFilePages?(path: string): number;
+  /** malloc_trim(0): glibc's free heap memory back to the kernel. */
+  trimHeap?(): boolean;
   abiVersion: number;
 }
 
