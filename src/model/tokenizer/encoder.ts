@@ -12,12 +12,12 @@ import { CUT_PROBES, cutText, deriveCutRule, type CutDecision } from './cut-rule
 import { escapeRegExp, installWordMemo, WordFastPath } from './fast-path.js';
 import { readTokenizerFiles } from './files.js';
 import { type HfTokenizer, type Json, LibraryTokenizer, libraryIds } from './library.js';
+import { idsBytes, TextMemo } from './memo.js';
 
 /** Piece size on the word fast path: only bounds what one added token can send to the slow path. */
 const FAST_PIECE = 1 << 16;
 /** Longer pieces (runs without a cut point) are encoded but not memoised. */
 const MEMO_PIECE_CHARS = 64;
-const MEMO_PIECES = 1 << 18;
 
 export interface EncoderCoreOptions {
   /** Replace the library's BPE memo (fast-path.ts). Default true; off only to measure it. */
@@ -34,7 +34,7 @@ export class EncoderCore {
   readonly fastPath: boolean;
   private readonly fast: WordFastPath | null;
   private readonly specialRe: RegExp | null;
-  private readonly pieceIds = new Map<string, number[]>();
+  private readonly pieceIds = new TextMemo<number[]>(idsBytes);
 
   constructor(json: Json, config: Json, jsonPath: string, opts: EncoderCoreOptions = {}) {
     try {
@@ -84,10 +84,7 @@ export class EncoderCore {
       let ids = this.pieceIds.get(piece);
       if (ids === undefined) {
         ids = this.encodeLibrary(piece);
-        if (piece.length <= MEMO_PIECE_CHARS) {
-          if (this.pieceIds.size >= MEMO_PIECES) this.pieceIds.clear();
-          this.pieceIds.set(piece, ids);
-        }
+        if (piece.length <= MEMO_PIECE_CHARS) this.pieceIds.put(piece, ids);
       }
       for (let k = 0; k < ids.length; k++) out.push(ids[k]);
     }

@@ -4,8 +4,8 @@
 // test/model/tokenizer/fast-path.test.ts, which fails when the internals they use change.
 //
 //  1. WordMemo replaces the BPE model's word memo (`model.cache`), an LRU of 10,000 words whose every
-//     hit deletes and re-inserts a Map entry and which thrashes on a book's vocabulary: a plain Map of
-//     256K words, simply cleared when full.
+//     hit deletes and re-inserts a Map entry and which thrashes on a book's vocabulary: a plain Map
+//     bounded by its bytes, simply cleared when full (memo.ts).
 //  2. WordFastPath, for byte-level BPE tokenizers whose pre-tokenizer is a Sequence ending in
 //     ByteLevel(use_regex=false) (Qwen2/2.5/3, Llama 3): the steps before ByteLevel split the text
 //     into words, and a word's ids depend on that word alone, so ids are memoised per raw word. That
@@ -21,23 +21,12 @@
 
 import type { HfPreTokenizer, HfTokenizer, Json } from './library.js';
 import { LibraryBpeModel } from './library.js';
-
-/** Entries before a memo is cleared; a book has far fewer distinct words. */
-const MEMO_WORDS = 1 << 18;
+import { idsBytes, TextMemo, tokensBytes } from './memo.js';
 
 /** The BPE word memo: get/put/clear, the interface of the library's LRU cache. */
-export class WordMemo {
-  private readonly map = new Map<string, string[]>();
-  constructor(private readonly capacity = MEMO_WORDS) {}
-  get(key: string): string[] | undefined {
-    return this.map.get(key);
-  }
-  put(key: string, value: string[]): void {
-    if (this.map.size >= this.capacity) this.map.clear();
-    this.map.set(key, value);
-  }
-  clear(): void {
-    this.map.clear();
+export class WordMemo extends TextMemo<string[]> {
+  constructor() {
+    super(tokensBytes);
   }
 }
 
@@ -49,7 +38,7 @@ export function installWordMemo(hf: HfTokenizer): boolean {
 }
 
 export class WordFastPath {
-  private readonly memo = new Map<string, number[]>();
+  private readonly memo = new TextMemo<number[]>(idsBytes);
 
   private constructor(
     private readonly hf: HfTokenizer,
@@ -93,8 +82,7 @@ export class WordFastPath {
       let ids = this.memo.get(word);
       if (ids === undefined) {
         ids = this.wordIds(word);
-        if (this.memo.size >= MEMO_WORDS) this.memo.clear();
-        this.memo.set(word, ids);
+        this.memo.put(word, ids);
       }
       for (let k = 0; k < ids.length; k++) out.push(ids[k]);
     }
