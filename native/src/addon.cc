@@ -8,6 +8,7 @@
 //             begin(req) -> Promise<Float32Array q̄>, vote(from, to, k) -> Promise<Int32Array>,
 //             attend(keys) -> Promise<{ qbar } | { logits }>, abort()       a step layer by layer
 //             retain(rows), kvBytes(), snapshot(), restore(snap), dispose()
+//   signals: { hold(), termAsInt(), release() -> number }   around a long call on the main thread (signals.h)
 //
 // Steps and layers run on libuv's thread pool (the event loop keeps drawing progress). Everything
 // that touches a model's buffers holds the model's mutex, so one call runs at a time per model.
@@ -26,6 +27,7 @@
 #include "device_model.h"
 #include "process_memory.h"
 #include "sequence.h"
+#include "signals.h"
 
 namespace {
 
@@ -495,6 +497,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("releaseFilePages", Napi::Function::New(env, ReleaseFilePages));
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
   exports.Set("abiVersion", ctx::kKernelsAbiVersion);
+  Napi::Object signals = Napi::Object::New(env);
+  signals.Set("hold", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::holdSignals(); }));
+  signals.Set("termAsInt", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::termAsInt(); }));
+  signals.Set("release", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ctx::releaseSignals()); }));
+  exports.Set("signals", signals);
   return exports;
 }
 

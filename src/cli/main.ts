@@ -3,12 +3,16 @@
 //
 // Error contract (DESIGN.md): a CtxError prints one line "ctx: <message>" and exits with its code;
 // anything else is a bug: one line asking for --verbose, exit 1; --verbose adds the stack trace.
-// Ctrl-C / SIGTERM abort the run's signal and exit 130; a second one exits at once.
+// Ctrl-C / SIGTERM abort the run's signal and exit 130; a second one exits at once. A long call into a
+// model folder's code on this thread (a chat template, a tokenizer regex) hears both through the
+// native addon's signal handlers (model/bounded-run.ts).
 
 import { readFileSync } from 'node:fs';
 import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
+import { loadAddon } from '../backend/native/addon.js';
 import { EXIT, isCtxError, type ExitKind } from '../errors.js';
+import { useSignalCatcher } from '../model/bounded-run.js';
 import { askCommand } from './ask.js';
 import { cacheCommand } from './cache.js';
 import { chatCommand } from './chat.js';
@@ -145,6 +149,8 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
+  // The addon is loaded only when a bounded call first needs it.
+  useSignalCatcher(() => loadAddon()?.signals ?? null);
   ctx.stdout.on('error', onStdoutError);
   let action: Promise<unknown> | undefined;
   try {

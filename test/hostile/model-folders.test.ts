@@ -5,6 +5,7 @@ import assert from 'node:assert/strict';
 import { closeSync, existsSync, ftruncateSync, openSync, readdirSync, readFileSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { loadAddon } from '../../src/backend/native/addon.js';
 import { CtxError } from '../../src/errors.js';
 import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { scratchDir } from '../helpers/fixtures.js';
@@ -84,6 +85,41 @@ describe('hostile tokenizer regexes', () => {
       assert.equal(r.stderr.trim(), 'ctx: interrupted');
       assert.ok(r.exitAfterSignalMs !== null && r.exitAfterSignalMs < 1000, `exited ${r.exitAfterSignalMs} ms after ${signal}`);
     });
+  }
+});
+
+describe('signals while a model folder\'s program runs on this thread (issue 21.1, 21.7)', () => {
+  // A chat template's render and the question's encoding are single calls on this thread (no
+  // document piece a worker could take). node:vm's breakOnSigint stopped them on Ctrl-C only:
+  // SIGTERM waited for the deadline (5 s for a template, 10 s for the tokenizer), and so did either
+  // signal in a call's first 250 ms, before breakOnSigint was on. Each is sent right when the program
+  // starts (its first slice) and 700 ms in. Both need the native addon's signal handlers.
+  const skip = loadAddon()?.signals ? false : 'the native addon (with its signal handlers) is not built: npm run build:native';
+  const template = hostileModel('signal-template', { template: '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}' });
+  const regex = hostileModel('signal-regex', { tokenizer: backtrackingTokenizer });
+  const cases = [
+    { what: 'a chat template that does not end', model: template, question: 'q?' },
+    { what: 'the question through a backtracking pre-tokenizer regex', model: regex, question: `What is ${BACKTRACKING_TEXT}?` },
+  ];
+  for (const c of cases) {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      for (const delay of [0, 700]) {
+        it(`${signal} ${delay} ms into ${c.what}: exit 130 with one line within a second`, { skip }, async () => {
+          const r = withinLimits(
+            await ctxLimited(['ask', doc('hello world'), c.question, '-m', c.model, '--events', '--max-tokens', '2'], LIMITS, {
+              // The last event before the prompt is rendered and its question encoded.
+              interruptWhen: /"type":"markers"/,
+              interruptDelayMs: delay,
+              interruptWith: signal,
+            }),
+            LIMITS,
+          );
+          assert.equal(r.code, 130, r.stderr);
+          assert.equal(r.stderr.trim(), 'ctx: interrupted');
+          assert.ok(r.exitAfterSignalMs !== null && r.exitAfterSignalMs < 1000, `exited ${r.exitAfterSignalMs?.toFixed(0)} ms after ${signal}`);
+        });
+      }
+    }
   }
 });
 

@@ -2,7 +2,8 @@
 // breakOnSigint removes every SIGINT listener for the call, and a Ctrl-C then killed ctx or was lost.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { runBounded, runSlice, SLICE_MS } from '../../src/model/bounded-run.js';
+import { CtxError } from '../../src/errors.js';
+import { runBounded, runSlice, SLICE_MS, useSignalCatcher } from '../../src/model/bounded-run.js';
 
 const timeout = () => new Error('deadline');
 
@@ -47,5 +48,79 @@ describe('runSlice', () => {
     assert.equal(runSlice(() => 7, 10_000, timeout), 7);
     assert.equal(runSlice(() => spin(SLICE_MS * 3), 10_000, timeout), null);
     assert.throws(() => runSlice(() => spin(SLICE_MS), SLICE_MS / 5, timeout), /deadline/);
+  });
+});
+
+describe('with a signal catcher (the native addon\'s in the CLI, a fake here)', () => {
+  const isInterrupted = (e: unknown) => e instanceof CtxError && e.kind === 'interrupted';
+
+  /** Keeps the event loop alive while a signal is on its way (signal listeners do not). */
+  const awaitSignal = async (heard: () => boolean) => {
+    const t0 = performance.now();
+    while (!heard() && performance.now() - t0 < 5000) await new Promise((r) => setTimeout(r, 5));
+    return heard();
+  };
+
+  /** A catcher that reports `noted` (a signal number) at its next release, and logs how it was set. */
+  function fakeCatcher() {
+    const fake = { modes: [] as string[], noted: 0 };
+    useSignalCatcher(() => ({
+      hold: () => fake.modes.push('hold'),
+      termAsInt: () => fake.modes.push('termAsInt'),
+      release: () => {
+        const n = fake.noted;
+        fake.noted = 0;
+        return n;
+      },
+    }));
+    return fake;
+  }
+
+  it('a slow call runs its second run with SIGTERM sent on as SIGINT', () => {
+    const fake = fakeCatcher();
+    try {
+      assert.equal(runBounded(() => (spin(SLICE_MS + 50), 'done'), 10_000, timeout), 'done');
+      assert.deepEqual(fake.modes, ['hold', 'termAsInt']);
+    } finally {
+      useSignalCatcher(() => null);
+    }
+  });
+
+  it('a signal noted in the first slice ends a slow call there (not run again) and is raised again for the process', async () => {
+    const fake = fakeCatcher();
+    let heard = false;
+    const listener = () => (heard = true);
+    process.once('SIGTERM', listener);
+    try {
+      let runs = 0;
+      const slow = () => {
+        runs++;
+        fake.noted = 15;
+        spin(SLICE_MS + 50);
+      };
+      assert.throws(() => runBounded(slow, 10_000, timeout), isInterrupted);
+      assert.equal(runs, 1);
+      assert.deepEqual(fake.modes, ['hold']);
+      assert.ok(await awaitSignal(() => heard), 'the process heard SIGTERM');
+      assert.throws(() => runSlice(() => 1, 10_000, timeout), isInterrupted, 'later calls stop at once');
+    } finally {
+      process.off('SIGTERM', listener);
+      useSignalCatcher(() => null);
+    }
+  });
+
+  it('a signal noted during a fast call: its result, the signal raised again at once, later calls stop at once', async () => {
+    const fake = fakeCatcher();
+    let heard = false;
+    const listener = () => (heard = true);
+    process.once('SIGTERM', listener);
+    try {
+      assert.equal(runBounded(() => ((fake.noted = 15), 'result'), 10_000, timeout), 'result');
+      assert.throws(() => runBounded(() => (spin(SLICE_MS * 4), 'never'), 60_000, timeout), isInterrupted);
+      assert.ok(await awaitSignal(() => heard), 'the process heard SIGTERM');
+    } finally {
+      process.off('SIGTERM', listener);
+      useSignalCatcher(() => null);
+    }
   });
 });

@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { CtxError } from '../../errors.js';
+import type { SignalCatcher } from '../../model/bounded-run.js';
 import { ggufWeights, safetensorsWeights, type Model } from '../../model/model.js';
 import { distinctTensors, type Modules } from '../../model/tensors.js';
 
@@ -131,6 +132,8 @@ export interface Addon {
   /** malloc_trim(0): glibc's free heap memory back to the kernel. */
   trimHeap?(): boolean;
   abiVersion: number;
+  /** Signal handlers swapped around a long call on the main thread (absent from addons built before them). */
+  signals?: SignalCatcher;
 }
 
 /** The addon's path: CTX_NATIVE_ADDON, else native/build/Release/ctx_native.node (from src/ or dist/). */
