@@ -5,10 +5,15 @@ import { execFileSync, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, openSync, readdirSync, readlinkSync, symlinkSync, truncateSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { deflateSync } from 'node:zlib';
+import { writeTinyTokenizer } from '../../scripts/make-tiny-tokenizer.js';
+import type { Segment } from '../../src/input/document.js';
 import { PdfReader } from '../../src/input/pdf.js';
 import { readInputs } from '../../src/input/read.js';
 import { Rejection } from '../../src/input/rejection.js';
+import { loadTokenizer } from '../../src/model/tokenizer.js';
 import { scratchDir } from '../helpers/fixtures.js';
 import { ctxLimited, withinLimits } from './limits.js';
 
@@ -137,6 +142,43 @@ describe('very large inputs (issue 21.5)', () => {
     const r = withinLimits(await ctxLimited(['inspect', '--no-cite'], BIG, { input, env: { CTX_CACHE_DIR: scratchDir('cache') } }), BIG);
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /- \(stdin\)\s+stdin\s+100 MiB/);
+  });
+});
+
+describe('the tokenizer\'s memos as a long document streams past (issue 21.5)', () => {
+  // The tiny test tokenizer (GPT-2's pre-tokenizer) keeps digit runs together, so each citation
+  // marker's line number is a new word that its memos remember. Their keys were views into the
+  // text they were cut from, which kept every 1 MiB segment alive until a memo filled: inspect -m tiny
+  // with markers peaked at 698 MB for 200 MB of text and grew with the document (1.8 GB at 1 GB).
+  it('keep none of the text: 12 MiB with a marker every 25 lines leaves under 10 MB on the heap (its memos: about 6 MB; main: 18 MB, growing with the text)', { timeout: 180_000 }, async () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const dir = join(scratchDir('memo-tok'), 'tiny');
+    writeTinyTokenizer(dir);
+    const tok = await loadTokenizer(dir);
+    const words = ['the', 'quick', 'brown', 'fox', 'jumps', 'over', 'lazy', 'dog', 'and', 'reads', 'a', 'line'];
+    let line = 0;
+    function* segments(): Generator<Segment> {
+      for (let s = 0; s < 12; s++) {
+        let text = '';
+        while (text.length < 1 << 20) {
+          line++;
+          // The marker ctx puts at the start of every 25th line (citations/markers.ts).
+          if (line % 25 === 1) text += `[line ${line}] `;
+          for (let w = 0; w < 12; w++) text += `${w ? ' ' : ''}${words[(line * 7 + w * 3) % words.length]}`;
+          text += '.\n';
+        }
+        yield { text, source: { path: 'big.txt' } };
+      }
+    }
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    let tokens = 0;
+    for await (const { ids } of tok.encodeSegmentStream(segments(), { workers: 0 })) tokens += ids.length;
+    gc();
+    const held = process.memoryUsage().heapUsed - before;
+    assert.ok(tokens > 4_000_000, `${tokens} tokens`);
+    assert.ok(held < 10e6, `${(held / 1e6).toFixed(1)} MB still held after ${line} lines (${Math.floor(line / 25)} markers)`);
   });
 });
 
