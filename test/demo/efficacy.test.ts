@@ -81,7 +81,7 @@ describe('efficacy on the demo model', () => {
     assert.ok(right(xs) >= 38, `${right(xs)}/40 right`);
   });
 
-  it('select answers the person asked about at 8K (8× the window) [8/10]', async () => {
+  it('select answers the person asked about at 8K (8× the window) [9/10]', async () => {
     const xs = await outcomes('select', { tokens: 8192, n: 10, facts: 4, distractors: 4 });
     assert.ok(right(xs) >= 7, `select, 4 facts at 8K: ${right(xs)}/10`);
     assert.ok(others(xs) <= 2, `select gave another person's number ${others(xs)}/10 times`);
@@ -115,7 +115,7 @@ describe('efficacy on the demo model', () => {
     assert.equal(right(late), 1, 'stream lost a fact inside its recent window');
   });
 
-  it('full attention degrades beyond its window (8K = 8×) [0/10]', async () => {
+  it('full attention degrades beyond its window (8K = 8×) [1/10]', async () => {
     const beyond = right(await outcomes('full', { tokens: 8192, n: 10 }));
     assert.ok(beyond <= 5, `full at 8K kept ${beyond}/10: it should degrade`);
   });
