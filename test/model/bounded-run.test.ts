@@ -1,7 +1,7 @@
 // Bounded calls leave the process's signal handlers alone unless they are slow: node:vm's
 // breakOnSigint removes every SIGINT listener for the call, and a Ctrl-C then killed ctx or was lost.
 import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { afterEach, describe, it, type TestContext } from 'node:test';
 import { CtxError } from '../../src/errors.js';
 import { runBounded, runSlice, SLICE_MS, useSignalCatcher } from '../../src/model/bounded-run.js';
 
@@ -75,52 +75,44 @@ describe('with a signal catcher (the native addon\'s in the CLI, a fake here)', 
     }));
     return fake;
   }
+  afterEach(() => useSignalCatcher(() => null));
+
+  /** Whether the process has heard SIGTERM since this call (the listener is removed after the test). */
+  function hearSigterm(t: TestContext): () => boolean {
+    let heard = false;
+    const listener = () => (heard = true);
+    process.once('SIGTERM', listener);
+    t.after(() => process.off('SIGTERM', listener));
+    return () => heard;
+  }
 
   it('a slow call runs its second run with SIGTERM sent on as SIGINT', () => {
     const fake = fakeCatcher();
-    try {
-      assert.equal(runBounded(() => (spin(SLICE_MS + 50), 'done'), 10_000, timeout), 'done');
-      assert.deepEqual(fake.modes, ['hold', 'termAsInt']);
-    } finally {
-      useSignalCatcher(() => null);
-    }
+    assert.equal(runBounded(() => (spin(SLICE_MS + 50), 'done'), 10_000, timeout), 'done');
+    assert.deepEqual(fake.modes, ['hold', 'termAsInt']);
   });
 
-  it('a signal noted in the first slice ends a slow call there (not run again) and is raised again for the process', async () => {
+  it('a signal noted in the first slice ends a slow call there (not run again) and is raised again for the process', async (t) => {
     const fake = fakeCatcher();
-    let heard = false;
-    const listener = () => (heard = true);
-    process.once('SIGTERM', listener);
-    try {
-      let runs = 0;
-      const slow = () => {
-        runs++;
-        fake.noted = 15;
-        spin(SLICE_MS + 50);
-      };
-      assert.throws(() => runBounded(slow, 10_000, timeout), isInterrupted);
-      assert.equal(runs, 1);
-      assert.deepEqual(fake.modes, ['hold']);
-      assert.ok(await awaitSignal(() => heard), 'the process heard SIGTERM');
-      assert.throws(() => runSlice(() => 1, 10_000, timeout), isInterrupted, 'later calls stop at once');
-    } finally {
-      process.off('SIGTERM', listener);
-      useSignalCatcher(() => null);
-    }
+    const heard = hearSigterm(t);
+    let runs = 0;
+    const slow = () => {
+      runs++;
+      fake.noted = 15;
+      spin(SLICE_MS + 50);
+    };
+    assert.throws(() => runBounded(slow, 10_000, timeout), isInterrupted);
+    assert.equal(runs, 1);
+    assert.deepEqual(fake.modes, ['hold']);
+    assert.ok(await awaitSignal(heard), 'the process heard SIGTERM');
+    assert.throws(() => runSlice(() => 1, 10_000, timeout), isInterrupted, 'later calls stop at once');
   });
 
-  it('a signal noted during a fast call: its result, the signal raised again at once, later calls stop at once', async () => {
+  it('a signal noted during a fast call: its result, the signal raised again at once, later calls stop at once', async (t) => {
     const fake = fakeCatcher();
-    let heard = false;
-    const listener = () => (heard = true);
-    process.once('SIGTERM', listener);
-    try {
-      assert.equal(runBounded(() => ((fake.noted = 15), 'result'), 10_000, timeout), 'result');
-      assert.throws(() => runBounded(() => (spin(SLICE_MS * 4), 'never'), 60_000, timeout), isInterrupted);
-      assert.ok(await awaitSignal(() => heard), 'the process heard SIGTERM');
-    } finally {
-      process.off('SIGTERM', listener);
-      useSignalCatcher(() => null);
-    }
+    const heard = hearSigterm(t);
+    assert.equal(runBounded(() => ((fake.noted = 15), 'result'), 10_000, timeout), 'result');
+    assert.throws(() => runBounded(() => (spin(SLICE_MS * 4), 'never'), 60_000, timeout), isInterrupted);
+    assert.ok(await awaitSignal(heard), 'the process heard SIGTERM');
   });
 });
