@@ -4,6 +4,7 @@
 //
 //   npm run bench:efficacy -- [--cells "<task>:<strategy>,…@<length>,…;…"] [--docs 50]
 //                             [--depths 0.05,0.25,0.5,0.75,0.95] [--backend cpu] [--model <dir>] [--merge]
+//   npm run bench:efficacy -- --report     (rewrite the report from bench/results/efficacy.json; measures nothing)
 //
 // Tasks: `single` = one fact `<Name> <number>` in filler; `facts4` = 4 facts and 4 distractor names
 // (names without a number), asked about the fact at the given depth. Strategies: see
@@ -44,13 +45,14 @@ const depths = option('depths', '0.05,0.25,0.5,0.75,0.95').split(',').map(Number
 const docs = Number(option('docs', '50'));
 const backendName = option('backend', 'cpu') as BackendName;
 const modelDir = option('model', demoModelDir());
-const merge = flag('merge');
+const reportOnly = flag('report');
+const merge = flag('merge') || reportOnly;
 const resultsDir = fileURLToPath(new URL('../results/', import.meta.url));
 const jsonPath = join(resultsDir, 'efficacy.json');
 
 /** What to run: for each task, the lengths each strategy runs at. */
 const plan = new Map<Task, Map<EfficacyStrategy, number[]>>();
-for (const group of cellsArg.split(';').filter(Boolean)) {
+for (const group of reportOnly ? [] : cellsArg.split(';').filter(Boolean)) {
   const m = /^(\w+):([^@]+)@(.+)$/.exec(group);
   if (!m || !(m[1] in TASKS)) throw new Error(`bad --cells group ${JSON.stringify(group)} (want task:strategy,…@length,…)`);
   const task = m[1] as Task;
@@ -91,7 +93,8 @@ if (merge && existsSync(jsonPath)) {
   let kept = 0;
   for (const [key, value] of Object.entries(previous.cells)) {
     const [t, s, len] = key.split('|');
-    if (!(t in TASKS) || !isEfficacyStrategy(s) || plan.get(t as Task)?.get(s)?.includes(Number(len))) continue;
+    // total 0: a cell the report looked up but no run measured (older files kept those).
+    if (!value.total || !(t in TASKS) || !isEfficacyStrategy(s) || plan.get(t as Task)?.get(s)?.includes(Number(len))) continue;
     cells.set(key, value);
     const byStrategy = reportPlan.get(t as Task) ?? new Map<EfficacyStrategy, number[]>();
     byStrategy.set(s, [...new Set([...(byStrategy.get(s) ?? []), Number(len)])].sort((a, b) => a - b));
@@ -137,6 +140,10 @@ const ratioPicked = (len: number) => {
   const r = efficacyStrategy(backend, 'beacon', len + QUESTION_TOKENS);
   return r.name === 'beacon' ? `r${r.ratio}${r.ratioChoice.fits ? '' : ' (beyond its reach)'}` : '?';
 };
+const selectDefaults = () => {
+  const r = efficacyStrategy(backend, 'select', 2 * model.config.maxPositions);
+  return r.name === 'select' ? `init ${r.nInit} + top ${r.topK} + local ${r.nLocal}, prefill steps of ${r.chunk}` : '?';
+};
 await backend.dispose();
 
 // ---- the report ----------------------------------------------------------------------------------
@@ -149,10 +156,12 @@ const sum = (t: Task, s: string, len: number) => {
   }
   return out;
 };
+/** Strategies in the default table's order, whichever run measured them. */
+const strategyRank = (s: string) => ((i) => (i < 0 ? Infinity : i))(DEFAULT_CELLS.split(/[;:@,]/).indexOf(s));
 const pct = (x: number, total: number) => `${Math.round((100 * x) / total)}%`;
 const label = (len: number) => (len % 1024 === 0 ? `${len / 1024}K` : len >= 1000 ? `${Math.round(len / 1000)}K` : String(len));
 const minutes = (performance.now() - t0) / 60000;
-commands.push(`npm run bench:efficacy -- --cells "${cellsArg}" --docs ${docs} --depths ${depths.join(',')} --backend ${backendName}${merge ? ' --merge' : ''}` +
+if (!reportOnly) commands.push(`npm run bench:efficacy -- --cells "${cellsArg}" --docs ${docs} --depths ${depths.join(',')} --backend ${backendName}${merge ? ' --merge' : ''}` +
   ` (${new Date().toISOString().slice(0, 16).replace('T', ' ')} UTC, ${minutes.toFixed(1)} min, load average ${load0.toFixed(1)} → ${loadavg()[0].toFixed(1)})`);
 const c = model.config;
 const lines: string[] = [
@@ -164,7 +173,7 @@ const lines: string[] = [
   `Model: \`${modelDir.replace(/.*\/(models\/)/, '$1')}\` — Qwen2, ${c.numLayers} layers, hidden ${c.hiddenSize}, native window ${c.maxPositions} tokens; beacon window ${c.beacon?.window}, trained ratios [${c.beacon?.ratios}].`,
   `Tasks: \`single\` = ${TASKS.single.title}; \`facts4\` = ${TASKS.facts4.title}. The question \`recall <Name>\` asks about the fact at the given depth; correct when the greedy next token is its number; "another fact's number" counts answers that are the number of a different fact of the same document (a binding error). ${perDepth * depths.length} documents per cell (${perDepth} per depth × ${depths.length} depths), the same documents for every strategy of a task.`,
   '',
-  `Strategies: \`full\` = every token, positions 0..n−1, run past the window on purpose; \`full-<scaling>\` = the same with that training-free RoPE scaling at factor n / ${c.maxPositions}; \`stream\` = 4 sink + ${c.maxPositions - 4} recent tokens; \`select\` = TokenSelect with ctx's defaults for a ${c.maxPositions}-token window; \`beacon\` = Activation Beacon at the ratio ctx picks for the length (what \`ctx ask\` runs); \`beacon-r\` = ratio r forced.`,
+  `Strategies: \`full\` = every token, positions 0..n−1, run past the window on purpose; \`full-<scaling>\` = the same with that training-free RoPE scaling at factor n / ${c.maxPositions}; \`stream\` = 4 sink + ${c.maxPositions - 4} recent tokens; \`select\` = TokenSelect with ctx's defaults for a ${c.maxPositions}-token window (${selectDefaults()}); \`beacon\` = Activation Beacon at the ratio ctx picks for the length (what \`ctx ask\` runs); \`beacon-r\` = ratio r forced.`,
   '',
 ];
 for (const [task, byStrategy] of reportPlan) {
@@ -173,7 +182,7 @@ for (const [task, byStrategy] of reportPlan) {
   const rule = `|---|${lengths.map(() => '---:').join('|')}|`;
   const row = (s: string, f: (t: ReturnType<typeof sum>) => string) =>
     `| ${s} | ${lengths.map((len) => { const t = sum(task, s, len); return t.total ? f(t) : '–'; }).join(' | ')} |`;
-  const strategies = [...byStrategy.keys()];
+  const strategies = [...byStrategy.keys()].sort((x, y) => strategyRank(x) - strategyRank(y));
   lines.push(`## ${task}: ${TASKS[task].title}`, '', '### Accuracy', '', head, rule, ...strategies.map((s) => row(s, (t) => pct(t.right, t.total))), '');
   if (strategies.includes('beacon')) lines.push(`Ratio ctx picks (\`beacon\`): ${lengths.filter((len) => sum(task, 'beacon', len).total).map((len) => `${label(len)} → ${ratioPicked(len)}`).join(', ')}.`, '');
   if (TASKS[task].facts > 1) lines.push("### Another fact's number (binding errors)", '', head, rule, ...strategies.map((s) => row(s, (t) => pct(t.other, t.total))), '');
@@ -195,5 +204,5 @@ mkdirSync(resultsDir, { recursive: true });
 // The trained variants' sections (bench/efficacy/variants.ts) are kept as they are.
 const kept = ['clex', 'softplus', 'focus', 'all'].map((g) => readSection(join(resultsDir, 'efficacy.md'), `variants-${g}`)).filter(Boolean);
 writeFileSync(join(resultsDir, 'efficacy.md'), `${[...lines, ...kept.flatMap((s) => [s, ''])].join('\n')}\n`);
-writeFileSync(jsonPath, `${JSON.stringify({ commands, depths, docs, cells: Object.fromEntries(cells) }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ commands, depths, docs, cells: Object.fromEntries([...cells].filter(([, c]) => c.total > 0)) }, null, 1)}\n`);
 console.error(`wrote ${join(resultsDir, 'efficacy.md')}`);
