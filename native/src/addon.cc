@@ -8,7 +8,8 @@
 //             begin(req) -> Promise<Float32Array q̄>, vote(from, to, k) -> Promise<Int32Array>,
 //             attend(keys) -> Promise<{ qbar } | { logits }>, abort()       a step layer by layer
 //             retain(rows), kvBytes(), snapshot(), restore(snap), dispose()
-//   signals: { hold(), termAsInt(), release() -> number }   around a long call on the main thread (signals.h)
+//   signals: { watch(), heard() -> number, acknowledge(), hold(), termAsInt(), release() -> number }
+//                            before and around a long call on the main thread (signals.h)
 //
 // Steps and layers run on libuv's thread pool (the event loop keeps drawing progress). Everything
 // that touches a model's buffers holds the model's mutex, so one call runs at a time per model.
@@ -498,6 +499,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
   exports.Set("abiVersion", ctx::kKernelsAbiVersion);
   Napi::Object signals = Napi::Object::New(env);
+  signals.Set("watch", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::watchSignals(); }));
+  signals.Set("heard", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ctx::heardSignal()); }));
+  signals.Set("acknowledge", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::acknowledgeSignals(); }));
   signals.Set("hold", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::holdSignals(); }));
   signals.Set("termAsInt", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::termAsInt(); }));
   signals.Set("release", Napi::Function::New(env, [](const Napi::CallbackInfo& info) { return Napi::Number::New(info.Env(), ctx::releaseSignals()); }));

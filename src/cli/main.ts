@@ -12,7 +12,7 @@ import type { Readable, Writable } from 'node:stream';
 import { Command, CommanderError } from 'commander';
 import { loadAddon } from '../backend/native/addon.js';
 import { EXIT, isCtxError, type ExitKind } from '../errors.js';
-import { useSignalCatcher } from '../model/bounded-run.js';
+import { signalHeard, useSignalCatcher } from '../model/bounded-run.js';
 import { askCommand } from './ask.js';
 import { cacheCommand } from './cache.js';
 import { chatCommand } from './chat.js';
@@ -133,7 +133,8 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   const jsonError = (kind: string, code: number, message: string) => {
     if (wantsJson() && !ctx.stdout.destroyed) ctx.stdout.write(`${JSON.stringify({ error: { kind, code, message } })}\n`);
   };
-  const onSignal = () => {
+  const onSignal = (signal: NodeJS.Signals) => {
+    signalHeard(signal);
     if (++signals > 1) process.exit(EXIT.interrupted);
     controller.abort(new Error('interrupted'));
     ctx.stderr.write('ctx: interrupted\n');
@@ -149,7 +150,8 @@ export async function run(argv: string[], io: RunIo = {}): Promise<number> {
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
-  // The addon is loaded only when a bounded call first needs it.
+  // After the listeners: from here on the addon remembers a signal still queued for them, which a
+  // bounded call (bounded-run.ts) then does not start with.
   useSignalCatcher(() => loadAddon()?.signals ?? null);
   ctx.stdout.on('error', onStdoutError);
   let action: Promise<unknown> | undefined;

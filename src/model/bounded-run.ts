@@ -17,13 +17,15 @@
 // move slow work off this thread (document tokenizing: a worker thread, stopped at once by either
 // signal) use runSlice instead.
 //
-// Two gaps remain in that, closed by the native addon's signal handlers (native/src/signals.h) where
+// Three gaps remain in that, closed by the native addon's signal handlers (native/src/signals.h) where
 // the CLI supplies them (useSignalCatcher): breakOnSigint hears SIGINT only, so SIGTERM waited for the
-// deadline (5 s for a chat template, 10 s for the tokenizer); and a signal during the first slice was
-// queued for the event loop, which the second run did not return to. With the catcher, a slice only
-// notes a signal (raised again once it returns, or the second run is not started), and during the
-// second run SIGTERM is sent on as SIGINT. Without it (the addon not built, a library caller), both
-// gaps are as described.
+// deadline (5 s for a chat template, 10 s for the tokenizer); a signal during the first slice was
+// queued for the event loop, which the second run did not return to; and so was a signal that
+// landed just before a call started. With the catcher, a slice only notes a signal (raised again once
+// it returns, or the second run is not started); during the second run SIGTERM is sent on as SIGINT;
+// and a handler in front of the process's own remembers every signal until the CLI's listener has
+// heard it (signalHeard), so a call that would start with one still queued does not start. Without
+// it (the addon not built, a library caller), the gaps are as described.
 //
 // Cost: about 0.2 ms per call (a watchdog thread per run), measured with 10,000 empty calls on this
 // 2-core machine; callers therefore bound whole pieces of work (a 128K-character piece of a document,
@@ -42,6 +44,12 @@ let depth = 0;
 
 /** The process's signal handlers swapped around a call (native/src/signals.h). */
 export interface SignalCatcher {
+  /** Remembers SIGINT and SIGTERM from now on until acknowledge() (absent from addons built before it). */
+  watch?(): void;
+  /** The signal remembered since acknowledge(), or 0. */
+  heard?(): number;
+  /** Forgets it: the process's listener has heard it. */
+  acknowledge?(): void;
   /** Until release(): SIGINT and SIGTERM are only noted. */
   hold(): void;
   /** Until release(): SIGTERM is noted and sent on as SIGINT (breakOnSigint stops the call on it). */
@@ -59,11 +67,25 @@ let catcher: SignalCatcher | null | undefined;
  */
 let pendingSignal: NodeJS.Signals | null = null;
 
-/** Gives bounded calls on the main thread a signal catcher, looked up at the first call (see above). */
+/**
+ * Gives bounded calls on the main thread a signal catcher (see above), looked up at once: it
+ * remembers signals from then on. Call it after adding the process's signal listeners.
+ */
 export function useSignalCatcher(source: () => SignalCatcher | null): void {
   catcherSource = source;
   catcher = undefined;
   pendingSignal = null;
+  signalCatcher()?.watch?.();
+}
+
+/**
+ * Called by the process's SIGINT and SIGTERM listener: the signal the catcher remembered has been
+ * heard, and ctx is ending, so every bounded call from now on stops at once.
+ */
+export function signalHeard(signal: NodeJS.Signals): void {
+  if (!isMainThread) return;
+  catcher?.acknowledge?.();
+  pendingSignal = signal;
 }
 
 function signalCatcher(): SignalCatcher | null {
@@ -78,8 +100,10 @@ const SIGNALS: Record<number, NodeJS.Signals> = { 2: 'SIGINT', 15: 'SIGTERM' };
 class Stopped {
   constructor(
     readonly why: 'timeout' | 'signal',
-    /** With 'signal': the signal kept from the process's handlers, to be raised again for them. */
+    /** With 'signal': the signal kept from the process's handlers, to be raised again for them… */
     readonly signal: NodeJS.Signals = 'SIGINT',
+    /** …unless it already waits for the event loop (it landed before the call started). */
+    readonly queued = false,
   ) {}
 }
 
@@ -95,6 +119,13 @@ function runInVm<T>(fn: () => T, ms: number, breakOnSigint: boolean): T | Stoppe
   if (breakOnSigint) signals?.termAsInt();
   else signals?.hold();
   try {
+    // A signal that landed before the handlers were swapped waits for the event loop, which this
+    // call would keep it from: the call does not start.
+    const queued = SIGNALS[signals?.heard?.() ?? 0];
+    if (queued) {
+      signals!.release();
+      return new Stopped('signal', queued, true);
+    }
     const timeout = Number.isFinite(ms) ? Math.max(1, Math.ceil(ms)) : undefined;
     const result = script.runInContext(context, { timeout, breakOnSigint }) as T;
     const noted = SIGNALS[signals?.release() ?? 0] ?? null;
@@ -108,7 +139,12 @@ function runInVm<T>(fn: () => T, ms: number, breakOnSigint: boolean): T | Stoppe
     const code = (e as NodeJS.ErrnoException).code;
     // breakOnSigint took the SIGINT (or the SIGTERM sent on as one) from the process's handlers.
     if (code === 'ERR_SCRIPT_EXECUTION_INTERRUPTED') return new Stopped('signal', noted ?? 'SIGINT');
-    if (code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') return noted ? new Stopped('signal', noted) : new Stopped('timeout');
+    if (code === 'ERR_SCRIPT_EXECUTION_TIMEOUT') {
+      if (noted) return new Stopped('signal', noted);
+      // One that landed between the check above and breakOnSigint's handler waited for the deadline.
+      const late = SIGNALS[signals?.heard?.() ?? 0];
+      return late ? new Stopped('signal', late, true) : new Stopped('timeout');
+    }
     if (noted) {
       pendingSignal = noted;
       process.kill(process.pid, noted);
@@ -123,7 +159,7 @@ function runInVm<T>(fn: () => T, ms: number, breakOnSigint: boolean): T | Stoppe
 /** Hands a signal a call kept from the process's handlers back to them, and ends the call. */
 function interrupted(stop: Stopped): CtxError {
   if (signalCatcher() !== null) pendingSignal = stop.signal;
-  setImmediate(() => process.kill(process.pid, stop.signal));
+  if (!stop.queued) setImmediate(() => process.kill(process.pid, stop.signal));
   return new CtxError('interrupted', 'interrupted');
 }
 
@@ -154,6 +190,7 @@ export function runBounded<T>(fn: () => T, ms: number, onTimeout: () => Error): 
   if (second.why === 'timeout') throw onTimeout();
   throw interrupted(second);
 }
+
 
 /**
  * Calls `fn` for at most SLICE_MS (or `ms`, when shorter: then its passing throws `onTimeout()`),

@@ -92,13 +92,11 @@ describe('signals while a model folder\'s program runs on this thread (issue 21.
   // A chat template's render and the question's encoding are single calls on this thread (no
   // document piece a worker could take). node:vm's breakOnSigint stopped them on Ctrl-C only:
   // SIGTERM waited for the deadline (5 s for a template, 10 s for the tokenizer), and so did either
-  // signal in a call's first 250 ms, before breakOnSigint was on. Each is sent 700 ms in (the second
-  // run). Not sent at 0 ms: the only mark the test sees is the last event before the call, and a
-  // signal that lands before the call starts is queued for the event loop, which a synchronous call
-  // does not return to (README: ctx then stops at the call's deadline); the first slice's own
-  // handling is tested with a fake catcher in test/model/bounded-run.test.ts. Both need the native
-  // addon's signal handlers.
-  const skip = loadAddon()?.signals ? false : 'the native addon (with its signal handlers) is not built: npm run build:native';
+  // signal in a call's first 250 ms, before breakOnSigint was on, or just before the call started
+  // (queued for the event loop, which a synchronous call does not return to). Each is sent at once
+  // after the last event before the call (it lands before the call or in its first slice) and 700 ms
+  // in (the second run). All need the native addon's signal handlers.
+  const skip = loadAddon()?.signals?.heard ? false : 'the native addon (with its signal handlers) is not built: npm run build:native';
   const template = hostileModel('signal-template', { template: '{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}' });
   const regex = hostileModel('signal-regex', { tokenizer: backtrackingTokenizer });
   const cases = [
@@ -107,7 +105,7 @@ describe('signals while a model folder\'s program runs on this thread (issue 21.
   ];
   for (const c of cases) {
     for (const signal of ['SIGTERM', 'SIGINT'] as const) {
-      for (const delay of [700]) {
+      for (const delay of [0, 700]) {
         it(`${signal} ${delay} ms into ${c.what}: exit 130 with one line within a second`, { skip }, async () => {
           const r = withinLimits(
             await ctxLimited(['ask', doc('hello world'), c.question, '-m', c.model, '--events', '--max-tokens', '2'], LIMITS, {

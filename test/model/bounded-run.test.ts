@@ -1,7 +1,10 @@
 // Bounded calls leave the process's signal handlers alone unless they are slow: node:vm's
 // breakOnSigint removes every SIGINT listener for the call, and a Ctrl-C then killed ctx or was lost.
 import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { afterEach, describe, it, type TestContext } from 'node:test';
+import { loadAddon } from '../../src/backend/native/addon.js';
 import { CtxError } from '../../src/errors.js';
 import { runBounded, runSlice, SLICE_MS, useSignalCatcher } from '../../src/model/bounded-run.js';
 
@@ -36,7 +39,7 @@ describe('runBounded', () => {
       assert.equal(r, 'done');
       assert.deepEqual(runs, [process.listenerCount('SIGINT'), 0], 'the second run is node:vm\'s, without the listeners');
       assert.ok(performance.now() - t0 < 3 * SLICE_MS + 1000);
-      assert.throws(() => runBounded(() => spin(SLICE_MS * 4), SLICE_MS * 2, timeout), /deadline/);
+      assert.throws(() => runBounded(() => spin(Infinity), SLICE_MS * 2, timeout), /deadline/);
     } finally {
       process.off('SIGINT', listener);
     }
@@ -115,4 +118,20 @@ describe('with a signal catcher (the native addon\'s in the CLI, a fake here)', 
     assert.throws(() => runBounded(() => (spin(SLICE_MS * 4), 'never'), 60_000, timeout), isInterrupted);
     assert.ok(await awaitSignal(heard), 'the process heard SIGTERM');
   });
+});
+
+describe('a signal that lands just before a call starts (the native addon\'s catcher)', () => {
+  // Node queues it for the event loop, which a synchronous call does not return to: the call ran
+  // to its deadline (5 s here) before the process's listener heard it.
+  const skip = loadAddon()?.signals?.heard ? false : 'the native addon (with its signal handlers) is not built: npm run build:native';
+  const child = fileURLToPath(new URL('./bounded-run.child.ts', import.meta.url));
+  for (const when of ['fresh', 'after-a-slow-call']) {
+    it(`stops the call before it starts (${when})`, { skip }, () => {
+      const r = spawnSync(process.execPath, ['--import', 'tsx', child, when], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(r.status, 0, r.stderr);
+      const out = JSON.parse(r.stdout) as { ended: string; ms: number };
+      assert.equal(out.ended, 'interrupted');
+      assert.ok(out.ms < 200, `${out.ms} ms`);
+    });
+  }
 });
