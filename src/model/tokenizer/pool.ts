@@ -2,9 +2,13 @@
 // encodes whichever piece is next, so a slow piece does not hold up the rest; pieces are handed in
 // as a document streams past (stream.ts). A worker can be stopped where this thread's own encoding
 // could not, so every piece has a deadline, and Ctrl-C (the abort signal) stops the pool at once.
+// A deadline counts the worker thread's own CPU time where Linux tells it (thread-cpu-time.ts): a
+// starved process, or this thread busy past the timer while the worker's answer waits behind it,
+// does not make a legitimate piece too slow.
 
 import { Worker } from 'node:worker_threads';
 import { CtxError } from '../../errors.js';
+import { cpuMs, type ThreadClock } from '../thread-cpu-time.js';
 import type { Json } from './library.js';
 
 /** Messages between this file and worker.ts. */
@@ -15,7 +19,7 @@ export interface WorkerInit {
   tokenizer?: { json: Json; config: Json };
 }
 export type ToWorker = { id: number; text: string };
-export type FromWorker = { ready: true } | { id: number; ids: Int32Array } | { id: number; error: string } | { error: string };
+export type FromWorker = { clock: ThreadClock | null } | { ready: true } | { id: number; ids: Int32Array } | { id: number; error: string } | { error: string };
 
 export interface PoolOptions {
   dir: string;
@@ -63,6 +67,7 @@ export class EncoderPool {
   private readonly waiting: Job[] = [];
   private readonly running = new Map<Worker, Job>();
   private readonly timers = new Map<Worker, NodeJS.Timeout>();
+  private readonly clocks = new Map<Worker, ThreadClock | null>();
   private readonly onAbort: () => void;
   private failure: unknown = null;
   private closed = false;
@@ -109,6 +114,11 @@ export class EncoderPool {
 
   private received(w: Worker, msg: FromWorker): void {
     if ('error' in msg) return this.fail(new Error(`tokenizer worker: ${msg.error}`));
+    if ('clock' in msg) {
+      // Sent before the worker loads the tokenizer: its load deadline is counted on the clock from here.
+      this.clocks.set(w, msg.clock);
+      return this.deadline(w, this.o.loadMs, 'load');
+    }
     if ('ready' in msg) {
       clearTimeout(this.timers.get(w));
       this.idle.push(w);
@@ -135,7 +145,20 @@ export class EncoderPool {
   private deadline(w: Worker, ms: number, what: string): void {
     clearTimeout(this.timers.get(w));
     const error = () => new CtxError('model', `the tokenizer took more than ${Math.round(ms / 1000)} s to ${what} (a pathological regular expression?)`, { path: this.o.tokenizerPath });
-    this.timers.set(w, setTimeout(() => this.fail(error()), ms));
+    // Wall-clock time where the worker's CPU time is unknown.
+    const clock = this.clocks.get(w) ?? null;
+    const start = clock === null ? null : cpuMs(clock);
+    const wait = (left: number) =>
+      this.timers.set(
+        w,
+        setTimeout(() => {
+          const now = start === null ? null : cpuMs(clock!);
+          const used = now === null ? ms : now - start!;
+          if (used >= ms) this.fail(error());
+          else wait(Math.max(10, ms - used));
+        }, left),
+      );
+    wait(ms);
   }
 
   private fail(e: unknown): void {

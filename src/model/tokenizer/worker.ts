@@ -3,6 +3,7 @@
 // ids. All scheduling lives in pool.ts.
 
 import { parentPort, workerData } from 'node:worker_threads';
+import { threadClock } from '../thread-cpu-time.js';
 import { EncoderCore, loadEncoderCore } from './encoder.js';
 import type { FromWorker, ToWorker, WorkerInit } from './pool.js';
 
@@ -13,6 +14,8 @@ function send(msg: FromWorker, transfer: ArrayBuffer[] = []): void {
   port.postMessage(msg, transfer);
 }
 
+// First, so the pool can count this thread's CPU time against its deadlines.
+send({ clock: threadClock() });
 let core: EncoderCore;
 try {
   core = init.tokenizer ? new EncoderCore(init.tokenizer.json, init.tokenizer.config, init.dir) : loadEncoderCore(init.dir);

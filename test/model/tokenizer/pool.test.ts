@@ -1,9 +1,15 @@
-// Encoding in worker threads gives exactly the ids of this thread.
+// Encoding in worker threads gives exactly the ids of this thread, and a piece's deadline counts
+// the worker's own CPU time.
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, it } from 'node:test';
+import { writeTinyTokenizer } from '../../../scripts/make-tiny-tokenizer.js';
 import type { Segment } from '../../../src/input/document.js';
+import { threadClock } from '../../../src/model/thread-cpu-time.js';
 import { loadTokenizer } from '../../../src/model/tokenizer.js';
+import { EncoderPool } from '../../../src/model/tokenizer/pool.js';
+import { scratchDir } from '../../helpers/fixtures.js';
 import { AIDREAMS_DIR, book, BOOKS, libraryEncoder, QWEN_DIR, sameIds, skipNoShared } from '../../helpers/tokenizers.js';
 
 describe('encodeSegments in worker threads', () => {
@@ -55,5 +61,28 @@ describe('encodeSegments in worker threads', () => {
     const single = await tok.encodeSegments(segments, { workers: 0 });
     assert.ok(sameIds(parallel.ids, single.ids));
     assert.deepEqual([...parallel.segmentStarts], [...single.segmentStarts]);
+  });
+});
+
+describe('a piece\'s deadline in the pool', () => {
+  it('is not passed by a piece whose answer waits behind this thread, busy past the deadline', { skip: threadClock() ? false : 'no thread CPU clock here' }, async () => {
+    // What a starved process looks like from here: the worker finished in time, but its answer is
+    // read after the deadline's timer (timers run first when the event loop comes back). Counted in
+    // wall-clock time, the piece failed.
+    const dir = scratchDir('pool-deadline');
+    writeTinyTokenizer(dir);
+    const pool = new EncoderPool({ dir, workers: 1, parseSpecialTokens: false, loadMs: 60_000, pieceMs: () => 300, tokenizerPath: join(dir, 'tokenizer.json') });
+    try {
+      const first = await pool.encode('warm up: the worker is loaded and its clock known');
+      assert.ok(first.length > 0);
+      // Out of the worker's message callback, which would read the answer before the loop's timers.
+      await new Promise((r) => setImmediate(r));
+      const piece = pool.encode('hello world, a piece that takes the worker a millisecond');
+      const end = performance.now() + 1000;
+      while (performance.now() < end);
+      assert.ok((await piece).length > 0);
+    } finally {
+      await pool.close();
+    }
   });
 });
