@@ -191,7 +191,6 @@ export function runBounded<T>(fn: () => T, ms: number, onTimeout: () => Error): 
   throw interrupted(second);
 }
 
-
 /**
  * Calls `fn` for at most SLICE_MS (or `ms`, when shorter: then its passing throws `onTimeout()`),
  * without breakOnSigint; returns null when the slice passed first, for the caller to do the work

@@ -1,8 +1,8 @@
 // CPU time of one thread of this process, read from Linux's /proc (schedstat's first field: the
-// nanoseconds the thread has run). Deadlines on a model folder's code count it where wall-clock time
-// would be unfair: a process that the machine starves (a niced job on busy cores, a suspended laptop)
-// runs its legitimate work slowly, while a hostile regex in a worker still burns its own CPU and is
-// stopped when that passes the deadline. Elsewhere (no /proc) the callers fall back to wall-clock time.
+// nanoseconds the thread has run). The tokenizer pool's deadlines count it instead of wall-clock
+// time: a process that the machine starves (a niced job on busy cores) runs its legitimate work
+// slowly, while a hostile regex in a worker still burns its own CPU time and is stopped when that
+// passes the deadline. Where /proc does not give it, the pool falls back to wall-clock time.
 
 import { readFileSync, readlinkSync } from 'node:fs';
 
