@@ -124,7 +124,8 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
       const p = m.prefillProfile;
       const prof = p ? `${pct(p.weights)} / ${pct(p.attention)} / ${pct(p.vote)} / ${pct(p.head)} / ${pct(p.glue)}` : '–';
       // Rates from different sessions (machine states) are not compared; peak RSS does not depend on the load.
-      const vs = m.engine === 'ctx' && peer ? ((m.source ?? '') === (peer.source ?? '') ? `${fx(m.prefillTokPerSec! / peer.prefillTokPerSec!, 2)}×` : 'not comparable') : '';
+      // An alloc-only llama.cpp cell read no document: it has no prefill rate to compare with.
+      const vs = m.engine === 'ctx' && peer && !peer.allocOnly ? ((m.source ?? '') === (peer.source ?? '') ? `${fx(m.prefillTokPerSec! / peer.prefillTokPerSec!, 2)}×` : 'not comparable') : '';
       const vsRss = m.engine === 'ctx' && peer ? `${peer.allocOnly ? '≤ ' : ''}${fx(m.peakRss! / peer.peakRss!, 2)}×` : '';
       const notes = [m.flash ? 'flash attn' : '', (m.threads ?? threads) !== threads ? `${m.threads} thread` : '', m.allocOnly ? ALLOC_ONLY : '', m.source ?? ''].filter(Boolean).join(', ');
       const engine = m.engine === 'llama' ? `llama.cpp${notes ? ` (${notes})` : ''}` : 'ctx cpu';
