@@ -128,11 +128,7 @@ function runInVm<T>(fn: () => T, ms: number, breakOnSigint: boolean): T | Stoppe
     }
     const timeout = Number.isFinite(ms) ? Math.max(1, Math.ceil(ms)) : undefined;
     const result = script.runInContext(context, { timeout, breakOnSigint }) as T;
-    const noted = SIGNALS[signals?.release() ?? 0] ?? null;
-    if (noted) {
-      pendingSignal = noted;
-      process.kill(process.pid, noted);
-    }
+    raiseAgain(SIGNALS[signals?.release() ?? 0] ?? null);
     return result;
   } catch (e) {
     const noted = SIGNALS[signals?.release() ?? 0] ?? null;
@@ -145,15 +141,19 @@ function runInVm<T>(fn: () => T, ms: number, breakOnSigint: boolean): T | Stoppe
       const late = SIGNALS[signals?.heard?.() ?? 0];
       return late ? new Stopped('signal', late, true) : new Stopped('timeout');
     }
-    if (noted) {
-      pendingSignal = noted;
-      process.kill(process.pid, noted);
-    }
+    raiseAgain(noted);
     throw e;
   } finally {
     context.run = null;
     depth--;
   }
+}
+
+/** A signal the catcher noted during a call that finished: raised again at once for the process's handlers. */
+function raiseAgain(noted: NodeJS.Signals | null): void {
+  if (noted === null) return;
+  pendingSignal = noted;
+  process.kill(process.pid, noted);
 }
 
 /** Hands a signal a call kept from the process's handlers back to them, and ends the call. */
