@@ -75,12 +75,17 @@ const documentSeed = (depthIndex: number, len: number, i: number) => {
 /** One (task, strategy, length, depth) cell. */
 type Cell = { right: number; other: number; total: number; seconds: number; kvRows: number };
 const cells = new Map<string, Cell>();
+const cellKey = (t: Task, s: string, len: number, d: number) => `${t}|${s}|${len}|${d}`;
+/** The cell a measurement adds to (made on first use). */
 const cell = (t: Task, s: string, len: number, d: number) => {
-  const k = `${t}|${s}|${len}|${d}`;
+  const k = cellKey(t, s, len, d);
   let c = cells.get(k);
   if (!c) cells.set(k, (c = { right: 0, other: 0, total: 0, seconds: 0, kvRows: 0 }));
   return c;
 };
+/** The cell as measured, or an empty one: the report reads cells without making them. */
+const EMPTY: Readonly<Cell> = { right: 0, other: 0, total: 0, seconds: 0, kvRows: 0 };
+const measured = (t: Task, s: string, len: number, d: number): Readonly<Cell> => cells.get(cellKey(t, s, len, d)) ?? EMPTY;
 
 /** What the report shows: this run's plan, plus the kept cells of the previous run with --merge. */
 const reportPlan = new Map([...plan].map(([t, byStrategy]) => [t, new Map(byStrategy)]));
@@ -93,8 +98,7 @@ if (merge && existsSync(jsonPath)) {
   let kept = 0;
   for (const [key, value] of Object.entries(previous.cells)) {
     const [t, s, len] = key.split('|');
-    // total 0: a cell the report looked up but no run measured (older files kept those).
-    if (!value.total || !(t in TASKS) || !isEfficacyStrategy(s) || plan.get(t as Task)?.get(s)?.includes(Number(len))) continue;
+    if (!(t in TASKS) || !isEfficacyStrategy(s) || plan.get(t as Task)?.get(s)?.includes(Number(len))) continue;
     cells.set(key, value);
     const byStrategy = reportPlan.get(t as Task) ?? new Map<EfficacyStrategy, number[]>();
     byStrategy.set(s, [...new Set([...(byStrategy.get(s) ?? []), Number(len)])].sort((a, b) => a - b));
@@ -151,13 +155,17 @@ await backend.dispose();
 const sum = (t: Task, s: string, len: number) => {
   const out = { right: 0, other: 0, total: 0, seconds: 0, kvRows: 0 };
   for (const d of depths) {
-    const c = cell(t, s, len, d);
+    const c = measured(t, s, len, d);
     for (const k of Object.keys(out) as (keyof Cell)[]) out[k] += c[k];
   }
   return out;
 };
 /** Strategies in the default table's order, whichever run measured them. */
-const strategyRank = (s: string) => ((i) => (i < 0 ? Infinity : i))(DEFAULT_CELLS.split(/[;:@,]/).indexOf(s));
+const DEFAULT_ORDER = DEFAULT_CELLS.split(/[;:@,]/);
+const strategyRank = (s: string) => {
+  const i = DEFAULT_ORDER.indexOf(s);
+  return i < 0 ? Infinity : i;
+};
 const pct = (x: number, total: number) => `${Math.round((100 * x) / total)}%`;
 const label = (len: number) => (len % 1024 === 0 ? `${len / 1024}K` : len >= 1000 ? `${Math.round(len / 1000)}K` : String(len));
 const minutes = (performance.now() - t0) / 60000;
@@ -192,11 +200,11 @@ for (const [task, byStrategy] of reportPlan) {
   for (const s of strategies) {
     const ls = byStrategy.get(s)!;
     lines.push(`#### ${task} / ${s}`, '', `![${task} ${s}](efficacy-${task}-${s}.svg)`, '', `| depth | ${ls.map(label).join(' | ')} |`, `|---|${ls.map(() => '---:').join('|')}|`);
-    for (const d of depths) lines.push(`| ${d} | ${ls.map((len) => { const x = cell(task, s, len, d); return x.total ? pct(x.right, x.total) : '–'; }).join(' | ')} |`);
+    for (const d of depths) lines.push(`| ${d} | ${ls.map((len) => { const x = measured(task, s, len, d); return x.total ? pct(x.right, x.total) : '–'; }).join(' | ')} |`);
     lines.push('');
     writeFileSync(
       join(resultsDir, `efficacy-${task}-${s}.svg`),
-      heatmapSvg({ title: `${TASKS[task].title}, ${s}: accuracy`, columns: ls.map(label), rows: depths.map((d) => `depth ${d}`), value: (r, k) => { const x = cell(task, s, ls[k], depths[r]); return x.total ? x.right / x.total : null; } }),
+      heatmapSvg({ title: `${TASKS[task].title}, ${s}: accuracy`, columns: ls.map(label), rows: depths.map((d) => `depth ${d}`), value: (r, k) => { const x = measured(task, s, ls[k], depths[r]); return x.total ? x.right / x.total : null; } }),
     );
   }
 }
@@ -204,5 +212,5 @@ mkdirSync(resultsDir, { recursive: true });
 // The trained variants' sections (bench/efficacy/variants.ts) are kept as they are.
 const kept = ['clex', 'softplus', 'focus', 'all'].map((g) => readSection(join(resultsDir, 'efficacy.md'), `variants-${g}`)).filter(Boolean);
 writeFileSync(join(resultsDir, 'efficacy.md'), `${[...lines, ...kept.flatMap((s) => [s, ''])].join('\n')}\n`);
-writeFileSync(jsonPath, `${JSON.stringify({ commands, depths, docs, cells: Object.fromEntries([...cells].filter(([, c]) => c.total > 0)) }, null, 1)}\n`);
+writeFileSync(jsonPath, `${JSON.stringify({ commands, depths, docs, cells: Object.fromEntries(cells) }, null, 1)}\n`);
 console.error(`wrote ${join(resultsDir, 'efficacy.md')}`);
