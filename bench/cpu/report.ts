@@ -60,14 +60,16 @@ const rssRange = (m: Measurement) => {
   const v = (m.repeats ?? []).map((x) => x.peakRss);
   return v.length > 1 ? ` (${mib(Math.min(...v))}–${mib(Math.max(...v))}, ${v.length} runs)` : '';
 };
+/** The share of the CPUs other processes used during each run of the cell, where measured. */
+const otherShares = (m: Measurement) => (m.repeats ?? []).map((x) => x.otherCpu).filter((x): x is number => x !== null);
 /** Whether two cells' rates were measured in like machine states: same session, other processes' CPU share within 20 points. */
 const comparable = (a: Measurement, b: Measurement) => {
   if ((a.source ?? '') !== (b.source ?? '')) return false;
-  const shares = [a, b].map((m) => (m.repeats ?? []).map((x) => x.otherCpu).filter((x): x is number => x !== null));
+  const shares = [a, b].map(otherShares);
   return shares.some((v) => !v.length) || Math.max(...shares.flat()) - Math.min(...shares.flat()) <= 0.2;
 };
 const otherRange = (m: Measurement) => {
-  const v = (m.repeats ?? []).map((x) => x.otherCpu).filter((x): x is number => x !== null);
+  const v = otherShares(m);
   return v.length ? `${pct(Math.min(...v))} – ${pct(Math.max(...v))}` : '–';
 };
 
@@ -99,7 +101,7 @@ export function writeReport(r: Results, c: ModelConfig, path: string): string {
     out(`- measured peak (ORT GEMM ${r.peak.shape.join('×')}, ${r.peak.threads} threads): float32 ${r.peak.f32.toFixed(0)} GFLOP/s, 8-bit (MatMulNBits) ${r.peak.q8.toFixed(0)} GFLOP/s`);
   }
   out(`- dense FLOPs per row (all layers' linear weights, LM head excluded): ${(flopsRow / 1e6).toFixed(0)} MFLOP; a beacon row count is raw tokens × (1 + 1/r)`);
-  const others = r.runs.flatMap((m) => (m.repeats ?? []).map((x) => x.otherCpu)).filter((v): v is number => v !== null);
+  const others = r.runs.flatMap(otherShares);
   if (others.length) {
     const loaded = Math.max(...others) > 0.1;
     out(`- CPU time other processes used during the runs (each run's share of both cores, from /proc/stat): ${pct(Math.min(...others))} – ${pct(Math.max(...others))}` +
