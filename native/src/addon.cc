@@ -4,6 +4,9 @@
 //   loadModel(spec)          -> Promise<Model>   weights are read on a worker thread
 //   Model: kvBytesPerRow, info(), memory(), resetPeak(), newSequence(), timeMatmul(m,n,k,iters), dispose()
 //   releaseFilePages(path) -> bytes advised     trimHeap() -> boolean     (process_memory.h)
+//   softVoteTopK(qbar, keys, D, from, to, k, threads) -> Int32Array             (select_kernels.h)
+//   gatherRotated({ keys, values, D, rotaryDim, rows, cos, sin, scale, unitLength, outK, outV, threads })
+//                            synchronous, over the cpu backend's KV arrays in place (select_kernels.h)
 //   Sequence: length, step(req, keys) -> Promise<Float32Array logits>        a dense step
 //             begin(req) -> Promise<Float32Array q̄>, vote(from, to, k) -> Promise<Int32Array>,
 //             attend(keys) -> Promise<{ qbar } | { logits }>, abort()       a step layer by layer
@@ -16,6 +19,7 @@
 
 #include <napi.h>
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 #include <memory>
@@ -27,6 +31,7 @@
 #include "cuda_loader.h"
 #include "device_model.h"
 #include "process_memory.h"
+#include "select_kernels.h"
 #include "sequence.h"
 #include "signals.h"
 
@@ -488,6 +493,116 @@ Napi::Value ReleaseFilePages(const Napi::CallbackInfo& info) {
 
 Napi::Value TrimHeap(const Napi::CallbackInfo& info) { return Napi::Boolean::New(info.Env(), ctx::trimHeap()); }
 
+// ---- TokenSelect on the cpu backend's KV store (select_kernels.h) -------------------------------
+
+/** Per-KV-head arrays (all Uint16Array of f16 bits, or all Float32Array), each holding ≥ rows·D values. */
+ctx::KvHeads getKvHeads(Napi::Value v, int32_t D, int64_t rows, const char* what) {
+  Napi::Env env = v.Env();
+  if (!v.IsArray() || v.As<Napi::Array>().Length() == 0) typeError(env, std::string(what) + " must be a non-empty array of typed arrays");
+  Napi::Array a = v.As<Napi::Array>();
+  ctx::KvHeads kv;
+  kv.D = D;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    Napi::Value h = a.Get(i);
+    if (!h.IsTypedArray()) typeError(env, std::string(what) + " must hold typed arrays");
+    Napi::TypedArray t = h.As<Napi::TypedArray>();
+    const bool half = t.TypedArrayType() == napi_uint16_array;
+    if (!half && t.TypedArrayType() != napi_float32_array) typeError(env, std::string(what) + " must hold Uint16Array (f16) or Float32Array");
+    if (i > 0 && half != kv.half) typeError(env, std::string(what) + " mixes f16 and f32 arrays");
+    kv.half = half;
+    if (static_cast<int64_t>(t.ElementLength()) < rows * D) throw Napi::RangeError::New(env, std::string(what) + " holds fewer rows than asked for");
+    kv.heads.push_back(static_cast<const uint8_t*>(t.ArrayBuffer().Data()) + t.ByteOffset());
+  }
+  return kv;
+}
+
+Napi::Float32Array getFloat32(Napi::Value v, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) typeError(v.Env(), std::string(what) + " must be a Float32Array");
+  return v.As<Napi::Float32Array>();
+}
+
+int32_t getCount(const Napi::CallbackInfo& info, size_t i, const char* what) {
+  if (info.Length() <= i || !info[i].IsNumber()) typeError(info.Env(), std::string(what) + " must be a number");
+  return info[i].As<Napi::Number>().Int32Value();
+}
+
+Napi::Value SoftVoteTopK(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 7) typeError(env, "softVoteTopK(qbar, keys, D, from, to, k, threads)");
+  Napi::Float32Array qbar = getFloat32(info[0], "qbar");
+  const int32_t D = getCount(info, 2, "D");
+  const int32_t from = getCount(info, 3, "from");
+  const int32_t to = getCount(info, 4, "to");
+  const int32_t k = getCount(info, 5, "k");
+  const int32_t threads = std::max(1, getCount(info, 6, "threads"));
+  if (D <= 0 || from < 0 || to < from || k < 0) throw Napi::RangeError::New(env, "softVoteTopK: needs D > 0, 0 <= from <= to, k >= 0");
+  const ctx::KvHeads keys = getKvHeads(info[1], D, to, "keys");
+  const int32_t Hkv = static_cast<int32_t>(keys.heads.size());
+  const int32_t Hq = static_cast<int32_t>(qbar.ElementLength() / D);
+  if (static_cast<int64_t>(Hq) * D != static_cast<int64_t>(qbar.ElementLength()) || Hq % Hkv != 0) {
+    throw Napi::RangeError::New(env, "softVoteTopK: qbar must hold Hq·D values, Hq a multiple of the KV heads");
+  }
+  return toInt32Array(env, ctx::softVoteTopK(qbar.Data(), Hq, keys, from, to, k, threads));
+}
+
+Napi::Value GatherRotated(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 1 || !info[0].IsObject()) typeError(env, "gatherRotated({ keys, values, D, rotaryDim, rows, cos, sin, scale, unitLength, outK, outV, threads })");
+  Napi::Object o = info[0].As<Napi::Object>();
+  const int32_t D = getInt(o, "D");
+  const int32_t R = getInt(o, "rotaryDim");
+  const int32_t threads = std::max(1, getInt(o, "threads", 1));
+  if (D <= 0 || R < 0 || R > D || R % 2 != 0) throw Napi::RangeError::New(env, "gatherRotated: needs D > 0 and an even rotaryDim <= D");
+  // rows: an Int32Array of stored rows, or a count n for rows 0..n-1.
+  Napi::Value rowsValue = o.Get("rows");
+  const int32_t* rows = nullptr;
+  int32_t count = 0;
+  if (rowsValue.IsNumber()) {
+    count = rowsValue.As<Napi::Number>().Int32Value();
+  } else if (rowsValue.IsTypedArray() && rowsValue.As<Napi::TypedArray>().TypedArrayType() == napi_int32_array) {
+    Napi::Int32Array r = rowsValue.As<Napi::Int32Array>();
+    rows = r.Data();
+    count = static_cast<int32_t>(r.ElementLength());
+  } else {
+    typeError(env, "gatherRotated: rows must be an Int32Array or a row count");
+  }
+  if (count < 0) throw Napi::RangeError::New(env, "gatherRotated: a negative row count");
+  int64_t stored = rows ? 0 : count;  // rows the KV arrays must hold
+  for (int32_t i = 0; rows && i < count; i++) {
+    if (rows[i] < 0) throw Napi::RangeError::New(env, "gatherRotated: a negative row");
+    stored = std::max<int64_t>(stored, static_cast<int64_t>(rows[i]) + 1);
+  }
+  const ctx::KvHeads keys = getKvHeads(o.Get("keys"), D, stored, "keys");
+  const ctx::KvHeads values = getKvHeads(o.Get("values"), D, stored, "values");
+  if (values.heads.size() != keys.heads.size()) typeError(env, "gatherRotated: keys and values have different head counts");
+  ctx::RopeRows rope;
+  Napi::Float32Array cos = getFloat32(o.Get("cos"), "cos");
+  Napi::Float32Array sin = getFloat32(o.Get("sin"), "sin");
+  if (static_cast<int64_t>(std::min(cos.ElementLength(), sin.ElementLength())) < static_cast<int64_t>(count) * (R / 2)) {
+    throw Napi::RangeError::New(env, "gatherRotated: cos/sin hold fewer rows than asked for");
+  }
+  rope.cos = cos.Data();
+  rope.sin = sin.Data();
+  rope.R = R;
+  Napi::Value scale = o.Get("scale");
+  rope.scale = scale.IsNumber() ? scale.As<Napi::Number>().FloatValue() : 1.0f;
+  rope.unitLength = o.Get("unitLength").ToBoolean();
+  auto outputs = [&](const char* key) {
+    Napi::Value v = o.Get(key);
+    if (!v.IsArray() || v.As<Napi::Array>().Length() != keys.heads.size()) typeError(env, std::string("gatherRotated: ") + key + " must hold one Float32Array per KV head");
+    Napi::Array a = v.As<Napi::Array>();
+    std::vector<float*> out;
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Float32Array f = getFloat32(a.Get(i), key);
+      if (static_cast<int64_t>(f.ElementLength()) < static_cast<int64_t>(count) * D) throw Napi::RangeError::New(env, std::string("gatherRotated: ") + key + " holds fewer rows than asked for");
+      out.push_back(f.Data());
+    }
+    return out;
+  };
+  ctx::gatherRotated(keys, values, rows, count, rope, outputs("outK"), outputs("outV"), threads);
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->modelCtor = Napi::Persistent(ModelWrap::Define(env));
@@ -497,6 +612,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("loadModel", Napi::Function::New(env, LoadModel));
   exports.Set("releaseFilePages", Napi::Function::New(env, ReleaseFilePages));
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
+  exports.Set("softVoteTopK", Napi::Function::New(env, SoftVoteTopK));
+  exports.Set("gatherRotated", Napi::Function::New(env, GatherRotated));
   exports.Set("abiVersion", ctx::kKernelsAbiVersion);
   Napi::Object signals = Napi::Object::New(env);
   signals.Set("watch", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::watchSignals(); }));

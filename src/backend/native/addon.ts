@@ -86,6 +86,26 @@ export interface AddonSequence {
   dispose(): void;
 }
 
+/**
+ * What gatherRotated writes: output row i is stored row rows[i] (rows a count n: row i of 0..n−1),
+ * its key rotated by cos/sin row i ([·, rotaryDim/2] row-major; non-interleaved RoPE over the first
+ * rotaryDim dims), times scale, at unit length when asked; into outK/outV (per KV head, [≥n, D]).
+ */
+export interface AddonGather {
+  keys: ReadonlyArray<Uint16Array | Float32Array>;
+  values: ReadonlyArray<Uint16Array | Float32Array>;
+  D: number;
+  rotaryDim: number;
+  rows: Int32Array | number;
+  cos: Float32Array;
+  sin: Float32Array;
+  scale: number;
+  unitLength: boolean;
+  outK: Float32Array[];
+  outV: Float32Array[];
+  threads: number;
+}
+
 /** A model's weights on a kernel set (native/src/device_model.h). */
 export interface AddonModel {
   readonly kvBytesPerRow: number;
@@ -131,6 +151,14 @@ export interface Addon {
   releaseFilePages?(path: string): number;
   /** malloc_trim(0): glibc's free heap memory back to the kernel. */
   trimHeap?(): boolean;
+  /**
+   * TokenSelect's soft vote over the cpu backend's KV store (native/src/select_kernels.h): the k rows
+   * of [from, to) with the largest vote of q̄ [Hq·D] over `keys` (per KV head [≥to, D], f16 bits or
+   * float32), ascending; on up to `threads` threads. Absent from addons built before it.
+   */
+  softVoteTopK?(qbar: Float32Array, keys: ReadonlyArray<Uint16Array | Float32Array>, D: number, from: number, to: number, k: number, threads: number): Int32Array;
+  /** Rows of the KV store in float32, keys rotated (native/src/select_kernels.h). Absent from addons built before it. */
+  gatherRotated?(a: AddonGather): void;
   abiVersion: number;
   /** Signal handlers swapped around a long call on the main thread (absent from addons built before them). */
   signals?: SignalCatcher;
