@@ -1,5 +1,6 @@
-// The keys and values one layer's attention reads (attention.ts takes them in float32), made by
-// ONNX Runtime from the KV store (kv-store.ts), so no stored row passes through JavaScript:
+// The keys and values one layer's attention reads (attention.ts takes them in float32), made from
+// the KV store (kv-store.ts) by the native addon's loop when it has one (native-select.ts), else by
+// the ONNX Runtime graphs below — either way no stored row passes through JavaScript:
 //   gather  (select) per KV head, the selected rows S of the stored pre-RoPE keys and of the values;
 //           the keys rotated at their rank r in S (the compact re-numbering of ../step/plan.ts):
 //             sk_h = RoPE(k_h[S], r) · scale      sv_h = v_h[S]                          [|S|, D]
@@ -24,6 +25,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
 import { kvTensor, type KvArray, type KvDtype } from './kv-store.js';
+import type { NativeSelect } from './native-select.js';
 
 const storedType = (kvDtype: KvDtype) => (kvDtype === 'f16' ? 'float16' : 'float');
 
@@ -97,8 +99,22 @@ export interface GatherInput {
   scale: number;
 }
 
-/** Writes the selected keys (rotated) and values into sk/sv (per KV head, [≥|S|, D] float32). */
-export async function gatherSelected(ort: typeof ortTypes, session: ortTypes.InferenceSession, c: ModelConfig, a: GatherInput, sk: Float32Array[], sv: Float32Array[]): Promise<void> {
+/** What the native loop is given for rows `rows` (an index list, or T for rows [0, T)). */
+function nativeGather(c: ModelConfig, a: Omit<GatherInput, 'rows'>, rows: Int32Array | number, outK: Float32Array[], outV: Float32Array[], threads: number) {
+  return { keys: a.keys, values: a.values, D: c.headDim, rotaryDim: c.rotaryDim, rows, cos: a.cos, sin: a.sin, scale: a.scale, unitLength: c.softplus !== null, outK, outV, threads };
+}
+
+/** Writes the selected keys (rotated) and values into sk/sv (per KV head, [≥|S|, D] float32). The native loop when given. */
+export async function gatherSelected(
+  ort: typeof ortTypes,
+  session: ortTypes.InferenceSession,
+  c: ModelConfig,
+  a: GatherInput,
+  sk: Float32Array[],
+  sv: Float32Array[],
+  native: NativeSelect | null = null,
+): Promise<void> {
+  if (native) return native.gatherRotated(nativeGather(c, a, a.rows, sk, sv, native.threads));
   const D = c.headDim;
   const half = c.rotaryDim / 2;
   const S = a.rows.length;
@@ -122,7 +138,16 @@ export async function gatherSelected(ort: typeof ortTypes, session: ortTypes.Inf
  * Writes rows [0, T) of f16 keys (rotated: row j by cos/sin row j, [≥T, R/2] row-major, times
  * `scale`) and values as float32 into k32/v32 (per KV head, [≥T, D]).
  */
-export async function widen(ort: typeof ortTypes, session: ortTypes.InferenceSession, c: ModelConfig, a: Omit<GatherInput, 'rows'>, k32: Float32Array[], v32: Float32Array[]): Promise<void> {
+export async function widen(
+  ort: typeof ortTypes,
+  session: ortTypes.InferenceSession,
+  c: ModelConfig,
+  a: Omit<GatherInput, 'rows'>,
+  k32: Float32Array[],
+  v32: Float32Array[],
+  native: NativeSelect | null = null,
+): Promise<void> {
+  if (native) return native.gatherRotated(nativeGather(c, a, a.T, k32, v32, native.threads));
   const D = c.headDim;
   const half = c.rotaryDim / 2;
   const { keys, values, T } = a;

@@ -8,10 +8,11 @@
 //   for each layer l:
 //     store k, v of the new rows (pre-RoPE) at rows [M, T)        kv-store.ts
 //     keys: dense — stored rows rotated at their index, new rows at the plan's positions: with
-//           f16 KV cast to float32 and rotated in ORT every step (keys.ts), with f32 KV rotated in
+//           f16 KV cast to float32 and rotated every step (keys.ts), with f32 KV rotated in
 //           JavaScript and cached (kv-store.ts kr);
-//           select — q̄ in JavaScript, the vote in ORT (vote.ts), the selected rows gathered and
-//           rotated in ORT (keys.ts);
+//           select — q̄ in JavaScript, the vote (vote.ts), the selected rows gathered and
+//           rotated (keys.ts); vote and keys in the native addon's loops when it has them
+//           (native-select.ts), else in ORT;
 //           softplus models keep rotated keys at unit length (attention-softplus.ts)
 //     attn  = attention over the keys, in query tiles             ORT (attention.ts)
 //     x, qkv_{l+1} = layer_l(x, attn)                             ORT (o_proj, MLP, next qkv)
@@ -248,7 +249,7 @@ export class CpuSequence implements Sequence {
 
   /**
    * A dense step's keys and values for layer l, per KV head, in float32. f32 KV: the rotated keys
-   * (rotatedKeys) and the store's own values. f16 KV: both cast by ORT, the keys rotated there too
+   * (rotatedKeys) and the store's own values. f16 KV: both cast (keys.ts), the keys rotated there too
    * (row j of the stored rows at position j, new rows at the plan's positions).
    */
   private async denseKeys(l: number, keys: LayerKeys): Promise<[Float32Array[], Float32Array[]]> {
@@ -258,7 +259,7 @@ export class CpuSequence implements Sequence {
     const [k32, v32] = this.attentionScratch(keys.count);
     const { cos, sin } = this.denseTables(keys);
     const t = performance.now();
-    await widen(b.ort, b.sessions.widen!, b.model.config, { keys: L.k, values: L.v, T: keys.count, cos, sin, scale: this.rope.scale }, k32, v32);
+    await widen(b.ort, b.sessions.widen!, b.model.config, { keys: L.k, values: L.v, T: keys.count, cos, sin, scale: this.rope.scale }, k32, v32, b.native);
     b.profile.keys += performance.now() - t;
     return [k32, v32];
   }
@@ -316,7 +317,7 @@ export class CpuSequence implements Sequence {
     if (this.b.model.config.softplus) toUnitLength(dst, dOff, this.rope.headDim);
   }
 
-  /** TokenSelect's keys for layer l: q̄ here, the vote in ORT, reuse and S by the selector. */
+  /** TokenSelect's keys for layer l: q̄ here, the vote in vote.ts, reuse and S by the selector. */
   private async selectKeys(l: number, plan: StepPlan, qkv: Float32Array): Promise<LayerKeys> {
     const b = this.b;
     const c = b.model.config;
@@ -324,7 +325,7 @@ export class CpuSequence implements Sequence {
     const qbar = meanRotatedQuery(qkv, qkvWidth(c), plan.n, c.numHeads, this.rope, spec.nLocal);
     const vote = async (from: number, to: number, k: number) => {
       const t = performance.now();
-      const top = await topBySoftVote(b.ort, b.sessions.vote, c, qbar, this.kv.layers[l].k, from, to, k);
+      const top = await topBySoftVote(b.ort, b.sessions.vote, c, qbar, this.kv.layers[l].k, from, to, k, b.native);
       b.profile.vote += performance.now() - t;
       return top;
     };
@@ -338,7 +339,7 @@ export class CpuSequence implements Sequence {
     return selectedKeys(S, plan.n);
   }
 
-  /** The selected rows' keys (rotated at their rank) and values in float32, gathered by ORT (keys.ts). */
+  /** The selected rows' keys (rotated at their rank) and values in float32 (keys.ts). */
   private async gatherSelected(l: number, keys: LayerKeys, T: number): Promise<[Float32Array[], Float32Array[]]> {
     const b = this.b;
     const L = this.kv.layers[l];
@@ -346,7 +347,7 @@ export class CpuSequence implements Sequence {
     const [sk, sv] = this.attentionScratch(S.length);
     const t = performance.now();
     const rope = this.rope;
-    await gatherSelected(b.ort, b.sessions.gather, b.model.config, { keys: L.k, values: L.v, T, rows: S, cos: rope.cos, sin: rope.sin, scale: rope.scale }, sk, sv);
+    await gatherSelected(b.ort, b.sessions.gather, b.model.config, { keys: L.k, values: L.v, T, rows: S, cos: rope.cos, sin: rope.sin, scale: rope.scale }, sk, sv, b.native);
     b.profile.keys += performance.now() - t;
     return [sk, sv];
   }

@@ -1,19 +1,22 @@
 // TokenSelect's soft vote on the cpu backend (../step/select.ts decides the rest: q̄ is formed
-// there, reuse and the selected set too). The vote over the candidate keys — a [Hq, nc] score
-// matrix, nc = candidates — runs in ONNX Runtime (graph below), which also picks the top k:
+// there, reuse and the selected set too). Over the candidate keys — nc = candidates:
 //   for each KV head g:  S_g = q̄_g K_gᵀ      q̄_g [G, D] (no 1/√D), K_g [nc, D] pre-RoPE
 //   vote = Σ over all heads of softmax(S_g) over candidates     [nc]
-//   top  = TopK(vote, k)  (ONNX TopK: larger first, ties to the lower index)
+//   top  = the k largest votes (ties to the lower index)
+// computed by the native addon's loop when it has one (native-select.ts), else by the ONNX Runtime
+// graph below (its TopK: larger first, ties to the lower index).
 //
 // Keys arrive in the KV dtype (kv-store.ts); f16 keys are cast to float32 in the graph.
 //
-// Precision note: the reference sums the vote in float64; here it is float32, so two candidates
-// whose votes agree to ~1e-7 relative can trade places at the top-k boundary.
+// Precision note: the reference sums the vote in float64, and so does the native loop (its scores
+// and exps are float32); the graph sums in float32, so two candidates whose votes agree to ~1e-7
+// relative can trade places at the top-k boundary.
 
 import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
 import { kvTensor, type KvArray, type KvDtype } from './kv-store.js';
+import type { NativeSelect } from './native-select.js';
 
 export function buildVoteGraph(c: ModelConfig, kvDtype: KvDtype = 'f32'): Uint8Array {
   const Hq = c.numHeads;
@@ -38,7 +41,7 @@ export function buildVoteGraph(c: ModelConfig, kvDtype: KvDtype = 'f32'): Uint8A
 
 /**
  * The k candidate rows in [from, to) with the largest soft vote, ascending. `keys` are per-KV-head
- * [rows, D] arrays of pre-RoPE keys in the KV dtype.
+ * [rows, D] arrays of pre-RoPE keys in the KV dtype. The native loop when given, else the graph's session.
  */
 export async function topBySoftVote(
   ort: typeof ortTypes,
@@ -49,7 +52,9 @@ export async function topBySoftVote(
   from: number,
   to: number,
   k: number,
+  native: NativeSelect | null = null,
 ): Promise<Int32Array> {
+  if (native) return native.softVoteTopK(qbar, keys, c.headDim, from, to, k, native.threads);
   const nc = to - from;
   const D = c.headDim;
   const feeds: Record<string, ortTypes.Tensor> = {

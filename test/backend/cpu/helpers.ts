@@ -4,7 +4,9 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { Backend } from '../../../src/backend/contract.js';
+import type { Backend, KvRows } from '../../../src/backend/contract.js';
+import { floatBits, halfTable, toHalf } from '../../../src/backend/half.js';
+import { mulberry32 } from '../../../src/demo/rng.js';
 import { createCpuBackend } from '../../../src/backend/cpu/index.js';
 import { createReferenceBackend } from '../../../src/backend/reference/index.js';
 import type { Model } from '../../../src/model/model.js';
@@ -73,4 +75,20 @@ export function runDiff(a: StrategyRun, b: StrategyRun): number {
   let m = maxAbsDiff(a.prefill, b.prefill);
   for (let i = 0; i < a.steps.length; i++) m = Math.max(m, maxAbsDiff(a.steps[i], b.steps[i]));
   return m;
+}
+
+/**
+ * `heads` per-head KV arrays of `rows` × D values drawn uniformly from [−amp, amp) (seeded), in
+ * the KV dtype (f16: the halves' bits), and the same values as float32 (exact for f16 too).
+ */
+export function randomHeads(heads: number, rows: number, D: number, dtype: 'f32' | 'f16', seed: number, amp = 1): { stored: KvRows[]; values: Float32Array[] } {
+  const rng = mulberry32(seed);
+  const values = Array.from({ length: heads }, () => Float32Array.from({ length: rows * D }, () => (rng() * 2 - 1) * amp));
+  if (dtype === 'f32') return { stored: values, values };
+  const stored = values.map((v) => {
+    const h = new Uint16Array(v.length);
+    toHalf(floatBits(v), 0, h, 0, v.length);
+    return h;
+  });
+  return { stored, values: stored.map((h) => Float32Array.from(h, (b) => halfTable()[b])) };
 }
