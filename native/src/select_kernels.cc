@@ -1,6 +1,7 @@
 #include "select_kernels.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <condition_variable>
 #include <functional>
@@ -56,13 +57,22 @@ void onThreads(int32_t n, Fn&& fn) {
   for (auto& w : workers) w.join();
 }
 
-/** Thread t's share [lo, hi) of [0, n), in whole blocks of `block` (the last share takes the rest). */
-std::pair<int32_t, int32_t> share(int32_t n, int32_t t, int32_t threads, int32_t block) {
-  const int32_t blocks = (n + block - 1) / block;
-  const int32_t lo = static_cast<int32_t>(static_cast<int64_t>(blocks) * t / threads) * block;
-  const int32_t hi = static_cast<int32_t>(static_cast<int64_t>(blocks) * (t + 1) / threads) * block;
-  return {std::min(lo, n), std::min(hi, n)};
+/**
+ * Calls fn(lo, hi) for chunks [lo, hi) of [0, n), `chunk` rows each, claimed from a counter the
+ * threads share: a thread that gets less of the CPU (a busy machine) takes fewer chunks, so the
+ * others do not wait for an equal share from it at the next barrier.
+ */
+template <typename Fn>
+void forChunks(std::atomic<int32_t>& next, int32_t n, int32_t chunk, Fn&& fn) {
+  for (;;) {
+    const int64_t lo = static_cast<int64_t>(next.fetch_add(1)) * chunk;
+    if (lo >= n) return;
+    fn(static_cast<int32_t>(lo), static_cast<int32_t>(std::min<int64_t>(n, lo + chunk)));
+  }
 }
+
+/** Rows per chunk: a multiple of 8 (the vote's lanes). */
+constexpr int32_t kChunkRows = 512;
 
 /** Threads worth starting for `rows` rows of work (a thread start costs tens of microseconds). */
 int32_t threadsFor(int64_t rows, int32_t threads) {
@@ -255,7 +265,47 @@ CTX_WIDE void voteWide(const float* e, int32_t Hq, int64_t stride, const double*
     _mm256_storeu_pd(vote + j, v);
   }
 }
+
+/** rotateRow for half % 8 == 0, 8 dims at a time (the same float operations, so the same results). */
+CTX_WIDE void rotateRowWide(const float* x, const float* c, const float* sn, const RopeRows& rope, int32_t D, float* k) {
+  const int32_t half = rope.R / 2;
+  const __m256 scale = _mm256_set1_ps(rope.scale);
+  for (int32_t d = 0; d < half; d += 8) {
+    const __m256 x0 = _mm256_loadu_ps(x + d), x1 = _mm256_loadu_ps(x + d + half);
+    const __m256 cv = _mm256_loadu_ps(c + d), sv = _mm256_loadu_ps(sn + d);
+    _mm256_storeu_ps(k + d, _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(x0, cv), _mm256_mul_ps(x1, sv)), scale));
+    _mm256_storeu_ps(k + d + half, _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(x1, cv), _mm256_mul_ps(x0, sv)), scale));
+  }
+  for (int32_t d = rope.R; d < D; d++) k[d] = x[d] * rope.scale;
+}
 #endif
+
+/**
+ * One key row x [D] into k: non-interleaved RoPE over the first R dims by c/sn [R/2] (the rest as
+ * stored), then the scale on all D dims — in the order of ONNX's RotaryEmbedding followed by Mul
+ * (keys.ts); at unit length for softplus-attention models.
+ */
+void rotateRow(const float* x, const float* c, const float* sn, const RopeRows& rope, int32_t D, bool wide, float* k) {
+  const int32_t half = rope.R / 2;
+#ifdef CTX_WIDE_PATH
+  if (wide) {
+    rotateRowWide(x, c, sn, rope, D, k);
+  } else
+#endif
+  {
+    for (int32_t d = 0; d < half; d++) {
+      k[d] = (x[d] * c[d] - x[d + half] * sn[d]) * rope.scale;
+      k[d + half] = (x[d + half] * c[d] + x[d] * sn[d]) * rope.scale;
+    }
+    for (int32_t d = rope.R; d < D; d++) k[d] = x[d] * rope.scale;
+  }
+  if (rope.unitLength) {
+    double ss = 0;
+    for (int32_t d = 0; d < D; d++) ss += static_cast<double>(k[d]) * k[d];
+    const float norm = static_cast<float>(std::sqrt(ss));
+    if (norm > 0) for (int32_t d = 0; d < D; d++) k[d] /= norm;
+  }
+}
 
 }  // namespace
 
@@ -293,32 +343,38 @@ std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& 
   for (int32_t g = 0; wide && g < Hkv; g++) std::copy_n(qbar + static_cast<int64_t>(g) * G * keys.D, G * keys.D, q8.begin() + static_cast<int64_t>(g) * G8 * keys.D);
   float* s = scores.data();  // thread_local: the workers read the caller's buffers through these pointers
   double* vt = vote.data();
+  std::atomic<int32_t> next[3] = {{0}, {0}, {0}};  // each phase's next chunk
+  const int32_t padded = static_cast<int32_t>(stride);
   onThreads(n, [&](int32_t t) {
-    const auto [lo, hi] = share(nc, t, n, 8);
-    const int32_t padded = t == n - 1 ? static_cast<int32_t>(stride) : hi;
-    // 1. scores and each head's maximum over this thread's rows
-    for (int32_t g = 0; g < Hkv; g++) {
+    // 1. scores, and each head's maximum over the rows this thread took
+    forChunks(next[0], nc, kChunkRows, [&](int32_t lo, int32_t hi) {
+      for (int32_t g = 0; g < Hkv; g++) {
 #ifdef CTX_WIDE_PATH
-      if (wide) {
-        scoresWide(q8.data(), G, keys, g, from, lo, hi, s, stride, &maxima[t * Hq]);
-        continue;
-      }
+        if (wide) {
+          scoresWide(q8.data(), G, keys, g, from, lo, hi, s, stride, &maxima[t * Hq]);
+          continue;
+        }
 #endif
-      scoresPlain(qbar, G, keys, g, from, lo, hi, s, stride, &maxima[t * Hq]);
-    }
+        scoresPlain(qbar, G, keys, g, from, lo, hi, s, stride, &maxima[t * Hq]);
+      }
+    });
     barrier.wait();
-    // 2. exp(s − max) in place, and its sum (double) per head
+    // 2. exp(s − max) in place, and its sum (double) per head; the wide loop runs over the padding too
+    std::vector<float> m(Hq, -std::numeric_limits<float>::infinity());
     for (int32_t h = 0; h < Hq; h++) {
-      float m = -std::numeric_limits<float>::infinity();
-      for (int32_t u = 0; u < n; u++) m = std::max(m, maxima[u * Hq + h]);
-#ifdef CTX_WIDE_PATH
-      if (wide) {
-        sums[t * Hq + h] = expSumWide(s + h * stride, lo, padded, m);
-        continue;
-      }
-#endif
-      sums[t * Hq + h] = expSumPlain(s + h * stride, lo, hi, m);
+      for (int32_t u = 0; u < n; u++) m[h] = std::max(m[h], maxima[u * Hq + h]);
     }
+    forChunks(next[1], wide ? padded : nc, kChunkRows, [&](int32_t lo, int32_t hi) {
+      for (int32_t h = 0; h < Hq; h++) {
+#ifdef CTX_WIDE_PATH
+        if (wide) {
+          sums[t * Hq + h] += expSumWide(s + h * stride, lo, hi, m[h]);
+          continue;
+        }
+#endif
+        sums[t * Hq + h] += expSumPlain(s + h * stride, lo, hi, m[h]);
+      }
+    });
     barrier.wait();
     // 3. vote = Σ_h e_h / Z_h (double)
     std::vector<double> invZ(Hq);
@@ -327,13 +383,15 @@ std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& 
       for (int32_t u = 0; u < n; u++) Z += sums[u * Hq + h];
       invZ[h] = 1.0 / Z;
     }
+    forChunks(next[2], wide ? padded : nc, kChunkRows, [&](int32_t lo, int32_t hi) {
 #ifdef CTX_WIDE_PATH
-    if (wide) {
-      voteWide(s, Hq, stride, invZ.data(), lo, padded, vt);
-      return;
-    }
+      if (wide) {
+        voteWide(s, Hq, stride, invZ.data(), lo, hi, vt);
+        return;
+      }
 #endif
-    votePlain(s, Hq, stride, invZ.data(), lo, hi, vt);
+      votePlain(s, Hq, stride, invZ.data(), lo, hi, vt);
+    });
   });
 
   // The k largest votes, ties to the lower row: τ = the k-th largest vote; every row above τ, and
@@ -354,33 +412,23 @@ void gatherRotated(const KvHeads& keys, const KvHeads& values, const int32_t* ro
   const int32_t D = keys.D;
   const int32_t half = rope.R / 2;
   const int32_t Hkv = static_cast<int32_t>(keys.heads.size());
+  const bool wide = wideCpu() && half % 8 == 0;
   const int32_t n = threadsFor(count, threads);
-  onThreads(n, [&](int32_t t) {
-    const auto [lo, hi] = share(count, t, n, 1);
+  std::atomic<int32_t> next{0};
+  onThreads(n, [&](int32_t) {
     std::vector<float> x(D);
-    for (int32_t i = lo; i < hi; i++) {
-      const int64_t r = rows ? rows[i] : i;
-      const float* c = rope.cos + static_cast<int64_t>(i) * half;
-      const float* sn = rope.sin + static_cast<int64_t>(i) * half;
-      for (int32_t g = 0; g < Hkv; g++) {
-        rowToFloat(keys, keys.heads[g], r, x.data());
-        float* k = outK[g] + static_cast<int64_t>(i) * D;
-        // Non-interleaved RoPE over the first R dims (the rest as stored), then the scale on all D,
-        // in the order of ONNX's RotaryEmbedding followed by Mul (keys.ts).
-        for (int32_t d = 0; d < half; d++) {
-          k[d] = (x[d] * c[d] - x[d + half] * sn[d]) * rope.scale;
-          k[d + half] = (x[d + half] * c[d] + x[d] * sn[d]) * rope.scale;
+    forChunks(next, count, kChunkRows, [&](int32_t lo, int32_t hi) {
+      for (int32_t i = lo; i < hi; i++) {
+        const int64_t r = rows ? rows[i] : i;
+        const float* c = rope.cos + static_cast<int64_t>(i) * half;
+        const float* sn = rope.sin + static_cast<int64_t>(i) * half;
+        for (int32_t g = 0; g < Hkv; g++) {
+          rowToFloat(keys, keys.heads[g], r, x.data());
+          rotateRow(x.data(), c, sn, rope, D, wide, outK[g] + static_cast<int64_t>(i) * D);
+          rowToFloat(values, values.heads[g], r, outV[g] + static_cast<int64_t>(i) * D);
         }
-        for (int32_t d = rope.R; d < D; d++) k[d] = x[d] * rope.scale;
-        if (rope.unitLength) {
-          float ss = 0;
-          for (int32_t d = 0; d < D; d++) ss += k[d] * k[d];
-          const float norm = std::sqrt(ss);
-          if (norm > 0) for (int32_t d = 0; d < D; d++) k[d] /= norm;
-        }
-        rowToFloat(values, values.heads[g], r, outV[g] + static_cast<int64_t>(i) * D);
       }
-    }
+    });
   });
 }
 
