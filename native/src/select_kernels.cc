@@ -71,7 +71,7 @@ void forChunks(std::atomic<int32_t>& next, int32_t n, int32_t chunk, Fn&& fn) {
   }
 }
 
-/** Rows per chunk: a multiple of 8 (the vote's lanes). */
+/** Rows per chunk of a phase. */
 constexpr int32_t kChunkRows = 512;
 
 /** Threads worth starting for `rows` rows of work (a thread start costs tens of microseconds). */
@@ -113,45 +113,67 @@ void rowToFloat(const KvHeads& kv, const void* a, int64_t r, float* out) {
   for (; d < D; d++) out[d] = halfToFloat(h[d]);
 }
 
-// ---- the vote, plain loops ------------------------------------------------------------------------
+// ---- the vote's scores, in lanes of 8 query heads ----------------------------------------------
+//
+// Scores are held [Hkv·NB, nc, 8]: block (g, bi) holds, for each candidate row j, the scores of the
+// query heads g·G + 8·bi … + 7 of KV head g's group (NB = ⌈G/8⌉ blocks per group; lanes past G
+// hold 0 — their q̄ rows are zero — and count nowhere). A row's 8 scores are one vector: each key
+// row is loaded once per block, and the softmax runs lane-wise (a lane is a head).
 
-/** Scores s[h·stride + j] = q̄_h · K_g[from + j] for rows j in [lo, hi), heads of KV head g; max per head. */
-void scoresPlain(const float* qbar, int32_t G, const KvHeads& keys, int32_t g, int32_t from, int32_t lo, int32_t hi, float* s, int64_t stride, float* maxima) {
+constexpr int32_t kLanes = 8;
+
+/** q̄ [Hq·D] as [Hkv·NB, 8, D]: zero rows past each group's G heads. */
+std::vector<float> laneQueries(const float* qbar, int32_t Hkv, int32_t G, int32_t D) {
+  const int32_t NB = (G + kLanes - 1) / kLanes;
+  std::vector<float> q(static_cast<size_t>(Hkv) * NB * kLanes * D, 0.0f);
+  for (int32_t g = 0; g < Hkv; g++) {
+    std::copy_n(qbar + static_cast<int64_t>(g) * G * D, G * D, q.begin() + static_cast<int64_t>(g) * NB * kLanes * D);
+  }
+  return q;
+}
+
+/** Scores of rows [lo, hi) of KV head g's blocks (plain loops), and their lane-wise maxima into m [Hkv·NB·8]. */
+void scoresPlain(const float* q8, int32_t NB, const KvHeads& keys, int32_t g, int32_t from, int32_t nc, int32_t lo, int32_t hi, float* s, float* m) {
   const int32_t D = keys.D;
   std::vector<float> k(D);
   for (int32_t j = lo; j < hi; j++) {
     rowToFloat(keys, keys.heads[g], from + j, k.data());
-    for (int32_t b = 0; b < G; b++) {
-      const int32_t h = g * G + b;
-      const float* q = qbar + static_cast<int64_t>(h) * D;
-      float dot = 0;
-      for (int32_t d = 0; d < D; d++) dot += q[d] * k[d];
-      s[h * stride + j] = dot;
-      maxima[h] = std::max(maxima[h], dot);
+    for (int32_t bi = 0; bi < NB; bi++) {
+      const int64_t blk = static_cast<int64_t>(g) * NB + bi;
+      for (int32_t b = 0; b < kLanes; b++) {
+        const float* q = q8 + (blk * kLanes + b) * D;
+        float dot = 0;
+        for (int32_t d = 0; d < D; d++) dot += q[d] * k[d];
+        s[(blk * nc + j) * kLanes + b] = dot;
+        m[blk * kLanes + b] = std::max(m[blk * kLanes + b], dot);
+      }
     }
   }
 }
 
-/** e = exp(s − m) in place over [lo, hi) of one head's scores; returns Σ e. */
-double expSumPlain(float* s, int32_t lo, int32_t hi, float m) {
-  double sum = 0;
+/** e = exp(s − m) in place for rows [lo, hi) of block blk; adds Σ e (double) per lane to z. */
+void expSumPlain(float* s, int64_t blk, int32_t nc, int32_t lo, int32_t hi, const float* m, double* z) {
   for (int32_t j = lo; j < hi; j++) {
-    s[j] = std::exp(s[j] - m);
-    sum += s[j];
+    float* e = s + (blk * nc + j) * kLanes;
+    for (int32_t b = 0; b < kLanes; b++) {
+      e[b] = std::exp(e[b] - m[blk * kLanes + b]);
+      z[blk * kLanes + b] += e[b];
+    }
   }
-  return sum;
 }
 
-/** vote[j] = Σ_h e[h·stride + j] / Z_h over [lo, hi). */
-void votePlain(const float* e, int32_t Hq, int64_t stride, const double* invZ, int32_t lo, int32_t hi, double* vote) {
+/** vote[j] = Σ over lanes of e / Z (invZ: 0 for the padding lanes), rows [lo, hi). */
+void votePlain(const float* e, int32_t blocks, int32_t nc, const double* invZ, int32_t lo, int32_t hi, double* vote) {
   for (int32_t j = lo; j < hi; j++) {
     double v = 0;
-    for (int32_t h = 0; h < Hq; h++) v += e[h * stride + j] * invZ[h];
+    for (int32_t blk = 0; blk < blocks; blk++) {
+      for (int32_t b = 0; b < kLanes; b++) v += e[(static_cast<int64_t>(blk) * nc + j) * kLanes + b] * invZ[blk * kLanes + b];
+    }
     vote[j] = std::isnan(v) ? -std::numeric_limits<double>::infinity() : v;  // NaN keys rank last
   }
 }
 
-// ---- the vote, AVX2 + FMA + F16C ----------------------------------------------------------------
+// ---- the same with AVX2 + FMA + F16C ------------------------------------------------------------
 
 #ifdef CTX_WIDE_PATH
 /** The 8 lane sums of a[0..7], as one vector: lane b = Σ lanes of a[b]. */
@@ -190,17 +212,19 @@ CTX_WIDE inline __m256 expNonPositive(__m256 x) {
 }
 
 constexpr int32_t kWideMaxD = 256;
+constexpr int32_t kWideMaxBlocks = 4;  // G ≤ 32
 
 /**
- * scoresPlain with each key row loaded (f16 widened) once and shared by the G query heads of its
- * group, taken 8 at a time: q8 holds them as [Hkv, ⌈G/8⌉·8, D] with zero rows past G, so a block
- * always has 8 independent accumulators (registers; summed across lanes together). D % 8 == 0, D ≤ 256.
+ * scoresPlain with each key row loaded (f16 widened) once per row and the 8 heads of a block in
+ * 8 independent accumulators (registers), summed across lanes together into the row's vector.
+ * D % 8 == 0, D ≤ 256, NB ≤ 4.
  */
-CTX_WIDE void scoresWide(const float* q8, int32_t G, const KvHeads& keys, int32_t g, int32_t from, int32_t lo, int32_t hi, float* s, int64_t stride, float* maxima) {
+CTX_WIDE void scoresWide(const float* q8, int32_t NB, const KvHeads& keys, int32_t g, int32_t from, int32_t nc, int32_t lo, int32_t hi, float* s, float* m) {
   const int32_t D = keys.D;
   const int32_t V = D / 8;
-  const int32_t G8 = (G + 7) / 8 * 8;
   __m256 k[kWideMaxD / 8];
+  __m256 mx[kWideMaxBlocks];
+  for (int32_t bi = 0; bi < NB; bi++) mx[bi] = _mm256_loadu_ps(m + (static_cast<int64_t>(g) * NB + bi) * kLanes);
   for (int32_t j = lo; j < hi; j++) {
     const int64_t row = static_cast<int64_t>(from + j) * D;
     if (keys.half) {
@@ -210,59 +234,52 @@ CTX_WIDE void scoresWide(const float* q8, int32_t G, const KvHeads& keys, int32_
       const float* f = static_cast<const float*>(keys.heads[g]) + row;
       for (int32_t v = 0; v < V; v++) k[v] = _mm256_loadu_ps(f + 8 * v);
     }
-    for (int32_t b0 = 0; b0 < G; b0 += 8) {
-      const float* q = q8 + (static_cast<int64_t>(g) * G8 + b0) * D;
-      __m256 acc[8];
+    for (int32_t bi = 0; bi < NB; bi++) {
+      const int64_t blk = static_cast<int64_t>(g) * NB + bi;
+      const float* q = q8 + blk * kLanes * D;
+      __m256 acc[kLanes];
 #pragma GCC unroll 8
-      for (int32_t b = 0; b < 8; b++) acc[b] = _mm256_setzero_ps();
+      for (int32_t b = 0; b < kLanes; b++) acc[b] = _mm256_setzero_ps();
       for (int32_t v = 0; v < V; v++) {
 #pragma GCC unroll 8
-        for (int32_t b = 0; b < 8; b++) acc[b] = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * D + 8 * v), k[v], acc[b]);
+        for (int32_t b = 0; b < kLanes; b++) acc[b] = _mm256_fmadd_ps(_mm256_loadu_ps(q + b * D + 8 * v), k[v], acc[b]);
       }
-      alignas(32) float dots[8];
-      _mm256_store_ps(dots, laneSums(acc));
-      const int32_t nb = std::min(8, G - b0);
-      for (int32_t b = 0; b < nb; b++) s[(g * G + b0 + b) * stride + j] = dots[b];
+      const __m256 scores = laneSums(acc);
+      _mm256_storeu_ps(s + (blk * nc + j) * kLanes, scores);
+      mx[bi] = _mm256_max_ps(mx[bi], scores);
     }
   }
-  // Each head's maximum over these rows, 8 at a time.
-  for (int32_t b = 0; b < G; b++) {
-    const int32_t h = g * G + b;
-    const float* sh = s + h * stride;
-    __m256 m = _mm256_set1_ps(maxima[h]);
-    int32_t j = lo;
-    for (; j + 8 <= hi; j += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(sh + j));
-    alignas(32) float lanes[8];
-    _mm256_store_ps(lanes, m);
-    float best = *std::max_element(lanes, lanes + 8);
-    for (; j < hi; j++) best = std::max(best, sh[j]);
-    maxima[h] = best;
-  }
+  for (int32_t bi = 0; bi < NB; bi++) _mm256_storeu_ps(m + (static_cast<int64_t>(g) * NB + bi) * kLanes, mx[bi]);
 }
 
-/** expSumPlain in lanes of 8 (lo, hi multiples of 8; the padding past the candidates holds −inf). */
-CTX_WIDE double expSumWide(float* s, int32_t lo, int32_t hi, float m) {
-  const __m256 mv = _mm256_set1_ps(m);
-  __m256d sum0 = _mm256_setzero_pd(), sum1 = _mm256_setzero_pd();
-  for (int32_t j = lo; j < hi; j += 8) {
-    const __m256 e = expNonPositive(_mm256_sub_ps(_mm256_loadu_ps(s + j), mv));
-    _mm256_storeu_ps(s + j, e);
-    sum0 = _mm256_add_pd(sum0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
-    sum1 = _mm256_add_pd(sum1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
+/** expSumPlain, a row's 8 lanes at a time. */
+CTX_WIDE void expSumWide(float* s, int64_t blk, int32_t nc, int32_t lo, int32_t hi, const float* m, double* z) {
+  const __m256 mv = _mm256_loadu_ps(m + blk * kLanes);
+  __m256d z0 = _mm256_setzero_pd(), z1 = _mm256_setzero_pd();
+  for (int32_t j = lo; j < hi; j++) {
+    float* row = s + (blk * nc + j) * kLanes;
+    const __m256 e = expNonPositive(_mm256_sub_ps(_mm256_loadu_ps(row), mv));
+    _mm256_storeu_ps(row, e);
+    z0 = _mm256_add_pd(z0, _mm256_cvtps_pd(_mm256_castps256_ps128(e)));
+    z1 = _mm256_add_pd(z1, _mm256_cvtps_pd(_mm256_extractf128_ps(e, 1)));
   }
-  alignas(32) double parts[4];
-  _mm256_store_pd(parts, _mm256_add_pd(sum0, sum1));
-  return (parts[0] + parts[1]) + (parts[2] + parts[3]);
+  _mm256_storeu_pd(z + blk * kLanes, _mm256_add_pd(_mm256_loadu_pd(z + blk * kLanes), z0));
+  _mm256_storeu_pd(z + blk * kLanes + 4, _mm256_add_pd(_mm256_loadu_pd(z + blk * kLanes + 4), z1));
 }
 
-/** votePlain in lanes of 4 doubles (lo, hi multiples of 8). */
-CTX_WIDE void voteWide(const float* e, int32_t Hq, int64_t stride, const double* invZ, int32_t lo, int32_t hi, double* vote) {
-  for (int32_t j = lo; j < hi; j += 4) {
+/** votePlain, a row's 8 lanes at a time (as two vectors of 4 doubles). */
+CTX_WIDE void voteWide(const float* e, int32_t blocks, int32_t nc, const double* invZ, int32_t lo, int32_t hi, double* vote) {
+  for (int32_t j = lo; j < hi; j++) {
     __m256d v = _mm256_setzero_pd();
-    for (int32_t h = 0; h < Hq; h++) v = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm_loadu_ps(e + h * stride + j)), _mm256_set1_pd(invZ[h]), v);
-    // NaN keys rank last: a NaN lane becomes −inf.
-    v = _mm256_blendv_pd(v, _mm256_set1_pd(-std::numeric_limits<double>::infinity()), _mm256_cmp_pd(v, v, _CMP_UNORD_Q));
-    _mm256_storeu_pd(vote + j, v);
+    for (int32_t blk = 0; blk < blocks; blk++) {
+      const __m256 x = _mm256_loadu_ps(e + (static_cast<int64_t>(blk) * nc + j) * kLanes);
+      v = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(x)), _mm256_loadu_pd(invZ + blk * kLanes), v);
+      v = _mm256_fmadd_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(x, 1)), _mm256_loadu_pd(invZ + blk * kLanes + 4), v);
+    }
+    alignas(32) double parts[4];
+    _mm256_store_pd(parts, v);
+    const double sum = (parts[0] + parts[1]) + (parts[2] + parts[3]);
+    vote[j] = std::isnan(sum) ? -std::numeric_limits<double>::infinity() : sum;  // NaN keys rank last
   }
 }
 
@@ -272,18 +289,18 @@ CTX_WIDE void rotateRowWide(const float* x, const float* c, const float* sn, con
   const __m256 scale = _mm256_set1_ps(rope.scale);
   for (int32_t d = 0; d < half; d += 8) {
     const __m256 x0 = _mm256_loadu_ps(x + d), x1 = _mm256_loadu_ps(x + d + half);
-    const __m256 cv = _mm256_loadu_ps(c + d), sv = _mm256_loadu_ps(sn + d);
-    _mm256_storeu_ps(k + d, _mm256_mul_ps(_mm256_sub_ps(_mm256_mul_ps(x0, cv), _mm256_mul_ps(x1, sv)), scale));
-    _mm256_storeu_ps(k + d + half, _mm256_mul_ps(_mm256_add_ps(_mm256_mul_ps(x1, cv), _mm256_mul_ps(x0, sv)), scale));
+    const __m256 cv = _mm256_mul_ps(_mm256_loadu_ps(c + d), scale), sv = _mm256_mul_ps(_mm256_loadu_ps(sn + d), scale);
+    _mm256_storeu_ps(k + d, _mm256_sub_ps(_mm256_mul_ps(x0, cv), _mm256_mul_ps(x1, sv)));
+    _mm256_storeu_ps(k + d + half, _mm256_add_ps(_mm256_mul_ps(x1, cv), _mm256_mul_ps(x0, sv)));
   }
-  for (int32_t d = rope.R; d < D; d++) k[d] = x[d] * rope.scale;
+  std::copy(x + rope.R, x + D, k + rope.R);
 }
 #endif
 
 /**
- * One key row x [D] into k: non-interleaved RoPE over the first R dims by c/sn [R/2] (the rest as
- * stored), then the scale on all D dims — in the order of ONNX's RotaryEmbedding followed by Mul
- * (keys.ts); at unit length for softplus-attention models.
+ * One key row x [D] into k: non-interleaved RoPE over the first R dims by c/sn [R/2] times the
+ * scale, as step/rope.ts rotate computes it (the dims past R stay as stored); at unit length for
+ * softplus-attention models.
  */
 void rotateRow(const float* x, const float* c, const float* sn, const RopeRows& rope, int32_t D, bool wide, float* k) {
   const int32_t half = rope.R / 2;
@@ -294,10 +311,11 @@ void rotateRow(const float* x, const float* c, const float* sn, const RopeRows& 
 #endif
   {
     for (int32_t d = 0; d < half; d++) {
-      k[d] = (x[d] * c[d] - x[d + half] * sn[d]) * rope.scale;
-      k[d + half] = (x[d + half] * c[d] + x[d] * sn[d]) * rope.scale;
+      const float cs = c[d] * rope.scale, ss = sn[d] * rope.scale;
+      k[d] = x[d] * cs - x[d + half] * ss;
+      k[d + half] = x[d + half] * cs + x[d] * ss;
     }
-    for (int32_t d = rope.R; d < D; d++) k[d] = x[d] * rope.scale;
+    std::copy(x + rope.R, x + D, k + rope.R);
   }
   if (rope.unitLength) {
     double ss = 0;
@@ -320,77 +338,78 @@ std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& 
     std::iota(top.begin(), top.end(), from);
     return top;
   }
+  const int32_t D = keys.D;
+  const int32_t NB = (G + kLanes - 1) / kLanes;
+  const int32_t blocks = Hkv * NB;
 #ifdef CTX_WIDE_PATH
-  const bool wide = wideCpu() && keys.D % 8 == 0 && keys.D <= kWideMaxD;
+  const bool wide = wideCpu() && D % 8 == 0 && D <= kWideMaxD && NB <= kWideMaxBlocks;
 #else
   const bool wide = false;
 #endif
-  // Scores, then their exps in place: [Hq, stride], rows padded to a multiple of 8 with −inf (exp 0).
-  const int64_t stride = (nc + 7) / 8 * 8;
+  const std::vector<float> q8 = laneQueries(qbar, Hkv, G, D);
+  // Scores [blocks, nc, 8], then their exps in place; the vote [nc].
   thread_local std::vector<float> scores;
   thread_local std::vector<double> vote;
-  scores.resize(Hq * stride);
-  vote.resize(stride);
-  for (int32_t h = 0; h < Hq; h++) std::fill(scores.begin() + h * stride + nc, scores.begin() + (h + 1) * stride, -std::numeric_limits<float>::infinity());
+  scores.resize(static_cast<size_t>(blocks) * nc * kLanes);
+  vote.resize(nc);
+  float* s = scores.data();  // thread_local: the workers reach the caller's buffers through these
+  double* vt = vote.data();
 
   const int32_t n = threadsFor(nc, threads);
-  std::vector<float> maxima(static_cast<size_t>(n) * Hq, -std::numeric_limits<float>::infinity());  // [thread, Hq]
-  std::vector<double> sums(static_cast<size_t>(n) * Hq, 0.0);                                        // [thread, Hq]
+  const int32_t lanes = blocks * kLanes;
+  std::vector<float> maxima(static_cast<size_t>(n) * lanes, -std::numeric_limits<float>::infinity());  // [thread, lane]
+  std::vector<double> sums(static_cast<size_t>(n) * lanes, 0.0);                                        // [thread, lane]
   Barrier barrier(n);
-  // q̄ for the wide loop: [Hkv, ⌈G/8⌉·8, D], zero rows past each group's G heads.
-  const int32_t G8 = (G + 7) / 8 * 8;
-  std::vector<float> q8(wide ? static_cast<size_t>(Hkv) * G8 * keys.D : 0, 0.0f);
-  for (int32_t g = 0; wide && g < Hkv; g++) std::copy_n(qbar + static_cast<int64_t>(g) * G * keys.D, G * keys.D, q8.begin() + static_cast<int64_t>(g) * G8 * keys.D);
-  float* s = scores.data();  // thread_local: the workers read the caller's buffers through these pointers
-  double* vt = vote.data();
   std::atomic<int32_t> next[3] = {{0}, {0}, {0}};  // each phase's next chunk
-  const int32_t padded = static_cast<int32_t>(stride);
   onThreads(n, [&](int32_t t) {
-    // 1. scores, and each head's maximum over the rows this thread took
+    // 1. scores, and each lane's maximum over the rows this thread took
+    float* mt = &maxima[static_cast<size_t>(t) * lanes];
     forChunks(next[0], nc, kChunkRows, [&](int32_t lo, int32_t hi) {
       for (int32_t g = 0; g < Hkv; g++) {
 #ifdef CTX_WIDE_PATH
         if (wide) {
-          scoresWide(q8.data(), G, keys, g, from, lo, hi, s, stride, &maxima[t * Hq]);
+          scoresWide(q8.data(), NB, keys, g, from, nc, lo, hi, s, mt);
           continue;
         }
 #endif
-        scoresPlain(qbar, G, keys, g, from, lo, hi, s, stride, &maxima[t * Hq]);
+        scoresPlain(q8.data(), NB, keys, g, from, nc, lo, hi, s, mt);
       }
     });
     barrier.wait();
-    // 2. exp(s − max) in place, and its sum (double) per head; the wide loop runs over the padding too
-    std::vector<float> m(Hq, -std::numeric_limits<float>::infinity());
-    for (int32_t h = 0; h < Hq; h++) {
-      for (int32_t u = 0; u < n; u++) m[h] = std::max(m[h], maxima[u * Hq + h]);
+    // 2. exp(s − max) in place, and its sum per lane (double)
+    std::vector<float> m(lanes, -std::numeric_limits<float>::infinity());
+    for (int32_t u = 0; u < n; u++) {
+      for (int32_t l = 0; l < lanes; l++) m[l] = std::max(m[l], maxima[static_cast<size_t>(u) * lanes + l]);
     }
-    forChunks(next[1], wide ? padded : nc, kChunkRows, [&](int32_t lo, int32_t hi) {
-      for (int32_t h = 0; h < Hq; h++) {
+    double* zt = &sums[static_cast<size_t>(t) * lanes];
+    forChunks(next[1], nc, kChunkRows, [&](int32_t lo, int32_t hi) {
+      for (int32_t blk = 0; blk < blocks; blk++) {
 #ifdef CTX_WIDE_PATH
         if (wide) {
-          sums[t * Hq + h] += expSumWide(s + h * stride, lo, hi, m[h]);
+          expSumWide(s, blk, nc, lo, hi, m.data(), zt);
           continue;
         }
 #endif
-        sums[t * Hq + h] += expSumPlain(s + h * stride, lo, hi, m[h]);
+        expSumPlain(s, blk, nc, lo, hi, m.data(), zt);
       }
     });
     barrier.wait();
-    // 3. vote = Σ_h e_h / Z_h (double)
-    std::vector<double> invZ(Hq);
-    for (int32_t h = 0; h < Hq; h++) {
+    // 3. vote = Σ over heads of e / Z (double); the padding lanes weigh 0
+    std::vector<double> invZ(lanes, 0.0);
+    for (int32_t l = 0; l < lanes; l++) {
+      if ((l / kLanes) % NB * kLanes + l % kLanes >= G) continue;
       double Z = 0;
-      for (int32_t u = 0; u < n; u++) Z += sums[u * Hq + h];
-      invZ[h] = 1.0 / Z;
+      for (int32_t u = 0; u < n; u++) Z += sums[static_cast<size_t>(u) * lanes + l];
+      invZ[l] = 1.0 / Z;
     }
-    forChunks(next[2], wide ? padded : nc, kChunkRows, [&](int32_t lo, int32_t hi) {
+    forChunks(next[2], nc, kChunkRows, [&](int32_t lo, int32_t hi) {
 #ifdef CTX_WIDE_PATH
       if (wide) {
-        voteWide(s, Hq, stride, invZ.data(), lo, hi, vt);
+        voteWide(s, blocks, nc, invZ.data(), lo, hi, vt);
         return;
       }
 #endif
-      votePlain(s, Hq, stride, invZ.data(), lo, hi, vt);
+      votePlain(s, blocks, nc, invZ.data(), lo, hi, vt);
     });
   });
 

@@ -8,8 +8,8 @@
 //                    vote = Σ_h softmax(S_h)                               [nc], in double
 //                  returns the k rows with the largest vote (ties to the lower row), ascending.
 //   gatherRotated  rows of the keys and values in float32: output row i is stored row rows[i]
-//                  (or i), its key rotated by cos/sin row i (non-interleaved RoPE over the first R
-//                  dims), times `scale`, at unit length for softplus-attention models.
+//                  (or i), its key rotated by cos/sin row i times `scale` (non-interleaved RoPE over
+//                  the first R dims; the rest as stored), at unit length for softplus-attention models.
 //
 // Both split rows over up to `threads` std::threads. On x86 with AVX2, FMA and F16C (checked at run
 // time) the inner loops use them; elsewhere plain loops compute the same.

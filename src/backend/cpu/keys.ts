@@ -3,11 +3,11 @@
 // the ONNX Runtime graphs below — either way no stored row passes through JavaScript:
 //   gather  (select) per KV head, the selected rows S of the stored pre-RoPE keys and of the values;
 //           the keys rotated at their rank r in S (the compact re-numbering of ../step/plan.ts):
-//             sk_h = RoPE(k_h[S], r) · scale      sv_h = v_h[S]                          [|S|, D]
+//             sk_h = RoPE_scale(k_h[S], r)        sv_h = v_h[S]                          [|S|, D]
 //   widen   (dense steps with f16 KV) the stored pre-RoPE keys and the values, rows [0, T), cast to
 //           float32 once per layer and step, the keys rotated at each row's position p_j (its index
 //           for stored rows, the plan's position for new ones; cos/sin rows given per row):
-//             kf_h = RoPE(k_h[0..T), p) · scale      vf_h = v_h[0..T)                   [T, D]
+//             kf_h = RoPE_scale(k_h[0..T), p)       vf_h = v_h[0..T)                   [T, D]
 //           — every query tile of the attention then reads them. No rotated copy of the keys is
 //           kept between steps (with f32 KV the sequence keeps one, kv-store.ts): it would hold
 //           half as many bytes again as the KV itself, for the cost of rotating T rows per layer
@@ -18,7 +18,8 @@
 // the store's own arrays and needs neither graph. The rotation runs in float32 on the stored value
 // (f16 keys are cast up first), over the first R = rotaryDim dims of each head (Phi's partial
 // rotary leaves the rest as stored); cos/sin are rows 0..|S|−1 of the RoPE table (step/rope.ts),
-// scale YaRN's attention factor (1 otherwise). Softplus-attention models get their rotated keys at
+// scale YaRN's attention factor (1 otherwise), which multiplies cos and sin as in step/rope.ts
+// rotate (so the dims past R stay as stored). Softplus-attention models get their rotated keys at
 // unit length, as the sequence keeps them for dense steps (attention-softplus.ts).
 
 import type * as ortTypes from 'onnxruntime-node';
@@ -31,32 +32,39 @@ const storedType = (kvDtype: KvDtype) => (kvDtype === 'f16' ? 'float16' : 'float
 
 export function buildGatherGraph(c: ModelConfig, kvDtype: KvDtype): Uint8Array {
   const D = c.headDim;
-  const R = c.rotaryDim; // the rotated dims of a head (D, or Phi's partial rotary); the rest pass through
   const g = new Graph('gather');
   g.opset = 23; // RotaryEmbedding
   const rows = g.input('rows', 'int32', ['S']);
-  const cos = g.op('Unsqueeze', [g.input('cos', 'float', ['S', R / 2]), g.ints([0])]); // [1, S, R/2]
-  const sin = g.op('Unsqueeze', [g.input('sin', 'float', ['S', R / 2]), g.ints([0])]);
-  const scale = g.input('scale', 'float', [1]);
+  const [cos, sin] = scaledTables(g, c, 'S');
   const toFloat = (x: string) => (kvDtype === 'f16' ? g.op('Cast', [x], { to: 1 }) : x);
   for (let h = 0; h < c.numKvHeads; h++) {
     const k = toFloat(g.op('Gather', [g.input(`k${h}`, storedType(kvDtype), ['T', D]), rows], { axis: 0 })); // [S, D]
-    g.output(rotateRows(g, c, k, cos, sin, scale), `sk${h}`, 'float', ['S', D]);
+    g.output(rotateRows(g, c, k, cos, sin), `sk${h}`, 'float', ['S', D]);
     g.output(toFloat(g.op('Gather', [g.input(`v${h}`, storedType(kvDtype), ['T', D]), rows], { axis: 0 })), `sv${h}`, 'float', ['S', D]);
   }
   return g.encode();
 }
 
+/** The inputs cos, sin [rows, R/2] times the input scale [1], as [1, rows, R/2]. */
+function scaledTables(g: Graph, c: ModelConfig, rows: string): [string, string] {
+  const half = c.rotaryDim / 2;
+  const cos = g.input('cos', 'float', [rows, half]);
+  const sin = g.input('sin', 'float', [rows, half]);
+  const scale = g.input('scale', 'float', [1]);
+  const table = (x: string) => g.op('Unsqueeze', [g.op('Mul', [x, scale]), g.ints([0])]);
+  return [table(cos), table(sin)];
+}
+
 /**
- * Rows k [S, D] (float32) rotated, row r by cos/sin [1, S, R/2] row r, times `scale` [1]; at unit
- * length for softplus-attention models.
+ * Rows k [S, D] (float32) rotated, row r by the scaled cos/sin [1, S, R/2] row r; at unit length
+ * for softplus-attention models.
  */
-function rotateRows(g: Graph, c: ModelConfig, k: string, cos: string, sin: string, scale: string): string {
+function rotateRows(g: Graph, c: ModelConfig, k: string, cos: string, sin: string): string {
   const D = c.headDim;
   const R = c.rotaryDim;
   const rotary: Record<string, number> = R < D ? { interleaved: 0, rotary_embedding_dim: R } : { interleaved: 0 };
   const rotated = g.op('RotaryEmbedding', [g.op('Unsqueeze', [k, g.ints([0, 1])]), cos, sin], rotary); // [1, 1, S, D]
-  const sk = g.op('Mul', [g.op('Reshape', [rotated, g.ints([-1, D])]), scale]);
+  const sk = g.op('Reshape', [rotated, g.ints([-1, D])]);
   return c.softplus ? unitLength(g, sk) : sk;
 }
 
@@ -69,15 +77,12 @@ function unitLength(g: Graph, x: string): string {
 
 export function buildWidenGraph(c: ModelConfig): Uint8Array {
   const D = c.headDim;
-  const R = c.rotaryDim;
   const g = new Graph('widen');
   g.opset = 23; // RotaryEmbedding
-  const cos = g.op('Unsqueeze', [g.input('cos', 'float', ['T', R / 2]), g.ints([0])]); // [1, T, R/2]
-  const sin = g.op('Unsqueeze', [g.input('sin', 'float', ['T', R / 2]), g.ints([0])]);
-  const scale = g.input('scale', 'float', [1]);
+  const [cos, sin] = scaledTables(g, c, 'T');
   for (let h = 0; h < c.numKvHeads; h++) {
     const k = g.op('Cast', [g.input(`k${h}`, 'float16', ['T', D])], { to: 1 });
-    g.output(rotateRows(g, c, k, cos, sin, scale), `k${h}f`, 'float', ['T', D]);
+    g.output(rotateRows(g, c, k, cos, sin), `k${h}f`, 'float', ['T', D]);
     g.output(g.op('Cast', [g.input(`v${h}`, 'float16', ['T', D])], { to: 1 }), `v${h}f`, 'float', ['T', D]);
   }
   return g.encode();

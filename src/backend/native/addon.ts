@@ -88,8 +88,9 @@ export interface AddonSequence {
 
 /**
  * What gatherRotated writes: output row i is stored row rows[i] (rows a count n: row i of 0..n−1),
- * its key rotated by cos/sin row i ([·, rotaryDim/2] row-major; non-interleaved RoPE over the first
- * rotaryDim dims), times scale, at unit length when asked; into outK/outV (per KV head, [≥n, D]).
+ * its key rotated by cos/sin row i ([·, rotaryDim/2] row-major) times scale (non-interleaved RoPE
+ * over the first rotaryDim dims, the rest as stored), at unit length when asked; into outK/outV
+ * (per KV head, [≥n, D]).
  */
 export interface AddonGather {
   keys: ReadonlyArray<Uint16Array | Float32Array>;

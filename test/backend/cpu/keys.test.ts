@@ -27,7 +27,11 @@ function table(rows: number, R: number, seed: number): { cos: Float32Array; sin:
   return { cos: angle.map(Math.cos), sin: angle.map(Math.sin) };
 }
 
-/** Output row i: stored row rows[i] of `values` (float32 of the stored KV) rotated by table row i, scaled, unit length if asked. */
+/**
+ * Output row i: stored row rows[i] of `values` (float32 of the stored KV) rotated by table row i
+ * times the scale as step/rope.ts rotate does it (the reference's rotation: dims past R as stored),
+ * unit length if asked.
+ */
 function expectedKeys(values: Float32Array, rows: ArrayLike<number>, D: number, R: number, t: { cos: Float32Array; sin: Float32Array }, scale: number, unit: boolean): Float32Array {
   const h = R / 2;
   const out = new Float32Array(rows.length * D);
@@ -35,12 +39,12 @@ function expectedKeys(values: Float32Array, rows: ArrayLike<number>, D: number, 
     const x = values.subarray(rows[i] * D, (rows[i] + 1) * D);
     const k = out.subarray(i * D, (i + 1) * D);
     for (let d = 0; d < h; d++) {
-      const c = t.cos[i * h + d];
-      const s = t.sin[i * h + d];
-      k[d] = (x[d] * c - x[d + h] * s) * scale;
-      k[d + h] = (x[d + h] * c + x[d] * s) * scale;
+      const c = t.cos[i * h + d] * scale;
+      const s = t.sin[i * h + d] * scale;
+      k[d] = x[d] * c - x[d + h] * s;
+      k[d + h] = x[d + h] * c + x[d] * s;
     }
-    for (let d = R; d < D; d++) k[d] = x[d] * scale;
+    for (let d = R; d < D; d++) k[d] = x[d];
     if (unit) {
       const norm = Math.hypot(...k);
       if (norm > 0) for (let d = 0; d < D; d++) k[d] /= norm;

@@ -75,6 +75,8 @@ describe('cpu vs reference: Phi-2 (partial rotary, LayerNorm, GELU, parallel blo
     ['full, 48-token chunks, document in 2 calls', { strategy: 'full', chunk: 48 }, 200, 6, 120],
     ['stream (sink 4 + recent 60)', { strategy: 'stream', sink: 4, recent: 60, chunk: 24 }, 200, 6],
     ['select with reuse', { strategy: 'select', nInit: 4, topK: 24, nLocal: 16, chunk: 16, reuseCosine: 0.5 }, 200, 8],
+    // YaRN's scale multiplies cos and sin: a head's 8 dims past its 8 rotary ones stay as stored (keys.ts).
+    ['select with YaRN scaling (selected keys rotated and scaled)', { strategy: 'select', nInit: 4, topK: 24, nLocal: 16, chunk: 16, reuseCosine: null, rope: { type: 'yarn', factor: 4 } }, 200, 6],
   ];
   for (const [name, opts, n, decode, feed] of cases) {
     it(name, async () => {
