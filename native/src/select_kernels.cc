@@ -74,10 +74,9 @@ void forChunks(std::atomic<int32_t>& next, int32_t n, int32_t chunk, Fn&& fn) {
 /** Rows per chunk of a phase. */
 constexpr int32_t kChunkRows = 512;
 
-/** Threads worth starting for `rows` rows of work (a thread start costs tens of microseconds). */
-int32_t threadsFor(int64_t rows, int32_t threads) {
-  constexpr int64_t kRowsPerThread = 2048;
-  return static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(threads, rows / kRowsPerThread)));
+/** Threads worth starting for `rows` rows of work, at least `perThread` each (a thread start costs tens of microseconds). */
+int32_t threadsFor(int64_t rows, int32_t threads, int64_t perThread) {
+  return static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(threads, rows / perThread)));
 }
 
 bool wideCpu() {
@@ -355,7 +354,7 @@ std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& 
   float* s = scores.data();  // thread_local: the workers reach the caller's buffers through these
   double* vt = vote.data();
 
-  const int32_t n = threadsFor(nc, threads);
+  const int32_t n = threadsFor(nc, threads, 2048);
   const int32_t lanes = blocks * kLanes;
   std::vector<float> maxima(static_cast<size_t>(n) * lanes, -std::numeric_limits<float>::infinity());  // [thread, lane]
   std::vector<double> sums(static_cast<size_t>(n) * lanes, 0.0);                                        // [thread, lane]
@@ -426,13 +425,16 @@ std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& 
   return top;
 }
 
+/** A gather's rows per thread: its rows are scattered over cold memory, so a second thread pays off early. */
+constexpr int64_t kGatherRowsPerThread = 512;
+
 void gatherRotated(const KvHeads& keys, const KvHeads& values, const int32_t* rows, int32_t count, const RopeRows& rope,
                    const std::vector<float*>& outK, const std::vector<float*>& outV, int32_t threads) {
   const int32_t D = keys.D;
   const int32_t half = rope.R / 2;
   const int32_t Hkv = static_cast<int32_t>(keys.heads.size());
   const bool wide = wideCpu() && half % 8 == 0;
-  const int32_t n = threadsFor(count, threads);
+  const int32_t n = threadsFor(count, threads, kGatherRowsPerThread);
   std::atomic<int32_t> next{0};
   onThreads(n, [&](int32_t) {
     std::vector<float> x(D);

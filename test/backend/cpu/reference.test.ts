@@ -3,15 +3,18 @@
 import assert from 'node:assert/strict';
 import { after, describe, it } from 'node:test';
 import type { Backend, RopeTable, StepRequest } from '../../../src/backend/contract.js';
+import { readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { baseInvFreq } from '../../../src/engine/rope.js';
 import { openModel } from '../../../src/model/model.js';
+import { scratchDir } from '../../helpers/fixtures.js';
 import { tinyModel, tokens } from '../../helpers/models.js';
 import { createReferenceBackend } from '../../../src/backend/reference/index.js';
 import { layerAsFloat32 } from '../../../src/backend/step/snapshot.js';
 import { bothBackends, cpuBackend, maxAbsDiff, runDiff, runStrategy } from './helpers.js';
 
 const TOL = 1e-4;
+const PHI = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'golden-phi', 'models', 'phi2-tiny');
 const range = (a: number, n: number) => Int32Array.from({ length: n }, (_, i) => a + i);
 
 const disposers: Backend[] = [];
@@ -70,13 +73,10 @@ describe('cpu vs reference: strategies', () => {
 });
 
 describe('cpu vs reference: Phi-2 (partial rotary, LayerNorm, GELU, parallel blocks)', () => {
-  const PHI = join(import.meta.dirname, '..', '..', '..', 'fixtures', 'golden-phi', 'models', 'phi2-tiny');
   const cases: Array<[string, object, number, number, number?]> = [
     ['full, 48-token chunks, document in 2 calls', { strategy: 'full', chunk: 48 }, 200, 6, 120],
     ['stream (sink 4 + recent 60)', { strategy: 'stream', sink: 4, recent: 60, chunk: 24 }, 200, 6],
     ['select with reuse', { strategy: 'select', nInit: 4, topK: 24, nLocal: 16, chunk: 16, reuseCosine: 0.5 }, 200, 8],
-    // YaRN's scale multiplies cos and sin: a head's 8 dims past its 8 rotary ones stay as stored (keys.ts).
-    ['select with YaRN scaling (selected keys rotated and scaled)', { strategy: 'select', nInit: 4, topK: 24, nLocal: 16, chunk: 16, reuseCosine: null, rope: { type: 'yarn', factor: 4 } }, 200, 6],
   ];
   for (const [name, opts, n, decode, feed] of cases) {
     it(name, async () => {
@@ -91,6 +91,27 @@ describe('cpu vs reference: Phi-2 (partial rotary, LayerNorm, GELU, parallel blo
       assert.deepEqual(b.greedy, a.greedy);
     });
   }
+});
+
+// A model's own YaRN scaling multiplies cos and sin by its attention factor (1.14 at factor 4): a
+// head's 8 dims past its 8 rotary ones stay as stored, in the keys select gathers (keys.ts) too.
+describe('cpu vs reference: Phi-2 with YaRN in its config (partial rotary, scaled cos/sin)', () => {
+  it('select', async () => {
+    const dir = scratchDir('phi2-yarn');
+    const config = JSON.parse(readFileSync(join(PHI, 'config.json'), 'utf8')) as Record<string, unknown>;
+    writeFileSync(join(dir, 'config.json'), JSON.stringify({ ...config, rope_scaling: { type: 'yarn', factor: 4, original_max_position_embeddings: 64 } }));
+    symlinkSync(join(PHI, 'model.safetensors'), join(dir, 'model.safetensors'));
+    const model = openModel(dir);
+    const { ref, cpu } = await bothBackends(model);
+    disposers.push(ref, cpu);
+    const doc = tokens(200, 4, 3, model.config.vocabSize);
+    const opts = { strategy: 'select', nInit: 4, topK: 24, nLocal: 16, chunk: 16, reuseCosine: null } as const;
+    const a = await runStrategy(ref, opts, doc, 6);
+    const b = await runStrategy(cpu, opts, doc, 6);
+    const d = runDiff(a, b);
+    assert.ok(d <= TOL, `max |Δlogit| ${d}`);
+    assert.deepEqual(b.greedy, a.greedy);
+  });
 });
 
 // f16 KV (the cpu default): every stored key and value rounded to half precision, so the logits
