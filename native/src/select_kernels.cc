@@ -1,3 +1,7 @@
+// TokenSelect's vote and gather over the cpu backend's KV store (what they compute: select_kernels.h).
+// Each call splits its rows into chunks that up to `threads` std::threads claim in turn, in phases
+// separated by a barrier (the vote: scores and maxima, exps and their sums, the vote itself); the
+// top k is then picked on the calling thread.
 #include "select_kernels.h"
 
 #include <algorithm>
