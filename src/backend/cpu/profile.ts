@@ -2,7 +2,7 @@
 
 /**
  * Summed over every step since the last reset (milliseconds): weight graphs (projections + MLP),
- * attention graphs, the TokenSelect vote, the keys graphs (a selection's rows, f16 keys cast), the LM head, and
+ * attention graphs, the TokenSelect vote, the keys (keys.ts: a selection's rows, f16 keys cast), the LM head, and
  * JavaScript glue (embedding reads, RoPE, KV copies, masks) = the rest.
  */
 export class StepProfile {
