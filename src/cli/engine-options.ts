@@ -14,7 +14,7 @@ import type { RopeScalingName } from '../engine/rope.js';
 import type { StrategyName, StrategyOptions } from '../engine/strategies/index.js';
 import { guardedStdin, type DocumentInputs, type RunContext } from './io.js';
 import { parseReweightChoice, type SoftplusReweightChoice } from '../model/softplus-config.js';
-import { byteSizeArg, followLinksOption, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
+import { byteSizeArg, followLinksOption, kvDtypeOption, maxFileBytesOption, modelOption, noStreamOption, strategyOption, systemOption } from './options.js';
 
 export interface EngineCliOptions {
   model?: string;
@@ -92,7 +92,7 @@ export function addEngineOptions(cmd: Command, defaults: { maxTokens: number }):
     .addOption(strategyOption())
     .addOption(new Option('--backend <name>', 'where the math runs').choices(['auto', 'cpu', 'cuda', 'reference']).default('auto'))
     .addOption(new Option('--dtype <type>', 'weight precision: f32; q8 (cpu: every matrix 8-bit) or q4 (cpu: 4-bit MLP and LM head); bf16 (cuda)'))
-    .addOption(new Option('--kv-dtype <type>', 'KV storage on the cpu backend: f16 (default, half the memory) or f32 (exact checks)').choices(['f16', 'f32']))
+    .addOption(kvDtypeOption())
     .addOption(new Option('--threads <n>', 'CPU threads (cpu backend)').argParser(int(1)))
     .addOption(new Option('--max-tokens <n>', 'longest answer in tokens').argParser(int(1)).default(defaults.maxTokens))
     .addOption(new Option('--temperature <t>', 'sampling temperature (0 = greedy)').argParser(num(0, 10)).default(0))

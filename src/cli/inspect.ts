@@ -33,7 +33,7 @@ import { resolveModelDir } from '../model/resolve.js';
 import { loadTokenizer, type TextTokenizer } from '../model/tokenizer.js';
 import { promptFormatChoice } from './engine-options.js';
 import { documentInputs, guardedStdin, usageWhenNothingToRead, formatCount, formatTable, out, type RunContext } from './io.js';
-import { citeOption, followLinksOption, maxFileBytesOption, modelOption, stdinWaitOption, strategyOption, systemOption } from './options.js';
+import { citeOption, followLinksOption, kvDtypeOption, maxFileBytesOption, modelOption, stdinWaitOption, strategyOption, systemOption } from './options.js';
 
 /** Characters per token for the estimate: about right for English prose and code with BPE tokenizers. */
 export const CHARS_PER_TOKEN = 4;
@@ -42,6 +42,7 @@ interface InspectOptions {
   devices?: boolean;
   model?: string;
   strategy: StrategyName | 'auto';
+  kvDtype?: string;
   /** Count the citation markers ask and summarize add (--no-cite: as chat reads it, or ask --no-cite). */
   cite: boolean;
   system?: string;
@@ -61,6 +62,7 @@ export function inspectCommand(run: RunContext): Command {
     .argument('[inputs...]', 'files, folders, globs, or - for stdin (with none named, piped input is read)')
     .addOption(modelOption())
     .addOption(strategyOption())
+    .addOption(kvDtypeOption())
     .addOption(citeOption())
     .addOption(systemOption())
     .option('--template <name|file>', 'plan with this chat template instead of the model\'s (as ask --template)')
@@ -120,7 +122,7 @@ export interface InspectReport {
   };
   model: { name: string; dir: string; nativeWindow: number } | null;
   /** With a model: what the plan assumes after the document (the question is not known to inspect). */
-  plan: (RunPlan & { questionTokens: number }) | null;
+  plan: (RunPlan & { questionTokens: number; kvDtype: 'f16' | 'f32' }) | null;
 }
 
 function positiveInt(text: string): number {
@@ -185,11 +187,13 @@ async function inspectInputs(run: RunContext, read: Inputs, model: { name: strin
   if (model && tokenizer) {
     // Planned as ask plans, for a question inspect does not know (an allowance, as chat plans).
     const format = promptFormat(tokenizer, promptFormatChoice(opts));
-    const planned = planPrompt({ config: model.config, tokenizer, kvBytesPerValue: 4 }, format, opts.system, tokens.total, null, {
+    // KV bytes as the default backend (cpu) stores them: f16 unless --kv-dtype f32.
+    const kvDtype = opts.kvDtype === 'f32' ? 'f32' : 'f16';
+    const planned = planPrompt({ config: model.config, tokenizer, kvBytesPerValue: kvDtype === 'f32' ? 4 : 2 }, format, opts.system, tokens.total, null, {
       strategy: { strategy: opts.strategy },
       maxTokens: opts.maxTokens,
     });
-    plan = { ...planned.plan, notes: [...sources.notes(), ...planned.plan.notes], questionTokens: planned.questionTokens };
+    plan = { ...planned.plan, notes: [...sources.notes(), ...planned.plan.notes], questionTokens: planned.questionTokens, kvDtype };
   }
 
   const report = buildReport(doc, { ...tokens, markers }, model, plan);
@@ -302,7 +306,7 @@ export function renderText(r: InspectReport): string[] {
       `${formatCount(p.plannedTokens)} = prefix ${formatCount(p.prefixTokens)} (template, BOS, system) + document ${formatCount(p.documentTokens)} + question ≤ ${formatCount(p.questionTokens)} (assumed) + answer ${formatCount(answer)} (--max-tokens)`,
     ],
     ['KV rows held', formatCount(p.kvRows)],
-    ['KV memory', `${formatBytes(p.kvBytes)} (float32)`],
+    ['KV memory', `${formatBytes(p.kvBytes)} (${p.kvDtype === 'f32' ? 'float32' : 'f16'}, as the cpu backend stores it)`],
     ['fits', p.fits ? 'yes' : `no: ${p.reason}`],
   ];
   for (const line of formatTable(planRows)) lines.push(`  ${line}`);

@@ -201,6 +201,11 @@ export function noStreamOption(): Option {
   return new Option('--no-stream', 'print the answer when it is complete instead of as it is generated');
 }
 
+/** KV storage on the cpu backend (the default backend); ask/chat/summarize run with it, inspect plans with it. */
+export function kvDtypeOption(): Option {
+  return new Option('--kv-dtype <type>', 'KV storage on the cpu backend: f16 (default, half the memory) or f32 (exact checks)').choices(['f16', 'f32']);
+}
+
 export function strategyOption(): Option {
   return new Option('--strategy <name>', 'long-context strategy').choices(STRATEGY_CHOICES).default('auto');
 }

@@ -240,10 +240,18 @@ describe('inspect', () => {
     assert.equal(report.plan.nativeWindow, 128);
     assert.equal(report.plan.documentTokens, report.tokens.total);
     assert.ok(report.plan.kvRows > 0 && report.plan.kvBytes > 0);
+    // KV bytes as the cpu backend stores them: f16 by default (2 bytes a value), f32 with --kv-dtype f32.
+    const c = JSON.parse(readFileSync(join(aidreams.path, 'config.json'), 'utf8'));
+    const valuesPerRow = 2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim;
+    assert.equal(report.plan.kvDtype, 'f16');
+    assert.equal(report.plan.kvBytes, report.plan.kvRows * valuesPerRow * 2);
+    const f32 = JSON.parse(ctx(['inspect', '--json', '--kv-dtype', 'f32', '-m', aidreams.path, fx.path('repo/README.md'), fx.path('repo/zeta.md')]).stdout);
+    assert.equal(f32.plan.kvBytes, 2 * report.plan.kvBytes);
     const text = ctx(['inspect', '-m', aidreams.path, fx.path('repo/README.md')]).stdout;
     assert.match(text, /Total: [\d,]+ tokens \(aidreams260K-hf tokenizer\)/);
     assert.match(text, /native window\s+128 tokens/);
     assert.match(text, /KV rows held\s+[\d,]+/);
+    assert.match(text, /KV memory\s+[\d.]+ [KMG]iB \(f16, as the cpu backend stores it\)/);
   });
 
   it('a plan that does not fit prints the plan and exits 7', { skip: aidreams.skip }, () => {

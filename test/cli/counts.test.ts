@@ -71,7 +71,8 @@ describe('one document count everywhere (fixtures)', () => {
       assert.match(inspectText, new RegExp(`^Total: ${n(cited.tokens)} tokens `, 'm'));
       assert.match(inspectText, new RegExp(`including ${n(cited.markers)} citation markers? \\(`));
       assert.match(inspectText, new RegExp(`document ${n(cited.tokens)} \\+`));
-      const uncited = JSON.parse(ctx(['inspect', '--json', '--no-cite', '--max-tokens', '2', '-m', model, ...inputs], { env }).stdout);
+      // --kv-dtype f32: the KV bytes of the reference backend chat runs on below (inspect plans the cpu backend's f16 by default).
+      const uncited = JSON.parse(ctx(['inspect', '--json', '--no-cite', '--max-tokens', '2', '--kv-dtype', 'f32', '-m', model, ...inputs], { env }).stdout);
       assert.equal(uncited.tokens.total, plain.tokens);
 
       // ask --events: every number that names the document
