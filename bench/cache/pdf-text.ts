@@ -16,15 +16,12 @@
 //
 //   npx tsc -p . && node --import tsx bench/cache/pdf-text.ts [--repeat 3] [--models needle-demo,../shared/models/aidreams260K-hf]
 
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { cpus, loadavg, totalmem } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { cpuClock, otherCpuShare } from '../cpu/other-cpu.js';
+import { bin, isVm, median, root, timed as timedIn, writeSection, type Timed } from './timed-ctx.js';
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-const bin = join(root, 'bin', 'ctx.js');
 const pdf = join(root, '..', 'shared', 'data', 'pdf', 'debian-reference.en.pdf');
 const cacheDir = join(root, 'bench', 'work', 'pdf-text-cache');
 const results = join(root, 'bench', 'results', 'cache.md');
@@ -38,57 +35,7 @@ function arg(name: string, fallback: string | null): string | null {
 const repeat = Number(arg('repeat', '3'));
 const models = (arg('models', arg('model', null) ?? 'needle-demo,../shared/models/aidreams260K-hf') ?? '').split(',').filter(Boolean);
 
-const ticks = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim());
-/** CPU seconds of this process's waited-for children (ctx, once it has exited). */
-function childCpuSeconds(): number {
-  const stat = readFileSync('/proc/self/stat', 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ').map(Number);
-  return (f[13]! + f[14]!) / ticks; // cutime + cstime
-}
-
-interface Timed {
-  /** Seconds from spawn to the first event of each type. */
-  events: Record<string, number>;
-  exit: number;
-  /** ctx's own CPU seconds (user + system, worker threads included). */
-  cpu: number;
-  /** Share of all cores other processes used meanwhile (0–1), or null off Linux. */
-  others: number | null;
-  /** The first `read` event: its seconds and whether it came from the cache. */
-  read: { seconds: number; cached: boolean } | null;
-  documentTokens: number | null;
-}
-
-function timed(args: string[]): Promise<Timed> {
-  return new Promise((resolve, reject) => {
-    const clock = cpuClock();
-    const cpu0 = childCpuSeconds();
-    const t0 = performance.now();
-    const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, CTX_CACHE_DIR: cacheDir }, stdio: ['ignore', 'pipe', 'ignore'] });
-    const events: Record<string, number> = {};
-    let read: Timed['read'] = null;
-    let documentTokens: number | null = null;
-    let buf = '';
-    child.stdout.on('data', (d: Buffer) => {
-      buf += d.toString();
-      for (let i = buf.indexOf('\n'); i >= 0; i = buf.indexOf('\n')) {
-        const line = buf.slice(0, i);
-        buf = buf.slice(i + 1);
-        if (!line.startsWith('{"type":"')) continue;
-        const e = JSON.parse(line) as { type: string; seconds?: number; cached?: boolean; documentTokens?: number };
-        if (!(e.type in events)) events[e.type] = (performance.now() - t0) / 1000;
-        if (e.type === 'read' && !read) read = { seconds: e.seconds!, cached: e.cached! };
-        if (e.type === 'plan') documentTokens = e.documentTokens!;
-      }
-    });
-    child.on('error', reject);
-    child.on('close', (code) => {
-      const exit = (performance.now() - t0) / 1000;
-      if (code !== 0) return reject(new Error(`ctx ${args.join(' ')}: exit ${code}`));
-      resolve({ events, exit, cpu: childCpuSeconds() - cpu0, others: otherCpuShare(clock, cpuClock(), cpus().length), read, documentTokens });
-    });
-  });
-}
+const timed = (args: string[]) => timedIn(args, cacheDir);
 
 /** The session cache's entry for this model (bytes), from `ctx cache ls --json`. */
 function entryBytes(model: string, tokens: number): number | null {
@@ -123,9 +70,6 @@ Mapping the entry's pages instead of reading them into fresh memory would need t
 (Node cannot mmap) and page-aligned arrays; not done.
 `;
 
-/** Whether the CPU says it runs under a hypervisor (Linux). */
-const isVm = () => existsSync('/proc/cpuinfo') && / hypervisor( |$)/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
-const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 const s = (x: number) => x.toFixed(2);
 const emptyTextCache = () => rmSync(join(cacheDir, 'pdf-text'), { recursive: true, force: true });
 
@@ -207,11 +151,7 @@ seconds, the entry's load and restore as ctx measures it, in brackets):
 ${phases.join('\n')}
 ${NOTE}${SECTION_END}
 `;
-  const before = existsSync(results) ? readFileSync(results, 'utf8') : '';
-  const start = before.indexOf(SECTION_START);
-  const end = before.indexOf(SECTION_END);
-  const md = start >= 0 && end > start ? `${before.slice(0, start)}${section}${before.slice(end + SECTION_END.length + 1)}` : `${before.trimEnd()}\n\n${section}`;
-  writeFileSync(results, md);
+  writeFileSync(results, writeSection(existsSync(results) ? readFileSync(results, 'utf8') : '', SECTION_START, SECTION_END, section));
   console.error(`wrote ${results}`);
 }
 

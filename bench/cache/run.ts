@@ -188,7 +188,7 @@ ${rows.join('\n')}
 
 The second run's time to the first token is process start, reading and tokenizing the inputs, loading
 the model, hashing the prompt for the key, and loading the entry (checksum verified) — no reading. The first
-run's total includes saving the entry (written after the read, before the answer).
+run's total includes saving the entry (written after the first answer token, beside the answer).
 `;
   const out = join(root, 'bench', 'results', 'cache.md');
   mkdirSync(join(root, 'bench', 'results'), { recursive: true });
