@@ -7,6 +7,8 @@
 //   softVoteTopK(qbar, keys, D, from, to, k, threads) -> Int32Array             (select_kernels.h)
 //   gatherRotated({ keys, values, D, rotaryDim, rows, cos, sin, scale, unitLength, outK, outV, threads })
 //                            synchronous, over the cpu backend's KV arrays in place (select_kernels.h)
+//   attendCausal(q, rows, heads, headDim, keys[], values[], T, offset, out, threads)
+//                            the cpu backend's decoded row's attention, synchronous (attention_rows.h)
 //   Sequence: length, step(req, keys) -> Promise<Float32Array logits>        a dense step
 //             begin(req) -> Promise<Float32Array q̄>, vote(from, to, k) -> Promise<Int32Array>,
 //             attend(keys) -> Promise<{ qbar } | { logits }>, abort()       a step layer by layer
@@ -27,6 +29,7 @@
 #include <string>
 #include <utility>
 
+#include "attention_rows.h"
 #include "cpu_kernels.h"
 #include "cuda_loader.h"
 #include "device_model.h"
@@ -603,6 +606,43 @@ Napi::Value GatherRotated(const Napi::CallbackInfo& info) {
   return env.Undefined();
 }
 
+/** A Float32Array argument of at least `need` elements. */
+float* float32Arg(const Napi::Value& v, size_t need, const char* what) {
+  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) typeError(v.Env(), std::string(what) + " must be a Float32Array");
+  auto a = v.As<Napi::Float32Array>();
+  if (a.ElementLength() < need) typeError(v.Env(), std::string(what) + " is too short");
+  return a.Data();
+}
+
+std::vector<const float*> float32Args(const Napi::Value& v, size_t need, const char* what) {
+  if (!v.IsArray()) typeError(v.Env(), std::string(what) + " must be an array of Float32Arrays");
+  auto list = v.As<Napi::Array>();
+  std::vector<const float*> out;
+  for (uint32_t i = 0; i < list.Length(); i++) out.push_back(float32Arg(list.Get(i), need, what));
+  return out;
+}
+
+Napi::Value AttendCausal(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  if (info.Length() < 10) typeError(env, "attendCausal(q, rows, heads, headDim, keys, values, T, offset, out, threads)");
+  ctx::CausalAttention a;
+  a.rows = info[1].As<Napi::Number>().Int32Value();
+  a.heads = info[2].As<Napi::Number>().Int32Value();
+  a.headDim = info[3].As<Napi::Number>().Int32Value();
+  a.T = info[6].As<Napi::Number>().Int32Value();
+  a.offset = info[7].As<Napi::Number>().Int32Value();
+  if (a.rows < 0 || a.heads <= 0 || a.headDim <= 0 || a.T < 0) typeError(env, "attendCausal: negative or zero sizes");
+  const size_t qSize = static_cast<size_t>(a.rows) * a.heads * a.headDim;
+  const size_t kvSize = static_cast<size_t>(a.T) * a.headDim;
+  a.q = float32Arg(info[0], qSize, "q");
+  a.keys = float32Args(info[4], kvSize, "keys");
+  a.values = float32Args(info[5], kvSize, "values");
+  a.out = float32Arg(info[8], qSize, "out");
+  if (a.keys.empty() || a.keys.size() != a.values.size() || a.heads % a.keys.size() != 0) typeError(env, "attendCausal: heads must be a multiple of the KV heads");
+  ctx::attendCausal(a, std::max(1, info[9].As<Napi::Number>().Int32Value()));
+  return env.Undefined();
+}
+
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   auto* data = new AddonData();
   data->modelCtor = Napi::Persistent(ModelWrap::Define(env));
@@ -614,6 +654,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("trimHeap", Napi::Function::New(env, TrimHeap));
   exports.Set("softVoteTopK", Napi::Function::New(env, SoftVoteTopK));
   exports.Set("gatherRotated", Napi::Function::New(env, GatherRotated));
+  exports.Set("attendCausal", Napi::Function::New(env, AttendCausal));
   exports.Set("abiVersion", ctx::kKernelsAbiVersion);
   Napi::Object signals = Napi::Object::New(env);
   signals.Set("watch", Napi::Function::New(env, [](const Napi::CallbackInfo&) { ctx::watchSignals(); }));

@@ -6,10 +6,14 @@
 //     S_g = Q_g K_gᵀ / √D  + mask    [G, qt, T]
 //     O_g = softmax(S_g) V_g         [G, qt, D]
 //   out [qt, Hq·D] (row layout, ready for o_proj)
-// Two implementations of the same math, picked per tile by its number of rows (measured on two
-// Zen 5 cores: each is up to 3x faster than the other in its range):
+// Three implementations of the same math, picked per tile by its number of rows (measured on two
+// Zen 5 cores: each ORT graph is up to 3x faster than the other in its range):
+//   native   a decoded row (one-row causal tile) of a softmax model, when the addon has the loop
+//            (native-loops.ts, native/src/attention_rows.h): no ORT call's overhead; 0.16 vs
+//            0.24 ms over 2,700 keys (select's decode at 32K), level at 5,300 on one thread; slower
+//            than the graph from a few rows up, so only for one
 //   matmul   FusedMatMul / Softmax / MatMul with the G heads' rows stacked into one [G·qt, D]
-//            GEMM per KV head — best for a few rows (decoding, very long T)
+//            GEMM per KV head — best for a few rows (decoding without the addon, very long T)
 //   fused    the ONNX Attention operator (opset 23), one per KV head (q_num_heads = G,
 //            kv_num_heads = 1) — best from about FUSED_MIN_ROWS rows up
 // The mask is the sum of two inputs:
@@ -30,6 +34,7 @@
 
 import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
+import type { NativeLoops } from './native-loops.js';
 import { Graph } from './graph.js';
 
 export type AttentionImpl = 'matmul' | 'fused';
@@ -122,6 +127,8 @@ export interface AttentionInput {
   mask: TileMask;
   /** Score bytes per call (default SCORE_BUDGET). */
   budget?: number;
+  /** The addon's loops (one-row causal tiles); absent or null: ORT for every tile. */
+  native?: NativeLoops | null;
 }
 
 const ZERO = new Float32Array(1);
@@ -133,6 +140,10 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
   for (let q0 = 0; q0 < a.n; q0 += qt) {
     const q1 = Math.min(a.n, q0 + qt);
     const rows = q1 - q0;
+    if (a.native && rows === 1 && a.mask.kind === 'causal' && !c.softplus) {
+      a.native.attendCausal(a.q.subarray(q0 * qDim, q1 * qDim), rows, c.numHeads, D, a.keys, a.values, a.T, a.mask.offset + q0, out.subarray(q0 * qDim, q1 * qDim), a.native.threads);
+      continue;
+    }
     const session = s[c.softplus ? 'softplus' : rows >= FUSED_MIN_ROWS ? 'fused' : 'matmul']!;
     // Keys beyond the last one any row of the tile sees are left out.
     const T = a.mask.kind === 'causal' ? Math.min(a.T, a.mask.offset + q1) : a.T;
@@ -154,3 +165,4 @@ export async function attend(ort: typeof ortTypes, s: AttentionSessions, c: Mode
     await session.run(feeds, { out: new ort.Tensor('float32', out.subarray(q0 * qDim, q1 * qDim), [rows, qDim]) });
   }
 }
+

@@ -8,7 +8,7 @@
 //   graphs.ts, attention.ts, vote.ts, keys.ts   the ONNX graphs: projections + MLP, attention,
 //                 TokenSelect's vote, the keys attention reads (selected rows gathered and rotated, f16 cast)
 //   attention-softplus.ts   the attention graph of softplus-attention models
-//   native-select.ts   the vote and the keys in the native addon's loops, when it has them
+//   native-loops.ts   the vote and the keys in the native addon's loops, when it has them
 //   sessions.ts   onnxruntime-node, session options, graph files
 //   sequence.ts   KV storage (kv-store.ts, half.ts) and the step
 //   embedding.ts  embedding rows read on demand;  profile.ts  where step time goes (benchmarks)
@@ -22,7 +22,7 @@ import { Embedding } from './embedding.js';
 import type { NBitsAccuracy } from './graphs.js';
 import { StepProfile } from './profile.js';
 import { KvStore, type KvDtype } from './kv-store.js';
-import { nativeSelect, type NativeSelect } from './native-select.js';
+import { nativeLoops, type NativeLoops } from './native-loops.js';
 import { CpuSequence } from './sequence.js';
 import { loadOrt, openSessions, releaseLoadLeftovers, releaseSessions, type CpuSessions, type Ort } from './sessions.js';
 import { convertedWeights, type WeightDType } from './weights.js';
@@ -50,7 +50,7 @@ export class CpuBackend implements Backend {
     readonly sessions: CpuSessions,
     readonly embedding: Embedding,
     /** TokenSelect's vote and the keys attention reads in native loops; null: ORT graphs (vote.ts, keys.ts). */
-    readonly native: NativeSelect | null = null,
+    readonly native: NativeLoops | null = null,
   ) {
     const c = model.config;
     this.model = model;
@@ -82,5 +82,5 @@ export async function createCpuBackend(model: Model, opts: CpuBackendOptions = {
   const weights = await convertedWeights(model, dtype, opts.cacheDir ?? ctxCacheDir(), opts.onProgress, opts.signal);
   const sessions = await openSessions(ort, model, weights, kvDtype, opts.threads, opts.nbitsAccuracy);
   releaseLoadLeftovers(weights);
-  return new CpuBackend(model, dtype, kvDtype, ort, sessions, new Embedding(model, weights), nativeSelect(opts.threads ?? availableParallelism()));
+  return new CpuBackend(model, dtype, kvDtype, ort, sessions, new Embedding(model, weights), nativeLoops(opts.threads ?? availableParallelism()));
 }

@@ -1,5 +1,5 @@
 // The keys and values one layer's attention reads (attention.ts takes them in float32), made from
-// the KV store (kv-store.ts) by the native addon's loop when it has one (native-select.ts), else by
+// the KV store (kv-store.ts) by the native addon's loop when it has one (native-loops.ts), else by
 // the ONNX Runtime graphs below — either way no stored row passes through JavaScript:
 //   gather  (select) per KV head, the selected rows S of the stored pre-RoPE keys and of the values;
 //           the keys rotated at their rank r in S (the compact re-numbering of ../step/plan.ts):
@@ -26,7 +26,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
 import { kvTensor, type KvArray, type KvDtype } from './kv-store.js';
-import type { NativeSelect } from './native-select.js';
+import type { NativeLoops } from './native-loops.js';
 
 const storedType = (kvDtype: KvDtype) => (kvDtype === 'f16' ? 'float16' : 'float');
 
@@ -117,7 +117,7 @@ export async function gatherSelected(
   a: GatherInput,
   sk: Float32Array[],
   sv: Float32Array[],
-  native: NativeSelect | null = null,
+  native: NativeLoops | null = null,
 ): Promise<void> {
   if (native) return native.gatherRotated(nativeGather(c, a, a.rows, sk, sv, native.threads));
   const D = c.headDim;
@@ -150,7 +150,7 @@ export async function widen(
   a: Omit<GatherInput, 'rows'>,
   k32: Float32Array[],
   v32: Float32Array[],
-  native: NativeSelect | null = null,
+  native: NativeLoops | null = null,
 ): Promise<void> {
   if (native) return native.gatherRotated(nativeGather(c, a, a.T, k32, v32, native.threads));
   const D = c.headDim;

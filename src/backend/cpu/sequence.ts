@@ -12,9 +12,9 @@
 //           JavaScript and cached (kv-store.ts kr);
 //           select — q̄ in JavaScript, the vote (vote.ts), the selected rows gathered and
 //           rotated (keys.ts); vote and keys in the native addon's loops when it has them
-//           (native-select.ts), else in ORT;
+//           (native-loops.ts), else in ORT;
 //           softplus models keep rotated keys at unit length (attention-softplus.ts)
-//     attn  = attention over the keys, in query tiles             ORT (attention.ts)
+//     attn  = attention over the keys, in query tiles             ORT; a decoded row native (attention.ts)
 //     x, qkv_{l+1} = layer_l(x, attn)                             ORT (o_proj, MLP, next qkv)
 //   logits = head(x[logitRows])                                   ORT
 // KV lives in JavaScript typed arrays owned by the sequence, in the KV dtype (f16 or f32); ORT
@@ -142,7 +142,7 @@ export class CpuSequence implements Sequence {
       const qs = req.rope.queryScale ?? 1;
       if (qs !== 1) for (let j = 0; j < n * qDim; j++) qrot[j] *= qs;
       t = performance.now();
-      await attend(b.ort, b.sessions.attention, c, { q: qrot, n, keys: keyHeads, values: valueHeads, T: keys.count, mask }, attn);
+      await attend(b.ort, b.sessions.attention, c, { q: qrot, n, keys: keyHeads, values: valueHeads, T: keys.count, mask, native: b.native }, attn);
       prof.attention += performance.now() - t;
       t = performance.now();
       const last = l + 1 === c.numLayers;

@@ -3,7 +3,7 @@
 //   for each KV head g:  S_g = q̄_g K_gᵀ      q̄_g [G, D] (no 1/√D), K_g [nc, D] pre-RoPE
 //   vote = Σ over all heads of softmax(S_g) over candidates     [nc]
 //   top  = the k largest votes (ties to the lower index)
-// computed by the native addon's loop when it has one (native-select.ts), else by the ONNX Runtime
+// computed by the native addon's loop when it has one (native-loops.ts), else by the ONNX Runtime
 // graph below (its TopK: larger first, ties to the lower index).
 //
 // Keys arrive in the KV dtype (kv-store.ts); f16 keys are cast to float32 in the graph.
@@ -16,7 +16,7 @@ import type * as ortTypes from 'onnxruntime-node';
 import type { ModelConfig } from '../../model/config.js';
 import { Graph } from './graph.js';
 import { kvTensor, type KvArray, type KvDtype } from './kv-store.js';
-import type { NativeSelect } from './native-select.js';
+import type { NativeLoops } from './native-loops.js';
 
 export function buildVoteGraph(c: ModelConfig, kvDtype: KvDtype = 'f32'): Uint8Array {
   const Hq = c.numHeads;
@@ -52,7 +52,7 @@ export async function topBySoftVote(
   from: number,
   to: number,
   k: number,
-  native: NativeSelect | null = null,
+  native: NativeLoops | null = null,
 ): Promise<Int32Array> {
   if (native) return native.softVoteTopK(qbar, keys, c.headDim, from, to, k, native.threads);
   const nc = to - from;

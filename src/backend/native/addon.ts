@@ -160,6 +160,13 @@ export interface Addon {
   softVoteTopK?(qbar: Float32Array, keys: ReadonlyArray<Uint16Array | Float32Array>, D: number, from: number, to: number, k: number, threads: number): Int32Array;
   /** Rows of the KV store in float32, keys rotated (native/src/select_kernels.h). Absent from addons built before it. */
   gatherRotated?(a: AddonGather): void;
+  /**
+   * Causal attention of `rows` query rows (row i sees keys [0, offset + i]) over T keys, on the
+   * calling thread and up to `threads` − 1 more (native/src/attention_rows.h): q and out
+   * [rows, heads·headDim], keys and values per KV head [≥T, headDim], float32, rotated. For the cpu
+   * backend's decoded rows. Absent from addons built before it.
+   */
+  attendCausal?(q: Float32Array, rows: number, heads: number, headDim: number, keys: Float32Array[], values: Float32Array[], T: number, offset: number, out: Float32Array, threads: number): void;
   abiVersion: number;
   /** Signal handlers swapped around a long call on the main thread (absent from addons built before them). */
   signals?: SignalCatcher;

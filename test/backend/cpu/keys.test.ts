@@ -6,13 +6,13 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type { KvRows } from '../../../src/backend/contract.js';
 import { buildGatherGraph, buildWidenGraph, gatherSelected, widen, type GatherInput } from '../../../src/backend/cpu/keys.js';
-import { nativeSelect } from '../../../src/backend/cpu/native-select.js';
+import { nativeLoops } from '../../../src/backend/cpu/native-loops.js';
 import { loadOrt, type Ort } from '../../../src/backend/cpu/sessions.js';
 import { mulberry32 } from '../../../src/demo/rng.js';
 import type { ModelConfig } from '../../../src/model/config.js';
 import { randomHeads } from './helpers.js';
 
-const native = nativeSelect(2);
+const native = nativeLoops(2);
 const skip = native ? false : 'the native addon is absent or built without gatherRotated (npm run build:native)';
 
 /** The fields of a model's config the keys graphs read. */

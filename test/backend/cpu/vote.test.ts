@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { before, describe, it } from 'node:test';
 import type * as ortTypes from 'onnxruntime-node';
 import type { KvRows } from '../../../src/backend/contract.js';
-import { nativeSelect } from '../../../src/backend/cpu/native-select.js';
+import { nativeLoops } from '../../../src/backend/cpu/native-loops.js';
 import { loadOrt, type Ort } from '../../../src/backend/cpu/sessions.js';
 import { buildVoteGraph, topBySoftVote } from '../../../src/backend/cpu/vote.js';
 import { softVoteTopK } from '../../../src/backend/reference/math.js';
@@ -14,7 +14,7 @@ import type { ModelConfig } from '../../../src/model/config.js';
 import { mulberry32 } from '../../../src/demo/rng.js';
 import { randomHeads } from './helpers.js';
 
-const native = nativeSelect(2);
+const native = nativeLoops(2);
 const skip = native ? false : 'the native addon is absent or built without softVoteTopK (npm run build:native)';
 
 /** The fields of a model's config the vote reads. */
