@@ -8,7 +8,7 @@
 //   graphs.ts, attention.ts, vote.ts, keys.ts   the ONNX graphs: projections + MLP, attention,
 //                 TokenSelect's vote, the keys attention reads (selected rows gathered and rotated, f16 cast)
 //   attention-softplus.ts   the attention graph of softplus-attention models
-//   native-loops.ts   the vote and the keys in the native addon's loops, when it has them
+//   native-loops.ts   the vote, the keys and a decoded row's attention in the native addon's loops, when it has them
 //   sessions.ts   onnxruntime-node, session options, graph files
 //   sequence.ts   KV storage (kv-store.ts, half.ts) and the step
 //   embedding.ts  embedding rows read on demand;  profile.ts  where step time goes (benchmarks)
