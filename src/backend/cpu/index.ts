@@ -49,7 +49,7 @@ export class CpuBackend implements Backend {
     readonly ort: Ort,
     readonly sessions: CpuSessions,
     readonly embedding: Embedding,
-    /** TokenSelect's vote and the keys attention reads in native loops; null: ORT graphs (vote.ts, keys.ts). */
+    /** The vote, the keys attention reads and a decoded row's attention in native loops; null: ORT graphs (vote.ts, keys.ts, attention.ts). */
     readonly native: NativeLoops | null = null,
   ) {
     const c = model.config;
