@@ -608,9 +608,8 @@ Napi::Value GatherRotated(const Napi::CallbackInfo& info) {
 
 /** A Float32Array argument of at least `need` elements. */
 float* float32Arg(const Napi::Value& v, size_t need, const char* what) {
-  if (!v.IsTypedArray() || v.As<Napi::TypedArray>().TypedArrayType() != napi_float32_array) typeError(v.Env(), std::string(what) + " must be a Float32Array");
-  auto a = v.As<Napi::Float32Array>();
-  if (a.ElementLength() < need) typeError(v.Env(), std::string(what) + " is too short");
+  Napi::Float32Array a = getFloat32(v, what);
+  if (a.ElementLength() < need) throw Napi::RangeError::New(v.Env(), std::string(what) + " is too short");
   return a.Data();
 }
 
@@ -626,11 +625,11 @@ Napi::Value AttendCausal(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   if (info.Length() < 10) typeError(env, "attendCausal(q, rows, heads, headDim, keys, values, T, offset, out, threads)");
   ctx::CausalAttention a;
-  a.rows = info[1].As<Napi::Number>().Int32Value();
-  a.heads = info[2].As<Napi::Number>().Int32Value();
-  a.headDim = info[3].As<Napi::Number>().Int32Value();
-  a.T = info[6].As<Napi::Number>().Int32Value();
-  a.offset = info[7].As<Napi::Number>().Int32Value();
+  a.rows = getCount(info, 1, "rows");
+  a.heads = getCount(info, 2, "heads");
+  a.headDim = getCount(info, 3, "headDim");
+  a.T = getCount(info, 6, "T");
+  a.offset = getCount(info, 7, "offset");
   if (a.rows < 0 || a.heads <= 0 || a.headDim <= 0 || a.T < 0) typeError(env, "attendCausal: negative or zero sizes");
   const size_t qSize = static_cast<size_t>(a.rows) * a.heads * a.headDim;
   const size_t kvSize = static_cast<size_t>(a.T) * a.headDim;
@@ -639,7 +638,7 @@ Napi::Value AttendCausal(const Napi::CallbackInfo& info) {
   a.values = float32Args(info[5], kvSize, "values");
   a.out = float32Arg(info[8], qSize, "out");
   if (a.keys.empty() || a.keys.size() != a.values.size() || a.heads % a.keys.size() != 0) typeError(env, "attendCausal: heads must be a multiple of the KV heads");
-  ctx::attendCausal(a, std::max(1, info[9].As<Napi::Number>().Int32Value()));
+  ctx::attendCausal(a, std::max(1, getCount(info, 9, "threads")));
   return env.Undefined();
 }
 
