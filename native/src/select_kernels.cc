@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cmath>
 #include <condition_variable>
+#include <cstring>
 #include <functional>
 #include <limits>
 #include <mutex>
@@ -328,6 +329,34 @@ void rotateRow(const float* x, const float* c, const float* sn, const RopeRows& 
   }
 }
 
+/**
+ * The k-th largest of v[0, n) (1 ≤ k ≤ n; v ≥ +0, as votes are, so the values order as their bit
+ * patterns): a histogram of the bits' top 16 (sign, exponent, 4 mantissa bits) finds the bucket
+ * that holds it, then nth_element runs within that bucket only — a few hundred values of ~30K,
+ * where nth_element over a copy of all of them took a fifth of a layer's vote at 32K rows.
+ */
+double kthLargest(const double* v, int32_t n, int32_t k) {
+  thread_local std::vector<int32_t> hist;
+  thread_local std::vector<double> bucket;
+  const auto top16 = [](double x) {
+    uint64_t b;
+    std::memcpy(&b, &x, sizeof b);
+    return static_cast<uint32_t>(b >> 48);
+  };
+  hist.assign(1 << 16, 0);
+  for (int32_t j = 0; j < n; j++) hist[top16(v[j])]++;
+  int32_t b = (1 << 16) - 1;
+  int32_t above = 0;  // values in buckets above b
+  while (above + hist[b] < k) above += hist[b--];
+  bucket.clear();
+  for (int32_t j = 0; j < n; j++) {
+    if (top16(v[j]) == static_cast<uint32_t>(b)) bucket.push_back(v[j]);
+  }
+  const int32_t r = k - above - 1;  // its rank within the bucket, largest first
+  std::nth_element(bucket.begin(), bucket.begin() + r, bucket.end(), std::greater<double>());
+  return bucket[r];
+}
+
 }  // namespace
 
 std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& keys, int32_t from, int32_t to, int32_t k, int32_t threads) {
@@ -418,9 +447,7 @@ std::vector<int32_t> softVoteTopK(const float* qbar, int32_t Hq, const KvHeads& 
 
   // The k largest votes, ties to the lower row: τ = the k-th largest vote; every row above τ, and
   // the first rows at τ until there are k — collected in row order, so already ascending.
-  std::vector<double> sorted(vt, vt + nc);
-  std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<double>());
-  const double tau = sorted[k - 1];
+  const double tau = kthLargest(vt, nc, k);
   int32_t atTau = k - static_cast<int32_t>(std::count_if(vt, vt + nc, [tau](double v) { return v > tau; }));
   top.reserve(k);
   for (int32_t j = 0; j < nc; j++) {
