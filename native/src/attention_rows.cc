@@ -1,10 +1,13 @@
 #include "attention_rows.h"
 
-#include <immintrin.h>
-
 #include <algorithm>
 #include <cmath>
 #include <thread>
+
+#if defined(__x86_64__) && defined(__GNUC__)
+#include <immintrin.h>
+#define CTX_AVX2_PATH 1
+#endif
 
 namespace ctx {
 namespace {
@@ -42,6 +45,7 @@ void attendGroupPlain(const float* q, const float* keys, const float* values, in
   }
 }
 
+#ifdef CTX_AVX2_PATH
 // ---- AVX2 + FMA (head dims that are multiples of 8) ----------------------------------------------
 
 __attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
@@ -173,9 +177,14 @@ __attribute__((target("avx2,fma"))) void attendGroupAvx2(const float* q, const f
   }
 }
 
+#endif  // CTX_AVX2_PATH
+
 GroupFn pickGroupFn(int G, int D) {
+#ifdef CTX_AVX2_PATH
   static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  return avx2 && D % 8 == 0 && G <= 16 ? attendGroupAvx2 : attendGroupPlain;
+  if (avx2 && D % 8 == 0 && G <= 16) return attendGroupAvx2;
+#endif
+  return attendGroupPlain;
 }
 
 }  // namespace
