@@ -4,10 +4,7 @@
 #include <cmath>
 #include <thread>
 
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define CTX_AVX2_PATH 1
-#endif
+#include "wide_math.h"
 
 namespace ctx {
 namespace {
@@ -45,44 +42,12 @@ void attendGroupPlain(const float* q, const float* keys, const float* values, in
   }
 }
 
-#ifdef CTX_AVX2_PATH
-// ---- AVX2 + FMA (head dims that are multiples of 8) ----------------------------------------------
-
-__attribute__((target("avx2,fma"))) inline float sum8(__m256 v) {
-  __m128 x = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_add_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_add_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
-}
-
-__attribute__((target("avx2,fma"))) inline float max8(__m256 v) {
-  __m128 x = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-  x = _mm_max_ps(x, _mm_movehl_ps(x, x));
-  x = _mm_max_ss(x, _mm_movehdup_ps(x));
-  return _mm_cvtss_f32(x);
-}
-
-// e^x for x ≤ 0 (scores minus their max), within ~2 float ulps: x = n·ln2 + r, |r| ≤ ln2/2,
-// e^r by a degree-6 polynomial (Cephes' expf coefficients), 2^n through the exponent bits.
-__attribute__((target("avx2,fma"))) inline __m256 expNonPositive(__m256 x) {
-  x = _mm256_max_ps(x, _mm256_set1_ps(-87.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-  const __m256 y = _mm256_add_ps(_mm256_fmadd_ps(_mm256_mul_ps(p, r), r, r), _mm256_set1_ps(1.0f));
-  const __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_mul_ps(y, _mm256_castsi256_ps(e));
-}
+#ifdef CTX_WIDE_PATH
+// ---- AVX2 + FMA (wide_math.h; head dims that are multiples of 8) ------------------------------
 
 // q · k for eight consecutive keys: one accumulator per key over the D/8 chunks (eight independent
-// FMA chains), then a horizontal-add tree turns the eight accumulators into the eight sums.
-__attribute__((target("avx2,fma"))) inline __m256 dot8Keys(const float* q, const float* k, int D) {
+// FMA chains), then laneSums turns the eight accumulators into the eight sums.
+CTX_WIDE inline __m256 dot8Keys(const float* q, const float* k, int D) {
   __m256 a[8];
 #pragma GCC unroll 8
   for (int r = 0; r < 8; r++) a[r] = _mm256_setzero_ps();
@@ -91,18 +56,16 @@ __attribute__((target("avx2,fma"))) inline __m256 dot8Keys(const float* q, const
 #pragma GCC unroll 8
     for (int r = 0; r < 8; r++) a[r] = _mm256_fmadd_ps(qv, _mm256_loadu_ps(k + static_cast<size_t>(r) * D + d), a[r]);
   }
-  const __m256 s0123 = _mm256_hadd_ps(_mm256_hadd_ps(a[0], a[1]), _mm256_hadd_ps(a[2], a[3]));
-  const __m256 s4567 = _mm256_hadd_ps(_mm256_hadd_ps(a[4], a[5]), _mm256_hadd_ps(a[6], a[7]));
-  return _mm256_add_ps(_mm256_permute2f128_ps(s0123, s4567, 0x20), _mm256_permute2f128_ps(s0123, s4567, 0x31));
+  return laneSums(a);
 }
 
-__attribute__((target("avx2,fma"))) float dot(const float* q, const float* k, int D) {
+CTX_WIDE float dot(const float* q, const float* k, int D) {
   __m256 acc = _mm256_setzero_ps();
   for (int d = 0; d < D; d += 8) acc = _mm256_fmadd_ps(_mm256_loadu_ps(q + d), _mm256_loadu_ps(k + d), acc);
   return sum8(acc);
 }
 
-__attribute__((target("avx2,fma"))) void attendGroupAvx2(const float* q, const float* keys, const float* values, int n, int G, int D, float scale, float* s, int stride, float* out) {
+CTX_WIDE void attendGroupWide(const float* q, const float* keys, const float* values, int n, int G, int D, float scale, float* s, int stride, float* out) {
   // Scores, block by block; each head's running max.
   const __m256 vscale = _mm256_set1_ps(scale);
   float max[16];
@@ -177,12 +140,11 @@ __attribute__((target("avx2,fma"))) void attendGroupAvx2(const float* q, const f
   }
 }
 
-#endif  // CTX_AVX2_PATH
+#endif  // CTX_WIDE_PATH
 
 GroupFn pickGroupFn(int G, int D) {
-#ifdef CTX_AVX2_PATH
-  static const bool avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
-  if (avx2 && D % 8 == 0 && G <= 16) return attendGroupAvx2;
+#ifdef CTX_WIDE_PATH
+  if (wideCpu() && D % 8 == 0 && G <= 16) return attendGroupWide;
 #endif
   return attendGroupPlain;
 }

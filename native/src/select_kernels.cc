@@ -16,13 +16,7 @@
 #include <thread>
 
 #include "dtype.h"
-
-#if defined(__x86_64__) && defined(__GNUC__)
-#include <immintrin.h>
-#define CTX_WIDE_PATH 1
-// Functions compiled for AVX2 + FMA + F16C, called only after wideCpu() said the CPU has them.
-#define CTX_WIDE __attribute__((target("avx2,fma,f16c")))
-#endif
+#include "wide_math.h"
 
 namespace ctx {
 namespace {
@@ -82,15 +76,6 @@ constexpr int32_t kChunkRows = 512;
 /** Threads worth starting for `rows` rows of work, at least `perThread` each (a thread start costs tens of microseconds). */
 int32_t threadsFor(int64_t rows, int32_t threads, int64_t perThread) {
   return static_cast<int32_t>(std::max<int64_t>(1, std::min<int64_t>(threads, rows / perThread)));
-}
-
-bool wideCpu() {
-#ifdef CTX_WIDE_PATH
-  static const bool ok = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c");
-  return ok;
-#else
-  return false;
-#endif
 }
 
 #ifdef CTX_WIDE_PATH
@@ -180,41 +165,6 @@ void votePlain(const float* e, int32_t blocks, int32_t nc, const double* invZ, i
 // ---- the same with AVX2 + FMA + F16C ------------------------------------------------------------
 
 #ifdef CTX_WIDE_PATH
-/** The 8 lane sums of a[0..7], as one vector: lane b = Σ lanes of a[b]. */
-CTX_WIDE inline __m256 laneSums(const __m256* a) {
-  const __m256 t0 = _mm256_hadd_ps(a[0], a[1]);
-  const __m256 t1 = _mm256_hadd_ps(a[2], a[3]);
-  const __m256 t2 = _mm256_hadd_ps(a[4], a[5]);
-  const __m256 t3 = _mm256_hadd_ps(a[6], a[7]);
-  const __m256 u0 = _mm256_hadd_ps(t0, t1);  // [a0..a3 over lanes 0-3 | a0..a3 over lanes 4-7]
-  const __m256 u1 = _mm256_hadd_ps(t2, t3);  // the same for a4..a7
-  return _mm256_add_ps(_mm256_permute2f128_ps(u0, u1, 0x20), _mm256_permute2f128_ps(u0, u1, 0x31));
-}
-
-/**
- * exp(x) for x ≤ 0 (scores less their maximum), to about 1 ulp: x = n·ln2 + r, |r| ≤ ln2/2,
- * exp(r) by its Taylor series to r⁷ (remainder < 6e-9 relative), times 2ⁿ; 0 below float's range.
- */
-CTX_WIDE inline __m256 expNonPositive(__m256 x) {
-  const __m256 lowest = _mm256_set1_ps(-87.33654f);  // ln(FLT_MIN)
-  const __m256 under = _mm256_cmp_ps(x, lowest, _CMP_LT_OQ);
-  x = _mm256_min_ps(_mm256_max_ps(x, lowest), _mm256_set1_ps(88.0f));
-  const __m256 n = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-  // ln 2 in two parts (Cody–Waite) so that n·ln2 is subtracted without rounding error.
-  __m256 r = _mm256_fnmadd_ps(n, _mm256_set1_ps(0.693359375f), x);
-  r = _mm256_fnmadd_ps(n, _mm256_set1_ps(-2.12194440e-4f), r);
-  __m256 p = _mm256_set1_ps(1.0f / 5040);
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 720));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 120));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 24));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f / 6));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(0.5f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.0f));
-  const __m256i twoN = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127)), 23);
-  return _mm256_andnot_ps(under, _mm256_mul_ps(p, _mm256_castsi256_ps(twoN)));
-}
-
 constexpr int32_t kWideMaxD = 256;
 constexpr int32_t kWideMaxBlocks = 4;  // G ≤ 32
 
